@@ -1,0 +1,105 @@
+import type { OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import type { ModuleRef } from '@nestjs/core';
+import { getDataSourceToken } from '@nestjs/typeorm';
+import type { DataSource, EntityManager } from 'typeorm';
+import { messages } from '../errors/messages.js';
+import { ModuleNotInitializedError } from '../errors/module-not-initialized.error.js';
+import { NoSessionContextError } from '../errors/no-session-context.error.js';
+import { SessionContextEndedError } from '../errors/session-context-ended.error.js';
+import { UnknownDataSourceError } from '../errors/unknown-data-source.error.js';
+import { TransactionRunner } from '../transactional/transaction-runner.js';
+import type { ResolvedModuleOptions } from '../typeorm-context.options.js';
+import { contextStorage } from './context-storage.js';
+import { reportError } from './logger.js';
+import { LazySession, type SessionHooks } from './lazy-session.js';
+import { assertSupportedDriver, type BeginOptions } from './transaction-dialect.js';
+
+/**
+ * The module's runtime: the configured data sources, the hooks, and the lookup of the current
+ * session. Decorators reach it without DI through `SessionRuntime.get()`.
+ */
+export class SessionRuntime implements OnModuleInit, OnApplicationShutdown {
+  private static active?: SessionRuntime;
+  private readonly dataSources = new Map<string, DataSource>();
+  /** Hooks every session of this runtime runs. */
+  readonly hooks: SessionHooks;
+  /** Decides propagation for every transactional block. */
+  readonly transactions = new TransactionRunner(this);
+
+  constructor(
+    /** The module options, defaults applied. */
+    readonly options: ResolvedModuleOptions,
+    private readonly moduleRef: ModuleRef,
+  ) {
+    this.hooks = {
+      onSessionStart: options.onSessionStart,
+      beforeCommit: options.beforeCommit,
+      reportError,
+    };
+  }
+
+  /** The runtime of the initialized application. */
+  static get(): SessionRuntime {
+    if (!SessionRuntime.active) throw new ModuleNotInitializedError(messages.notInitialized());
+    return SessionRuntime.active;
+  }
+
+  /** Resolves every configured data source from `@nestjs/typeorm` at startup. */
+  onModuleInit(): void {
+    for (const name of this.options.dataSources) {
+      let dataSource: DataSource;
+      try {
+        dataSource = this.moduleRef.get<DataSource>(getDataSourceToken(name), { strict: false });
+      } catch (cause) {
+        throw new UnknownDataSourceError(messages.dataSourceNotRegistered(name), { cause });
+      }
+      assertSupportedDriver(dataSource.options.type);
+      this.dataSources.set(name, dataSource);
+    }
+    SessionRuntime.active = this;
+  }
+
+  /** Forgets this runtime when the application shuts down. */
+  onApplicationShutdown(): void {
+    if (SessionRuntime.active === this) SessionRuntime.active = undefined;
+  }
+
+  /** The data source called `name`; throws a how-to-fix error for an unknown name. */
+  dataSource(name: string): DataSource {
+    const dataSource = this.dataSources.get(name);
+    if (dataSource === undefined) {
+      throw new UnknownDataSourceError(messages.unknownDataSource(name, this.options.dataSources));
+    }
+    return dataSource;
+  }
+
+  /** A new session of `name`, not attached to any context. */
+  createSession(name: string, begin?: BeginOptions): LazySession {
+    return new LazySession(name, this.dataSource(name), this.hooks, begin);
+  }
+
+  /**
+   * The current context's session for `name` (a block's own session or plain manager first),
+   * created on first use. Throws at once outside a context or after the context ended.
+   */
+  current(name: string): LazySession | EntityManager {
+    const frame = contextStorage.getStore();
+    const override = frame?.find(name);
+    if (override !== undefined) return override;
+    const unit = frame?.unit;
+    if (unit === undefined) throw new NoSessionContextError(messages.noContext(name));
+    if (unit.ended) throw new SessionContextEndedError(messages.contextEnded(name));
+    return unit.session(name, () => this.createSession(name));
+  }
+
+  /** Like `current()` but never creates a session. */
+  existing(name: string): LazySession | EntityManager | undefined {
+    const frame = contextStorage.getStore();
+    const override = frame?.find(name);
+    if (override !== undefined) return override;
+    const unit = frame?.unit;
+    if (unit === undefined) throw new NoSessionContextError(messages.noContext(name));
+    this.dataSource(name);
+    return unit.sessions.get(name);
+  }
+}

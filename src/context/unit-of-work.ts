@@ -1,0 +1,61 @@
+import type { LazySession } from './lazy-session.js';
+
+/**
+ * The sessions of one request, job or `runInNewContext()`: at most one per data source, created
+ * on first use, committed or rolled back together and always released when the unit completes.
+ */
+export class UnitOfWork {
+  /** Sessions by data source name, in creation order (the order they commit in). */
+  readonly sessions = new Map<string, LazySession>();
+  /** True once the unit completed: its sessions are dead and new ones are refused. */
+  ended = false;
+  /** True once an interceptor owns completing this unit. */
+  claimed = false;
+  /** Called once, when the first session is created (the middleware arms its cleanup here). */
+  onFirstSession?: () => void;
+
+  /** The session for `dataSource`, created by `create` on first use. */
+  session(dataSource: string, create: () => LazySession): LazySession {
+    let session = this.sessions.get(dataSource);
+    if (session === undefined) {
+      session = create();
+      this.sessions.set(dataSource, session);
+      const armCleanup = this.onFirstSession;
+      if (armCleanup) {
+        this.onFirstSession = undefined;
+        armCleanup();
+      }
+    }
+    return session;
+  }
+
+  /**
+   * Ends the unit: commits every session in order when `commit` is true (after the first failure
+   * the rest are rolled back), then closes them all, which rolls back what is uncommitted and
+   * releases every connection, whatever failed. Rethrows the first commit failure. Calling it
+   * again returns the same completion.
+   */
+  complete(commit: boolean): Promise<void> {
+    this.completion ??= this.finish(commit);
+    return this.completion;
+  }
+
+  private completion?: Promise<void>;
+
+  private async finish(commit: boolean): Promise<void> {
+    let failure: { error: unknown } | undefined;
+    if (commit) {
+      for (const session of [...this.sessions.values()]) {
+        try {
+          await session.commit();
+        } catch (error) {
+          failure = { error };
+          break;
+        }
+      }
+    }
+    this.ended = true;
+    await Promise.all([...this.sessions.values()].map((session) => session.close('context-ended')));
+    if (failure) throw failure.error;
+  }
+}

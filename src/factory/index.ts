@@ -1,0 +1,2 @@
+export * from './session-factory.js';
+export * from './session.js';

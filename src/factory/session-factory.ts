@@ -1,0 +1,53 @@
+import { Injectable } from '@nestjs/common';
+import { ContextFrame } from '../context/context-frame.js';
+import { contextStorage } from '../context/context-storage.js';
+import { SessionRuntime } from '../context/session-runtime.js';
+import { UnitOfWork } from '../context/unit-of-work.js';
+import type {
+  SessionCallback,
+  SessionOptions,
+  TransactionOptions,
+} from '../interfaces/transaction-options.interface.js';
+import { Propagation } from '../transactional/propagation.enum.js';
+import { checkSessionOptions, DEFAULT_DATA_SOURCE } from '../typeorm-context.options.js';
+import { Session } from './session.js';
+
+/** Independent sessions, each on its own connection: the tool for parallel work. */
+@Injectable()
+export class SessionFactory {
+  constructor(private readonly runtime: SessionRuntime) {}
+
+  /**
+   * Runs `fn` in a fresh context with sessions of its own: committed when `fn` resolves, rolled
+   * back if it rejects, always released. Works inside or outside any other context.
+   */
+  runInNewContext<T>(fn: () => Promise<T> | T): Promise<T> {
+    const unit = new UnitOfWork();
+    return contextStorage.run(new ContextFrame(unit), async () => {
+      let result: T;
+      try {
+        result = await fn();
+      } catch (error) {
+        await unit.complete(false).catch(() => undefined);
+        throw error;
+      }
+      await unit.complete(true);
+      return result;
+    });
+  }
+
+  /** A new independent session (sync and lazy); the caller commits and closes it. */
+  open(options: SessionOptions = {}): Session {
+    checkSessionOptions(options);
+    const { dataSource = DEFAULT_DATA_SOURCE, isolationLevel, readOnly } = options;
+    return new Session(this.runtime.createSession(dataSource, { isolationLevel, readOnly }));
+  }
+
+  /**
+   * Runs `fn` on a new independent session (`Propagation.REQUIRES_NEW` by default), committed
+   * when `fn` resolves and rolled back if it rejects. Inside `fn` it is the current session.
+   */
+  atomic<T>(fn: SessionCallback<T>, options?: TransactionOptions): Promise<T> {
+    return this.runtime.transactions.run(options, fn, Propagation.REQUIRES_NEW);
+  }
+}

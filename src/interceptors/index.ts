@@ -1,0 +1,1 @@
+export * from './auto-commit.interceptor.js';

@@ -1,0 +1,18 @@
+import type { EntityManager } from 'typeorm';
+
+/** A hook called with a session's `EntityManager` and its data source name. */
+export type SessionHook = (session: EntityManager, dataSource: string) => Promise<void> | void;
+
+/** Options of `TypeOrmContextModule.forRoot()` / `forRootAsync()`. */
+export interface TypeOrmContextModuleOptions {
+  /** Names of the `@nestjs/typeorm` data sources that get context sessions. Default: `['default']`. */
+  dataSources?: string[];
+  /** Register `AutoCommitInterceptor` globally. Default: `true`. */
+  autoCommit?: boolean;
+  /** Open the context in a middleware, before guards run, for every HTTP route. Default: `true`. */
+  middleware?: boolean;
+  /** Runs right after a session begins a transaction, before its first query (e.g. `SET LOCAL`). Default: none. */
+  onSessionStart?: SessionHook;
+  /** Runs before every commit of a session, on every commit path. Default: none. */
+  beforeCommit?: SessionHook;
+}

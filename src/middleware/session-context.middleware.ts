@@ -1,0 +1,31 @@
+import { Injectable, type NestMiddleware } from '@nestjs/common';
+import { ContextFrame } from '../context/context-frame.js';
+import { contextStorage } from '../context/context-storage.js';
+import { reportError } from '../context/logger.js';
+import { UnitOfWork } from '../context/unit-of-work.js';
+
+/** The part of a Node response the middleware needs (Express and Fastify raw responses alike). */
+interface ClosableResponse {
+  once(event: 'close', listener: () => void): unknown;
+}
+
+/**
+ * Opens the request's context before guards and pipes run, so an auth guard can load the user
+ * through the session. The interceptor commits it; if the interceptor never runs (a guard
+ * threw, or the route has none), the context is rolled back and released when the response closes.
+ */
+@Injectable()
+export class SessionContextMiddleware implements NestMiddleware {
+  /** Runs the rest of the request inside a new context. */
+  use(_request: unknown, response: ClosableResponse, next: () => void): void {
+    const unit = new UnitOfWork();
+    unit.onFirstSession = () => {
+      if (unit.claimed) return;
+      response.once('close', () => {
+        if (unit.claimed) return;
+        unit.complete(false).catch((error: unknown) => reportError('Request cleanup failed', error));
+      });
+    };
+    contextStorage.run(new ContextFrame(unit), next);
+  }
+}

@@ -1,0 +1,2 @@
+export * from './propagation.enum.js';
+export * from './transactional.decorator.js';

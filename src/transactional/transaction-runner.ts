@@ -1,0 +1,245 @@
+import type { EntityManager } from 'typeorm';
+import { ContextFrame } from '../context/context-frame.js';
+import { contextStorage } from '../context/context-storage.js';
+import { LazySession } from '../context/lazy-session.js';
+import { logger } from '../context/logger.js';
+import type { SessionRuntime } from '../context/session-runtime.js';
+import { UnitOfWork } from '../context/unit-of-work.js';
+import { messages } from '../errors/messages.js';
+import { SessionContextEndedError } from '../errors/session-context-ended.error.js';
+import { TransactionNotAllowedError } from '../errors/transaction-not-allowed.error.js';
+import { TransactionRequiredError } from '../errors/transaction-required.error.js';
+import { TransactionTimeoutError } from '../errors/transaction-timeout.error.js';
+import type {
+  SessionCallback,
+  TransactionOptions,
+} from '../interfaces/transaction-options.interface.js';
+import {
+  type ResolvedTransactionOptions,
+  resolveTransactionOptions,
+} from '../typeorm-context.options.js';
+import { Propagation } from './propagation.enum.js';
+import { isRetryableError } from './retryable-error.js';
+
+/** The transaction a block finds for its data source: a session, the unit's lazy one, or none. */
+type Current = LazySession | UnitOfWork | undefined;
+
+/**
+ * The one place that decides propagation, for `@Transactional()`, `sessionContext.atomic()` and
+ * `sessionFactory.atomic()` alike.
+ */
+export class TransactionRunner {
+  private readonly warned = new WeakSet<object>();
+
+  constructor(private readonly runtime: SessionRuntime) {}
+
+  /** Runs `fn` with the session its propagation gives it. */
+  async run<T>(
+    options: TransactionOptions | undefined,
+    fn: SessionCallback<T>,
+    defaultPropagation: Propagation = Propagation.REQUIRED,
+  ): Promise<T> {
+    const resolved = resolveTransactionOptions(options, defaultPropagation);
+    const name = resolved.dataSource;
+    this.runtime.dataSource(name);
+    const frame = contextStorage.getStore();
+    const current = this.current(frame, name);
+    switch (resolved.propagation) {
+      case Propagation.REQUIRED:
+        return current ? this.join(current, resolved, fn, options) : this.own(resolved, fn, frame);
+      case Propagation.REQUIRES_NEW:
+        return this.own(resolved, fn, frame);
+      case Propagation.NESTED:
+        return current ? this.nest(current, resolved, fn, options) : this.own(resolved, fn, frame);
+      case Propagation.MANDATORY:
+        if (!current) throw new TransactionRequiredError(messages.transactionRequired(name));
+        return this.join(current, resolved, fn, options);
+      case Propagation.NEVER:
+        if (current) throw new TransactionNotAllowedError(messages.transactionNotAllowed(name));
+        return this.without(frame, name, fn);
+      case Propagation.SUPPORTS:
+        return current ? this.join(current, resolved, fn, options) : this.without(frame, name, fn);
+      case Propagation.NOT_SUPPORTED:
+        return this.without(frame, name, fn);
+    }
+  }
+
+  private current(frame: ContextFrame | undefined, name: string): Current {
+    const override = frame?.find(name);
+    if (override !== undefined) return override instanceof LazySession ? override : undefined;
+    const unit = frame?.unit;
+    if (unit?.ended) throw new SessionContextEndedError(messages.contextEnded(name));
+    return unit;
+  }
+
+  private session(current: LazySession | UnitOfWork, name: string): LazySession {
+    return current instanceof LazySession
+      ? current
+      : current.session(name, () => this.runtime.createSession(name));
+  }
+
+  /** REQUIRED and friends with a transaction: an escaping error makes it rollback-only. */
+  private async join<T>(
+    current: LazySession | UnitOfWork,
+    options: ResolvedTransactionOptions,
+    fn: SessionCallback<T>,
+    raw: TransactionOptions | undefined,
+  ): Promise<T> {
+    this.warnIgnored(options, raw, 'joins the current transaction');
+    const session = this.session(current, options.dataSource);
+    try {
+      return await fn(session.manager);
+    } catch (error) {
+      session.rollbackOnly = true;
+      throw error;
+    }
+  }
+
+  /** NESTED: a SAVEPOINT; rolling back to it also restores the rollback-only mark it found. */
+  private async nest<T>(
+    current: LazySession | UnitOfWork,
+    options: ResolvedTransactionOptions,
+    fn: SessionCallback<T>,
+    raw: TransactionOptions | undefined,
+  ): Promise<T> {
+    this.warnIgnored(options, raw, 'runs in a savepoint of the current transaction');
+    const session = this.session(current, options.dataSource);
+    const rollbackOnly = session.rollbackOnly;
+    await session.savepoint();
+    let result: T;
+    try {
+      result = await fn(session.manager);
+    } catch (error) {
+      await session.endSavepoint(false);
+      session.rollbackOnly = rollbackOnly;
+      throw error;
+    }
+    await session.endSavepoint(true);
+    return result;
+  }
+
+  /** A transaction this call owns, re-run on a serialization failure or deadlock. */
+  private async own<T>(
+    options: ResolvedTransactionOptions,
+    fn: SessionCallback<T>,
+    frame: ContextFrame | undefined,
+  ): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.ownOnce(options, fn, frame);
+      } catch (error) {
+        if (attempt >= options.retry || !isRetryableError(error)) throw error;
+        logger.warn(`Retrying transaction of '${options.dataSource}' (${attempt + 1}/${options.retry}) after: ${String(error)}`);
+      }
+    }
+  }
+
+  private async ownOnce<T>(
+    options: ResolvedTransactionOptions,
+    fn: SessionCallback<T>,
+    frame: ContextFrame | undefined,
+  ): Promise<T> {
+    const { dataSource: name, isolationLevel, readOnly, timeout } = options;
+    const create = () => this.runtime.createSession(name, { isolationLevel, readOnly, timeout });
+    if (frame?.unit !== undefined) {
+      // Inside a context: an independent session, current only for the code of this block.
+      const session = create();
+      const inner = frame.with(name, session);
+      return this.settle(
+        () => contextStorage.run(inner, () => fn(session.manager)),
+        session,
+        options,
+        async (commit) => {
+          try {
+            if (commit) await session.commit();
+          } finally {
+            await session.close('context-ended');
+          }
+        },
+      );
+    }
+    // Outside any context: a context of its own for the call, like runInNewContext().
+    const unit = new UnitOfWork();
+    const session = unit.session(name, create);
+    return contextStorage.run(new ContextFrame(unit), () =>
+      this.settle(() => fn(session.manager), session, options, (commit) => unit.complete(commit)),
+    );
+  }
+
+  /** Runs `work`, then finishes the transaction: commit on success, roll back on failure. */
+  private async settle<T>(
+    work: () => Promise<T> | T,
+    session: LazySession,
+    options: ResolvedTransactionOptions,
+    finish: (commit: boolean) => Promise<void>,
+  ): Promise<T> {
+    let result: T;
+    try {
+      result = await this.timed(work, session, options);
+    } catch (error) {
+      await finish(false).catch((rollbackError: unknown) =>
+        this.runtime.hooks.reportError('Rollback after a failed block failed', rollbackError),
+      );
+      throw error;
+    }
+    await finish(true);
+    return result;
+  }
+
+  private async timed<T>(
+    work: () => Promise<T> | T,
+    session: LazySession,
+    options: ResolvedTransactionOptions,
+  ): Promise<T> {
+    const { timeout, dataSource } = options;
+    if (timeout === undefined) return work();
+    const error = new TransactionTimeoutError(messages.timeout(dataSource, timeout));
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        reject(error);
+        void session.abort(error);
+      }, timeout);
+    });
+    const started = Date.now();
+    try {
+      return await Promise.race([work(), expired]);
+    } catch (cause) {
+      // PostgreSQL's statement_timeout may win the race against the timer: same outcome.
+      if (cause === error || Date.now() - started < timeout) throw cause;
+      await session.abort(error);
+      throw new TransactionTimeoutError(error.message, { cause });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** NEVER, SUPPORTS without a transaction, NOT_SUPPORTED: plain auto-committed queries. */
+  private async without<T>(
+    frame: ContextFrame | undefined,
+    name: string,
+    fn: SessionCallback<T>,
+  ): Promise<T> {
+    const manager: EntityManager = this.runtime.dataSource(name).manager;
+    const inner = (frame ?? new ContextFrame(undefined)).with(name, manager);
+    return contextStorage.run(inner, () => fn(manager));
+  }
+
+  private warnIgnored(
+    options: ResolvedTransactionOptions,
+    raw: TransactionOptions | undefined,
+    what: string,
+  ): void {
+    const ignored = (['isolationLevel', 'readOnly', 'timeout'] as const).filter(
+      (key) => options[key] !== undefined,
+    );
+    if (options.retry > 0) ignored.push('retry' as never);
+    if (ignored.length === 0 || raw === undefined || this.warned.has(raw)) return;
+    this.warned.add(raw);
+    logger.warn(
+      `A ${options.propagation} block of '${options.dataSource}' ${what}, so ${ignored.join(', ')} ` +
+        'do not apply (they shape only a transaction the block begins). Use Propagation.REQUIRES_NEW ' +
+        'for a transaction of its own.',
+    );
+  }
+}

@@ -1,0 +1,93 @@
+import { messages } from './errors/messages.js';
+import { InvalidOptionError } from './errors/invalid-option.error.js';
+import type {
+  IsolationLevel,
+  SessionOptions,
+  TransactionOptions,
+} from './interfaces/transaction-options.interface.js';
+import type { TypeOrmContextModuleOptions } from './interfaces/typeorm-context-options.interface.js';
+import { Propagation } from './transactional/propagation.enum.js';
+
+/** Name of the data source used when none is given (the `@nestjs/typeorm` default). */
+export const DEFAULT_DATA_SOURCE = 'default';
+
+/** Module options with every default applied. */
+export type ResolvedModuleOptions = Required<
+  Pick<TypeOrmContextModuleOptions, 'dataSources' | 'autoCommit' | 'middleware'>
+> &
+  Pick<TypeOrmContextModuleOptions, 'onSessionStart' | 'beforeCommit'>;
+
+/** Transaction options with every default applied. */
+export type ResolvedTransactionOptions = Required<
+  Pick<TransactionOptions, 'dataSource' | 'propagation' | 'retry'>
+> &
+  Pick<TransactionOptions, 'isolationLevel' | 'readOnly' | 'timeout'>;
+
+const ISOLATION_LEVELS: readonly IsolationLevel[] = [
+  'READ UNCOMMITTED',
+  'READ COMMITTED',
+  'REPEATABLE READ',
+  'SERIALIZABLE',
+];
+const PROPAGATIONS = Object.values(Propagation) as string[];
+
+function fail(option: string, value: unknown, expected: string): never {
+  throw new InvalidOptionError(messages.invalidOption(option, value, expected));
+}
+
+function check(ok: boolean, option: string, value: unknown, expected: string): void {
+  if (!ok) fail(option, value, expected);
+}
+
+const isName = (value: unknown): value is string => typeof value === 'string' && value.length > 0;
+const isOptionalFunction = (value: unknown) => value === undefined || typeof value === 'function';
+const isOptionalBoolean = (value: unknown) => value === undefined || typeof value === 'boolean';
+
+/** Validates module options and applies their defaults (the one place defaults live). */
+export function resolveModuleOptions(options: TypeOrmContextModuleOptions = {}): ResolvedModuleOptions {
+  const { dataSources = [DEFAULT_DATA_SOURCE], autoCommit = true, middleware = true } = options;
+  const listOk =
+    Array.isArray(dataSources) &&
+    dataSources.length > 0 &&
+    dataSources.every(isName) &&
+    new Set(dataSources).size === dataSources.length;
+  check(listOk, 'dataSources', dataSources, 'a non-empty array of distinct data source names');
+  check(typeof autoCommit === 'boolean', 'autoCommit', autoCommit, 'true or false');
+  check(typeof middleware === 'boolean', 'middleware', middleware, 'true or false');
+  check(isOptionalFunction(options.onSessionStart), 'onSessionStart', options.onSessionStart, 'a function (session, dataSource) => void | Promise<void>');
+  check(isOptionalFunction(options.beforeCommit), 'beforeCommit', options.beforeCommit, 'a function (session, dataSource) => void | Promise<void>');
+  return {
+    dataSources: [...dataSources],
+    autoCommit,
+    middleware,
+    onSessionStart: options.onSessionStart,
+    beforeCommit: options.beforeCommit,
+  };
+}
+
+/** Validates the options shared by sessions and transactions. */
+export function checkSessionOptions(options: SessionOptions): void {
+  check(options.dataSource === undefined || isName(options.dataSource), 'dataSource', options.dataSource, 'a data source name');
+  check(options.isolationLevel === undefined || ISOLATION_LEVELS.includes(options.isolationLevel), 'isolationLevel', options.isolationLevel, `one of ${ISOLATION_LEVELS.map((l) => `'${l}'`).join(', ')}`);
+  check(isOptionalBoolean(options.readOnly), 'readOnly', options.readOnly, 'true or false');
+}
+
+/** Validates transaction options and applies their defaults. */
+export function resolveTransactionOptions(
+  options: TransactionOptions = {},
+  propagation: Propagation = Propagation.REQUIRED,
+): ResolvedTransactionOptions {
+  checkSessionOptions(options);
+  const resolved = {
+    dataSource: options.dataSource ?? DEFAULT_DATA_SOURCE,
+    propagation: options.propagation ?? propagation,
+    retry: options.retry ?? 0,
+    isolationLevel: options.isolationLevel,
+    readOnly: options.readOnly,
+    timeout: options.timeout,
+  };
+  check(PROPAGATIONS.includes(resolved.propagation), 'propagation', resolved.propagation, 'a member of the Propagation enum');
+  check(Number.isInteger(resolved.retry) && resolved.retry >= 0, 'retry', resolved.retry, 'a whole number of retries, 0 or more');
+  check(resolved.timeout === undefined || (Number.isFinite(resolved.timeout) && resolved.timeout > 0), 'timeout', resolved.timeout, 'a number of milliseconds greater than 0');
+  return resolved;
+}

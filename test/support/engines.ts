@@ -1,0 +1,67 @@
+import type { DataSource, EntityManager } from 'typeorm';
+
+/** A database engine the suite runs against, with the SQL that asks it what really happened. */
+export interface Engine {
+  name: 'postgres' | 'mariadb';
+  /** TypeORM connection options (without entities). */
+  options: { type: 'postgres' | 'mariadb'; url: string };
+  /** SQL returning `{ id }`: the current transaction's id, or null when none is assigned. */
+  txidSql: string;
+  /** SQL returning `{ id }`: the server-side id of the connection. */
+  backendSql: string;
+  /** SQL that sleeps for `seconds`. */
+  sleepSql(seconds: number): string;
+}
+
+const postgres: Engine = {
+  name: 'postgres',
+  options: { type: 'postgres', url: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test' },
+  txidSql: 'SELECT txid_current_if_assigned()::text AS id',
+  backendSql: 'SELECT pg_backend_pid() AS id',
+  sleepSql: (seconds) => `SELECT pg_sleep(${seconds})`,
+};
+
+const mariadb: Engine = {
+  name: 'mariadb',
+  options: { type: 'mariadb', url: process.env.MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test' },
+  txidSql:
+    'SELECT CAST(trx_id AS CHAR) AS id FROM information_schema.innodb_trx WHERE trx_mysql_thread_id = CONNECTION_ID()',
+  backendSql: 'SELECT CONNECTION_ID() AS id',
+  sleepSql: (seconds) => `SELECT SLEEP(${seconds})`,
+};
+
+/** PostgreSQL always; MariaDB when MYSQL_URL is set (`.ci/run` sets it). */
+export const engines: Engine[] = process.env.MYSQL_URL ? [postgres, mariadb] : [postgres];
+
+/** The current transaction id seen through `manager` (null when none is assigned). */
+export async function txid(engine: Engine, manager: EntityManager): Promise<string | null> {
+  const rows: Array<{ id: string | null }> = await manager.query(engine.txidSql);
+  return rows[0]?.id ?? null;
+}
+
+/** The server-side connection id behind `manager`. */
+export async function backendId(engine: Engine, manager: EntityManager): Promise<string> {
+  const rows: Array<{ id: unknown }> = await manager.query(engine.backendSql);
+  return String(rows[0]?.id);
+}
+
+/** Connections of the data source's pool that are checked out right now. */
+export function checkedOut(dataSource: DataSource): number {
+  const driver = dataSource.driver as unknown as {
+    master?: { totalCount: number; idleCount: number };
+    pool?: { _allConnections: { length: number }; _freeConnections: { length: number } };
+  };
+  if (driver.master) return driver.master.totalCount - driver.master.idleCount;
+  if (driver.pool) return driver.pool._allConnections.length - driver.pool._freeConnections.length;
+  throw new Error('unknown pool');
+}
+
+/** Sessions the server sees open inside a transaction but doing nothing, for this database. */
+export async function idleInTransaction(engine: Engine, dataSource: DataSource): Promise<number> {
+  const sql =
+    engine.name === 'postgres'
+      ? "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'"
+      : "SELECT count(*) AS n FROM information_schema.innodb_trx t JOIN information_schema.processlist p ON p.id = t.trx_mysql_thread_id WHERE p.command = 'Sleep'";
+  const rows: Array<{ n: number | string }> = await dataSource.query(sql);
+  return Number(rows[0]?.n);
+}
