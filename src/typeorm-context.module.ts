@@ -1,4 +1,5 @@
 import {
+  type DynamicModule,
   Inject,
   type MiddlewareConsumer,
   Module,
@@ -15,6 +16,7 @@ import type { TypeOrmContextModuleOptions } from './interfaces/typeorm-context-o
 import { SessionContextMiddleware } from './middleware/session-context.middleware.js';
 import {
   ConfigurableModuleClass,
+  OPTIONS_TYPE,
   TYPEORM_CONTEXT_MODULE_OPTIONS,
 } from './typeorm-context.module-definition.js';
 import { resolveModuleOptions } from './typeorm-context.options.js';
@@ -48,6 +50,11 @@ const passThrough: NestInterceptor = { intercept: (_context, next) => next.handl
 export class TypeOrmContextModule extends ConfigurableModuleClass implements NestModule {
   constructor(@Inject(SessionRuntime) private readonly runtime: SessionRuntime) {
     super();
+  }
+
+  /** Registers the module with `options` (all optional: `forRoot()` uses the default data source). */
+  static override forRoot(options: typeof OPTIONS_TYPE = {}): DynamicModule {
+    return super.forRoot(options);
   }
 
   /** Mounts the context middleware on every route (unless `middleware: false`). */
