@@ -10,5 +10,8 @@ export const {
 } = new ConfigurableModuleBuilder<TypeOrmContextModuleOptions>({ moduleName: 'TypeOrmContext' })
   .setClassMethodName('forRoot')
   .setFactoryMethodName('createTypeOrmContextOptions')
-  .setExtras({ isGlobal: true }, (definition, extras) => ({ ...definition, global: extras.isGlobal }))
+  .setExtras({ isGlobal: true }, (definition, extras) => ({
+    ...definition,
+    global: extras.isGlobal,
+  }))
   .build();

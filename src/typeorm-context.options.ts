@@ -44,7 +44,9 @@ const isOptionalFunction = (value: unknown) => value === undefined || typeof val
 const isOptionalBoolean = (value: unknown) => value === undefined || typeof value === 'boolean';
 
 /** Validates module options and applies their defaults (the one place defaults live). */
-export function resolveModuleOptions(options: TypeOrmContextModuleOptions = {}): ResolvedModuleOptions {
+export function resolveModuleOptions(
+  options: TypeOrmContextModuleOptions = {},
+): ResolvedModuleOptions {
   const { dataSources = [DEFAULT_DATA_SOURCE], autoCommit = true, middleware = true } = options;
   const listOk =
     Array.isArray(dataSources) &&
@@ -54,8 +56,18 @@ export function resolveModuleOptions(options: TypeOrmContextModuleOptions = {}):
   check(listOk, 'dataSources', dataSources, 'a non-empty array of distinct data source names');
   check(typeof autoCommit === 'boolean', 'autoCommit', autoCommit, 'true or false');
   check(typeof middleware === 'boolean', 'middleware', middleware, 'true or false');
-  check(isOptionalFunction(options.onSessionStart), 'onSessionStart', options.onSessionStart, 'a function (session, dataSource) => void | Promise<void>');
-  check(isOptionalFunction(options.beforeCommit), 'beforeCommit', options.beforeCommit, 'a function (session, dataSource) => void | Promise<void>');
+  check(
+    isOptionalFunction(options.onSessionStart),
+    'onSessionStart',
+    options.onSessionStart,
+    'a function (session, dataSource) => void | Promise<void>',
+  );
+  check(
+    isOptionalFunction(options.beforeCommit),
+    'beforeCommit',
+    options.beforeCommit,
+    'a function (session, dataSource) => void | Promise<void>',
+  );
   return {
     dataSources: [...dataSources],
     autoCommit,
@@ -67,8 +79,18 @@ export function resolveModuleOptions(options: TypeOrmContextModuleOptions = {}):
 
 /** Validates the options shared by sessions and transactions. */
 export function checkSessionOptions(options: SessionOptions): void {
-  check(options.dataSource === undefined || isName(options.dataSource), 'dataSource', options.dataSource, 'a data source name');
-  check(options.isolationLevel === undefined || ISOLATION_LEVELS.includes(options.isolationLevel), 'isolationLevel', options.isolationLevel, `one of ${ISOLATION_LEVELS.map((l) => `'${l}'`).join(', ')}`);
+  check(
+    options.dataSource === undefined || isName(options.dataSource),
+    'dataSource',
+    options.dataSource,
+    'a data source name',
+  );
+  check(
+    options.isolationLevel === undefined || ISOLATION_LEVELS.includes(options.isolationLevel),
+    'isolationLevel',
+    options.isolationLevel,
+    `one of ${ISOLATION_LEVELS.map((l) => `'${l}'`).join(', ')}`,
+  );
   check(isOptionalBoolean(options.readOnly), 'readOnly', options.readOnly, 'true or false');
 }
 
@@ -86,8 +108,23 @@ export function resolveTransactionOptions(
     readOnly: options.readOnly,
     timeout: options.timeout,
   };
-  check(PROPAGATIONS.includes(resolved.propagation), 'propagation', resolved.propagation, 'a member of the Propagation enum');
-  check(Number.isInteger(resolved.retry) && resolved.retry >= 0, 'retry', resolved.retry, 'a whole number of retries, 0 or more');
-  check(resolved.timeout === undefined || (Number.isFinite(resolved.timeout) && resolved.timeout > 0), 'timeout', resolved.timeout, 'a number of milliseconds greater than 0');
+  check(
+    PROPAGATIONS.includes(resolved.propagation),
+    'propagation',
+    resolved.propagation,
+    'a member of the Propagation enum',
+  );
+  check(
+    Number.isInteger(resolved.retry) && resolved.retry >= 0,
+    'retry',
+    resolved.retry,
+    'a whole number of retries, 0 or more',
+  );
+  check(
+    resolved.timeout === undefined || (Number.isFinite(resolved.timeout) && resolved.timeout > 0),
+    'timeout',
+    resolved.timeout,
+    'a number of milliseconds greater than 0',
+  );
   return resolved;
 }

@@ -31,9 +31,7 @@ export class ContextFrame {
 
   /** The block override for `dataSource`, if a block of this frame chain set one. */
   find(dataSource: string): LazySession | EntityManager | undefined {
-    for (let frame: ContextFrame | undefined = this; frame; frame = frame.parent) {
-      if (frame.override !== undefined && frame.dataSource === dataSource) return frame.override;
-    }
-    return undefined;
+    if (this.override !== undefined && this.dataSource === dataSource) return this.override;
+    return this.parent?.find(dataSource);
   }
 }

@@ -64,7 +64,14 @@ export class LazySession {
     this.driverType = dataSource.options.type;
     const { query, stream, startTransaction, commitTransaction, rollbackTransaction, release } =
       runner;
-    this.original = { query, stream, startTransaction, commitTransaction, rollbackTransaction, release };
+    this.original = {
+      query,
+      stream,
+      startTransaction,
+      commitTransaction,
+      rollbackTransaction,
+      release,
+    };
 
     runner.isTransactionActive = true;
     runner.query = ((...args: Parameters<QueryRunner['query']>) =>
@@ -222,7 +229,9 @@ export class LazySession {
     if (!hook) return;
     const parent = contextStorage.getStore() ?? new ContextFrame(undefined);
     try {
-      await contextStorage.run(parent.startingFor(this), () => hook(this.manager, this.dataSourceName));
+      await contextStorage.run(parent.startingFor(this), () =>
+        hook(this.manager, this.dataSourceName),
+      );
     } catch (error) {
       runner.transactionDepth = 0;
       await this.original.query.call(runner, 'ROLLBACK').catch(() => undefined);
@@ -243,7 +252,10 @@ export class LazySession {
         // that second one) means the connection is broken: the pool must not get it back.
         const recovered =
           statement === 'commit' &&
-          (await this.original.query.call(runner, 'ROLLBACK').then(() => true, () => false));
+          (await this.original.query.call(runner, 'ROLLBACK').then(
+            () => true,
+            () => false,
+          ));
         if (!recovered) {
           this.state = 'closed';
           await discardConnection(runner, error);

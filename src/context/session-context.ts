@@ -65,6 +65,9 @@ export class SessionContext {
   afterCommit(callback: () => unknown, dataSource: string = DEFAULT_DATA_SOURCE): void {
     const session = this.runtime.current(dataSource);
     if (session instanceof LazySession) session.onCommitted(callback);
-    else void Promise.resolve().then(callback).catch((error: unknown) => reportError('afterCommit callback failed', error));
+    else
+      void Promise.resolve()
+        .then(callback)
+        .catch((error: unknown) => reportError('afterCommit callback failed', error));
   }
 }

@@ -42,7 +42,10 @@ export async function discardConnection(runner: QueryRunner, error: unknown): Pr
     isReleased: boolean;
   };
   if (internals.releasePostgresConnection) {
-    await internals.releasePostgresConnection.call(runner, error instanceof Error ? error : new Error(String(error)));
+    await internals.releasePostgresConnection.call(
+      runner,
+      error instanceof Error ? error : new Error(String(error)),
+    );
     return;
   }
   internals.databaseConnection?.destroy?.();

@@ -85,7 +85,9 @@ export class AutoCommitInterceptor implements NestInterceptor {
       return () => {
         subscription.unsubscribe();
         if (!settled) {
-          unit.complete(false).catch((error: unknown) => reportError('Rollback on unsubscribe failed', error));
+          unit
+            .complete(false)
+            .catch((error: unknown) => reportError('Rollback on unsubscribe failed', error));
         }
       };
     });

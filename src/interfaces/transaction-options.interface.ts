@@ -3,10 +3,7 @@ import type { Propagation } from '../transactional/propagation.enum.js';
 
 /** Isolation levels understood by PostgreSQL and MySQL/MariaDB. */
 export type IsolationLevel =
-  | 'READ UNCOMMITTED'
-  | 'READ COMMITTED'
-  | 'REPEATABLE READ'
-  | 'SERIALIZABLE';
+  'READ UNCOMMITTED' | 'READ COMMITTED' | 'REPEATABLE READ' | 'SERIALIZABLE';
 
 /** Options of `@Transactional()`, `sessionContext.atomic()` and `sessionFactory.atomic()`. */
 export interface TransactionOptions {

@@ -23,7 +23,9 @@ export class SessionContextMiddleware implements NestMiddleware {
       if (unit.claimed) return;
       response.once('close', () => {
         if (unit.claimed) return;
-        unit.complete(false).catch((error: unknown) => reportError('Request cleanup failed', error));
+        unit
+          .complete(false)
+          .catch((error: unknown) => reportError('Request cleanup failed', error));
       });
     };
     contextStorage.run(new ContextFrame(unit), next);

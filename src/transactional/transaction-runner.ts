@@ -129,7 +129,9 @@ export class TransactionRunner {
         return await this.ownOnce(options, fn, frame);
       } catch (error) {
         if (attempt >= options.retry || !isRetryableError(error)) throw error;
-        logger.warn(`Retrying transaction of '${options.dataSource}' (${attempt + 1}/${options.retry}) after: ${String(error)}`);
+        logger.warn(
+          `Retrying transaction of '${options.dataSource}' (${attempt + 1}/${options.retry}) after: ${String(error)}`,
+        );
       }
     }
   }
@@ -162,7 +164,12 @@ export class TransactionRunner {
     const unit = new UnitOfWork();
     const session = unit.session(name, create);
     return contextStorage.run(new ContextFrame(unit), () =>
-      this.settle(() => fn(session.manager), session, options, (commit) => unit.complete(commit)),
+      this.settle(
+        () => fn(session.manager),
+        session,
+        options,
+        (commit) => unit.complete(commit),
+      ),
     );
   }
 

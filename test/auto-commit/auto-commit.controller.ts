@@ -23,7 +23,9 @@ export class SessionGuard implements CanActivate {
   constructor(private readonly context: SessionContext) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
-    const request = context.switchToHttp().getRequest<{ guardBackend?: string; query: Record<string, string> }>();
+    const request = context
+      .switchToHttp()
+      .getRequest<{ guardBackend?: string; query: Record<string, string> }>();
     const manager = this.context.session();
     request.guardBackend = await backendId(probe.engine!, manager);
     await manager.insert(Example, { text: 'written_by_guard' });
@@ -71,14 +73,20 @@ export class AutoCommitController {
       Promise.resolve().then(() => this.context.session()),
       Promise.resolve().then(() => this.context.session()),
     ]);
-    const [pidA, pidB] = await Promise.all([backendId(probe.engine!, a), backendId(probe.engine!, b)]);
+    const [pidA, pidB] = await Promise.all([
+      backendId(probe.engine!, a),
+      backendId(probe.engine!, b),
+    ]);
     return { sameManager: a === b, sameBackend: pidA === pidB };
   }
 
   @Get('guarded')
   @UseGuards(SessionGuard)
   async guarded(@Req() request: { guardBackend?: string }) {
-    return { guard: request.guardBackend, handler: await backendId(probe.engine!, this.context.session()) };
+    return {
+      guard: request.guardBackend,
+      handler: await backendId(probe.engine!, this.context.session()),
+    };
   }
 
   @Post('late-use')
@@ -114,7 +122,10 @@ export class AutoCommitController {
   }
 
   private totalConnections(): number {
-    const driver = this.dataSource.driver as unknown as { master?: { totalCount: number }; pool?: { _allConnections: { length: number } } };
+    const driver = this.dataSource.driver as unknown as {
+      master?: { totalCount: number };
+      pool?: { _allConnections: { length: number } };
+    };
     return driver.master?.totalCount ?? driver.pool?._allConnections.length ?? -1;
   }
 }

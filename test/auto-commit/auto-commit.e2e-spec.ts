@@ -100,7 +100,9 @@ describe.each(engines)('auto-commit interceptor and middleware ($name)', (engine
     await t.http().post('/late-use').expect(201);
     await eventually(() => probe.lateErrors.length === 2);
     for (const error of probe.lateErrors) expect(error).toBeInstanceOf(SessionContextEndedError);
-    expect(String(probe.lateErrors[0])).toContain('after its request, job or runInNewContext() finished');
+    expect(String(probe.lateErrors[0])).toContain(
+      'after its request, job or runInNewContext() finished',
+    );
     expect(await t.dataSource.getRepository(Example).find()).toEqual([
       expect.objectContaining({ text: 'in_time' }),
     ]);

@@ -33,7 +33,9 @@ describe('bad input gets a clear error and loses nothing', () => {
   it('an unknown data source name fails at startup, naming the fix', async () => {
     const failure = start({ dataSources: ['default', 'reporting'] });
     await expect(failure).rejects.toBeInstanceOf(UnknownDataSourceError);
-    await expect(failure).rejects.toThrow(/'reporting' is not registered.*TypeOrmModule\.forRoot\(\{ name: 'reporting'/);
+    await expect(failure).rejects.toThrow(
+      /'reporting' is not registered.*TypeOrmModule\.forRoot\(\{ name: 'reporting'/,
+    );
   });
 
   it.each([
@@ -78,7 +80,9 @@ describe('bad input gets a clear error and loses nothing', () => {
     });
 
     it('@Transactional() with nonsense options fails when the class is defined', () => {
-      expect(() => Transactional({ propagation: 'ALWAYS' as Propagation })).toThrow(InvalidOptionError);
+      expect(() => Transactional({ propagation: 'ALWAYS' as Propagation })).toThrow(
+        InvalidOptionError,
+      );
     });
   });
 });

@@ -31,7 +31,9 @@ describe.each(engines)('SessionFactory ($name)', (engine) => {
     const branches = body as Array<{ backend: string; start: number; end: number }>;
     expect(new Set(branches.map((b) => b.backend)).size).toBe(5);
     // Every sleep overlaps every other one: the latest start is before the earliest end.
-    expect(Math.max(...branches.map((b) => b.start))).toBeLessThan(Math.min(...branches.map((b) => b.end)));
+    expect(Math.max(...branches.map((b) => b.start))).toBeLessThan(
+      Math.min(...branches.map((b) => b.end)),
+    );
     expect(wall).toBeLessThan(5 * 300);
     expect(await t.texts()).toEqual([
       'context_session',
@@ -67,7 +69,9 @@ describe.each(engines)('SessionFactory ($name)', (engine) => {
   it('a closed Session fails clearly instead of reviving', async () => {
     const session = factory.open();
     await session.close();
-    await expect(session.manager.insert(Example, { text: 'x' })).rejects.toBeInstanceOf(SessionClosedError);
+    await expect(session.manager.insert(Example, { text: 'x' })).rejects.toBeInstanceOf(
+      SessionClosedError,
+    );
     await expect(session.commit()).rejects.toThrow('was closed');
     expect(await t.rows()).toBe(0);
   });

@@ -3,10 +3,7 @@ import { Test } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
-import {
-  TypeOrmContextModule,
-  type TypeOrmContextModuleOptions,
-} from '../../src/index.js';
+import { TypeOrmContextModule, type TypeOrmContextModuleOptions } from '../../src/index.js';
 import { type Engine, checkedOut, idleInTransaction } from './engines.js';
 import { Example } from './example.entity.js';
 
@@ -34,17 +31,28 @@ export interface TestApp {
 }
 
 /** Polls `probe` until it returns true (or fails after `ms`). */
-export async function eventually(probe: () => Promise<boolean> | boolean, ms = 3000): Promise<void> {
+export async function eventually(
+  probe: () => Promise<boolean> | boolean,
+  ms = 3000,
+): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms: ${probe.toString()}`);
+    if (Date.now() > deadline)
+      throw new Error(`condition not met within ${ms} ms: ${probe.toString()}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
 
 /** TypeORM options for `engine` with the suite's entity. */
 export function typeormOptions(engine: Engine, poolSize = 10, name?: string) {
-  return { ...engine.options, name, entities: [Example], synchronize: true, poolSize, logging: false };
+  return {
+    ...engine.options,
+    name,
+    entities: [Example],
+    synchronize: true,
+    poolSize,
+    logging: false,
+  };
 }
 
 /** Builds and starts an app: TypeOrmModule + TypeOrmContextModule + the scenario's parts. */
@@ -58,7 +66,9 @@ export async function createTestApp(engine: Engine, parts: AppParts = {}): Promi
     controllers: parts.controllers ?? [],
     providers: parts.providers ?? [],
   }).compile();
-  const app = moduleRef.createNestApplication({ logger: process.env.TEST_LOG ? ['error', 'warn'] : false });
+  const app = moduleRef.createNestApplication({
+    logger: process.env.TEST_LOG ? ['error', 'warn'] : false,
+  });
   await app.init();
   const dataSource = app.get(DataSource);
   await dataSource.query('DELETE FROM example');
@@ -72,7 +82,9 @@ export function wrap(app: INestApplication, engine: Engine, dataSource: DataSour
     dataSource,
     http: () => request(app.getHttpServer()),
     rows: async () => {
-      const result: Array<{ n: number | string }> = await dataSource.query('SELECT count(*) AS n FROM example');
+      const result: Array<{ n: number | string }> = await dataSource.query(
+        'SELECT count(*) AS n FROM example',
+      );
       return Number(result[0]?.n);
     },
     texts: async () => {
@@ -80,7 +92,10 @@ export function wrap(app: INestApplication, engine: Engine, dataSource: DataSour
       return result.map((row) => row.text).sort();
     },
     expectClean: () =>
-      eventually(async () => checkedOut(dataSource) === 0 && (await idleInTransaction(engine, dataSource)) === 0),
+      eventually(
+        async () =>
+          checkedOut(dataSource) === 0 && (await idleInTransaction(engine, dataSource)) === 0,
+      ),
     close: () => app.close(),
   };
 }

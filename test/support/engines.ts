@@ -15,7 +15,10 @@ export interface Engine {
 
 const postgres: Engine = {
   name: 'postgres',
-  options: { type: 'postgres', url: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test' },
+  options: {
+    type: 'postgres',
+    url: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
+  },
   txidSql: 'SELECT txid_current_if_assigned()::text AS id',
   backendSql: 'SELECT pg_backend_pid() AS id',
   sleepSql: (seconds) => `SELECT pg_sleep(${seconds})`,

@@ -1,5 +1,11 @@
 import { Controller, UseInterceptors } from '@nestjs/common';
-import { ClientProxyFactory, MessagePattern, RpcException, Transport, type ClientProxy } from '@nestjs/microservices';
+import {
+  ClientProxyFactory,
+  MessagePattern,
+  RpcException,
+  Transport,
+  type ClientProxy,
+} from '@nestjs/microservices';
 import { WsAdapter } from '@nestjs/platform-ws';
 import { Test } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
@@ -50,15 +56,23 @@ describe.each(engines)('microservice and WebSocket handlers ($name)', (engine) =
       imports: [TypeOrmModule.forRoot(typeormOptions(engine)), TypeOrmContextModule.forRoot()],
       controllers: [MessagesController],
     }).compile();
-    const service = moduleRef.createNestMicroservice({ transport: Transport.TCP, options: { port } });
+    const service = moduleRef.createNestMicroservice({
+      transport: Transport.TCP,
+      options: { port },
+    });
     service.useLogger(false);
     await service.listen();
-    const client: ClientProxy = ClientProxyFactory.create({ transport: Transport.TCP, options: { port } });
+    const client: ClientProxy = ClientProxyFactory.create({
+      transport: Transport.TCP,
+      options: { port },
+    });
     const dataSource = service.get(DataSource);
     try {
       await dataSource.query('DELETE FROM example');
       expect(await firstValueFrom(client.send('insert', 'from_a_message'))).toBe('stored');
-      await expect(firstValueFrom(client.send('fail', 'rolled_back'))).rejects.toMatchObject({ message: 'refused' });
+      await expect(firstValueFrom(client.send('fail', 'rolled_back'))).rejects.toMatchObject({
+        message: 'refused',
+      });
       const rows: Array<{ text: string }> = await dataSource.query('SELECT text FROM example');
       expect(rows.map((row) => row.text)).toEqual(['from_a_message']);
     } finally {
@@ -81,7 +95,9 @@ describe.each(engines)('microservice and WebSocket handlers ($name)', (engine) =
       const { port } = app.getHttpServer().address() as { port: number };
       const socket = new WebSocket(`ws://127.0.0.1:${port}`);
       await new Promise((resolve) => socket.once('open', resolve));
-      const reply = new Promise<string>((resolve) => socket.once('message', (data) => resolve(String(data))));
+      const reply = new Promise<string>((resolve) =>
+        socket.once('message', (data) => resolve(String(data))),
+      );
       socket.send(JSON.stringify({ event: 'insert', data: 'from_a_socket' }));
       expect(JSON.parse(await reply)).toEqual({ event: 'stored', data: 'from_a_socket' });
       expect(await t.texts()).toEqual(['from_a_socket']);
