@@ -1,0 +1,35 @@
+import { type DynamicModule, Module } from '@nestjs/common';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { AuditService } from './audit.service.js';
+import { AuditEntry, Note, User } from './entities.js';
+import { MeController } from './me.controller.js';
+import { NotesController } from './notes.controller.js';
+import { NotesService } from './notes.service.js';
+import { ParallelController } from './parallel.controller.js';
+import { ReportJob } from './report.job.js';
+import { TypeOrmContextModule } from '../../dist/index.js';
+
+@Module({})
+export class AppModule {
+  static forRoot(databaseUrl: string): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        TypeOrmModule.forRoot({
+          type: 'postgres',
+          url: databaseUrl,
+          entities: [Note, AuditEntry, User],
+          synchronize: true, // fine for a sample; use migrations in an app
+          poolSize: 10,
+        }),
+        // The auto-commit interceptor and the context middleware (before guards) are on by default.
+        TypeOrmContextModule.forRoot({
+          // Runs after each BEGIN, before the session's first query.
+          onSessionStart: (session) => session.query(`SET LOCAL statement_timeout = '5s'`),
+        }),
+      ],
+      controllers: [NotesController, ParallelController, MeController],
+      providers: [NotesService, AuditService, ReportJob],
+    };
+  }
+}

@@ -1,0 +1,18 @@
+import { Controller, Get, Req, UseGuards } from '@nestjs/common';
+import { type AuthenticatedRequest, CurrentUserGuard } from './current-user.guard.js';
+import { SessionContext } from '../../dist/index.js';
+
+@Controller('me')
+export class MeController {
+  constructor(private readonly sessionContext: SessionContext) {}
+
+  /** The guard and the handler share the request's session: the same transaction id. */
+  @Get()
+  @UseGuards(CurrentUserGuard)
+  async me(@Req() request: AuthenticatedRequest) {
+    const [{ txid }] = await this.sessionContext
+      .session()
+      .query('SELECT txid_current()::text AS txid');
+    return { user: request.user?.name, guardTxid: request.guardTxid, handlerTxid: txid };
+  }
+}

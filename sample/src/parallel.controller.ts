@@ -1,0 +1,35 @@
+import { Controller, Get, ParseIntPipe, Query } from '@nestjs/common';
+import type { EntityManager } from 'typeorm';
+import { SessionContext, SessionFactory } from '../../dist/index.js';
+
+const SLEEP = 'SELECT pg_backend_pid() AS pid, pg_sleep(0.2)';
+
+/** Runs `count` sleeps through `run` at once; reports the wall time and the backends used. */
+async function timed(count: number, run: () => Promise<Array<{ pid: number }>>) {
+  const started = Date.now();
+  const results = await Promise.all(Array.from({ length: count }, run));
+  const pids = new Set(results.map(([row]) => row.pid));
+  return { queries: count, wallMs: Date.now() - started, distinctBackendPids: pids.size };
+}
+
+@Controller('parallel')
+export class ParallelController {
+  constructor(
+    private readonly sessionContext: SessionContext,
+    private readonly sessionFactory: SessionFactory,
+  ) {}
+
+  /**
+   * Independent sessions (one connection and transaction each) run really in parallel; the
+   * request's one session queues the same queries on its one connection.
+   */
+  @Get()
+  async compare(@Query('n', new ParseIntPipe({ optional: true })) n = 4) {
+    const count = Math.min(Math.max(n, 1), 5);
+    const independent = await timed(count, () =>
+      this.sessionFactory.atomic((manager: EntityManager) => manager.query(SLEEP)),
+    );
+    const oneSession = await timed(count, () => this.sessionContext.session().query(SLEEP));
+    return { independentSessions: independent, requestSession: oneSession };
+  }
+}
