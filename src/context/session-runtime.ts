@@ -21,6 +21,7 @@ import { assertSupportedDriver, type BeginOptions } from './transaction-dialect.
 export class SessionRuntime implements OnModuleInit, OnApplicationShutdown {
   private static active?: SessionRuntime;
   private readonly dataSources = new Map<string, DataSource>();
+  private initialized = false;
   /** Hooks every session of this runtime runs. */
   readonly hooks: SessionHooks;
   /** Decides propagation for every transactional block. */
@@ -56,6 +57,7 @@ export class SessionRuntime implements OnModuleInit, OnApplicationShutdown {
       assertSupportedDriver(dataSource.options.type);
       this.dataSources.set(name, dataSource);
     }
+    this.initialized = true;
     SessionRuntime.active = this;
   }
 
@@ -68,6 +70,7 @@ export class SessionRuntime implements OnModuleInit, OnApplicationShutdown {
   dataSource(name: string): DataSource {
     const dataSource = this.dataSources.get(name);
     if (dataSource === undefined) {
+      if (!this.initialized) throw new ModuleNotInitializedError(messages.notInitialized());
       throw new UnknownDataSourceError(messages.unknownDataSource(name, this.options.dataSources));
     }
     return dataSource;
