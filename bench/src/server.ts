@@ -1,0 +1,95 @@
+/**
+ * One variant's server, in a process of its own: `node .tmp/server.js <variant> <port>`.
+ * Started by run.js with an IPC channel, over which it reports readiness and its counters.
+ */
+import 'reflect-metadata';
+import type { INestApplication } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { DataSource } from 'typeorm';
+import type { Variant } from './shared.js';
+
+/** Messages run.js sends. */
+export type ServerCommand = { cmd: 'reset' } | { cmd: 'stats' } | { cmd: 'stop' };
+
+/** Counters since the last reset. */
+export interface ServerStats {
+  /** Server CPU time (user + system), microseconds. */
+  cpuMicros: number;
+  /** HTTP requests the server received. */
+  requests: number;
+  /** Pool checkouts (a connection handed to the app). */
+  checkouts: number;
+  /** Most connections checked out at once. */
+  peakHeld: number;
+  /** Connections checked out right now. */
+  held: number;
+  rss: number;
+  /** Peak RSS of the process so far, bytes. */
+  maxRss: number;
+}
+
+interface PgPool {
+  on(event: 'acquire' | 'release', listener: () => void): void;
+}
+
+async function main(): Promise<void> {
+  const [name, port] = process.argv.slice(2);
+  const variant = ((await import(`./variants/${name}.js`)) as { default: Variant }).default;
+  variant.prepare?.();
+  const app: INestApplication = await NestFactory.create((await variant.module()) as never, {
+    logger: ['error', 'warn'],
+  });
+  const pool = (app.get(DataSource).driver as unknown as { master: PgPool }).master;
+  let held = 0;
+  let peakHeld = 0;
+  let checkouts = 0;
+  pool.on('acquire', () => {
+    checkouts += 1;
+    held += 1;
+    if (held > peakHeld) peakHeld = held;
+  });
+  pool.on('release', () => {
+    held -= 1;
+  });
+  let requests = 0;
+  (app.getHttpServer() as import('node:http').Server).on('request', () => {
+    requests += 1;
+  });
+  let cpu = process.cpuUsage();
+
+  process.on('message', (message: ServerCommand) => {
+    switch (message.cmd) {
+      case 'reset':
+        checkouts = 0;
+        requests = 0;
+        peakHeld = held;
+        cpu = process.cpuUsage();
+        process.send!({ type: 'reset' });
+        break;
+      case 'stats': {
+        const used = process.cpuUsage(cpu);
+        const stats: ServerStats = {
+          cpuMicros: used.user + used.system,
+          requests,
+          checkouts,
+          peakHeld,
+          held,
+          rss: process.memoryUsage.rss(),
+          maxRss: process.resourceUsage().maxRSS * 1024,
+        };
+        process.send!({ type: 'stats', stats });
+        break;
+      }
+      case 'stop':
+        void app.close().finally(() => process.exit(0));
+        break;
+    }
+  });
+  await app.listen(Number(port), '127.0.0.1');
+  process.send!({ type: 'ready' });
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

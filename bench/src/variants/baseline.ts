@@ -1,0 +1,112 @@
+import { Controller, Get, Injectable, Module, Post, type Provider } from '@nestjs/common';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { DataSource, type EntityManager } from 'typeorm';
+import {
+  BenchItem,
+  chainQueries,
+  parallel,
+  rowName,
+  sleepOn,
+  someId,
+  typeormOptions,
+  type Variant,
+} from '../shared.js';
+
+/** No context library: every handler that needs the database runs its own QueryRunner transaction. */
+export async function inTransaction<T>(
+  dataSource: DataSource,
+  work: (manager: EntityManager) => Promise<T>,
+): Promise<T> {
+  const runner = dataSource.createQueryRunner();
+  await runner.connect();
+  await runner.startTransaction();
+  try {
+    const result = await work(runner.manager);
+    await runner.commitTransaction();
+    return result;
+  } catch (error) {
+    await runner.rollbackTransaction();
+    throw error;
+  } finally {
+    await runner.release();
+  }
+}
+
+/** Service B of the chain: the manager is threaded through by hand. */
+@Injectable()
+export class ItemService {
+  read(manager: EntityManager) {
+    return chainQueries.read(manager.getRepository(BenchItem));
+  }
+  insert(manager: EntityManager, name: string) {
+    return chainQueries.insert(manager.getRepository(BenchItem), name);
+  }
+  check(manager: EntityManager, id: number) {
+    return chainQueries.check(manager.getRepository(BenchItem), id);
+  }
+}
+
+/** Service A of the chain. */
+@Injectable()
+export class ChainService {
+  constructor(private readonly items: ItemService) {}
+
+  async run(manager: EntityManager) {
+    const read = await this.items.read(manager);
+    const id = await this.items.insert(manager, rowName('c'));
+    return { read, id, ...(await this.items.check(manager, id)) };
+  }
+}
+
+@Controller()
+export class BaselineController {
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly chain: ChainService,
+  ) {}
+
+  @Get('noop')
+  noop() {
+    return { ok: true };
+  }
+
+  @Get('read')
+  read() {
+    return inTransaction(this.dataSource, (manager) =>
+      manager.getRepository(BenchItem).findOneBy({ id: someId() }),
+    );
+  }
+
+  @Post('write')
+  write() {
+    const name = rowName('w');
+    return inTransaction(this.dataSource, async (manager) => ({
+      id: await chainQueries.insert(manager.getRepository(BenchItem), name),
+      name,
+    }));
+  }
+
+  @Get('chain')
+  chainOfServices() {
+    return inTransaction(this.dataSource, (manager) => this.chain.run(manager));
+  }
+
+  @Get('parallel')
+  parallel() {
+    return parallel(() => inTransaction(this.dataSource, sleepOn));
+  }
+}
+
+/** The baseline app; `extra` adds providers (context-floor adds its interceptor). */
+export function baselineModule(extra: Provider[] = []) {
+  @Module({
+    imports: [TypeOrmModule.forRoot(typeormOptions)],
+    controllers: [BaselineController],
+    providers: [ItemService, ChainService, ...extra],
+  })
+  class BaselineModule {}
+  return BaselineModule;
+}
+
+const variant: Variant = { module: () => baselineModule() };
+export default variant;

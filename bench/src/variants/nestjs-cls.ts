@@ -1,0 +1,118 @@
+import { Controller, Get, Injectable, Module, Post } from '@nestjs/common';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { ClsPluginTransactional, Propagation, TransactionHost, Transactional } from '@nestjs-cls/transactional';
+import { TransactionalAdapterTypeOrm } from '@nestjs-cls/transactional-adapter-typeorm';
+import { ClsModule } from 'nestjs-cls';
+import { DataSource } from 'typeorm';
+import {
+  BenchItem,
+  chainQueries,
+  parallel,
+  rowName,
+  sleepOn,
+  someId,
+  typeormOptions,
+  type Variant,
+} from '../shared.js';
+
+type Host = TransactionHost<TransactionalAdapterTypeOrm>;
+
+/** Service B of the chain: each method joins the caller's transaction. */
+@Injectable()
+export class ItemService {
+  constructor(private readonly txHost: TransactionHost<TransactionalAdapterTypeOrm>) {}
+
+  private get repo() {
+    return this.txHost.tx.getRepository(BenchItem);
+  }
+
+  @Transactional()
+  readOne() {
+    return this.repo.findOneBy({ id: someId() });
+  }
+
+  @Transactional()
+  read() {
+    return chainQueries.read(this.repo);
+  }
+
+  @Transactional()
+  insert(name: string) {
+    return chainQueries.insert(this.repo, name);
+  }
+
+  @Transactional()
+  check(id: number) {
+    return chainQueries.check(this.repo, id);
+  }
+}
+
+/** Service A of the chain. */
+@Injectable()
+export class ChainService {
+  constructor(private readonly items: ItemService) {}
+
+  @Transactional()
+  async run() {
+    const read = await this.items.read();
+    const id = await this.items.insert(rowName('c'));
+    return { read, id, ...(await this.items.check(id)) };
+  }
+}
+
+@Controller()
+export class ClsController {
+  constructor(
+    private readonly txHost: TransactionHost<TransactionalAdapterTypeOrm>,
+    private readonly items: ItemService,
+    private readonly chain: ChainService,
+  ) {}
+
+  @Get('noop')
+  noop() {
+    return { ok: true };
+  }
+
+  @Get('read')
+  read() {
+    return this.items.readOne();
+  }
+
+  @Post('write')
+  async write() {
+    const name = rowName('w');
+    return { id: await this.items.insert(name), name };
+  }
+
+  @Get('chain')
+  chainOfServices() {
+    return this.chain.run();
+  }
+
+  @Get('parallel')
+  parallel() {
+    const host: Host = this.txHost;
+    return parallel(() => host.withTransaction(Propagation.RequiresNew, () => sleepOn(host.tx)));
+  }
+}
+
+@Module({
+  imports: [
+    TypeOrmModule.forRoot(typeormOptions),
+    ClsModule.forRoot({
+      global: true,
+      middleware: { mount: true },
+      plugins: [
+        new ClsPluginTransactional({
+          adapter: new TransactionalAdapterTypeOrm({ dataSourceToken: DataSource }),
+        }),
+      ],
+    }),
+  ],
+  controllers: [ClsController],
+  providers: [ItemService, ChainService],
+})
+class ClsAppModule {}
+
+const variant: Variant = { module: () => ClsAppModule };
+export default variant;
