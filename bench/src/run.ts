@@ -1,0 +1,635 @@
+/**
+ * The benchmark driver (see ../README.md). Starts each variant's server in a process of its own,
+ * verifies it, then loads it with autocannon from this process in alternating rounds and writes
+ * `bench/results/<date>.md`. `--smoke` only checks that every variant starts and answers.
+ */
+import { type ChildProcess, execFileSync, fork } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import pg from 'pg';
+import type { ServerCommand, ServerStats } from './server.js';
+import { DATABASE_URL, POOL_SIZE, SEED_ROWS, SLEEP_SECONDS, TABLE } from './shared.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+// Compiled to bench/.tmp/js/bench/ (so that ../../../dist is the snapshot bench/.tmp/dist).
+const benchDir = path.resolve(here, '../../..');
+const rootDir = path.resolve(benchDir, '..');
+const smoke = process.argv.includes('--smoke');
+const quick = process.env.BENCH_QUICK === '1';
+const CONNECTIONS = 50;
+const DURATION = Number(process.env.BENCH_DURATION ?? (quick ? 2 : 4));
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (quick ? 2 : 3));
+const WARMUP = quick ? 1 : 1;
+const FIRST_WARMUP = quick ? 1 : 2;
+const PORT = Number(process.env.BENCH_PORT ?? 3917);
+const OURS = 'nestjs-typeorm-context';
+
+const VARIANTS = [
+  'baseline',
+  'context-floor',
+  OURS,
+  'nestjs-cls',
+  'typeorm-transactional',
+  'request-scope',
+].filter((name) => !process.env.BENCH_VARIANTS || process.env.BENCH_VARIANTS.split(',').includes(name));
+
+const VARIANT_LABELS: Record<string, string> = {
+  baseline: 'baseline (QueryRunner per handler)',
+  'context-floor': 'context-floor (baseline + empty ALS.run)',
+  [OURS]: '**nestjs-typeorm-context**',
+  'nestjs-cls': '@nestjs-cls/transactional (typeorm adapter)',
+  'typeorm-transactional': 'typeorm-transactional',
+  'request-scope': 'Scope.REQUEST QueryRunner',
+};
+
+interface Endpoint {
+  path: string;
+  method: 'GET' | 'POST';
+}
+const ENDPOINTS: Endpoint[] = [
+  { path: 'noop', method: 'GET' },
+  { path: 'read', method: 'GET' },
+  { path: 'write', method: 'POST' },
+  { path: 'chain', method: 'GET' },
+  { path: 'parallel', method: 'GET' },
+];
+
+interface NodeBinary {
+  label: string;
+  path: string;
+  version: string;
+}
+
+function nodeBinaries(): { nodes: NodeBinary[]; missing: string[] } {
+  const nodes: NodeBinary[] = [{ label: 'Node 20', path: process.execPath, version: process.version }];
+  const missing: string[] = [];
+  const node24 = path.join(benchDir, 'node_modules', 'node', 'bin', 'node');
+  if (process.env.BENCH_NODE24 === '0' || smoke) return { nodes, missing };
+  if (existsSync(node24)) {
+    const version = execFileSync(node24, ['--version']).toString().trim();
+    nodes.push({ label: `Node ${version.slice(1).split('.')[0]}`, path: node24, version });
+  } else {
+    missing.push(`Node 24: ${node24} not found (npm package node@24 not installed)`);
+  }
+  return { nodes, missing };
+}
+
+// ---------------------------------------------------------------------------------- database
+
+async function withClient<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: DATABASE_URL });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+async function resetTable(): Promise<void> {
+  await withClient(async (client) => {
+    await client.query(`CREATE TABLE IF NOT EXISTS ${TABLE} (id serial PRIMARY KEY, name varchar NOT NULL)`);
+    await client.query(`TRUNCATE ${TABLE} RESTART IDENTITY`);
+    await client.query(
+      `INSERT INTO ${TABLE} (name) SELECT 'seed-' || g FROM generate_series(1, ${SEED_ROWS}) g`,
+    );
+    await client.query(`VACUUM ANALYZE ${TABLE}`);
+  });
+}
+
+async function databaseVersion(): Promise<string> {
+  return withClient(async (client) => (await client.query('SHOW server_version')).rows[0].server_version);
+}
+
+// ---------------------------------------------------------------------------------- servers
+
+interface Server {
+  child: ChildProcess;
+  command(cmd: ServerCommand['cmd']): Promise<unknown>;
+  stats(): Promise<ServerStats>;
+  stop(): Promise<void>;
+}
+
+function startServer(node: NodeBinary, variant: string, execArgv: string[] = []): Promise<Server> {
+  const child = fork(path.join(here, 'server.js'), [variant, String(PORT)], {
+    execPath: node.path,
+    execArgv: ['--no-warnings', ...execArgv],
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    cwd: benchDir,
+  });
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const waiters: Array<{ type: string; resolve: (value: any) => void }> = [];
+  child.on('message', (message: { type: string; stats?: ServerStats }) => {
+    const index = waiters.findIndex((w) => w.type === message.type);
+    if (index >= 0) waiters.splice(index, 1)[0].resolve(message.stats ?? message);
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+  const wait = (type: string) =>
+    Promise.race([
+      new Promise((resolve) => waiters.push({ type, resolve })),
+      exited.then((code) => {
+        throw new Error(`server exited (${code}) before '${type}':\n${output.trim().slice(-2000)}`);
+      }),
+    ]);
+  const server: Server = {
+    child,
+    command: (cmd) => {
+      const reply = wait(cmd === 'reset' ? 'reset' : 'stats');
+      child.send({ cmd });
+      return reply;
+    },
+    stats: () => server.command('stats') as Promise<ServerStats>,
+    stop: async () => {
+      child.send({ cmd: 'stop' });
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+  const timeout = new Promise<never>((_, reject) =>
+    setTimeout(() => reject(new Error(`server did not start in 30 s:\n${output}`)), 30_000).unref(),
+  );
+  return Promise.race([wait('ready'), timeout]).then(
+    () => server,
+    (error: unknown) => {
+      child.kill('SIGKILL');
+      throw error;
+    },
+  );
+}
+
+async function call(endpoint: Endpoint): Promise<{ status: number; body: any; ms: number }> {
+  const started = performance.now();
+  const response = await fetch(`http://127.0.0.1:${PORT}/${endpoint.path}`, { method: endpoint.method });
+  const text = await response.text();
+  let body: unknown = text;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // not JSON: kept as text for the message
+  }
+  return { status: response.status, body, ms: performance.now() - started };
+}
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+
+interface Verification {
+  ok: boolean;
+  problems: string[];
+  parallelWallMs: number;
+  parallelServerMs: number;
+  noopCheckouts: number;
+}
+
+/** Correctness before timing, so that a fast wrong variant cannot win. */
+async function verify(server: Server): Promise<Verification> {
+  const problems: string[] = [];
+  const byPath = Object.fromEntries(ENDPOINTS.map((e) => [e.path, e]));
+  for (const endpoint of ENDPOINTS) {
+    const { status, body } = await call(endpoint);
+    if (status >= 300) problems.push(`${endpoint.method} /${endpoint.path} answered ${status}: ${JSON.stringify(body)}`);
+  }
+  await server.command('reset');
+  for (let i = 0; i < 5; i++) await call(byPath.noop);
+  const noopCheckouts = (await server.stats()).checkouts;
+  if (noopCheckouts !== 0) problems.push(`/noop took ${noopCheckouts} connections in 5 requests`);
+
+  const read = await call(byPath.read);
+  if (!(read.body?.id >= 1 && read.body.id <= SEED_ROWS)) problems.push(`/read returned ${JSON.stringify(read.body)}`);
+
+  await withClient(async (client) => {
+    const write = await call(byPath.write);
+    const rows = await client.query(`SELECT name FROM ${TABLE} WHERE id = $1`, [write.body?.id]);
+    if (rows.rows[0]?.name !== write.body?.name) {
+      problems.push(`/write: row ${JSON.stringify(write.body)} not committed when the response arrived`);
+    }
+    const chain = await call(byPath.chain);
+    const chained = await client.query(`SELECT 1 FROM ${TABLE} WHERE id = $1`, [chain.body?.id]);
+    if (chained.rowCount !== 1) problems.push(`/chain: row ${chain.body?.id} not committed when the response arrived`);
+    if (!chain.body?.tx || chain.body.tx !== chain.body.xmin) {
+      problems.push(`/chain: INSERT and SELECT ran in different transactions (${JSON.stringify(chain.body)})`);
+    }
+  });
+
+  const walls: number[] = [];
+  const serverWalls: number[] = [];
+  for (let i = 0; i < 7; i++) {
+    const { body, ms } = await call(byPath.parallel);
+    walls.push(ms);
+    serverWalls.push(Number(body?.ms));
+    const pids: number[] = body?.pids ?? [];
+    if (new Set(pids).size !== 3) problems.push(`/parallel ran on backends ${JSON.stringify(pids)}, not 3 distinct ones`);
+  }
+  const parallelWallMs = median(walls);
+  const parallelServerMs = median(serverWalls);
+  const sleepMs = SLEEP_SECONDS * 1000;
+  if (!(parallelServerMs < sleepMs * 1.75)) {
+    problems.push(`/parallel took ${parallelServerMs.toFixed(1)} ms, not near one sleep (${sleepMs} ms)`);
+  }
+  const { held } = await server.stats();
+  if (held !== 0) problems.push(`${held} connections still checked out after the requests`);
+  return { ok: problems.length === 0, problems: [...new Set(problems)], parallelWallMs, parallelServerMs, noopCheckouts };
+}
+
+// ---------------------------------------------------------------------------------- load
+
+interface Cell {
+  rps: number;
+  p50: number;
+  p99: number;
+  requests: number;
+  errors: number;
+  cpuPerRequest: number;
+  checkoutsPerRequest: number;
+  peakHeld: number;
+}
+
+async function load(endpoint: Endpoint, seconds: number, amount?: number): Promise<autocannon.Result> {
+  return autocannon({
+    url: `http://127.0.0.1:${PORT}/${endpoint.path}`,
+    method: endpoint.method,
+    connections: CONNECTIONS,
+    ...(amount ? { amount } : { duration: seconds }),
+  });
+}
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function measure(server: Server, endpoint: Endpoint): Promise<Cell> {
+  await pause(300); // let the warm-up's last requests finish before the counters start
+  await server.command('reset');
+  const result = await load(endpoint, DURATION);
+  await pause(300); // requests still in flight when autocannon stopped finish and are counted
+  const stats = await server.stats();
+  const ok = result['2xx'];
+  const served = Math.max(stats.requests, 1);
+  return {
+    rps: ok / result.duration,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    requests: ok,
+    errors: result.errors + result.timeouts + result.non2xx,
+    cpuPerRequest: stats.cpuMicros / served,
+    checkoutsPerRequest: stats.checkouts / served,
+    peakHeld: stats.peakHeld,
+  };
+}
+
+// ---------------------------------------------------------------------------------- suite
+
+interface VariantResult {
+  verification?: Verification;
+  failure?: string;
+  cells: Record<string, Cell[]>;
+  maxRss: number;
+}
+
+interface NodeRun {
+  node: NodeBinary;
+  variants: Record<string, VariantResult>;
+  memory?: { after10k: number; after100k: number; growth: number };
+}
+
+async function runNode(node: NodeBinary): Promise<NodeRun> {
+  const run: NodeRun = { node, variants: {} };
+  for (const variant of VARIANTS) {
+    const entry: VariantResult = { cells: {}, maxRss: 0 };
+    run.variants[variant] = entry;
+    try {
+      const server = await startServer(node, variant);
+      try {
+        entry.verification = await verify(server);
+        if (!entry.verification.ok) entry.failure = `verification failed: ${entry.verification.problems.join('; ')}`;
+      } finally {
+        await server.stop();
+      }
+    } catch (error) {
+      entry.failure = `could not start: ${String((error as Error).message ?? error)}`;
+    }
+    log(`${node.label} ${variant}: ${entry.failure ?? 'verified'}`);
+  }
+  const runnable = VARIANTS.filter((v) => !run.variants[v].failure);
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const variant of runnable) {
+      const entry = run.variants[variant];
+      const server = await startServer(node, variant);
+      for (const endpoint of ENDPOINTS) {
+        await load(endpoint, round === 1 ? FIRST_WARMUP : WARMUP);
+        const cell = await measure(server, endpoint);
+        (entry.cells[endpoint.path] ??= []).push(cell);
+        log(
+          `${node.label} round ${round}/${ROUNDS} ${variant.padEnd(24)} /${endpoint.path.padEnd(8)} ` +
+            `${cell.rps.toFixed(0).padStart(6)} req/s p50 ${cell.p50} p99 ${cell.p99} ` +
+            `cpu ${cell.cpuPerRequest.toFixed(0)} µs/req conn ${cell.checkoutsPerRequest.toFixed(2)}/req` +
+            (cell.errors ? ` ERRORS ${cell.errors}` : ''),
+        );
+      }
+      entry.maxRss = Math.max(entry.maxRss, (await server.stats()).maxRss);
+      await server.stop();
+    }
+  }
+  return run;
+}
+
+/** RSS of our module's server after 10k and after 100k requests (/read). */
+async function memoryCheck(node: NodeBinary): Promise<NodeRun['memory']> {
+  const server = await startServer(node, OURS);
+  try {
+    const read = ENDPOINTS[1];
+    await load(read, 0, quick ? 2_000 : 10_000);
+    const after10k = (await server.stats()).rss;
+    await load(read, 0, quick ? 18_000 : 90_000);
+    const after100k = (await server.stats()).rss;
+    return { after10k, after100k, growth: after100k / after10k - 1 };
+  } finally {
+    await server.stop();
+  }
+}
+
+async function smokeTest(): Promise<void> {
+  const node = nodeBinaries().nodes[0];
+  let failed = 0;
+  for (const variant of VARIANTS) {
+    const started = performance.now();
+    try {
+      const server = await startServer(node, variant);
+      try {
+        const answers: string[] = [];
+        for (const endpoint of ENDPOINTS) {
+          const { status } = await call(endpoint);
+          answers.push(`/${endpoint.path} ${status}`);
+          if (status >= 300) failed += 1;
+        }
+        log(`smoke ${variant}: ${answers.join(', ')} (${(performance.now() - started).toFixed(0)} ms)`);
+      } finally {
+        await server.stop();
+      }
+    } catch (error) {
+      failed += 1;
+      log(`smoke ${variant}: FAILED ${String((error as Error).message ?? error)}`);
+    }
+  }
+  if (failed) {
+    log(`smoke: ${failed} failures`);
+    process.exitCode = 1;
+  } else {
+    log('smoke: every variant started and answered every endpoint');
+  }
+}
+
+// ---------------------------------------------------------------------------------- report
+
+const fmt = (value: number, digits = 0) => (Number.isFinite(value) ? value.toFixed(digits) : '–');
+const ratio = (a: number, b: number) => (b > 0 && Number.isFinite(a) ? `${(a / b).toFixed(2)}x` : '–');
+const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MB`;
+
+function medianCell(cells: Cell[] | undefined): Cell | undefined {
+  if (!cells?.length) return undefined;
+  const pick = (key: keyof Cell) => median(cells.map((c) => c[key]));
+  return {
+    rps: pick('rps'),
+    p50: pick('p50'),
+    p99: pick('p99'),
+    requests: pick('requests'),
+    errors: cells.reduce((sum, c) => sum + c.errors, 0),
+    cpuPerRequest: pick('cpuPerRequest'),
+    checkoutsPerRequest: pick('checkoutsPerRequest'),
+    peakHeld: Math.max(...cells.map((c) => c.peakHeld)),
+  };
+}
+
+interface Target {
+  name: string;
+  met: boolean;
+  detail: string;
+}
+
+function targets(run: NodeRun): Target[] {
+  const cell = (variant: string, path: string) => medianCell(run.variants[variant]?.cells[path]);
+  const out: Target[] = [];
+  const floorPaths = ['noop', 'read', 'write', 'chain'];
+  const rpsRatios = floorPaths.map((p) => [p, (cell(OURS, p)?.rps ?? NaN) / (cell('context-floor', p)?.rps ?? NaN)] as const);
+  out.push({
+    name: '>= 0.97x context-floor req/s on /noop /read /write /chain',
+    met: rpsRatios.every(([, r]) => r >= 0.97),
+    detail: rpsRatios.map(([p, r]) => `/${p} ${fmt(r, 3)}x`).join(', '),
+  });
+  const cpuRatios = floorPaths.map(
+    (p) => [p, (cell(OURS, p)?.cpuPerRequest ?? NaN) / (cell('context-floor', p)?.cpuPerRequest ?? NaN)] as const,
+  );
+  out.push({
+    name: 'CPU per request within 3% of context-floor on /noop /read /write /chain',
+    met: cpuRatios.every(([, r]) => r <= 1.03),
+    detail: cpuRatios.map(([p, r]) => `/${p} ${fmt(r, 3)}x`).join(', '),
+  });
+  const alternatives = ['nestjs-cls', 'typeorm-transactional', 'request-scope'];
+  const behind: string[] = [];
+  for (const alt of alternatives) {
+    if (run.variants[alt]?.failure) continue;
+    for (const { path: p } of ENDPOINTS) {
+      const ours = cell(OURS, p)?.rps ?? NaN;
+      const theirs = cell(alt, p)?.rps ?? NaN;
+      if (!(ours > theirs)) behind.push(`/${p} vs ${alt} (${fmt(ours)} vs ${fmt(theirs)})`);
+    }
+  }
+  out.push({
+    name: 'ahead of every alternative on every endpoint (req/s)',
+    met: behind.length === 0,
+    detail: behind.length ? `behind or tied: ${behind.join('; ')}` : 'ahead everywhere',
+  });
+  const noop = cell(OURS, 'noop');
+  out.push({
+    name: '/noop takes zero connections',
+    met: noop?.checkoutsPerRequest === 0 && run.variants[OURS]?.verification?.noopCheckouts === 0,
+    detail: `checkouts per request under load: ${fmt(noop?.checkoutsPerRequest ?? NaN, 3)}, peak held ${noop?.peakHeld}`,
+  });
+  const wall = run.variants[OURS]?.verification?.parallelServerMs ?? NaN;
+  out.push({
+    name: '/parallel wall time ≈ one sleep',
+    met: wall < SLEEP_SECONDS * 1000 * 1.75,
+    detail: `${fmt(wall, 1)} ms in the handler (${fmt(run.variants[OURS]?.verification?.parallelWallMs ?? NaN, 1)} ms at the client) for three ${SLEEP_SECONDS * 1000} ms sleeps`,
+  });
+  if (run.memory) {
+    out.push({
+      name: 'RSS after 100k requests within 5% of RSS after 10k',
+      met: Math.abs(run.memory.growth) <= 0.05,
+      detail: `${mb(run.memory.after10k)} → ${mb(run.memory.after100k)} (${(run.memory.growth * 100).toFixed(1)}%)`,
+    });
+  }
+  return out;
+}
+
+function nodeSection(run: NodeRun): string {
+  const lines: string[] = [];
+  const variants = VARIANTS;
+  const cell = (variant: string, p: string) => medianCell(run.variants[variant]?.cells[p]);
+  const label = (v: string) => VARIANT_LABELS[v] ?? v;
+  lines.push(`## ${run.node.label} (${run.node.version})`, '');
+
+  lines.push('### Requests/s (median of rounds) — ratio to context-floor / to baseline', '');
+  lines.push(`| variant | ${ENDPOINTS.map((e) => `${e.method} /${e.path}`).join(' | ')} |`);
+  lines.push(`|---|${ENDPOINTS.map(() => '---:').join('|')}|`);
+  for (const v of variants) {
+    if (run.variants[v]?.failure) {
+      lines.push(`| ${label(v)} | ${ENDPOINTS.map(() => 'did not run').join(' | ')} |`);
+      continue;
+    }
+    const cols = ENDPOINTS.map(({ path: p }) => {
+      const c = cell(v, p);
+      if (!c) return '–';
+      return `${fmt(c.rps)} (${ratio(c.rps, cell('context-floor', p)?.rps ?? NaN)} / ${ratio(c.rps, cell('baseline', p)?.rps ?? NaN)})`;
+    });
+    lines.push(`| ${label(v)} | ${cols.join(' | ')} |`);
+  }
+  lines.push('');
+
+  lines.push('### Latency p50 / p99 (ms, median of rounds)', '');
+  lines.push(`| variant | ${ENDPOINTS.map((e) => `/${e.path}`).join(' | ')} |`);
+  lines.push(`|---|${ENDPOINTS.map(() => '---:').join('|')}|`);
+  for (const v of variants) {
+    if (run.variants[v]?.failure) continue;
+    lines.push(`| ${label(v)} | ${ENDPOINTS.map(({ path: p }) => { const c = cell(v, p); return c ? `${fmt(c.p50)} / ${fmt(c.p99)}` : '–'; }).join(' | ')} |`);
+  }
+  lines.push('');
+
+  lines.push('### Server CPU per request (µs, user+system, median) — ratio to context-floor', '');
+  lines.push(`| variant | ${ENDPOINTS.map((e) => `/${e.path}`).join(' | ')} |`);
+  lines.push(`|---|${ENDPOINTS.map(() => '---:').join('|')}|`);
+  for (const v of variants) {
+    if (run.variants[v]?.failure) continue;
+    lines.push(`| ${label(v)} | ${ENDPOINTS.map(({ path: p }) => { const c = cell(v, p); return c ? `${fmt(c.cpuPerRequest)} (${ratio(c.cpuPerRequest, cell('context-floor', p)?.cpuPerRequest ?? NaN)})` : '–'; }).join(' | ')} |`);
+  }
+  lines.push('');
+
+  lines.push('### DB connections: pool checkouts per request / most held at once (pool of ' + POOL_SIZE + ')', '');
+  lines.push(`| variant | ${ENDPOINTS.map((e) => `/${e.path}`).join(' | ')} |`);
+  lines.push(`|---|${ENDPOINTS.map(() => '---:').join('|')}|`);
+  for (const v of variants) {
+    if (run.variants[v]?.failure) continue;
+    lines.push(`| ${label(v)} | ${ENDPOINTS.map(({ path: p }) => { const c = cell(v, p); return c ? `${fmt(c.checkoutsPerRequest, 2)} / ${c.peakHeld}` : '–'; }).join(' | ')} |`);
+  }
+  lines.push('');
+
+  lines.push('### Server process and correctness checks', '');
+  lines.push('| variant | peak RSS | verified | /parallel wall (handler / client, ms) | errors under load |');
+  lines.push('|---|---:|---|---:|---:|');
+  for (const v of variants) {
+    const entry = run.variants[v];
+    const errors = Object.values(entry.cells).flat().reduce((sum, c) => sum + c.errors, 0);
+    const verification = entry.verification;
+    lines.push(
+      `| ${label(v)} | ${entry.maxRss ? mb(entry.maxRss) : '–'} | ${entry.failure ? `**no**: ${entry.failure.replace(/\|/g, '\\|').replace(/\n/g, ' ').slice(0, 400)}` : 'yes'} | ` +
+        `${verification ? `${fmt(verification.parallelServerMs, 1)} / ${fmt(verification.parallelWallMs, 1)}` : '–'} | ${errors} |`,
+    );
+  }
+  lines.push('');
+
+  lines.push('### Targets (nestjs-typeorm-context)', '');
+  lines.push('| target | met | measured |', '|---|---|---|');
+  for (const t of targets(run)) lines.push(`| ${t.name} | ${t.met ? 'yes' : '**no**'} | ${t.detail} |`);
+  lines.push('');
+  return lines.join('\n');
+}
+
+function versionOf(pkg: string): string {
+  for (const base of [path.join(benchDir, 'node_modules'), path.join(rootDir, 'node_modules')]) {
+    const file = path.join(base, pkg, 'package.json');
+    if (existsSync(file)) return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
+  }
+  return 'not installed';
+}
+
+function machine(): string[] {
+  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+  const model = /model name\s*:\s*(.*)/.exec(cpuinfo)?.[1] ?? os.cpus()[0]?.model ?? 'unknown';
+  return [
+    `- nproc: ${os.availableParallelism()}`,
+    `- CPU: ${model}`,
+    `- memory: ${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB`,
+    `- OS: ${os.type()} ${os.release()}`,
+  ];
+}
+
+function report(runs: NodeRun[], missing: string[], postgres: string, started: Date, elapsed: number): string {
+  const root = JSON.parse(readFileSync(path.join(rootDir, 'package.json'), 'utf8')) as { version: string };
+  const lines = [
+    `# Benchmark results ${started.toISOString().slice(0, 10)}`,
+    '',
+    'Command (from the repository root):',
+    '',
+    '```sh',
+    `${quick ? 'BENCH_QUICK=1 ' : ''}npm run bench`,
+    '```',
+    '',
+    `Run started ${started.toISOString()}, took ${(elapsed / 60_000).toFixed(1)} min.` +
+      (quick ? ' **Quick mode: numbers are indicative only.**' : ''),
+    '',
+    '## Machine',
+    '',
+    ...machine(),
+    `- PostgreSQL ${postgres} on 127.0.0.1 (same machine)`,
+    '',
+    '## Versions',
+    '',
+    `- nestjs-typeorm-context ${root.version} (built from this commit's \`src/\` into \`dist/\`)`,
+    ...runs.map((r) => `- ${r.node.label}: ${r.node.version} (${r.node.path})`),
+    ...['@nestjs/core', '@nestjs/platform-express', '@nestjs/typeorm', 'typeorm', 'pg', 'nestjs-cls', '@nestjs-cls/transactional', '@nestjs-cls/transactional-adapter-typeorm', 'typeorm-transactional', 'autocannon'].map(
+      (p) => `- ${p} ${versionOf(p)}`,
+    ),
+    '',
+    '## Method',
+    '',
+    `- Every variant is the same Nest app (Express, entity \`${TABLE}\`, pool size ${POOL_SIZE}) in a server process of its own; autocannon runs in the driver process with ${CONNECTIONS} connections.`,
+    `- Each cell: ${FIRST_WARMUP} s warm-up in round 1 (${WARMUP} s later), then ${DURATION} s measured; ${ROUNDS} rounds, variants alternating within each round (A B C … A B C …), a fresh server per variant per round. Tables show medians over rounds.`,
+    '- Server CPU is `process.cpuUsage()` of the server process over the measured window divided by the requests the server received in it; connections are pg pool `acquire` events per request and the most checked out at once.',
+    `- Before timing, each variant is verified: /write's row is committed when the response arrives, /chain's INSERT and last SELECT share one transaction (row xmin = txid_current()), /parallel runs on 3 distinct backends in about one ${SLEEP_SECONDS * 1000} ms sleep, /noop takes no connection.`,
+    '- Ratios: `(x / context-floor / x baseline)` of requests per second. The machine has 2 cores shared by server, load generator and PostgreSQL, so absolute numbers are low and differences under ~3% are within noise.',
+    '',
+  ];
+  if (missing.length) lines.push('## Not run', '', ...missing.map((m) => `- ${m}`), '');
+  for (const run of runs) lines.push(nodeSection(run));
+  return lines.join('\n');
+}
+
+// ---------------------------------------------------------------------------------- main
+
+const log = (message: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}`);
+
+async function main(): Promise<void> {
+  await resetTable();
+  if (smoke) return smokeTest();
+  const started = new Date();
+  const { nodes, missing } = nodeBinaries();
+  const postgres = await databaseVersion();
+  const runs: NodeRun[] = [];
+  for (const node of nodes) {
+    const run = await runNode(node);
+    if (VARIANTS.includes(OURS) && !run.variants[OURS].failure && (node === nodes[0] || process.env.BENCH_MEMORY_ALL === '1')) {
+      run.memory = await memoryCheck(node);
+      log(`${node.label} memory: ${mb(run.memory!.after10k)} after 10k, ${mb(run.memory!.after100k)} after 100k`);
+    }
+    runs.push(run);
+    await resetTable();
+  }
+  const markdown = report(runs, missing, postgres, started, Date.now() - started.getTime());
+  const dir = path.join(benchDir, 'results');
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `${started.toISOString().slice(0, 10)}${quick ? '-quick' : ''}.md`);
+  writeFileSync(file, markdown + '\n');
+  console.log(markdown);
+  log(`results written to ${path.relative(rootDir, file)}`);
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
