@@ -548,6 +548,23 @@ function versionOf(pkg: string): string {
   return 'not installed';
 }
 
+function gitCommit(): string {
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: rootDir }).toString().trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+function gitDirty(): string {
+  try {
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd: rootDir }).toString().trim();
+    return dirty ? ', with uncommitted changes in src/' : '';
+  } catch {
+    return '';
+  }
+}
+
 function machine(): string[] {
   const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
   const model = /model name\s*:\s*(.*)/.exec(cpuinfo)?.[1] ?? os.cpus()[0]?.model ?? 'unknown';
@@ -580,7 +597,7 @@ function report(runs: NodeRun[], missing: string[], postgres: string, started: D
     '',
     '## Versions',
     '',
-    `- nestjs-typeorm-context ${root.version} (built from this commit's \`src/\` into \`dist/\`)`,
+    `- nestjs-typeorm-context ${root.version} (\`dist/\` built from commit ${gitCommit()}${gitDirty()})`,
     ...runs.map((r) => `- ${r.node.label}: ${r.node.version} (${r.node.path})`),
     ...['@nestjs/core', '@nestjs/platform-express', '@nestjs/typeorm', 'typeorm', 'pg', 'nestjs-cls', '@nestjs-cls/transactional', '@nestjs-cls/transactional-adapter-typeorm', 'typeorm-transactional', 'autocannon'].map(
       (p) => `- ${p} ${versionOf(p)}`,
