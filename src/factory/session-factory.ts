@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { ContextFrame } from '../context/context-frame.js';
 import { contextStorage } from '../context/context-storage.js';
+import { reportError } from '../context/logger.js';
 import { SessionRuntime } from '../context/session-runtime.js';
 import { UnitOfWork } from '../context/unit-of-work.js';
 import type {
@@ -28,7 +29,11 @@ export class SessionFactory {
       try {
         result = await fn();
       } catch (error) {
-        await unit.complete(false).catch(() => undefined);
+        await unit
+          .complete(false)
+          .catch((rollbackError: unknown) =>
+            reportError('Rollback after a failed context failed', rollbackError),
+          );
         throw error;
       }
       await unit.complete(true);
