@@ -4,6 +4,7 @@ export * from './factory/index.js';
 export * from './interceptors/index.js';
 export * from './interfaces/index.js';
 export * from './middleware/index.js';
+export * from './repositories/index.js';
 export * from './transactional/index.js';
 export { DEFAULT_DATA_SOURCE } from './typeorm-context.options.js';
 export { TYPEORM_CONTEXT_MODULE_OPTIONS } from './typeorm-context.module-definition.js';

@@ -8,6 +8,7 @@ import {
   RequestMethod,
 } from '@nestjs/common';
 import { APP_INTERCEPTOR, ModuleRef } from '@nestjs/core';
+import { TypeOrmModule } from '@nestjs/typeorm';
 import { SessionContext } from './context/session-context.js';
 import { SessionRuntime } from './context/session-runtime.js';
 import { SessionFactory } from './factory/session-factory.js';
@@ -15,11 +16,27 @@ import { AutoCommitInterceptor } from './interceptors/auto-commit.interceptor.js
 import type { TypeOrmContextModuleOptions } from './interfaces/typeorm-context-options.interface.js';
 import { SessionContextMiddleware } from './middleware/session-context.middleware.js';
 import {
+  createRepositoryProviders,
+  createSessionProvider,
+  type EntityClassOrSchema,
+} from './repositories/repository.providers.js';
+import { TypeOrmContextFeatureModule } from './repositories/typeorm-context-feature.module.js';
+import {
+  ASYNC_OPTIONS_TYPE,
   ConfigurableModuleClass,
   OPTIONS_TYPE,
   TYPEORM_CONTEXT_MODULE_OPTIONS,
 } from './typeorm-context.module-definition.js';
-import { resolveModuleOptions } from './typeorm-context.options.js';
+import { DEFAULT_DATA_SOURCE, resolveModuleOptions } from './typeorm-context.options.js';
+
+function withSessions(module: DynamicModule, names: readonly string[]): DynamicModule {
+  const providers = names.map(createSessionProvider);
+  return {
+    ...module,
+    providers: [...(module.providers ?? []), ...providers],
+    exports: [...(module.exports ?? []), ...providers],
+  };
+}
 
 const passThrough: NestInterceptor = { intercept: (_context, next) => next.handle() };
 
@@ -45,7 +62,7 @@ const passThrough: NestInterceptor = { intercept: (_context, next) => next.handl
       inject: [SessionRuntime, AutoCommitInterceptor],
     },
   ],
-  exports: [SessionContext, SessionFactory, AutoCommitInterceptor],
+  exports: [SessionRuntime, SessionContext, SessionFactory, AutoCommitInterceptor],
 })
 export class TypeOrmContextModule extends ConfigurableModuleClass implements NestModule {
   constructor(@Inject(SessionRuntime) private readonly runtime: SessionRuntime) {
@@ -54,7 +71,35 @@ export class TypeOrmContextModule extends ConfigurableModuleClass implements Nes
 
   /** Registers the module with `options` (all optional: `forRoot()` uses the default data source). */
   static override forRoot(options: typeof OPTIONS_TYPE = {}): DynamicModule {
-    return super.forRoot(options);
+    const names = Array.isArray(options.dataSources) ? options.dataSources : [DEFAULT_DATA_SOURCE];
+    return withSessions(super.forRoot(options), names);
+  }
+
+  /** Registers the module with options from a factory (`useFactory`, `useClass`, `useExisting`). */
+  static override forRootAsync(options: typeof ASYNC_OPTIONS_TYPE): DynamicModule {
+    return withSessions(super.forRootAsync(options), [DEFAULT_DATA_SOURCE]);
+  }
+
+  /**
+   * Context-aware repositories for `entities` of `dataSource`, under `@nestjs/typeorm`'s tokens:
+   * use it instead of `TypeOrmModule.forFeature()` and inject them with `@InjectRepository()`.
+   * Also provides `@InjectSession(dataSource)` to the importing module.
+   */
+  static forFeature(
+    entities: EntityClassOrSchema[] = [],
+    dataSource: string = DEFAULT_DATA_SOURCE,
+  ): DynamicModule {
+    const providers = [
+      ...createRepositoryProviders(entities, dataSource),
+      createSessionProvider(dataSource),
+    ];
+    return {
+      module: TypeOrmContextFeatureModule,
+      // Registers the entities for `autoLoadEntities`, as TypeOrmModule.forFeature() would.
+      imports: [TypeOrmModule.forFeature(entities, dataSource)],
+      providers,
+      exports: providers,
+    };
   }
 
   /** Mounts the context middleware on every route (unless `middleware: false`). */

@@ -86,11 +86,32 @@ export class SessionRuntime implements OnModuleInit, OnApplicationShutdown {
    * created on first use. Throws at once outside a context or after the context ended.
    */
   current(name: string): LazySession | EntityManager {
+    const found = this.lookup(name);
+    if (found === undefined) throw new NoSessionContextError(messages.noContext(name));
+    return found;
+  }
+
+  /**
+   * The manager code should use here for `name`: the current session's, or the data source's own
+   * outside any context (what repositories and `@InjectSession()` resolve to on every call).
+   */
+  manager(name: string): EntityManager {
+    const found = this.lookup(name);
+    if (found === undefined) return this.dataSource(name).manager;
+    return found instanceof LazySession ? found.manager : found;
+  }
+
+  /** Whether `onModuleInit()` has resolved the data sources. */
+  get ready(): boolean {
+    return this.initialized;
+  }
+
+  private lookup(name: string): LazySession | EntityManager | undefined {
     const frame = contextStorage.getStore();
     const override = frame?.find(name);
     if (override !== undefined) return override;
     const unit = frame?.unit;
-    if (unit === undefined) throw new NoSessionContextError(messages.noContext(name));
+    if (unit === undefined) return undefined;
     if (unit.ended) throw new SessionContextEndedError(messages.contextEnded(name));
     return unit.session(name, () => this.createSession(name));
   }

@@ -1,0 +1,21 @@
+import { EntityManager } from 'typeorm';
+import type { SessionRuntime } from '../context/session-runtime.js';
+
+/**
+ * An `EntityManager` that forwards every property access to the manager current at the call
+ * (the context's session, or the data source's own manager outside any context).
+ */
+export function sessionManager(runtime: SessionRuntime, name: string): EntityManager {
+  const blank = Object.create(EntityManager.prototype) as EntityManager;
+  return new Proxy(blank, {
+    get(target, key) {
+      // Nest probes providers for `then` and lifecycle hooks before the data sources are ready.
+      if (key === 'then' || !runtime.ready) return Reflect.get(target, key) as unknown;
+      const manager = runtime.manager(name);
+      const value = Reflect.get(manager, key, manager) as unknown;
+      return typeof value === 'function' ? (value as () => unknown).bind(manager) : value;
+    },
+    set: (_target, key, value) => Reflect.set(runtime.manager(name), key, value),
+    has: (target, key) => (runtime.ready ? key in runtime.manager(name) : key in target),
+  });
+}

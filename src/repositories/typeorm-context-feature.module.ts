@@ -1,0 +1,5 @@
+import { Module } from '@nestjs/common';
+
+/** The module `TypeOrmContextModule.forFeature()` returns: context-aware repositories. */
+@Module({})
+export class TypeOrmContextFeatureModule {}
