@@ -5,16 +5,15 @@ import {
   Module,
   type NestInterceptor,
   type NestModule,
-  RequestMethod,
 } from '@nestjs/common';
-import { APP_INTERCEPTOR, ModuleRef } from '@nestjs/core';
+import { APP_INTERCEPTOR, HttpAdapterHost, ModuleRef } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { SessionContext } from './context/session-context.js';
 import { SessionRuntime } from './context/session-runtime.js';
 import { SessionFactory } from './factory/session-factory.js';
 import { AutoCommitInterceptor } from './interceptors/auto-commit.interceptor.js';
 import type { TypeOrmContextModuleOptions } from './interfaces/typeorm-context-options.interface.js';
-import { SessionContextMiddleware } from './middleware/session-context.middleware.js';
+import { openRequestContext } from './middleware/session-context.middleware.js';
 import {
   createRepositoryProviders,
   createSessionProvider,
@@ -65,7 +64,10 @@ const passThrough: NestInterceptor = { intercept: (_context, next) => next.handl
   exports: [SessionRuntime, SessionContext, SessionFactory, AutoCommitInterceptor],
 })
 export class TypeOrmContextModule extends ConfigurableModuleClass implements NestModule {
-  constructor(@Inject(SessionRuntime) private readonly runtime: SessionRuntime) {
+  constructor(
+    @Inject(SessionRuntime) private readonly runtime: SessionRuntime,
+    @Inject(HttpAdapterHost) private readonly adapterHost: HttpAdapterHost,
+  ) {
     super();
   }
 
@@ -102,11 +104,13 @@ export class TypeOrmContextModule extends ConfigurableModuleClass implements Nes
     };
   }
 
-  /** Mounts the context middleware on every route (unless `middleware: false`). */
-  configure(consumer: MiddlewareConsumer): void {
-    if (!this.runtime.options.middleware) return;
-    consumer
-      .apply(SessionContextMiddleware)
-      .forRoutes({ path: '{*path}', method: RequestMethod.ALL });
+  /**
+   * Mounts the context middleware for every HTTP request (unless `middleware: false`), straight on
+   * the HTTP adapter: no route matching and no async wrapper per request.
+   */
+  configure(_consumer: MiddlewareConsumer): void {
+    const adapter = this.adapterHost.httpAdapter as HttpAdapterHost['httpAdapter'] | undefined;
+    if (!this.runtime.options.middleware || adapter === undefined) return;
+    adapter.use(openRequestContext);
   }
 }

@@ -10,24 +10,36 @@ interface ClosableResponse {
 }
 
 /**
+ * Runs the rest of the request in a new context. The interceptor claims and commits it; if it
+ * never runs (a guard threw, or the route has none), a context that created a session is rolled
+ * back and released when the response closes. A plain function: the module mounts it with the
+ * HTTP adapter's own `use()`, the cheapest hook the platform has.
+ */
+export function openRequestContext(
+  _request: unknown,
+  response: ClosableResponse,
+  next: () => void,
+): void {
+  const unit = new UnitOfWork();
+  unit.onFirstSession = () => {
+    if (unit.claimed) return;
+    response.once('close', () => {
+      if (unit.claimed) return;
+      unit.complete(false).catch((error: unknown) => reportError('Request cleanup failed', error));
+    });
+  };
+  contextStorage.run(new ContextFrame(unit), next);
+}
+
+/**
  * Opens the request's context before guards and pipes run, so an auth guard can load the user
- * through the session. The interceptor commits it; if the interceptor never runs (a guard
- * threw, or the route has none), the context is rolled back and released when the response closes.
+ * through the session. Mounted on every route by default; with `middleware: false`, apply it
+ * yourself (`consumer.apply(SessionContextMiddleware).forRoutes(...)`) where you need it.
  */
 @Injectable()
 export class SessionContextMiddleware implements NestMiddleware {
   /** Runs the rest of the request inside a new context. */
-  use(_request: unknown, response: ClosableResponse, next: () => void): void {
-    const unit = new UnitOfWork();
-    unit.onFirstSession = () => {
-      if (unit.claimed) return;
-      response.once('close', () => {
-        if (unit.claimed) return;
-        unit
-          .complete(false)
-          .catch((error: unknown) => reportError('Request cleanup failed', error));
-      });
-    };
-    contextStorage.run(new ContextFrame(unit), next);
+  use(request: unknown, response: ClosableResponse, next: () => void): void {
+    openRequestContext(request, response, next);
   }
 }
