@@ -1,4 +1,4 @@
-import type { QueryRunner } from 'typeorm';
+import type { DataSource, QueryRunner } from 'typeorm';
 import { messages } from '../errors/messages.js';
 import { UnsupportedDriverError } from '../errors/unsupported-driver.error.js';
 import type { IsolationLevel } from '../interfaces/transaction-options.interface.js';
@@ -34,13 +34,46 @@ export function beginStatements(type: string, options: BeginOptions): string[] {
   return isolationLevel ? [`SET TRANSACTION ISOLATION LEVEL ${isolationLevel}`, start] : [start];
 }
 
-/** Hands a connection whose state is unknown back so that the pool destroys it. */
-export async function discardConnection(runner: QueryRunner, error: unknown): Promise<void> {
-  const internals = runner as unknown as {
-    releasePostgresConnection?: (err: unknown) => Promise<void>;
-    databaseConnection?: { destroy?: () => void };
-    isReleased: boolean;
+/** The connection a mysql2 runner holds: enough to open a side connection to the same server. */
+interface MysqlConnection {
+  threadId?: number;
+  config?: unknown;
+  destroy?: () => void;
+}
+
+/** Runner members of both drivers that the pool helpers read. */
+interface RunnerConnection {
+  releasePostgresConnection?: (err: unknown) => Promise<void>;
+  databaseConnection?: MysqlConnection;
+  isReleased: boolean;
+}
+
+/** Whether `runner` holds a pooled connection right now. */
+export function holdsConnection(runner: QueryRunner): boolean {
+  const internals = runner as unknown as RunnerConnection;
+  return internals.databaseConnection !== undefined && !internals.isReleased;
+}
+
+/** The size of the data source's pool, when the driver tells it. */
+export function poolSize(dataSource: DataSource): number | undefined {
+  const driver = dataSource.driver as unknown as {
+    master?: { options?: { max?: number } };
+    pool?: { config?: { connectionLimit?: number } };
   };
+  const size =
+    driver.master?.options?.max ??
+    driver.pool?.config?.connectionLimit ??
+    (dataSource.options as { poolSize?: number }).poolSize;
+  return typeof size === 'number' ? size : undefined;
+}
+
+/**
+ * Hands a connection whose state is unknown back so that the pool destroys it. On MySQL/MariaDB
+ * the server also gets a KILL from a side connection: closing the socket alone does not stop a
+ * running statement there, which would hold its locks and its transaction until it finished.
+ */
+export async function discardConnection(runner: QueryRunner, error: unknown): Promise<void> {
+  const internals = runner as unknown as RunnerConnection;
   if (internals.releasePostgresConnection) {
     await internals.releasePostgresConnection.call(
       runner,
@@ -48,6 +81,29 @@ export async function discardConnection(runner: QueryRunner, error: unknown): Pr
     );
     return;
   }
-  internals.databaseConnection?.destroy?.();
+  const connection = internals.databaseConnection;
+  connection?.destroy?.();
   internals.isReleased = true;
+  if (connection) await killOnServer(runner, connection);
+}
+
+/** Sends `KILL <thread>` for `connection` on a short-lived connection of its own (best effort). */
+async function killOnServer(runner: QueryRunner, connection: MysqlConnection): Promise<void> {
+  const mysql = (runner.connection.driver as unknown as { mysql?: MysqlModule }).mysql;
+  if (connection.threadId === undefined || !connection.config || !mysql?.Connection) return;
+  const side = new mysql.Connection({ config: connection.config });
+  side.on('error', () => undefined);
+  await new Promise<void>((resolve) => {
+    side.query(`KILL ${Number(connection.threadId)}`, () => resolve());
+  });
+  side.destroy();
+}
+
+/** The part of the mysql2 module `killOnServer` uses. */
+interface MysqlModule {
+  Connection: new (options: { config: unknown }) => {
+    on(event: 'error', listener: () => void): void;
+    query(sql: string, callback: () => void): void;
+    destroy(): void;
+  };
 }
