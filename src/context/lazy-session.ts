@@ -47,6 +47,8 @@ export class LazySession {
   private closeReason: CloseReason = 'closed';
   private abortError?: Error;
   private afterCommit: Array<() => unknown> = [];
+  /** `afterCommit.length` at each open SAVEPOINT: rolling back to it drops what came after. */
+  private savepointMarks: number[] = [];
   private readonly runner: RunnerInternals & QueryRunner;
   private readonly original: Original;
   private readonly driverType: string;
@@ -80,11 +82,20 @@ export class LazySession {
         : this.ready().then(() => query.apply(runner, args))) as QueryRunner['query'];
     runner.stream = (...args) => this.ready().then(() => stream.apply(runner, args));
     runner.startTransaction = (isolationLevel) =>
-      this.ready().then(() => startTransaction.call(runner, isolationLevel));
-    runner.commitTransaction = () =>
-      runner.transactionDepth > 1 ? commitTransaction.call(runner) : this.commit();
-    runner.rollbackTransaction = () =>
-      runner.transactionDepth > 1 ? rollbackTransaction.call(runner) : this.rollback();
+      this.ready().then(async () => {
+        await startTransaction.call(runner, isolationLevel);
+        this.savepointMarks.push(this.afterCommit.length);
+      });
+    runner.commitTransaction = () => {
+      if (runner.transactionDepth <= 1) return this.commit();
+      this.savepointMarks.pop();
+      return commitTransaction.call(runner);
+    };
+    runner.rollbackTransaction = () => {
+      if (runner.transactionDepth <= 1) return this.rollback();
+      this.afterCommit.length = this.savepointMarks.pop() ?? this.afterCommit.length;
+      return rollbackTransaction.call(runner);
+    };
     runner.release = () => this.close('closed');
   }
 
@@ -265,6 +276,7 @@ export class LazySession {
       runner.transactionDepth = 0;
       runner.isTransactionActive = true;
       this.rollbackOnly = false;
+      this.savepointMarks = [];
       if (this.state === 'ending') this.state = 'idle';
     })();
     this.transition = ended;
