@@ -11,9 +11,12 @@ import { Propagation } from './transactional/propagation.enum.js';
 /** Name of the data source used when none is given (the `@nestjs/typeorm` default). */
 export const DEFAULT_DATA_SOURCE = 'default';
 
+/** Milliseconds a session waits for a pooled connection when `acquireTimeout` is not set. */
+export const DEFAULT_ACQUIRE_TIMEOUT = 10_000;
+
 /** Module options with every default applied. */
 export type ResolvedModuleOptions = Required<
-  Pick<TypeOrmContextModuleOptions, 'dataSources' | 'autoCommit' | 'middleware'>
+  Pick<TypeOrmContextModuleOptions, 'dataSources' | 'autoCommit' | 'middleware' | 'acquireTimeout'>
 > &
   Pick<TypeOrmContextModuleOptions, 'onSessionStart' | 'beforeCommit'>;
 
@@ -41,13 +44,20 @@ function check(ok: boolean, option: string, value: unknown, expected: string): v
 
 const isName = (value: unknown): value is string => typeof value === 'string' && value.length > 0;
 const isOptionalFunction = (value: unknown) => value === undefined || typeof value === 'function';
+const isPositiveNumber = (value: unknown) =>
+  typeof value === 'number' && Number.isFinite(value) && value > 0;
 const isOptionalBoolean = (value: unknown) => value === undefined || typeof value === 'boolean';
 
 /** Validates module options and applies their defaults (the one place defaults live). */
 export function resolveModuleOptions(
   options: TypeOrmContextModuleOptions = {},
 ): ResolvedModuleOptions {
-  const { dataSources = [DEFAULT_DATA_SOURCE], autoCommit = true, middleware = true } = options;
+  const {
+    dataSources = [DEFAULT_DATA_SOURCE],
+    autoCommit = true,
+    middleware = true,
+    acquireTimeout = DEFAULT_ACQUIRE_TIMEOUT,
+  } = options;
   const listOk =
     Array.isArray(dataSources) &&
     dataSources.length > 0 &&
@@ -68,10 +78,17 @@ export function resolveModuleOptions(
     options.beforeCommit,
     'a function (session, dataSource) => void | Promise<void>',
   );
+  check(
+    isPositiveNumber(acquireTimeout),
+    'acquireTimeout',
+    acquireTimeout,
+    'a number of milliseconds greater than 0',
+  );
   return {
     dataSources: [...dataSources],
     autoCommit,
     middleware,
+    acquireTimeout,
     onSessionStart: options.onSessionStart,
     beforeCommit: options.beforeCommit,
   };
@@ -121,7 +138,7 @@ export function resolveTransactionOptions(
     'a whole number of retries, 0 or more',
   );
   check(
-    resolved.timeout === undefined || (Number.isFinite(resolved.timeout) && resolved.timeout > 0),
+    resolved.timeout === undefined || isPositiveNumber(resolved.timeout),
     'timeout',
     resolved.timeout,
     'a number of milliseconds greater than 0',

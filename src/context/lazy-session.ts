@@ -1,17 +1,27 @@
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
+import { ConnectionAcquireTimeoutError } from '../errors/connection-acquire-timeout.error.js';
 import { messages } from '../errors/messages.js';
 import { RollbackOnlyError } from '../errors/rollback-only.error.js';
 import { SessionClosedError } from '../errors/session-closed.error.js';
 import { SessionContextEndedError } from '../errors/session-context-ended.error.js';
 import type { SessionHook } from '../interfaces/typeorm-context-options.interface.js';
+import { DEFAULT_ACQUIRE_TIMEOUT } from '../typeorm-context.options.js';
 import { ContextFrame } from './context-frame.js';
 import { contextStorage } from './context-storage.js';
-import { type BeginOptions, beginStatements, discardConnection } from './transaction-dialect.js';
+import {
+  type BeginOptions,
+  beginStatements,
+  discardConnection,
+  holdsConnection,
+  poolSize,
+} from './transaction-dialect.js';
 
 /** The module-level hooks every session runs. */
 export interface SessionHooks {
   onSessionStart?: SessionHook;
   beforeCommit?: SessionHook;
+  /** Milliseconds to wait for a pooled connection. Default: `DEFAULT_ACQUIRE_TIMEOUT`. */
+  acquireTimeout?: number;
   /** Receives errors of after-commit callbacks (they never undo the commit). */
   reportError(message: string, error: unknown): void;
 }
@@ -49,6 +59,9 @@ export class LazySession {
   private afterCommit: Array<() => unknown> = [];
   /** `afterCommit.length` at each open SAVEPOINT: rolling back to it drops what came after. */
   private savepointMarks: number[] = [];
+  /** True while the first query waits for a pooled connection. */
+  private acquiring = false;
+  private readonly dataSource: DataSource;
   private readonly runner: RunnerInternals & QueryRunner;
   private readonly original: Original;
   private readonly driverType: string;
@@ -63,6 +76,7 @@ export class LazySession {
     const runner = dataSource.createQueryRunner('master') as unknown as RunnerInternals;
     this.runner = runner as RunnerInternals & QueryRunner;
     this.manager = runner.manager;
+    this.dataSource = dataSource;
     this.driverType = dataSource.options.type;
     const { query, stream, startTransaction, commitTransaction, rollbackTransaction, release } =
       runner;
@@ -107,6 +121,11 @@ export class LazySession {
   /** Whether the session was closed; a closed session never opens again. */
   get closed(): boolean {
     return this.state === 'closed';
+  }
+
+  /** Whether the session holds a pooled connection right now. */
+  get connected(): boolean {
+    return holdsConnection(this.runner);
   }
 
   /** Sets how the next transaction begins; false when one has already begun. */
@@ -188,7 +207,8 @@ export class LazySession {
     this.state = 'closed';
     this.abortError = error;
     this.afterCommit = [];
-    if (!this.runner.isReleased) await discardConnection(this.runner, error);
+    // A connection still on its way is released by `acquire()` when it arrives.
+    if (!this.acquiring && !this.runner.isReleased) await discardConnection(this.runner, error);
   }
 
   /** Resolves when queries may run: begins the transaction on first use. */
@@ -230,6 +250,7 @@ export class LazySession {
 
   private async open(): Promise<void> {
     const runner = this.runner;
+    await this.acquire();
     await runner.broadcaster.broadcast('BeforeTransactionStart');
     for (const sql of beginStatements(this.driverType, this.begin)) {
       await this.original.query.call(runner, sql);
@@ -248,6 +269,49 @@ export class LazySession {
       await this.original.query.call(runner, 'ROLLBACK').catch(() => undefined);
       throw error;
     }
+  }
+
+  /**
+   * Takes a pooled connection within `acquireTimeout`. On timeout the session is closed with a
+   * `ConnectionAcquireTimeoutError`; a connection that arrives later (or after the session was
+   * aborted meanwhile) goes straight back to the pool.
+   */
+  private async acquire(): Promise<void> {
+    const runner = this.runner;
+    if (holdsConnection(runner)) return;
+    const ms = this.hooks.acquireTimeout ?? DEFAULT_ACQUIRE_TIMEOUT;
+    const connecting = runner.connect();
+    const giveBack = () => this.original.release.call(runner);
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<'expired'>((resolve) => {
+      timer = setTimeout(() => resolve('expired'), ms);
+    });
+    this.acquiring = true;
+    try {
+      if ((await Promise.race([connecting, expired])) === 'expired') {
+        const error = this.acquireTimeoutError(ms);
+        if (this.state !== 'closed') this.abortError = error;
+        this.state = 'closed';
+        this.afterCommit = [];
+        connecting.then(giveBack, () => undefined);
+        throw error;
+      }
+    } finally {
+      this.acquiring = false;
+      clearTimeout(timer);
+    }
+    if (this.state === 'closed') {
+      await giveBack();
+      throw this.closedError();
+    }
+  }
+
+  private acquireTimeoutError(ms: number): ConnectionAcquireTimeoutError {
+    const unit = contextStorage.getStore()?.unit;
+    const held = unit?.connectionsHeld(this.dataSourceName) ?? 0;
+    return new ConnectionAcquireTimeoutError(
+      messages.acquireTimeout(this.dataSourceName, ms, poolSize(this.dataSource), held),
+    );
   }
 
   private async end(statement: 'commit' | 'rollback'): Promise<void> {

@@ -35,6 +35,7 @@ export class SessionRuntime implements OnModuleInit, OnApplicationShutdown {
     this.hooks = {
       onSessionStart: options.onSessionStart,
       beforeCommit: options.beforeCommit,
+      acquireTimeout: options.acquireTimeout,
       reportError,
     };
   }

@@ -11,6 +11,8 @@ export class UnitOfWork {
   ended = false;
   /** True once an interceptor owns completing this unit. */
   claimed = false;
+  /** Sessions of REQUIRES_NEW blocks running in this unit right now (they end with their block). */
+  readonly blocks = new Set<LazySession>();
   /** Called once, when the first session is created (the middleware arms its cleanup here). */
   onFirstSession?: () => void;
 
@@ -27,6 +29,15 @@ export class UnitOfWork {
       }
     }
     return session;
+  }
+
+  /** How many connections of `dataSource` this unit's sessions and blocks hold right now. */
+  connectionsHeld(dataSource: string): number {
+    let held = 0;
+    for (const session of [...this.sessions.values(), ...this.blocks]) {
+      if (session.dataSourceName === dataSource && session.connected) held++;
+    }
+    return held;
   }
 
   /**

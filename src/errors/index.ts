@@ -1,3 +1,4 @@
+export * from './connection-acquire-timeout.error.js';
 export * from './invalid-option.error.js';
 export * from './module-not-initialized.error.js';
 export * from './no-session-context.error.js';

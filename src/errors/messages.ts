@@ -43,6 +43,15 @@ export const messages = {
   timeout: (dataSource: string, ms: number) =>
     `Transaction of data source '${dataSource}' ran longer than its timeout of ${ms} ms: it was ` +
     'cancelled and rolled back. Raise `timeout`, or make the work shorter.',
+  acquireTimeout: (dataSource: string, ms: number, poolSize: number | undefined, held: number) =>
+    `No connection of data source '${dataSource}' within acquireTimeout (${ms} ms): its pool ` +
+    `${poolSize === undefined ? '' : `(size ${poolSize}) `}is exhausted, and this context already ` +
+    `holds ${held} connection${held === 1 ? '' : 's'} of it. A REQUIRES_NEW block, ` +
+    'sessionFactory.atomic(), open() or runInNewContext() needs a connection of its own while the ' +
+    'caller keeps its own, so concurrent requests can take the whole pool and wait for each other. ' +
+    'Raise the pool size (TypeORM `poolSize`) to at least concurrent requests × connections each ' +
+    'holds at once, commit or close the session before opening an independent one, or raise ' +
+    '`acquireTimeout` in TypeOrmContextModule.forRoot().',
   blockSessionClose: (dataSource: string) =>
     `close('${dataSource}') inside a REQUIRES_NEW block: the block owns that session and closes it ` +
     'when it ends. Call close() outside the block.',

@@ -15,4 +15,9 @@ export interface TypeOrmContextModuleOptions {
   onSessionStart?: SessionHook;
   /** Runs before every commit of a session, on every commit path. Default: none. */
   beforeCommit?: SessionHook;
+  /**
+   * Milliseconds a session waits for a pooled connection before it fails with
+   * `ConnectionAcquireTimeoutError` instead of waiting forever on an exhausted pool. Default: `10_000`.
+   */
+  acquireTimeout?: number;
 }

@@ -147,6 +147,7 @@ export class TransactionRunner {
       // Inside a context: an independent session, current only for the code of this block.
       const session = create();
       const inner = frame.with(name, session);
+      frame.unit.blocks.add(session);
       return this.settle(
         () => contextStorage.run(inner, () => fn(session.manager)),
         session,
@@ -155,6 +156,7 @@ export class TransactionRunner {
           try {
             if (commit) await session.commit();
           } finally {
+            frame.unit?.blocks.delete(session);
             await session.close('context-ended');
           }
         },
