@@ -64,6 +64,15 @@ describe.each(engines)('pool safety ($name)', (engine) => {
         expect(await t.texts()).toEqual(['ok', 'outer']);
       },
     );
+
+    it('a block whose own timeout ends while it waits for a connection: the late connection is released', async () => {
+      const { body } = await t.http().get('/pool/independent?via=requires-new-timeout').expect(200);
+      expect(body).toMatchObject({ ok: false, name: 'TransactionTimeoutError' });
+      expect((body as Outcome).elapsed).toBeLessThan(ACQUIRE_TIMEOUT);
+      await t.expectClean();
+      await t.http().get('/pool/ok').expect(200, 'ok');
+      expect(await t.texts()).toEqual(['ok', 'outer']);
+    });
   });
 
   describe('pool of 2: two concurrent requests each hold one and want one more', () => {

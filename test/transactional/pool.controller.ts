@@ -53,6 +53,12 @@ export class PoolController {
           propagation: Propagation.REQUIRES_NEW,
         });
         return;
+      case 'requires-new-timeout':
+        await this.context.atomic((m) => m.insert(Example, insert), {
+          propagation: Propagation.REQUIRES_NEW,
+          timeout: 200,
+        });
+        return;
       case 'factory-atomic':
         await this.factory.atomic((m) => m.insert(Example, insert));
         return;
