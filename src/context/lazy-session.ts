@@ -163,6 +163,7 @@ export class LazySession {
       try {
         await this.hooks.beforeCommit(this.manager, this.dataSourceName);
       } catch (error) {
+        this.afterCommit = [];
         await this.end('rollback');
         throw error;
       }

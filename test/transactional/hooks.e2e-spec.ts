@@ -256,6 +256,20 @@ describe.each(engines)('commit hooks ($name)', (engine) => {
         expect(await committedRows(t.dataSource)).toBe(0);
       },
     );
+
+    it('after a throwing beforeCommit, the rolled-back transaction’s afterCommit callbacks never run', async () => {
+      await run(async () => {
+        await context.session().insert(Example, { text: 'rolled_back' });
+        context.afterCommit(() => trace.log.push('stale'));
+        Object.assign(probe, { active: true, failBeforeCommit: true });
+        await expect(context.commit()).rejects.toThrow('beforeCommit refused');
+        probe.active = false;
+        await context.session().insert(Example, { text: 'committed' });
+        context.afterCommit(() => trace.log.push('fresh'));
+      });
+      expect(trace.log).toEqual(['fresh']);
+      expect(await t.texts()).toEqual(['committed']);
+    });
   });
 });
 
