@@ -371,12 +371,18 @@ export class LazySession {
     }
   }
 
+  /**
+   * Runs the callbacks outside any context: the transaction they waited for is over, so a write
+   * through the context's session would begin a new one that nobody commits (or join an outer
+   * one). There `session()` fails clearly and `@Transactional()` / the factory commit on their own.
+   */
   private async runAfterCommit(): Promise<void> {
     const callbacks = this.afterCommit;
     this.afterCommit = [];
+    const outside = new ContextFrame(undefined);
     for (const callback of callbacks) {
       try {
-        await callback();
+        await contextStorage.run(outside, callback);
       } catch (error) {
         this.hooks.reportError(`afterCommit callback failed (${this.dataSourceName})`, error);
       }

@@ -73,4 +73,9 @@ export class HooksService {
   work() {
     return work(this.context.session());
   }
+
+  @Transactional()
+  async insert(text: string) {
+    await this.context.session().insert(Example, { text });
+  }
 }

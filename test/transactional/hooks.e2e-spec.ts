@@ -149,6 +149,47 @@ describe.each(engines)('commit hooks ($name)', (engine) => {
       expect(await t.texts()).toEqual(['inner']);
     });
 
+    it('callbacks run outside any context: session() fails clearly, @Transactional() and the factory commit', async () => {
+      const service = t.app.get(HooksService);
+      const writeFromCallback = (text: string) => async () => {
+        try {
+          context.session();
+        } catch (error) {
+          trace.log.push((error as Error).name);
+        }
+        await service.insert(`${text}_transactional`);
+        await factory.atomic((manager) => manager.insert(Example, { text: `${text}_factory` }));
+      };
+      await run(async () => {
+        await context.session().insert(Example, { text: 'unit' });
+        context.afterCommit(writeFromCallback('unit'));
+      });
+      // A REQUIRES_NEW block's callbacks run while the outer context is still open: their writes
+      // must not join the outer transaction, which rolls back here.
+      await expect(
+        run(async () => {
+          await context.session().insert(Example, { text: 'outer' });
+          await context.atomic(
+            async (manager) => {
+              await manager.insert(Example, { text: 'block' });
+              context.afterCommit(writeFromCallback('block'));
+            },
+            { propagation: Propagation.REQUIRES_NEW },
+          );
+          throw new Error('outer fails');
+        }),
+      ).rejects.toThrow('outer fails');
+      expect(trace.log).toEqual(['NoSessionContextError', 'NoSessionContextError']);
+      expect(await t.texts()).toEqual([
+        'block',
+        'block_factory',
+        'block_transactional',
+        'unit',
+        'unit_factory',
+        'unit_transactional',
+      ]);
+    });
+
     it('inside NESTED and REQUIRED they bind to the outer transaction', async () => {
       const blocks = async () => {
         await context.session().insert(Example, { text: 'outer' });
