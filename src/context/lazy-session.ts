@@ -4,30 +4,21 @@ import { messages } from '../errors/messages.js';
 import { RollbackOnlyError } from '../errors/rollback-only.error.js';
 import { SessionClosedError } from '../errors/session-closed.error.js';
 import { SessionContextEndedError } from '../errors/session-context-ended.error.js';
-import type { SessionHook } from '../interfaces/typeorm-context-options.interface.js';
 import { DEFAULT_ACQUIRE_TIMEOUT } from '../typeorm-context.options.js';
 import { ContextFrame } from './context-frame.js';
 import { contextStorage } from './context-storage.js';
+import { CommitCallbacks } from './commit-callbacks.js';
+import { connectWithin } from './connection-wait.js';
+import type { CloseReason, SessionHooks } from './session-hooks.js';
+import { StatementQueue } from './statement-queue.js';
 import {
   type BeginOptions,
   beginStatements,
   discardConnection,
   holdsConnection,
+  isPostgres,
   poolSize,
 } from './transaction-dialect.js';
-
-/** The module-level hooks every session runs. */
-export interface SessionHooks {
-  onSessionStart?: SessionHook;
-  beforeCommit?: SessionHook;
-  /** Milliseconds to wait for a pooled connection. Default: `DEFAULT_ACQUIRE_TIMEOUT`. */
-  acquireTimeout?: number;
-  /** Receives errors of after-commit callbacks (they never undo the commit). */
-  reportError(message: string, error: unknown): void;
-}
-
-/** Why a session was closed, which decides the message of a late use. */
-export type CloseReason = 'closed' | 'context-ended';
 
 type State = 'idle' | 'starting' | 'active' | 'ending' | 'closed';
 type Original = Pick<
@@ -35,11 +26,16 @@ type Original = Pick<
   'query' | 'stream' | 'startTransaction' | 'commitTransaction' | 'rollbackTransaction' | 'release'
 >;
 
+type QueryArgs = Parameters<QueryRunner['query']>;
+type TransactionEvent = Parameters<QueryRunner['broadcaster']['broadcast']>[0];
+
 /** QueryRunner members TypeORM keeps protected or read-only that the session drives. */
 type RunnerInternals = Omit<QueryRunner, 'isTransactionActive'> & {
   isTransactionActive: boolean;
   transactionDepth: number;
 };
+
+const RESOLVED = Promise.resolve();
 
 /**
  * One session: an `EntityManager` on its own QueryRunner that takes no connection and sends no
@@ -56,22 +52,22 @@ export class LazySession {
   private transition?: Promise<void>;
   private closeReason: CloseReason = 'closed';
   private abortError?: Error;
-  private afterCommit: Array<() => unknown> = [];
-  /** `afterCommit.length` at each open SAVEPOINT: rolling back to it drops what came after. */
-  private savepointMarks: number[] = [];
+  private readonly callbacks = new CommitCallbacks();
   /** True while the first query waits for a pooled connection. */
   private acquiring = false;
   private readonly dataSource: DataSource;
   private readonly runner: RunnerInternals & QueryRunner;
   private readonly original: Original;
   private readonly driverType: string;
+  /** PostgreSQL only: mysql2 queues a connection's commands itself. */
+  private readonly queue?: StatementQueue;
 
   constructor(
     /** Name of the data source this session belongs to. */
     readonly dataSourceName: string,
     dataSource: DataSource,
     private readonly hooks: SessionHooks,
-    private begin: BeginOptions = {},
+    private readonly begin: BeginOptions = {},
   ) {
     const runner = dataSource.createQueryRunner('master') as unknown as RunnerInternals;
     this.runner = runner as RunnerInternals & QueryRunner;
@@ -88,39 +84,34 @@ export class LazySession {
       rollbackTransaction,
       release,
     };
+    const queue = isPostgres(this.driverType) ? new StatementQueue() : undefined;
+    this.queue = queue;
+    const run = queue
+      ? (args: QueryArgs) => queue.run(() => query.apply(runner, args))
+      : (args: QueryArgs) => query.apply(runner, args);
 
     runner.isTransactionActive = true;
-    runner.query = ((...args: Parameters<QueryRunner['query']>) =>
+    runner.query = ((...args: QueryArgs) =>
       this.state === 'active'
-        ? query.apply(runner, args)
-        : this.ready().then(() => query.apply(runner, args))) as QueryRunner['query'];
+        ? run(args)
+        : this.ready().then(() => run(args))) as QueryRunner['query'];
     runner.stream = (...args) => this.ready().then(() => stream.apply(runner, args));
     runner.startTransaction = (isolationLevel) =>
       this.ready().then(async () => {
         await startTransaction.call(runner, isolationLevel);
-        this.savepointMarks.push(this.afterCommit.length);
+        this.callbacks.mark();
       });
     runner.commitTransaction = () => {
       if (runner.transactionDepth <= 1) return this.commit();
-      this.savepointMarks.pop();
+      this.callbacks.unmark(true);
       return commitTransaction.call(runner);
     };
     runner.rollbackTransaction = () => {
       if (runner.transactionDepth <= 1) return this.rollback();
-      this.afterCommit.length = this.savepointMarks.pop() ?? this.afterCommit.length;
+      this.callbacks.unmark(false);
       return rollbackTransaction.call(runner);
     };
     runner.release = () => this.close('closed');
-  }
-
-  /** Whether a transaction has begun (BEGIN was sent) and not yet ended. */
-  get inTransaction(): boolean {
-    return this.state === 'active' || this.state === 'starting';
-  }
-
-  /** Whether the session was closed; a closed session never opens again. */
-  get closed(): boolean {
-    return this.state === 'closed';
   }
 
   /** Whether the session holds a pooled connection right now. */
@@ -128,16 +119,9 @@ export class LazySession {
     return holdsConnection(this.runner);
   }
 
-  /** Sets how the next transaction begins; false when one has already begun. */
-  configure(begin: BeginOptions): boolean {
-    if (this.state !== 'idle') return false;
-    this.begin = begin;
-    return true;
-  }
-
   /** Registers a callback to run after this transaction commits; dropped on rollback. */
   onCommitted(callback: () => unknown): void {
-    this.afterCommit.push(callback);
+    this.callbacks.add(callback);
   }
 
   /** Opens a SAVEPOINT (beginning the transaction first if needed). */
@@ -151,34 +135,34 @@ export class LazySession {
   }
 
   /** Commits the current transaction; the session stays usable and begins anew on its next query. */
-  async commit(): Promise<void> {
-    await this.settle();
-    if (this.state === 'closed') throw this.closedError();
-    if (this.state !== 'active') return this.runAfterCommit();
-    if (this.rollbackOnly) {
-      await this.rollback();
-      throw new RollbackOnlyError(messages.rollbackOnly(this.dataSourceName));
+  commit(): Promise<void> {
+    switch (this.state) {
+      case 'starting':
+      case 'ending':
+        return this.settle().then(() => this.commit());
+      case 'closed':
+        return Promise.reject(this.closedError());
+      case 'idle':
+        return this.runCallbacks();
+      case 'active':
+        return this.commitActive();
     }
-    if (this.hooks.beforeCommit) {
-      try {
-        await this.hooks.beforeCommit(this.manager, this.dataSourceName);
-      } catch (error) {
-        this.afterCommit = [];
-        await this.end('rollback');
-        throw error;
-      }
-    }
-    await this.end('commit');
-    await this.runAfterCommit();
   }
 
   /** Rolls back the current transaction and clears a rollback-only mark. */
-  async rollback(): Promise<void> {
-    await this.settle();
-    if (this.state === 'closed') throw this.closedError();
-    this.rollbackOnly = false;
-    this.afterCommit = [];
-    if (this.state === 'active') await this.end('rollback');
+  rollback(): Promise<void> {
+    switch (this.state) {
+      case 'starting':
+      case 'ending':
+        return this.settle().then(() => this.rollback());
+      case 'closed':
+        return Promise.reject(this.closedError());
+      case 'idle':
+      case 'active':
+        this.rollbackOnly = false;
+        this.callbacks.clear();
+        return this.state === 'active' ? this.end('rollback') : RESOLVED;
+    }
   }
 
   /** Rolls back what is uncommitted and releases the connection; later use fails clearly. */
@@ -187,7 +171,7 @@ export class LazySession {
     const pending = this.transition;
     this.state = 'closed';
     this.closeReason = reason;
-    this.afterCommit = [];
+    this.callbacks.clear();
     await pending?.catch(() => undefined);
     const runner = this.runner;
     if (runner.isReleased) return;
@@ -207,9 +191,27 @@ export class LazySession {
     if (this.state === 'closed') return;
     this.state = 'closed';
     this.abortError = error;
-    this.afterCommit = [];
+    this.callbacks.clear();
     // A connection still on its way is released by `acquire()` when it arrives.
     if (!this.acquiring && !this.runner.isReleased) await discardConnection(this.runner, error);
+  }
+
+  private async commitActive(): Promise<void> {
+    if (this.rollbackOnly) {
+      await this.rollback();
+      throw new RollbackOnlyError(messages.rollbackOnly(this.dataSourceName));
+    }
+    if (this.hooks.beforeCommit) {
+      try {
+        await this.hooks.beforeCommit(this.manager, this.dataSourceName);
+      } catch (error) {
+        this.callbacks.clear();
+        await this.end('rollback');
+        throw error;
+      }
+    }
+    await this.end('commit');
+    await this.runCallbacks();
   }
 
   /** Resolves when queries may run: begins the transaction on first use. */
@@ -252,12 +254,10 @@ export class LazySession {
   private async open(): Promise<void> {
     const runner = this.runner;
     await this.acquire();
-    await runner.broadcaster.broadcast('BeforeTransactionStart');
-    for (const sql of beginStatements(this.driverType, this.begin)) {
-      await this.original.query.call(runner, sql);
-    }
+    await this.broadcast('BeforeTransactionStart');
+    for (const sql of beginStatements(this.driverType, this.begin)) await this.exec(sql);
     runner.transactionDepth = 1;
-    await runner.broadcaster.broadcast('AfterTransactionStart');
+    await this.broadcast('AfterTransactionStart');
     const hook = this.hooks.onSessionStart;
     if (!hook) return;
     const parent = contextStorage.getStore() ?? new ContextFrame(undefined);
@@ -267,7 +267,7 @@ export class LazySession {
       );
     } catch (error) {
       runner.transactionDepth = 0;
-      await this.original.query.call(runner, 'ROLLBACK').catch(() => undefined);
+      await this.exec('ROLLBACK').catch(() => undefined);
       throw error;
     }
   }
@@ -281,25 +281,23 @@ export class LazySession {
     const runner = this.runner;
     if (holdsConnection(runner)) return;
     const ms = this.hooks.acquireTimeout ?? DEFAULT_ACQUIRE_TIMEOUT;
-    const connecting = runner.connect();
     const giveBack = () => this.original.release.call(runner);
-    let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<'expired'>((resolve) => {
-      timer = setTimeout(() => resolve('expired'), ms);
-    });
     this.acquiring = true;
+    let connected: boolean;
     try {
-      if ((await Promise.race([connecting, expired])) === 'expired') {
-        const error = this.acquireTimeoutError(ms);
-        if (this.state !== 'closed') this.abortError = error;
-        this.state = 'closed';
-        this.afterCommit = [];
-        connecting.then(giveBack, () => undefined);
-        throw error;
-      }
+      connected = await connectWithin(runner, this.dataSource, ms, giveBack);
     } finally {
       this.acquiring = false;
-      clearTimeout(timer);
+    }
+    if (!connected) {
+      const held = contextStorage.getStore()?.unit?.connectionsHeld(this.dataSourceName) ?? 0;
+      const error = new ConnectionAcquireTimeoutError(
+        messages.acquireTimeout(this.dataSourceName, ms, poolSize(this.dataSource), held),
+      );
+      if (this.state !== 'closed') this.abortError = error;
+      this.state = 'closed';
+      this.callbacks.clear();
+      throw error;
     }
     if (this.state === 'closed') {
       await giveBack();
@@ -307,62 +305,66 @@ export class LazySession {
     }
   }
 
-  private acquireTimeoutError(ms: number): ConnectionAcquireTimeoutError {
-    const unit = contextStorage.getStore()?.unit;
-    const held = unit?.connectionsHeld(this.dataSourceName) ?? 0;
-    return new ConnectionAcquireTimeoutError(
-      messages.acquireTimeout(this.dataSourceName, ms, poolSize(this.dataSource), held),
-    );
+  private end(statement: 'commit' | 'rollback'): Promise<void> {
+    this.state = 'ending';
+    const ended = this.finish(statement);
+    this.transition = ended.catch(() => undefined);
+    return ended;
   }
 
-  private async end(statement: 'commit' | 'rollback'): Promise<void> {
+  private async finish(statement: 'commit' | 'rollback'): Promise<void> {
     const runner = this.runner;
-    this.state = 'ending';
-    let failure: unknown;
-    const ended = (async () => {
-      try {
-        await this.finishTransaction(statement);
-      } catch (error) {
-        failure = error;
-        // A failed COMMIT leaves the transaction aborted: roll it back. A failed ROLLBACK (or
-        // that second one) means the connection is broken: the pool must not get it back.
-        const recovered =
-          statement === 'commit' &&
-          (await this.original.query.call(runner, 'ROLLBACK').then(
-            () => true,
-            () => false,
-          ));
-        if (!recovered) {
-          this.state = 'closed';
-          await discardConnection(runner, error);
-          return;
-        }
+    try {
+      await this.finishTransaction(statement);
+    } catch (error) {
+      this.callbacks.clear();
+      // A failed COMMIT leaves the transaction aborted: roll it back. A failed ROLLBACK (or
+      // that second one) means the connection is broken: the pool must not get it back.
+      const recovered =
+        statement === 'commit' &&
+        (await this.exec('ROLLBACK').then(
+          () => true,
+          () => false,
+        ));
+      if (!recovered) {
+        this.state = 'closed';
+        await discardConnection(runner, error);
+        throw error;
       }
-      runner.transactionDepth = 0;
-      runner.isTransactionActive = true;
-      this.rollbackOnly = false;
-      this.savepointMarks = [];
-      if (this.state === 'ending') this.state = 'idle';
-    })();
-    this.transition = ended;
-    await ended;
-    if (failure !== undefined) {
-      this.afterCommit = [];
-      throw failure;
+      this.reset();
+      throw error;
     }
+    this.reset();
+  }
+
+  private reset(): void {
+    const runner = this.runner;
+    runner.transactionDepth = 0;
+    runner.isTransactionActive = true;
+    this.rollbackOnly = false;
+    if (this.state === 'ending') this.state = 'idle';
   }
 
   /** COMMIT or ROLLBACK straight on the connection (the runner's own methods would re-enter `query`). */
   private async finishTransaction(statement: 'commit' | 'rollback'): Promise<void> {
+    const commit = statement === 'commit';
+    await this.broadcast(commit ? 'BeforeTransactionCommit' : 'BeforeTransactionRollback');
+    await this.exec(commit ? 'COMMIT' : 'ROLLBACK');
+    this.runner.transactionDepth = 0;
+    await this.broadcast(commit ? 'AfterTransactionCommit' : 'AfterTransactionRollback');
+  }
+
+  /** A statement of the session itself, in line with the user's queries. */
+  private exec(sql: string): Promise<unknown> {
     const runner = this.runner;
-    const [before, after] =
-      statement === 'commit'
-        ? (['BeforeTransactionCommit', 'AfterTransactionCommit'] as const)
-        : (['BeforeTransactionRollback', 'AfterTransactionRollback'] as const);
-    await runner.broadcaster.broadcast(before);
-    await this.original.query.call(runner, statement === 'commit' ? 'COMMIT' : 'ROLLBACK');
-    runner.transactionDepth = 0;
-    await runner.broadcaster.broadcast(after);
+    const send = () => this.original.query.call(runner, sql);
+    return this.queue ? this.queue.run(send) : send();
+  }
+
+  /** Tells TypeORM's subscribers, as the runner's own transaction methods would (if any listen). */
+  private broadcast(event: TransactionEvent): Promise<void> | undefined {
+    if (this.dataSource.subscribers.length === 0) return undefined;
+    return this.runner.broadcaster.broadcast(event);
   }
 
   private async settle(): Promise<void> {
@@ -371,22 +373,10 @@ export class LazySession {
     }
   }
 
-  /**
-   * Runs the callbacks outside any context: the transaction they waited for is over, so a write
-   * through the context's session would begin a new one that nobody commits (or join an outer
-   * one). There `session()` fails clearly and `@Transactional()` / the factory commit on their own.
-   */
-  private async runAfterCommit(): Promise<void> {
-    const callbacks = this.afterCommit;
-    this.afterCommit = [];
-    const outside = new ContextFrame(undefined);
-    for (const callback of callbacks) {
-      try {
-        await contextStorage.run(outside, callback);
-      } catch (error) {
-        this.hooks.reportError(`afterCommit callback failed (${this.dataSourceName})`, error);
-      }
-    }
+  private runCallbacks(): Promise<void> {
+    return this.callbacks.run((error) =>
+      this.hooks.reportError(`afterCommit callback failed (${this.dataSourceName})`, error),
+    );
   }
 
   private closedError(): Error {

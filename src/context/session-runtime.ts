@@ -11,7 +11,8 @@ import { TransactionRunner } from '../transactional/transaction-runner.js';
 import type { ResolvedModuleOptions } from '../typeorm-context.options.js';
 import { contextStorage } from './context-storage.js';
 import { reportError } from './logger.js';
-import { LazySession, type SessionHooks } from './lazy-session.js';
+import { LazySession } from './lazy-session.js';
+import type { SessionHooks } from './session-hooks.js';
 import { assertSupportedDriver, type BeginOptions } from './transaction-dialect.js';
 
 /**

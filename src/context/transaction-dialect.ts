@@ -14,6 +14,11 @@ export interface BeginOptions {
 const POSTGRES = new Set(['postgres', 'cockroachdb', 'aurora-postgres']);
 const MYSQL = new Set(['mysql', 'mariadb', 'aurora-mysql']);
 
+/** Whether `type` is a PostgreSQL-family driver. */
+export function isPostgres(type: string): boolean {
+  return POSTGRES.has(type);
+}
+
 /** Throws at startup for drivers whose transactions the library cannot drive. */
 export function assertSupportedDriver(type: string): void {
   if (!POSTGRES.has(type) && !MYSQL.has(type)) {
@@ -65,6 +70,28 @@ export function poolSize(dataSource: DataSource): number | undefined {
     driver.pool?.config?.connectionLimit ??
     (dataSource.options as { poolSize?: number }).poolSize;
   return typeof size === 'number' ? size : undefined;
+}
+
+/** The pool internals `poolHasRoom` reads (pg-pool, mysql2); anything else counts as full. */
+interface PoolCounters {
+  master?: { idleCount?: number; totalCount?: number; options?: { max?: number } };
+  pool?: {
+    _freeConnections?: { length: number };
+    _allConnections?: { length: number };
+    config?: { connectionLimit?: number };
+  };
+}
+
+/** Whether the pool can hand out a connection without making anyone wait for another to return. */
+export function poolHasRoom(dataSource: DataSource): boolean {
+  const { master, pool } = dataSource.driver as unknown as PoolCounters;
+  if (master?.idleCount !== undefined && master.totalCount !== undefined) {
+    return master.idleCount > 0 || master.totalCount < (master.options?.max ?? 10);
+  }
+  const free = pool?._freeConnections?.length;
+  const all = pool?._allConnections?.length;
+  if (free === undefined || all === undefined) return false;
+  return free > 0 || all < (pool?.config?.connectionLimit ?? 10);
 }
 
 /**
