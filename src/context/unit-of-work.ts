@@ -1,5 +1,7 @@
 import type { LazySession } from './lazy-session.js';
 
+const RESOLVED = Promise.resolve();
+
 /**
  * The sessions of one request, job or `runInNewContext()`: at most one per data source, created
  * on first use, committed or rolled back together and always released when the unit completes.
@@ -47,6 +49,10 @@ export class UnitOfWork {
    * again returns the same completion.
    */
   complete(commit: boolean): Promise<void> {
+    if (this.completion === undefined && this.sessions.size === 0) {
+      this.ended = true;
+      this.completion = RESOLVED;
+    }
     this.completion ??= this.finish(commit);
     return this.completion;
   }

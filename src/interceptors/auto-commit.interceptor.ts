@@ -63,6 +63,12 @@ export class AutoCommitInterceptor implements NestInterceptor {
         },
         error: (error: unknown) => {
           settled = true;
+          if (unit.sessions.size === 0) {
+            // Nothing to roll back: end the unit and answer now, without a promise round.
+            void unit.complete(false);
+            subscriber.error(this.onError(error, context));
+            return;
+          }
           unit.complete(false).then(
             () => subscriber.error(this.onError(error, context)),
             (rollbackError: unknown) => {
@@ -73,13 +79,18 @@ export class AutoCommitInterceptor implements NestInterceptor {
         },
         complete: () => {
           settled = true;
-          unit.complete(this.shouldCommit(context)).then(
-            () => {
-              if (held) subscriber.next(held.value);
-              subscriber.complete();
-            },
-            (error: unknown) => subscriber.error(this.onError(error, context)),
-          );
+          const emit = () => {
+            if (held) subscriber.next(held.value);
+            subscriber.complete();
+          };
+          if (unit.sessions.size === 0) {
+            void unit.complete(false);
+            emit();
+            return;
+          }
+          unit
+            .complete(this.shouldCommit(context))
+            .then(emit, (error: unknown) => subscriber.error(this.onError(error, context)));
         },
       });
       return () => {

@@ -34,12 +34,36 @@ export class TransactionRunner {
   constructor(private readonly runtime: SessionRuntime) {}
 
   /** Runs `fn` with the session its propagation gives it. */
-  async run<T>(
+  run<T>(
     options: TransactionOptions | undefined,
     fn: SessionCallback<T>,
     defaultPropagation: Propagation = Propagation.REQUIRED,
   ): Promise<T> {
-    const resolved = resolveTransactionOptions(options, defaultPropagation);
+    try {
+      return this.decide(resolveTransactionOptions(options, defaultPropagation), options, fn);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+  }
+
+  /** Like `run()` with options resolved once up front (what `@Transactional()` does). */
+  runResolved<T>(
+    resolved: ResolvedTransactionOptions,
+    options: TransactionOptions | undefined,
+    fn: SessionCallback<T>,
+  ): Promise<T> {
+    try {
+      return this.decide(resolved, options, fn);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+  }
+
+  private decide<T>(
+    resolved: ResolvedTransactionOptions,
+    options: TransactionOptions | undefined,
+    fn: SessionCallback<T>,
+  ): Promise<T> {
     const name = resolved.dataSource;
     this.runtime.dataSource(name);
     const frame = contextStorage.getStore();
@@ -79,7 +103,7 @@ export class TransactionRunner {
   }
 
   /** REQUIRED and friends with a transaction: an escaping error makes it rollback-only. */
-  private async join<T>(
+  private join<T>(
     current: LazySession | UnitOfWork,
     options: ResolvedTransactionOptions,
     fn: SessionCallback<T>,
@@ -87,11 +111,14 @@ export class TransactionRunner {
   ): Promise<T> {
     this.warnIgnored(options, raw, 'joins the current transaction');
     const session = this.session(current, options.dataSource);
-    try {
-      return await fn(session.manager);
-    } catch (error) {
+    const markRollbackOnly = (error: unknown): never => {
       session.rollbackOnly = true;
       throw error;
+    };
+    try {
+      return Promise.resolve(fn(session.manager)).then(undefined, markRollbackOnly);
+    } catch (error) {
+      return Promise.reject(error as Error).then(undefined, markRollbackOnly);
     }
   }
 
@@ -239,11 +266,12 @@ export class TransactionRunner {
     raw: TransactionOptions | undefined,
     what: string,
   ): void {
+    if (raw === undefined || this.warned.has(raw)) return;
     const ignored = (['isolationLevel', 'readOnly', 'timeout'] as const).filter(
       (key) => options[key] !== undefined,
     );
     if (options.retry > 0) ignored.push('retry' as never);
-    if (ignored.length === 0 || raw === undefined || this.warned.has(raw)) return;
+    if (ignored.length === 0) return;
     this.warned.add(raw);
     logger.warn(
       `A ${options.propagation} block of '${options.dataSource}' ${what}, so ${ignored.join(', ')} ` +

@@ -11,7 +11,7 @@ import { copyMethodMetadata } from './copy-method-metadata.js';
  * metadata, in either decorator order; it always returns a Promise.
  */
 export function Transactional(options?: TransactionOptions): MethodDecorator {
-  resolveTransactionOptions(options);
+  const resolved = resolveTransactionOptions(options);
   return (_target, key, descriptor: PropertyDescriptor) => {
     const original: unknown = descriptor.value;
     if (typeof original !== 'function') {
@@ -19,10 +19,15 @@ export function Transactional(options?: TransactionOptions): MethodDecorator {
         messages.invalidOption(`@Transactional() on ${String(key)}`, original, 'a method'),
       );
     }
-    const wrapped = new Proxy(original, {
-      apply: (target, thisArg, args) =>
-        SessionRuntime.get().transactions.run(options, () => Reflect.apply(target, thisArg, args)),
-    });
+    const method = original as (...args: unknown[]) => unknown;
+    // A plain function is cheaper to call than a Proxy; name, length and metadata are copied.
+    const wrapped = function (this: unknown, ...args: unknown[]) {
+      return SessionRuntime.get().transactions.runResolved(resolved, options, () =>
+        method.apply(this, args),
+      );
+    };
+    Object.defineProperty(wrapped, 'name', { value: method.name });
+    Object.defineProperty(wrapped, 'length', { value: method.length });
     copyMethodMetadata(original, wrapped);
     descriptor.value = wrapped;
   };
