@@ -11,6 +11,11 @@ export class CommitCallbacks {
   private callbacks: Array<() => unknown> = [];
   private marks: number[] = [];
 
+  /** Whether any callback waits for the commit. */
+  get pending(): boolean {
+    return this.callbacks.length > 0;
+  }
+
   /** Adds a callback for the current transaction. */
   add(callback: () => unknown): void {
     this.callbacks.push(callback);

@@ -1,21 +1,15 @@
-import type { DataSource, QueryRunner } from 'typeorm';
-import { poolHasRoom } from './transaction-dialect.js';
+import type { QueryRunner } from 'typeorm';
 
 /**
  * Connects `runner`, waiting at most `ms` for the pool. Resolves `false` on timeout, after
- * arranging for a connection that arrives later to be given back with `giveBack`. When the pool
- * has an idle connection or room for a new one, no timer is armed at all.
+ * arranging for a connection that arrives later to be given back with `giveBack`. Sessions call
+ * it only when the pool is full (`poolHasRoom()`), so the common path arms no timer.
  */
 export async function connectWithin(
   runner: QueryRunner,
-  dataSource: DataSource,
   ms: number,
   giveBack: () => Promise<void>,
 ): Promise<boolean> {
-  if (poolHasRoom(dataSource)) {
-    await runner.connect();
-    return true;
-  }
   const connecting = runner.connect();
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<'expired'>((resolve) => {

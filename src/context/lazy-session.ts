@@ -17,6 +17,7 @@ import {
   discardConnection,
   holdsConnection,
   isPostgres,
+  poolHasRoom,
   poolSize,
 } from './transaction-dialect.js';
 
@@ -27,7 +28,6 @@ type Original = Pick<
 >;
 
 type QueryArgs = Parameters<QueryRunner['query']>;
-type TransactionEvent = Parameters<QueryRunner['broadcaster']['broadcast']>[0];
 
 /** QueryRunner members TypeORM keeps protected or read-only that the session drives. */
 type RunnerInternals = Omit<QueryRunner, 'isTransactionActive'> & {
@@ -94,7 +94,9 @@ export class LazySession {
     runner.query = ((...args: QueryArgs) =>
       this.state === 'active'
         ? run(args)
-        : this.ready().then(() => run(args))) as QueryRunner['query'];
+        : (this.state === 'idle' ? this.start() : this.ready()).then(() =>
+            this.state === 'active' ? run(args) : this.ready().then(() => run(args)),
+          )) as QueryRunner['query'];
     runner.stream = (...args) => this.ready().then(() => stream.apply(runner, args));
     runner.startTransaction = (isolationLevel) =>
       this.ready().then(async () => {
@@ -196,7 +198,15 @@ export class LazySession {
     if (!this.acquiring && !this.runner.isReleased) await discardConnection(this.runner, error);
   }
 
-  private async commitActive(): Promise<void> {
+  private commitActive(): Promise<void> {
+    if (this.rollbackOnly || this.hooks.beforeCommit) return this.commitGuarded();
+    return this.end('commit').then(this.afterCommitted);
+  }
+
+  private readonly afterCommitted = (): Promise<void> | undefined =>
+    this.callbacks.pending ? this.runCallbacks() : undefined;
+
+  private async commitGuarded(): Promise<void> {
     if (this.rollbackOnly) {
       await this.rollback();
       throw new RollbackOnlyError(messages.rollbackOnly(this.dataSourceName));
@@ -253,11 +263,15 @@ export class LazySession {
 
   private async open(): Promise<void> {
     const runner = this.runner;
-    await this.acquire();
-    await this.broadcast('BeforeTransactionStart');
+    if (!holdsConnection(runner)) {
+      if (poolHasRoom(this.dataSource)) await runner.connect();
+      else await this.acquire();
+    }
+    const observed = this.dataSource.subscribers.length > 0;
+    if (observed) await runner.broadcaster.broadcast('BeforeTransactionStart');
     for (const sql of beginStatements(this.driverType, this.begin)) await this.exec(sql);
     runner.transactionDepth = 1;
-    await this.broadcast('AfterTransactionStart');
+    if (observed) await runner.broadcaster.broadcast('AfterTransactionStart');
     const hook = this.hooks.onSessionStart;
     if (!hook) return;
     const parent = contextStorage.getStore() ?? new ContextFrame(undefined);
@@ -273,19 +287,18 @@ export class LazySession {
   }
 
   /**
-   * Takes a pooled connection within `acquireTimeout`. On timeout the session is closed with a
+   * Takes a pooled connection from a full pool within `acquireTimeout`. On timeout the session is closed with a
    * `ConnectionAcquireTimeoutError`; a connection that arrives later (or after the session was
    * aborted meanwhile) goes straight back to the pool.
    */
   private async acquire(): Promise<void> {
     const runner = this.runner;
-    if (holdsConnection(runner)) return;
     const ms = this.hooks.acquireTimeout ?? DEFAULT_ACQUIRE_TIMEOUT;
     const giveBack = () => this.original.release.call(runner);
     this.acquiring = true;
     let connected: boolean;
     try {
-      connected = await connectWithin(runner, this.dataSource, ms, giveBack);
+      connected = await connectWithin(runner, ms, giveBack);
     } finally {
       this.acquiring = false;
     }
@@ -308,7 +321,7 @@ export class LazySession {
   private end(statement: 'commit' | 'rollback'): Promise<void> {
     this.state = 'ending';
     const ended = this.finish(statement);
-    this.transition = ended.catch(() => undefined);
+    this.transition = ended; // everyone who waits on it catches
     return ended;
   }
 
@@ -348,23 +361,23 @@ export class LazySession {
   /** COMMIT or ROLLBACK straight on the connection (the runner's own methods would re-enter `query`). */
   private async finishTransaction(statement: 'commit' | 'rollback'): Promise<void> {
     const commit = statement === 'commit';
-    await this.broadcast(commit ? 'BeforeTransactionCommit' : 'BeforeTransactionRollback');
+    const broadcaster =
+      this.dataSource.subscribers.length > 0 ? this.runner.broadcaster : undefined;
+    if (broadcaster)
+      await broadcaster.broadcast(commit ? 'BeforeTransactionCommit' : 'BeforeTransactionRollback');
     await this.exec(commit ? 'COMMIT' : 'ROLLBACK');
     this.runner.transactionDepth = 0;
-    await this.broadcast(commit ? 'AfterTransactionCommit' : 'AfterTransactionRollback');
+    if (broadcaster)
+      await broadcaster.broadcast(commit ? 'AfterTransactionCommit' : 'AfterTransactionRollback');
   }
 
-  /** A statement of the session itself, in line with the user's queries. */
+  /**
+   * A statement of the session itself (BEGIN, COMMIT, ROLLBACK). User queries wait for the
+   * session's state meanwhile, so it only has to wait for statements already in flight.
+   */
   private exec(sql: string): Promise<unknown> {
-    const runner = this.runner;
-    const send = () => this.original.query.call(runner, sql);
-    return this.queue ? this.queue.run(send) : send();
-  }
-
-  /** Tells TypeORM's subscribers, as the runner's own transaction methods would (if any listen). */
-  private broadcast(event: TransactionEvent): Promise<void> | undefined {
-    if (this.dataSource.subscribers.length === 0) return undefined;
-    return this.runner.broadcaster.broadcast(event);
+    const send = () => this.original.query.call(this.runner, sql);
+    return this.queue?.busy ? this.queue.run(send) : send();
   }
 
   private async settle(): Promise<void> {

@@ -6,16 +6,21 @@
  */
 export class StatementQueue {
   private readonly waiting: Array<() => void> = [];
-  private busy = false;
+  private running = false;
+
+  /** Whether a statement is in flight. */
+  get busy(): boolean {
+    return this.running;
+  }
 
   /** Runs `work` once the statement in flight (and those queued before) settled. */
   run<T>(work: () => Promise<T>): Promise<T> {
-    if (this.busy) {
+    if (this.running) {
       return new Promise<void>((resolve) => this.waiting.push(resolve)).then(() =>
         this.track(work),
       );
     }
-    this.busy = true;
+    this.running = true;
     return this.track(work);
   }
 
@@ -26,12 +31,21 @@ export class StatementQueue {
     } catch (error) {
       running = Promise.reject(error as Error);
     }
-    return running.finally(this.next);
+    return running.then(
+      (value) => {
+        this.next();
+        return value;
+      },
+      (error: unknown) => {
+        this.next();
+        throw error;
+      },
+    );
   }
 
   private readonly next = (): void => {
     const resume = this.waiting.shift();
     if (resume) resume();
-    else this.busy = false;
+    else this.running = false;
   };
 }

@@ -72,7 +72,10 @@ export class UnitOfWork {
       }
     }
     this.ended = true;
-    await Promise.all([...this.sessions.values()].map((session) => session.close('context-ended')));
+    // Closes what exists now: a hook may have opened another data source's session meanwhile.
+    const sessions = [...this.sessions.values()];
+    if (sessions.length === 1) await sessions[0]!.close('context-ended');
+    else await Promise.all(sessions.map((session) => session.close('context-ended')));
     if (failure) throw failure.error;
   }
 }
