@@ -5,35 +5,14 @@ import { RollbackOnlyError } from '../errors/rollback-only.error.js';
 import { SessionClosedError } from '../errors/session-closed.error.js';
 import { SessionContextEndedError } from '../errors/session-context-ended.error.js';
 import { DEFAULT_ACQUIRE_TIMEOUT } from '../typeorm-context.options.js';
+import { CommitCallbacks } from './commit-callbacks.js';
 import { ContextFrame } from './context-frame.js';
 import { contextStorage } from './context-storage.js';
-import { CommitCallbacks } from './commit-callbacks.js';
-import { connectWithin } from './connection-wait.js';
+import { type QueryArgs, SessionConnection } from './session-connection.js';
 import type { CloseReason, SessionHooks } from './session-hooks.js';
-import { StatementQueue } from './statement-queue.js';
-import {
-  type BeginOptions,
-  beginStatements,
-  discardConnection,
-  holdsConnection,
-  isPostgres,
-  poolHasRoom,
-  poolSize,
-} from './transaction-dialect.js';
+import { type BeginOptions, poolSize } from './transaction-dialect.js';
 
 type State = 'idle' | 'starting' | 'active' | 'ending' | 'closed';
-type Original = Pick<
-  QueryRunner,
-  'query' | 'stream' | 'startTransaction' | 'commitTransaction' | 'rollbackTransaction' | 'release'
->;
-
-type QueryArgs = Parameters<QueryRunner['query']>;
-
-/** QueryRunner members TypeORM keeps protected or read-only that the session drives. */
-type RunnerInternals = Omit<QueryRunner, 'isTransactionActive'> & {
-  isTransactionActive: boolean;
-  transactionDepth: number;
-};
 
 const RESOLVED = Promise.resolve();
 
@@ -53,14 +32,8 @@ export class LazySession {
   private closeReason: CloseReason = 'closed';
   private abortError?: Error;
   private readonly callbacks = new CommitCallbacks();
-  /** True while the first query waits for a pooled connection. */
-  private acquiring = false;
+  private readonly connection: SessionConnection;
   private readonly dataSource: DataSource;
-  private readonly runner: RunnerInternals & QueryRunner;
-  private readonly original: Original;
-  private readonly driverType: string;
-  /** PostgreSQL only: mysql2 queues a connection's commands itself. */
-  private readonly queue?: StatementQueue;
 
   constructor(
     /** Name of the data source this session belongs to. */
@@ -69,56 +42,43 @@ export class LazySession {
     private readonly hooks: SessionHooks,
     private readonly begin: BeginOptions = {},
   ) {
-    const runner = dataSource.createQueryRunner('master') as unknown as RunnerInternals;
-    this.runner = runner as RunnerInternals & QueryRunner;
-    this.manager = runner.manager;
+    const connection = new SessionConnection(dataSource);
+    const { runner, original } = connection;
+    this.connection = connection;
     this.dataSource = dataSource;
-    this.driverType = dataSource.options.type;
-    const { query, stream, startTransaction, commitTransaction, rollbackTransaction, release } =
-      runner;
-    this.original = {
-      query,
-      stream,
-      startTransaction,
-      commitTransaction,
-      rollbackTransaction,
-      release,
-    };
-    const queue = isPostgres(this.driverType) ? new StatementQueue() : undefined;
-    this.queue = queue;
-    const run = queue
-      ? (args: QueryArgs) => queue.run(() => query.apply(runner, args))
-      : (args: QueryArgs) => query.apply(runner, args);
+    this.manager = runner.manager;
 
     runner.isTransactionActive = true;
     runner.query = ((...args: QueryArgs) =>
       this.state === 'active'
-        ? run(args)
+        ? connection.query(args)
         : (this.state === 'idle' ? this.start() : this.ready()).then(() =>
-            this.state === 'active' ? run(args) : this.ready().then(() => run(args)),
+            this.state === 'active'
+              ? connection.query(args)
+              : this.ready().then(() => connection.query(args)),
           )) as QueryRunner['query'];
-    runner.stream = (...args) => this.ready().then(() => stream.apply(runner, args));
+    runner.stream = (...args) => this.ready().then(() => original.stream.apply(runner, args));
     runner.startTransaction = (isolationLevel) =>
       this.ready().then(async () => {
-        await startTransaction.call(runner, isolationLevel);
+        await original.startTransaction.call(runner, isolationLevel);
         this.callbacks.mark();
       });
     runner.commitTransaction = () => {
       if (runner.transactionDepth <= 1) return this.commit();
       this.callbacks.unmark(true);
-      return commitTransaction.call(runner);
+      return original.commitTransaction.call(runner);
     };
     runner.rollbackTransaction = () => {
       if (runner.transactionDepth <= 1) return this.rollback();
       this.callbacks.unmark(false);
-      return rollbackTransaction.call(runner);
+      return original.rollbackTransaction.call(runner);
     };
     runner.release = () => this.close('closed');
   }
 
   /** Whether the session holds a pooled connection right now. */
   get connected(): boolean {
-    return holdsConnection(this.runner);
+    return this.connection.held;
   }
 
   /** Registers a callback to run after this transaction commits; dropped on rollback. */
@@ -128,12 +88,13 @@ export class LazySession {
 
   /** Opens a SAVEPOINT (beginning the transaction first if needed). */
   savepoint(): Promise<void> {
-    return this.runner.startTransaction();
+    return this.connection.runner.startTransaction();
   }
 
   /** Releases (`commit`) or rolls back to the innermost SAVEPOINT. */
   endSavepoint(commit: boolean): Promise<void> {
-    return commit ? this.runner.commitTransaction() : this.runner.rollbackTransaction();
+    const runner = this.connection.runner;
+    return commit ? runner.commitTransaction() : runner.rollbackTransaction();
   }
 
   /** Commits the current transaction; the session stays usable and begins anew on its next query. */
@@ -175,17 +136,17 @@ export class LazySession {
     this.closeReason = reason;
     this.callbacks.clear();
     await pending?.catch(() => undefined);
-    const runner = this.runner;
-    if (runner.isReleased) return;
-    if (runner.transactionDepth > 0) {
+    const connection = this.connection;
+    if (connection.runner.isReleased) return;
+    if (connection.runner.transactionDepth > 0) {
       try {
-        await this.finishTransaction('rollback');
+        await connection.finish('rollback');
       } catch (error) {
-        await discardConnection(runner, error);
+        await connection.discard(error);
         return;
       }
     }
-    await this.original.release.call(runner);
+    await connection.release();
   }
 
   /** Closes at once by dropping the connection (the server rolls back); later use throws `error`. */
@@ -194,8 +155,9 @@ export class LazySession {
     this.state = 'closed';
     this.abortError = error;
     this.callbacks.clear();
-    // A connection still on its way is released by `acquire()` when it arrives.
-    if (!this.acquiring && !this.runner.isReleased) await discardConnection(this.runner, error);
+    // A connection still on its way is released by `open()` when it arrives.
+    const connection = this.connection;
+    if (!connection.acquiring && !connection.runner.isReleased) await connection.discard(error);
   }
 
   private commitActive(): Promise<void> {
@@ -262,16 +224,8 @@ export class LazySession {
   }
 
   private async open(): Promise<void> {
-    const runner = this.runner;
-    if (!holdsConnection(runner)) {
-      if (poolHasRoom(this.dataSource)) await runner.connect();
-      else await this.acquire();
-    }
-    const observed = this.dataSource.subscribers.length > 0;
-    if (observed) await runner.broadcaster.broadcast('BeforeTransactionStart');
-    for (const sql of beginStatements(this.driverType, this.begin)) await this.exec(sql);
-    runner.transactionDepth = 1;
-    if (observed) await runner.broadcaster.broadcast('AfterTransactionStart');
+    await this.connect();
+    await this.connection.begin(this.begin);
     const hook = this.hooks.onSessionStart;
     if (!hook) return;
     const parent = contextStorage.getStore() ?? new ContextFrame(undefined);
@@ -280,42 +234,32 @@ export class LazySession {
         hook(this.manager, this.dataSourceName),
       );
     } catch (error) {
-      runner.transactionDepth = 0;
-      await this.exec('ROLLBACK').catch(() => undefined);
+      this.connection.runner.transactionDepth = 0;
+      await this.connection.exec('ROLLBACK').catch(() => undefined);
       throw error;
     }
   }
 
   /**
-   * Takes a pooled connection from a full pool within `acquireTimeout`. On timeout the session is closed with a
-   * `ConnectionAcquireTimeoutError`; a connection that arrives later (or after the session was
-   * aborted meanwhile) goes straight back to the pool.
+   * Takes a pooled connection within `acquireTimeout`. On timeout the session is closed with a
+   * `ConnectionAcquireTimeoutError`; a connection that arrives after the session was closed or
+   * aborted meanwhile goes straight back to the pool.
    */
-  private async acquire(): Promise<void> {
-    const runner = this.runner;
+  private async connect(): Promise<void> {
     const ms = this.hooks.acquireTimeout ?? DEFAULT_ACQUIRE_TIMEOUT;
-    const giveBack = () => this.original.release.call(runner);
-    this.acquiring = true;
-    let connected: boolean;
-    try {
-      connected = await connectWithin(runner, ms, giveBack);
-    } finally {
-      this.acquiring = false;
-    }
-    if (!connected) {
-      const held = contextStorage.getStore()?.unit?.connectionsHeld(this.dataSourceName) ?? 0;
-      const error = new ConnectionAcquireTimeoutError(
-        messages.acquireTimeout(this.dataSourceName, ms, poolSize(this.dataSource), held),
-      );
-      if (this.state !== 'closed') this.abortError = error;
-      this.state = 'closed';
-      this.callbacks.clear();
-      throw error;
-    }
-    if (this.state === 'closed') {
-      await giveBack();
+    if (await this.connection.connect(ms)) {
+      if (this.state !== 'closed') return;
+      await this.connection.release();
       throw this.closedError();
     }
+    const held = contextStorage.getStore()?.unit?.connectionsHeld(this.dataSourceName) ?? 0;
+    const error = new ConnectionAcquireTimeoutError(
+      messages.acquireTimeout(this.dataSourceName, ms, poolSize(this.dataSource), held),
+    );
+    if (this.state !== 'closed') this.abortError = error;
+    this.state = 'closed';
+    this.callbacks.clear();
+    throw error;
   }
 
   private end(statement: 'commit' | 'rollback'): Promise<void> {
@@ -326,22 +270,22 @@ export class LazySession {
   }
 
   private async finish(statement: 'commit' | 'rollback'): Promise<void> {
-    const runner = this.runner;
+    const connection = this.connection;
     try {
-      await this.finishTransaction(statement);
+      await connection.finish(statement);
     } catch (error) {
       this.callbacks.clear();
       // A failed COMMIT leaves the transaction aborted: roll it back. A failed ROLLBACK (or
       // that second one) means the connection is broken: the pool must not get it back.
       const recovered =
         statement === 'commit' &&
-        (await this.exec('ROLLBACK').then(
+        (await connection.exec('ROLLBACK').then(
           () => true,
           () => false,
         ));
       if (!recovered) {
         this.state = 'closed';
-        await discardConnection(runner, error);
+        await connection.discard(error);
         throw error;
       }
       this.reset();
@@ -351,33 +295,9 @@ export class LazySession {
   }
 
   private reset(): void {
-    const runner = this.runner;
-    runner.transactionDepth = 0;
-    runner.isTransactionActive = true;
+    this.connection.reset();
     this.rollbackOnly = false;
     if (this.state === 'ending') this.state = 'idle';
-  }
-
-  /** COMMIT or ROLLBACK straight on the connection (the runner's own methods would re-enter `query`). */
-  private async finishTransaction(statement: 'commit' | 'rollback'): Promise<void> {
-    const commit = statement === 'commit';
-    const broadcaster =
-      this.dataSource.subscribers.length > 0 ? this.runner.broadcaster : undefined;
-    if (broadcaster)
-      await broadcaster.broadcast(commit ? 'BeforeTransactionCommit' : 'BeforeTransactionRollback');
-    await this.exec(commit ? 'COMMIT' : 'ROLLBACK');
-    this.runner.transactionDepth = 0;
-    if (broadcaster)
-      await broadcaster.broadcast(commit ? 'AfterTransactionCommit' : 'AfterTransactionRollback');
-  }
-
-  /**
-   * A statement of the session itself (BEGIN, COMMIT, ROLLBACK). User queries wait for the
-   * session's state meanwhile, so it only has to wait for statements already in flight.
-   */
-  private exec(sql: string): Promise<unknown> {
-    const send = () => this.original.query.call(this.runner, sql);
-    return this.queue?.busy ? this.queue.run(send) : send();
   }
 
   private async settle(): Promise<void> {
