@@ -31,6 +31,7 @@ export class LazySession {
   private transition?: Promise<void>;
   private closeReason: CloseReason = 'closed';
   private abortError?: Error;
+  private closing?: Promise<void>;
   private readonly callbacks = new CommitCallbacks();
   private readonly connection: SessionConnection;
   private readonly dataSource: DataSource;
@@ -128,9 +129,33 @@ export class LazySession {
     }
   }
 
-  /** Rolls back what is uncommitted and releases the connection; later use fails clearly. */
-  async close(reason: CloseReason): Promise<void> {
+  /**
+   * Rolls back what is uncommitted and releases the connection; later use fails clearly. Every
+   * caller gets the same close (TypeORM's pool shutdown loops on `release()` until the runner is
+   * gone, so a second call must wait for the first, not return at once).
+   */
+  close(reason: CloseReason): Promise<void> {
+    if (this.closing) return this.closing;
+    if (this.state === 'closed') return RESOLVED; // aborted or broken: the connection is gone
+    this.closing = this.shutDown(reason);
+    return this.closing;
+  }
+
+  /** Closes at once by dropping the connection (the server rolls back); later use throws `error`. */
+  async abort(error: Error): Promise<void> {
     if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.abortError = error;
+    this.callbacks.clear();
+    // A connection still on its way is released by `open()` when it arrives.
+    const connection = this.connection;
+    if (!connection.acquiring && !connection.runner.isReleased) {
+      this.closing = connection.discard(error);
+      await this.closing;
+    }
+  }
+
+  private async shutDown(reason: CloseReason): Promise<void> {
     const pending = this.transition;
     this.state = 'closed';
     this.closeReason = reason;
@@ -147,17 +172,6 @@ export class LazySession {
       }
     }
     await connection.release();
-  }
-
-  /** Closes at once by dropping the connection (the server rolls back); later use throws `error`. */
-  async abort(error: Error): Promise<void> {
-    if (this.state === 'closed') return;
-    this.state = 'closed';
-    this.abortError = error;
-    this.callbacks.clear();
-    // A connection still on its way is released by `open()` when it arrives.
-    const connection = this.connection;
-    if (!connection.acquiring && !connection.runner.isReleased) await connection.discard(error);
   }
 
   private commitActive(): Promise<void> {
