@@ -27,6 +27,8 @@ export class AppModule {
           // Runs after each BEGIN, before the session's first query.
           onSessionStart: (session) => session.query(`SET LOCAL statement_timeout = '5s'`),
         }),
+        // Instead of TypeOrmModule.forFeature(): @InjectRepository(User) follows the context.
+        TypeOrmContextModule.forFeature([User]),
       ],
       controllers: [NotesController, ParallelController, MeController],
       providers: [NotesService, AuditService, ReportJob],

@@ -4,8 +4,9 @@ import {
   Injectable,
   UnauthorizedException,
 } from '@nestjs/common';
+import { InjectRepository } from '@nestjs/typeorm';
+import type { Repository } from 'typeorm';
 import { User } from './entities.js';
-import { SessionContext } from '../../dist/index.js';
 
 /** What the guard leaves on the request for the handler. */
 export interface AuthenticatedRequest {
@@ -15,20 +16,20 @@ export interface AuthenticatedRequest {
 }
 
 /**
- * Loads the current user through the request's session. Guards run before interceptors; the
- * context already exists because the library's middleware opened it.
+ * Loads the current user with a plain `@InjectRepository(User)` repository: registered with
+ * `TypeOrmContextModule.forFeature([User])`, it runs in the request's session. Guards run before
+ * interceptors; the context already exists because the library's middleware opened it.
  */
 @Injectable()
 export class CurrentUserGuard implements CanActivate {
-  constructor(private readonly sessionContext: SessionContext) {}
+  constructor(@InjectRepository(User) private readonly users: Repository<User>) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const request = context.switchToHttp().getRequest<AuthenticatedRequest>();
     const token = request.headers.authorization?.replace(/^Bearer /, '') ?? '';
-    const db = this.sessionContext.session();
-    const user = await db.findOneBy(User, { token });
+    const user = await this.users.findOneBy({ token });
     if (!user) throw new UnauthorizedException('unknown token');
-    const [{ txid }] = await db.query('SELECT txid_current()::text AS txid');
+    const [{ txid }] = await this.users.query('SELECT txid_current()::text AS txid');
     request.user = user;
     request.guardTxid = txid;
     return true;
