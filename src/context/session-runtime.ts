@@ -21,6 +21,8 @@ import { assertSupportedDriver, type BeginOptions } from './transaction-dialect.
  */
 export class SessionRuntime implements OnModuleInit, OnApplicationShutdown {
   private static active?: SessionRuntime;
+  /** True once an application shut its runtime down and no other has started since. */
+  private static shutDown = false;
   private readonly dataSources = new Map<string, DataSource>();
   private initialized = false;
   /** Hooks every session of this runtime runs. */
@@ -43,8 +45,10 @@ export class SessionRuntime implements OnModuleInit, OnApplicationShutdown {
 
   /** The runtime of the initialized application. */
   static get(): SessionRuntime {
-    if (!SessionRuntime.active) throw new ModuleNotInitializedError(messages.notInitialized());
-    return SessionRuntime.active;
+    if (SessionRuntime.active) return SessionRuntime.active;
+    throw new ModuleNotInitializedError(
+      SessionRuntime.shutDown ? messages.shutDown() : messages.notInitialized(),
+    );
   }
 
   /** Resolves every configured data source from `@nestjs/typeorm` at startup. */
@@ -61,11 +65,14 @@ export class SessionRuntime implements OnModuleInit, OnApplicationShutdown {
     }
     this.initialized = true;
     SessionRuntime.active = this;
+    SessionRuntime.shutDown = false;
   }
 
   /** Forgets this runtime when the application shuts down. */
   onApplicationShutdown(): void {
-    if (SessionRuntime.active === this) SessionRuntime.active = undefined;
+    if (SessionRuntime.active !== this) return;
+    SessionRuntime.active = undefined;
+    SessionRuntime.shutDown = true;
   }
 
   /** The data source called `name`; throws a how-to-fix error for an unknown name. */

@@ -23,6 +23,10 @@ export const messages = {
     'TypeOrmContextModule is not initialized: @Transactional() and the sessions need ' +
     'TypeOrmContextModule.forRoot() imported in the application and the application initialized ' +
     '(await app.init(), or NestFactory.create()).',
+  shutDown: () =>
+    'TypeOrmContextModule has shut down: this @Transactional() call or session arrived after ' +
+    'app.close() began (a request still in flight, a timer or a job that outlived the app). ' +
+    'Stop the work before closing the application (enableShutdownHooks(), drain queues first).',
   invalidOption: (option: string, value: unknown, expected: string) =>
     `Invalid option ${option}: ${describe(value)}. Expected ${expected}.`,
   unsupportedDriver: (type: string) =>

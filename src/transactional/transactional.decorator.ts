@@ -22,9 +22,13 @@ export function Transactional(options?: TransactionOptions): MethodDecorator {
     const method = original as (...args: unknown[]) => unknown;
     // A plain function is cheaper to call than a Proxy; name, length and metadata are copied.
     const wrapped = function (this: unknown, ...args: unknown[]) {
-      return SessionRuntime.get().transactions.runResolved(resolved, options, () =>
-        method.apply(this, args),
-      );
+      let runtime: SessionRuntime;
+      try {
+        runtime = SessionRuntime.get();
+      } catch (error) {
+        return Promise.reject(error as Error); // always a Promise, even before the app started
+      }
+      return runtime.transactions.runResolved(resolved, options, () => method.apply(this, args));
     };
     Object.defineProperty(wrapped, 'name', { value: method.name });
     Object.defineProperty(wrapped, 'length', { value: method.length });

@@ -2,6 +2,7 @@ import { Test } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import {
   InvalidOptionError,
+  ModuleNotInitializedError,
   Propagation,
   SessionContext,
   SessionFactory,
@@ -47,6 +48,21 @@ describe('bad input gets a clear error and loses nothing', () => {
     const failure = start(options);
     await expect(failure).rejects.toBeInstanceOf(InvalidOptionError);
     await expect(failure).rejects.toThrow(message);
+  });
+
+  it('@Transactional() after app.close() says the module has shut down, not that it never started', async () => {
+    class Job {
+      @Transactional()
+      run() {
+        return 'ran';
+      }
+    }
+    const app = await start({});
+    await expect(new Job().run()).resolves.toBe('ran');
+    await app.close();
+    const late = new Job().run();
+    await expect(late).rejects.toBeInstanceOf(ModuleNotInitializedError);
+    await expect(late).rejects.toThrow(/has shut down.*after app\.close\(\)/);
   });
 
   describe('at call time', () => {
