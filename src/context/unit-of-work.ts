@@ -49,12 +49,16 @@ export class UnitOfWork {
    * again returns the same completion.
    */
   complete(commit: boolean): Promise<void> {
-    if (this.completion === undefined && this.sessions.size === 0) {
-      this.ended = true;
-      this.completion = RESOLVED;
-    }
-    this.completion ??= this.finish(commit);
-    return this.completion;
+    if (this.completion === undefined && !this.endIfEmpty()) this.completion = this.finish(commit);
+    return this.completion ?? RESOLVED;
+  }
+
+  /** Ends at once a unit that never created a session (nothing to commit or release); false otherwise. */
+  endIfEmpty(): boolean {
+    if (this.sessions.size > 0) return false;
+    this.ended = true;
+    this.completion ??= RESOLVED;
+    return true;
   }
 
   private completion?: Promise<void>;

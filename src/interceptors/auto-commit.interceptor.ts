@@ -63,19 +63,13 @@ export class AutoCommitInterceptor implements NestInterceptor {
         },
         error: (error: unknown) => {
           settled = true;
-          if (unit.sessions.size === 0) {
-            // Nothing to roll back: end the unit and answer now, without a promise round.
-            void unit.complete(false);
-            subscriber.error(this.onError(error, context));
-            return;
-          }
-          unit.complete(false).then(
-            () => subscriber.error(this.onError(error, context)),
-            (rollbackError: unknown) => {
-              reportError('Rollback after a failed handler failed', rollbackError);
-              subscriber.error(this.onError(error, context));
-            },
-          );
+          const fail = () => subscriber.error(this.onError(error, context));
+          // A unit without sessions ends at once: answer without a promise round.
+          if (unit.endIfEmpty()) return fail();
+          unit.complete(false).then(fail, (rollbackError: unknown) => {
+            reportError('Rollback after a failed handler failed', rollbackError);
+            fail();
+          });
         },
         complete: () => {
           settled = true;
@@ -83,11 +77,7 @@ export class AutoCommitInterceptor implements NestInterceptor {
             if (held) subscriber.next(held.value);
             subscriber.complete();
           };
-          if (unit.sessions.size === 0) {
-            void unit.complete(false);
-            emit();
-            return;
-          }
+          if (unit.endIfEmpty()) return emit();
           unit
             .complete(this.shouldCommit(context))
             .then(emit, (error: unknown) => subscriber.error(this.onError(error, context)));
