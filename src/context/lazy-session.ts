@@ -248,8 +248,7 @@ export class LazySession {
         hook(this.manager, this.dataSourceName),
       );
     } catch (error) {
-      this.connection.runner.transactionDepth = 0;
-      await this.connection.exec('ROLLBACK').catch(() => undefined);
+      await this.connection.rollbackQuietly();
       throw error;
     }
   }
@@ -291,12 +290,7 @@ export class LazySession {
       this.callbacks.clear();
       // A failed COMMIT leaves the transaction aborted: roll it back. A failed ROLLBACK (or
       // that second one) means the connection is broken: the pool must not get it back.
-      const recovered =
-        statement === 'commit' &&
-        (await connection.exec('ROLLBACK').then(
-          () => true,
-          () => false,
-        ));
+      const recovered = statement === 'commit' && (await connection.rollbackQuietly());
       if (!recovered) {
         this.state = 'closed';
         await connection.discard(error);

@@ -113,6 +113,15 @@ export class SessionConnection {
       await broadcaster.broadcast(commit ? 'AfterTransactionCommit' : 'AfterTransactionRollback');
   }
 
+  /** A bare ROLLBACK after a transaction failed half-way (no events); false if the connection broke. */
+  rollbackQuietly(): Promise<boolean> {
+    this.runner.transactionDepth = 0;
+    return this.exec('ROLLBACK').then(
+      () => true,
+      () => false,
+    );
+  }
+
   /** Marks the runner as outside any transaction that still reports an active one. */
   reset(): void {
     this.runner.transactionDepth = 0;
