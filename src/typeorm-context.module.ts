@@ -95,13 +95,10 @@ export class TypeOrmContextModule extends ConfigurableModuleClass implements Nes
       ...createRepositoryProviders(entities, dataSource),
       createSessionProvider(dataSource),
     ];
-    return {
-      module: TypeOrmContextFeatureModule,
-      // Registers the entities for `autoLoadEntities`, as TypeOrmModule.forFeature() would.
-      imports: [TypeOrmModule.forFeature(entities, dataSource)],
-      providers,
-      exports: providers,
-    };
+    // Registers the entities for `autoLoadEntities` (a side effect of TypeOrmModule.forFeature()),
+    // without importing its module: its plain repositories would shadow these under the same tokens.
+    TypeOrmModule.forFeature(entities, dataSource);
+    return { module: TypeOrmContextFeatureModule, providers, exports: providers };
   }
 
   /**

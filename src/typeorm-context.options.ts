@@ -94,8 +94,55 @@ export function resolveModuleOptions(
   };
 }
 
-/** Validates the options shared by sessions and transactions. */
-export function checkSessionOptions(options: SessionOptions): void {
+const SESSION_KEYS = ['dataSource', 'isolationLevel', 'readOnly'] as const;
+const TRANSACTION_KEYS = [...SESSION_KEYS, 'propagation', 'timeout', 'retry'] as const;
+/** Propagations that never begin a transaction, so options shaping one cannot apply. */
+const WITHOUT_TRANSACTION: readonly string[] = [
+  Propagation.SUPPORTS,
+  Propagation.NOT_SUPPORTED,
+  Propagation.NEVER,
+];
+
+/** Fails unless `options` is undefined or a plain object whose keys are all in `known`. */
+function checkShape(options: unknown, known: readonly string[], what: string): void {
+  const isObject = typeof options === 'object' && options !== null && !Array.isArray(options);
+  check(
+    options === undefined || isObject,
+    what,
+    options,
+    'an options object such as { propagation: Propagation.REQUIRES_NEW }',
+  );
+  if (!isObject) return;
+  for (const [key, value] of Object.entries(options)) {
+    if (known.includes(key)) continue;
+    const near = known.find((name) => distance(name, key) <= 2);
+    fail(
+      `'${key}' in ${what}`,
+      value,
+      `${near ? `'${near}' (a typo?), or ` : ''}one of ${known.map((k) => `'${k}'`).join(', ')}`,
+    );
+  }
+}
+
+/** Levenshtein distance, for "did you mean" in option errors. */
+function distance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, index) => index);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) {
+      next[j] = Math.min(
+        row[j]! + 1,
+        next[j - 1]! + 1,
+        row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+    row = next;
+  }
+  return row[b.length]!;
+}
+
+function checkCommon(options: SessionOptions, known: readonly string[], what: string): void {
+  checkShape(options, known, what);
   check(
     options.dataSource === undefined || isName(options.dataSource),
     'dataSource',
@@ -111,12 +158,17 @@ export function checkSessionOptions(options: SessionOptions): void {
   check(isOptionalBoolean(options.readOnly), 'readOnly', options.readOnly, 'true or false');
 }
 
+/** Validates the options of `sessionFactory.open()`. */
+export function checkSessionOptions(options: SessionOptions): void {
+  checkCommon(options, SESSION_KEYS, 'session options');
+}
+
 /** Validates transaction options and applies their defaults. */
 export function resolveTransactionOptions(
   options: TransactionOptions = {},
   propagation: Propagation = Propagation.REQUIRED,
 ): ResolvedTransactionOptions {
-  checkSessionOptions(options);
+  checkCommon(options, TRANSACTION_KEYS, 'transaction options');
   const resolved = {
     dataSource: options.dataSource ?? DEFAULT_DATA_SOURCE,
     propagation: options.propagation ?? propagation,
@@ -143,5 +195,16 @@ export function resolveTransactionOptions(
     resolved.timeout,
     'a number of milliseconds greater than 0',
   );
+  if (WITHOUT_TRANSACTION.includes(resolved.propagation)) {
+    for (const key of ['isolationLevel', 'readOnly', 'timeout', 'retry'] as const) {
+      if (options[key] === undefined || (key === 'retry' && options.retry === 0)) continue;
+      fail(
+        `${key} with Propagation.${resolved.propagation}`,
+        options[key],
+        `no ${key}: Propagation.${resolved.propagation} never begins a transaction, so ${key} ` +
+          'would be ignored. Use Propagation.REQUIRED or REQUIRES_NEW for a transaction it shapes',
+      );
+    }
+  }
   return resolved;
 }

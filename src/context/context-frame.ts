@@ -1,22 +1,23 @@
 import type { EntityManager } from 'typeorm';
-import type { LazySession } from './lazy-session.js';
+import type { Lane } from '../session/lane.js';
+import type { LazySession } from '../session/lazy-session.js';
 import type { UnitOfWork } from './unit-of-work.js';
 
 /**
  * What `contextStorage` holds: the unit of work of the request, job or `runInNewContext()`, plus
- * the blocks that override one data source's session inside it (REQUIRES_NEW and friends).
- * Frames are immutable; a block runs in a child frame, so siblings never see each other.
+ * what blocks inside it changed: a data source whose session a block replaced (REQUIRES_NEW, or a
+ * plain manager for NOT_SUPPORTED), or the lane a session's work goes to inside one of its NESTED
+ * blocks or hooks. Frames are immutable; a block runs in a child frame, so siblings never see
+ * each other's changes.
  */
 export class ContextFrame {
   constructor(
     /** The unit of work, or undefined for a frame opened outside any context. */
     readonly unit: UnitOfWork | undefined,
     private readonly parent?: ContextFrame,
-    private readonly dataSource?: string,
-    /** The block's session, or a plain manager when the block runs without a transaction. */
-    private readonly override?: LazySession | EntityManager,
-    /** Set while `onSessionStart` runs for that session: its queries must not wait for themselves. */
-    readonly starting?: LazySession,
+    /** A data source name (its session replaced) or a session (its lane replaced). */
+    private readonly key?: string | LazySession,
+    private readonly value?: LazySession | EntityManager | Lane,
   ) {}
 
   /** A child frame in which `dataSource` resolves to `override`. */
@@ -24,14 +25,30 @@ export class ContextFrame {
     return new ContextFrame(this.unit, this, dataSource, override);
   }
 
-  /** A child frame marking `session` as running its start hook. */
-  startingFor(session: LazySession): ContextFrame {
-    return new ContextFrame(this.unit, this, undefined, undefined, session);
+  /** A child frame in which the work `session` is given goes to `lane`. */
+  within(session: LazySession, lane: Lane): ContextFrame {
+    return new ContextFrame(this.unit, this, session, lane);
   }
 
-  /** The block override for `dataSource`, if a block of this frame chain set one. */
+  /** The session or manager a block of this frame chain put in place for `dataSource`. */
   find(dataSource: string): LazySession | EntityManager | undefined {
-    if (this.override !== undefined && this.dataSource === dataSource) return this.override;
-    return this.parent?.find(dataSource);
+    return this.lookup(dataSource) as LazySession | EntityManager | undefined;
+  }
+
+  /** The lane of `session` for work issued in this frame, if a block or hook set one. */
+  laneOf(session: LazySession): Lane | undefined {
+    return this.lookup(session) as Lane | undefined;
+  }
+
+  private lookup(key: string | LazySession): unknown {
+    let frame: ContextFrame | undefined = this;
+    while (frame !== undefined) {
+      if (frame.key === key) return frame.value;
+      frame = frame.parent;
+    }
+    return undefined;
   }
 }
+
+/** The frame of work that runs outside any context. */
+export const OUTSIDE = new ContextFrame(undefined);

@@ -8,7 +8,8 @@ import type {
 } from '../interfaces/transaction-options.interface.js';
 import { DEFAULT_DATA_SOURCE } from '../typeorm-context.options.js';
 import { contextStorage } from './context-storage.js';
-import { LazySession } from './lazy-session.js';
+import { LazySession } from '../session/lazy-session.js';
+import { runCallbacks } from '../session/transaction-callbacks.js';
 import { reportError } from './logger.js';
 import { SessionRuntime } from './session-runtime.js';
 
@@ -32,13 +33,18 @@ export class SessionContext {
     return unit !== undefined && !unit.ended;
   }
 
-  /** Commits now; the session stays usable and its next query begins a new transaction. */
+  /**
+   * Commits now and gives the connection back to the pool; the session stays usable and its next
+   * query takes a connection and begins a new transaction. Then runs the `afterCommit` callbacks.
+   */
   async commit(dataSource: string = DEFAULT_DATA_SOURCE): Promise<void> {
     const session = this.runtime.existing(dataSource);
-    if (session instanceof LazySession) await session.commit();
+    if (!(session instanceof LazySession)) return;
+    const callbacks = await session.commit();
+    await runCallbacks(callbacks, (error) => reportError('afterCommit callback failed', error));
   }
 
-  /** Rolls back now (clearing a rollback-only mark); the session stays usable. */
+  /** Rolls back now and gives the connection back (clearing a rollback-only mark); the session stays usable. */
   async rollback(dataSource: string = DEFAULT_DATA_SOURCE): Promise<void> {
     const session = this.runtime.existing(dataSource);
     if (session instanceof LazySession) await session.rollback();
@@ -52,8 +58,7 @@ export class SessionContext {
     if (unit?.sessions.get(dataSource) !== session) {
       throw new TypeOrmContextError(messages.blockSessionClose(dataSource));
     }
-    unit.sessions.delete(dataSource);
-    await session.close('closed');
+    await session.close('closed'); // the next session() of this context creates a new one
   }
 
   /** Runs `fn` atomically; `Propagation.REQUIRED` by default (see `TransactionOptions`). */

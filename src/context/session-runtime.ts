@@ -11,9 +11,9 @@ import { TransactionRunner } from '../transactional/transaction-runner.js';
 import type { ResolvedModuleOptions } from '../typeorm-context.options.js';
 import { contextStorage } from './context-storage.js';
 import { reportError } from './logger.js';
-import { LazySession } from './lazy-session.js';
-import type { SessionHooks } from './session-hooks.js';
-import { assertSupportedDriver, type BeginOptions } from './transaction-dialect.js';
+import { LazySession } from '../session/lazy-session.js';
+import type { SessionHooks, SessionOwner } from '../session/session-hooks.js';
+import { assertSupportedDriver, type BeginOptions } from '../session/transaction-dialect.js';
 
 /**
  * The module's runtime: the configured data sources, the hooks, and the lookup of the current
@@ -25,6 +25,7 @@ export class SessionRuntime implements OnModuleInit, OnApplicationShutdown {
   private static shutDown = false;
   private readonly dataSources = new Map<string, DataSource>();
   private initialized = false;
+  private closed = false;
   /** Hooks every session of this runtime runs. */
   readonly hooks: SessionHooks;
   /** Decides propagation for every transactional block. */
@@ -68,26 +69,33 @@ export class SessionRuntime implements OnModuleInit, OnApplicationShutdown {
     SessionRuntime.shutDown = false;
   }
 
-  /** Forgets this runtime when the application shuts down. */
+  /** Refuses new work once the application shuts down, and forgets this runtime. */
   onApplicationShutdown(): void {
+    this.closed = true;
     if (SessionRuntime.active !== this) return;
     SessionRuntime.active = undefined;
     SessionRuntime.shutDown = true;
   }
 
-  /** The data source called `name`; throws a how-to-fix error for an unknown name. */
+  /**
+   * The data source called `name`; throws a how-to-fix error for an unknown name, and once the
+   * application shut down (or the data source was destroyed).
+   */
   dataSource(name: string): DataSource {
     const dataSource = this.dataSources.get(name);
     if (dataSource === undefined) {
       if (!this.initialized) throw new ModuleNotInitializedError(messages.notInitialized());
       throw new UnknownDataSourceError(messages.unknownDataSource(name, this.options.dataSources));
     }
+    if (this.closed || !dataSource.isInitialized) {
+      throw new ModuleNotInitializedError(messages.shutDown());
+    }
     return dataSource;
   }
 
-  /** A new session of `name`, not attached to any context. */
-  createSession(name: string, begin?: BeginOptions): LazySession {
-    return new LazySession(name, this.dataSource(name), this.hooks, begin);
+  /** A new session of `name` for `owner`, not attached to any context. */
+  createSession(name: string, owner: SessionOwner, begin?: BeginOptions): LazySession {
+    return new LazySession(name, this.dataSource(name), this.hooks, owner, begin);
   }
 
   /**
@@ -95,6 +103,7 @@ export class SessionRuntime implements OnModuleInit, OnApplicationShutdown {
    * created on first use. Throws at once outside a context or after the context ended.
    */
   current(name: string): LazySession | EntityManager {
+    if (this.closed) throw new ModuleNotInitializedError(messages.shutDown());
     const found = this.lookup(name);
     if (found === undefined) throw new NoSessionContextError(messages.noContext(name));
     return found;
@@ -122,7 +131,7 @@ export class SessionRuntime implements OnModuleInit, OnApplicationShutdown {
     const unit = frame?.unit;
     if (unit === undefined) return undefined;
     if (unit.ended) throw new SessionContextEndedError(messages.contextEnded(name));
-    return unit.session(name, () => this.createSession(name));
+    return unit.session(name, () => this.createSession(name, 'context'));
   }
 
   /** Like `current()` but never creates a session. */
@@ -133,6 +142,7 @@ export class SessionRuntime implements OnModuleInit, OnApplicationShutdown {
     const unit = frame?.unit;
     if (unit === undefined) throw new NoSessionContextError(messages.noContext(name));
     this.dataSource(name);
-    return unit.sessions.get(name);
+    const session = unit.sessions.get(name);
+    return session?.replaceable ? undefined : session;
   }
 }

@@ -1,27 +1,40 @@
-import type { LazySession } from './lazy-session.js';
+import { messages } from '../errors/messages.js';
+import { TypeOrmContextError } from '../errors/typeorm-context.error.js';
+import type { LazySession } from '../session/lazy-session.js';
+import { type Callback, runCallbacks } from '../session/transaction-callbacks.js';
+import { reportError } from './logger.js';
 
 const RESOLVED = Promise.resolve();
 
+/** Commit passes after which beforeCommit hooks that keep writing are considered looping. */
+const MAX_COMMIT_PASSES = 5;
+
 /**
  * The sessions of one request, job or `runInNewContext()`: at most one per data source, created
- * on first use, committed or rolled back together and always released when the unit completes.
+ * on first use, committed or rolled back together and always ended when the unit ends.
+ *
+ * Owns the end of its sessions. Whoever opened the unit (the interceptor, the middleware's
+ * cleanup, `runInNewContext()`, `@Transactional()` outside a context) calls `end()` once.
  */
 export class UnitOfWork {
   /** Sessions by data source name, in creation order (the order they commit in). */
   readonly sessions = new Map<string, LazySession>();
-  /** True once the unit completed: its sessions are dead and new ones are refused. */
+  /** True once the unit ended: its sessions are dead and new ones are refused. */
   ended = false;
-  /** True once an interceptor owns completing this unit. */
+  /** True once an interceptor owns ending this unit. */
   claimed = false;
   /** Sessions of REQUIRES_NEW blocks running in this unit right now (they end with their block). */
   readonly blocks = new Set<LazySession>();
+  /** How many sessions committed while the unit ended (some may have before a later one failed). */
+  committed = 0;
   /** Called once, when the first session is created (the middleware arms its cleanup here). */
   onFirstSession?: () => void;
+  private ending?: Promise<void>;
 
-  /** The session for `dataSource`, created by `create` on first use. */
+  /** The session for `dataSource`, created by `create` on first use (or after it was released). */
   session(dataSource: string, create: () => LazySession): LazySession {
     let session = this.sessions.get(dataSource);
-    if (session === undefined) {
+    if (session === undefined || session.replaceable) {
       session = create();
       this.sessions.set(dataSource, session);
       const armCleanup = this.onFirstSession;
@@ -43,43 +56,67 @@ export class UnitOfWork {
   }
 
   /**
-   * Ends the unit: commits every session in order when `commit` is true (after the first failure
-   * the rest are rolled back), then closes them all, which rolls back what is uncommitted and
-   * releases every connection, whatever failed. Rethrows the first commit failure. Calling it
-   * again returns the same completion.
+   * Ends the unit. With `commit`: streams still open are destroyed, every session commits in
+   * order (sessions a `beforeCommit` hook opens or writes to meanwhile commit too), each giving
+   * its connection back; then the unit ends, and the `afterCommit` callbacks run. After a failed
+   * commit, or without `commit`, what is uncommitted is rolled back. Rethrows the first commit
+   * failure (callbacks of sessions that committed before it still run). Calling it again
+   * returns the same end.
    */
-  complete(commit: boolean): Promise<void> {
-    if (this.completion === undefined && !this.endIfEmpty()) this.completion = this.finish(commit);
-    return this.completion ?? RESOLVED;
+  end(commit: boolean): Promise<void> {
+    if (this.ending === undefined && !this.endIfEmpty()) this.ending = this.endWith(commit);
+    return this.ending ?? RESOLVED;
+  }
+
+  /** Whether a session of the unit has a stream open (a response may still be reading it). */
+  get streaming(): boolean {
+    for (const session of this.sessions.values()) if (session.streaming) return true;
+    return false;
   }
 
   /** Ends at once a unit that never created a session (nothing to commit or release); false otherwise. */
   endIfEmpty(): boolean {
     if (this.sessions.size > 0) return false;
     this.ended = true;
-    this.completion ??= RESOLVED;
+    this.ending ??= RESOLVED;
     return true;
   }
 
-  private completion?: Promise<void>;
-
-  private async finish(commit: boolean): Promise<void> {
+  private async endWith(commit: boolean): Promise<void> {
+    for (const session of this.sessions.values()) session.endOpenStreams();
+    const callbacks: Callback[] = [];
     let failure: { error: unknown } | undefined;
     if (commit) {
-      for (const session of [...this.sessions.values()]) {
-        try {
-          await session.commit();
-        } catch (error) {
-          failure = { error };
-          break;
-        }
+      try {
+        await this.commitAll(callbacks);
+      } catch (error) {
+        failure = { error };
       }
     }
+    // Synchronously after the last check that every session settled: nothing new can begin.
     this.ended = true;
-    // Closes what exists now: a hook may have opened another data source's session meanwhile.
-    const sessions = [...this.sessions.values()];
-    if (sessions.length === 1) await sessions[0]!.close('context-ended');
-    else await Promise.all(sessions.map((session) => session.close('context-ended')));
+    const closing = [...this.sessions.values()].map((session) => session.close('context-ended'));
+    await (closing.length === 1 ? closing[0] : Promise.all(closing));
+    await runCallbacks(callbacks, (error) => reportError('afterCommit callback failed', error));
     if (failure) throw failure.error;
+  }
+
+  /** Commits until every session settled, at most `MAX_COMMIT_PASSES` times. */
+  private async commitAll(callbacks: Callback[]): Promise<void> {
+    for (let pass = 1; ; pass++) {
+      // A Map iterates over entries added while it runs: sessions hooks create commit in this pass.
+      for (const session of this.sessions.values()) {
+        if (session.isEnded || session.settled) continue;
+        callbacks.push(...(await session.commit()));
+        this.committed++;
+      }
+      const unsettled = [...this.sessions.values()].filter((s) => !s.isEnded && !s.settled);
+      if (unsettled.length === 0) return;
+      if (pass === MAX_COMMIT_PASSES) {
+        throw new TypeOrmContextError(
+          messages.commitLoop(unsettled.map((session) => session.dataSourceName)),
+        );
+      }
+    }
   }
 }

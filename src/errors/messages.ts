@@ -8,9 +8,37 @@ export const messages = {
     `The session context has ended: a session of data source '${dataSource}' was used after its ` +
     'request, job or runInNewContext() finished (a stream, a timer or a promise nobody awaited). ' +
     'Await the work before the handler returns, or run it in sessionFactory.runInNewContext().',
-  sessionClosed: (dataSource: string) =>
-    `This session of data source '${dataSource}' was closed. Call sessionContext.session() again ` +
-    'for a fresh one, or sessionFactory.open() for a new independent session.',
+  blockEnded: (dataSource: string) =>
+    `A stream of data source '${dataSource}' was still open when the NESTED block (or ` +
+    'manager.transaction() callback) it was opened in ended, so it was destroyed: the savepoint ' +
+    'it read in is gone. Read the stream to its end before the block returns.',
+  sessionClosed: (dataSource: string, owner: 'context' | 'block' | 'factory', released: boolean) =>
+    `This session of data source '${dataSource}' was ${released ? 'released (queryRunner.release())' : 'closed'}, ` +
+    'so it runs nothing more. ' +
+    (owner === 'context'
+      ? 'Call sessionContext.session() again: it returns a new session of the same context.'
+      : owner === 'block'
+        ? 'It belonged to a REQUIRES_NEW block, which owns it until the block ends: do not close or ' +
+          'release it inside the block.'
+        : 'Open a new one with sessionFactory.open(), or use sessionFactory.atomic() to have it ' +
+          'committed and closed for you.'),
+  sessionBusy: (dataSource: string, operation: string) =>
+    `${operation}() of data source '${dataSource}' was called inside a NESTED block, a ` +
+    'manager.transaction() callback or a session hook of that session: the transaction cannot ' +
+    'end while the block (or hook) that runs in it is still open. Let the block end (return to ' +
+    'release its savepoint, throw to roll it back), or use Propagation.REQUIRES_NEW for a ' +
+    'transaction of its own that you can commit.',
+  transactionAborted: (dataSource: string, savepoint: boolean) =>
+    `The ${savepoint ? 'savepoint' : 'transaction'} of data source '${dataSource}' had been aborted ` +
+    'by an earlier failed statement, whose error was caught, so the database refuses to commit it ' +
+    'and rolled it back (PostgreSQL answers COMMIT with ROLLBACK after any error; MySQL/MariaDB roll ' +
+    'a transaction back on a deadlock). To catch a failure and go on, run the statement in a ' +
+    'savepoint: @Transactional({ propagation: Propagation.NESTED }), sessionContext.atomic(fn, ' +
+    '{ propagation: Propagation.NESTED }) or manager.transaction(fn); or let the error propagate.',
+  commitLoop: (dataSources: readonly string[]) =>
+    `Committing the context never settled: beforeCommit hooks kept beginning new transactions on ` +
+    `${dataSources.map((n) => `'${n}'`).join(', ')} after they had committed. The work was rolled ` +
+    'back. Make beforeCommit write only through the session it is given.',
   unknownDataSource: (name: string, known: readonly string[]) =>
     `Unknown data source '${name}': TypeOrmContextModule knows ${known.map((n) => `'${n}'`).join(', ')}. ` +
     `Add '${name}' to TypeOrmContextModule.forRoot({ dataSources: [...] }) and register it with ` +
@@ -63,6 +91,7 @@ export const messages = {
 
 function describe(value: unknown): string {
   if (typeof value === 'string') return `'${value}'`;
+  if (typeof value === 'number' || value === undefined) return String(value);
   if (typeof value === 'function') return 'a function';
   try {
     return JSON.stringify(value) ?? String(value);

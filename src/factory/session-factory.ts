@@ -30,13 +30,13 @@ export class SessionFactory {
         result = await fn();
       } catch (error) {
         await unit
-          .complete(false)
+          .end(false)
           .catch((rollbackError: unknown) =>
             reportError('Rollback after a failed context failed', rollbackError),
           );
         throw error;
       }
-      await unit.complete(true);
+      await unit.end(true);
       return result;
     });
   }
@@ -45,7 +45,9 @@ export class SessionFactory {
   open(options: SessionOptions = {}): Session {
     checkSessionOptions(options);
     const { dataSource = DEFAULT_DATA_SOURCE, isolationLevel, readOnly } = options;
-    return new Session(this.runtime.createSession(dataSource, { isolationLevel, readOnly }));
+    return new Session(
+      this.runtime.createSession(dataSource, 'factory', { isolationLevel, readOnly }),
+    );
   }
 
   /**

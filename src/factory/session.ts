@@ -1,10 +1,12 @@
 import type { EntityManager } from 'typeorm';
-import type { LazySession } from '../context/lazy-session.js';
+import { reportError } from '../context/logger.js';
+import type { LazySession } from '../session/lazy-session.js';
+import { runCallbacks } from '../session/transaction-callbacks.js';
 
 /**
- * An independent session outside the context: its own connection (taken on first query) and
- * transaction. The caller commits; `close()` rolls back whatever is uncommitted and releases
- * the connection. Works with `await using`.
+ * An independent session outside the context: its own connection (taken on first query, given
+ * back when its transaction ends) and transaction. The caller commits; `close()` rolls back
+ * whatever is uncommitted. Works with `await using`.
  */
 export class Session implements AsyncDisposable {
   /** @internal */
@@ -15,12 +17,13 @@ export class Session implements AsyncDisposable {
     return this.lazy.manager;
   }
 
-  /** Commits; the session stays usable and its next query begins a new transaction. */
-  commit(): Promise<void> {
-    return this.lazy.commit();
+  /** Commits and gives the connection back; the next query begins a new transaction. */
+  async commit(): Promise<void> {
+    const callbacks = await this.lazy.commit();
+    await runCallbacks(callbacks, (error) => reportError('afterCommit callback failed', error));
   }
 
-  /** Rolls back; the session stays usable. */
+  /** Rolls back and gives the connection back; the session stays usable. */
   rollback(): Promise<void> {
     return this.lazy.rollback();
   }

@@ -3,17 +3,26 @@ import {
   type ExecutionContext,
   Injectable,
   type NestInterceptor,
+  StreamableFile,
 } from '@nestjs/common';
-import { Observable } from 'rxjs';
+import { finished } from 'node:stream';
+import { Observable, type Subscriber } from 'rxjs';
 import { ContextFrame } from '../context/context-frame.js';
 import { contextStorage } from '../context/context-storage.js';
 import { reportError } from '../context/logger.js';
 import { UnitOfWork } from '../context/unit-of-work.js';
 
+/** The part of a Node response (Express's, or Fastify's `reply.raw`) that tells it closed. */
+interface ClosableResponse {
+  once(event: 'close', listener: () => void): unknown;
+}
+
 /**
  * Gives each request, message or WebSocket event a unit of work: it takes over the context the
  * middleware opened (or opens one), commits every session **before** the response is sent, rolls
- * back on any error, releases every connection and ends the context.
+ * back on any error, releases every connection and ends the context. A `StreamableFile` reading
+ * a database stream is the one exception: it is sent first, and the unit ends when it has been
+ * read (or the client went away).
  */
 @Injectable()
 export class AutoCommitInterceptor implements NestInterceptor {
@@ -63,34 +72,88 @@ export class AutoCommitInterceptor implements NestInterceptor {
         },
         error: (error: unknown) => {
           settled = true;
-          const fail = () => subscriber.error(this.onError(error, context));
-          // A unit without sessions ends at once: answer without a promise round.
-          if (unit.endIfEmpty()) return fail();
-          unit.complete(false).then(fail, (rollbackError: unknown) => {
-            reportError('Rollback after a failed handler failed', rollbackError);
-            fail();
-          });
+          this.fail(unit, error, context, subscriber);
         },
         complete: () => {
           settled = true;
+          let commit: boolean;
+          try {
+            commit = this.shouldCommit(context);
+          } catch (error) {
+            return this.fail(unit, error, context, subscriber);
+          }
           const emit = () => {
             if (held) subscriber.next(held.value);
             subscriber.complete();
           };
+          // A unit without sessions ends at once: answer without a promise round.
           if (unit.endIfEmpty()) return emit();
+          if (held?.value instanceof StreamableFile && unit.streaming) {
+            emit();
+            return this.endAfterSending(unit, held.value, context, commit);
+          }
           unit
-            .complete(this.shouldCommit(context))
-            .then(emit, (error: unknown) => subscriber.error(this.onError(error, context)));
+            .end(commit)
+            .then(emit, (error: unknown) => subscriber.error(this.mapError(error, context)));
         },
       });
       return () => {
         subscription.unsubscribe();
         if (!settled) {
           unit
-            .complete(false)
+            .end(false)
             .catch((error: unknown) => reportError('Rollback on unsubscribe failed', error));
         }
       };
+    });
+  }
+
+  /** Rolls back, then errors with what `onError` makes of `error`. */
+  private fail(
+    unit: UnitOfWork,
+    error: unknown,
+    context: ExecutionContext,
+    subscriber: Subscriber<unknown>,
+  ): void {
+    const fail = () => subscriber.error(this.mapError(error, context));
+    if (unit.endIfEmpty()) return fail();
+    unit.end(false).then(fail, (rollbackError: unknown) => {
+      reportError('Rollback after a failed handler failed', rollbackError);
+      fail();
+    });
+  }
+
+  /** `onError()`, whose own failure becomes the error the caller gets. */
+  private mapError(error: unknown, context: ExecutionContext): unknown {
+    try {
+      return this.onError(error, context);
+    } catch (mapped) {
+      return mapped;
+    }
+  }
+
+  /**
+   * Ends the unit once the response body (which reads the unit's database stream) is sent, or
+   * rolls back when it failed or the client went away first.
+   */
+  private endAfterSending(
+    unit: UnitOfWork,
+    file: StreamableFile,
+    context: ExecutionContext,
+    commit: boolean,
+  ): void {
+    const body = file.getStream();
+    finished(body, (error) => {
+      unit
+        .end(commit && !error)
+        .catch((end: unknown) => reportError('Ending a streamed response failed', end));
+    });
+    if (context.getType() !== 'http') return;
+    const response = context
+      .switchToHttp()
+      .getResponse<ClosableResponse & { raw?: ClosableResponse }>();
+    (response.raw ?? response).once('close', () => {
+      if (!body.destroyed && !body.readableEnded) body.destroy();
     });
   }
 }

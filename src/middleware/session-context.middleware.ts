@@ -25,7 +25,7 @@ export function openRequestContext(
     if (unit.claimed) return;
     response.once('close', () => {
       if (unit.claimed) return;
-      unit.complete(false).catch((error: unknown) => reportError('Request cleanup failed', error));
+      unit.end(false).catch((error: unknown) => reportError('Request cleanup failed', error));
     });
   };
   contextStorage.run(new ContextFrame(unit), next);

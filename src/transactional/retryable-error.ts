@@ -2,13 +2,29 @@
 const RETRYABLE_CODES = new Set(['40001', '40P01', 'ER_LOCK_DEADLOCK']);
 const RETRYABLE_ERRNOS = new Set([1213]);
 
-/** Whether `error` is a serialization failure or a deadlock (possibly wrapped by TypeORM). */
+/** The driver's own error inside a TypeORM or library error (its `driverError` or `cause`). */
+function driverErrors(error: unknown): Array<{ code?: unknown; errno?: unknown }> {
+  const found: Array<{ code?: unknown; errno?: unknown }> = [];
+  for (let next = error, depth = 0; next && typeof next === 'object' && depth < 4; depth++) {
+    const current = next as { driverError?: unknown; cause?: unknown };
+    found.push(current as { code?: unknown; errno?: unknown });
+    next = current.driverError ?? current.cause;
+  }
+  return found;
+}
+
+/**
+ * Whether `error` is a serialization failure or a deadlock, possibly wrapped by TypeORM or by a
+ * `TransactionAbortedError` (a caught deadlock that the server answered by rolling back).
+ */
 export function isRetryableError(error: unknown): boolean {
-  const wrapped = error as { driverError?: unknown } | undefined;
-  const driverError = (wrapped?.driverError ?? error) as
-    { code?: unknown; errno?: unknown } | undefined;
-  return (
-    RETRYABLE_CODES.has(String(driverError?.code)) ||
-    RETRYABLE_ERRNOS.has(Number(driverError?.errno))
+  return driverErrors(error).some(
+    (driver) =>
+      RETRYABLE_CODES.has(String(driver.code)) || RETRYABLE_ERRNOS.has(Number(driver.errno)),
   );
+}
+
+/** Whether `error` is PostgreSQL cancelling a statement for `statement_timeout` (57014). */
+export function isStatementTimeout(error: unknown): boolean {
+  return driverErrors(error).some((driver) => driver.code === '57014');
 }

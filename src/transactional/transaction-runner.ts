@@ -1,10 +1,11 @@
 import type { EntityManager } from 'typeorm';
 import { ContextFrame } from '../context/context-frame.js';
 import { contextStorage } from '../context/context-storage.js';
-import { LazySession } from '../context/lazy-session.js';
 import { logger } from '../context/logger.js';
 import type { SessionRuntime } from '../context/session-runtime.js';
 import { UnitOfWork } from '../context/unit-of-work.js';
+import { LazySession } from '../session/lazy-session.js';
+import { type Callback, runCallbacks } from '../session/transaction-callbacks.js';
 import { messages } from '../errors/messages.js';
 import { SessionContextEndedError } from '../errors/session-context-ended.error.js';
 import { TransactionNotAllowedError } from '../errors/transaction-not-allowed.error.js';
@@ -19,7 +20,7 @@ import {
   resolveTransactionOptions,
 } from '../typeorm-context.options.js';
 import { Propagation } from './propagation.enum.js';
-import { isRetryableError } from './retryable-error.js';
+import { isRetryableError, isStatementTimeout } from './retryable-error.js';
 
 /** The transaction a block finds for its data source: a session, the unit's lazy one, or none. */
 type Current = LazySession | UnitOfWork | undefined;
@@ -99,7 +100,7 @@ export class TransactionRunner {
   private session(current: LazySession | UnitOfWork, name: string): LazySession {
     return current instanceof LazySession
       ? current
-      : current.session(name, () => this.runtime.createSession(name));
+      : current.session(name, () => this.runtime.createSession(name, 'context'));
   }
 
   /** REQUIRED and friends with a transaction: an escaping error makes it rollback-only. */
@@ -112,7 +113,7 @@ export class TransactionRunner {
     this.warnIgnored(options, raw, 'joins the current transaction');
     const session = this.session(current, options.dataSource);
     const markRollbackOnly = (error: unknown): never => {
-      session.rollbackOnly = true;
+      session.markRollbackOnly();
       throw error;
     };
     try {
@@ -122,40 +123,33 @@ export class TransactionRunner {
     }
   }
 
-  /** NESTED: a SAVEPOINT; rolling back to it also restores the rollback-only mark it found. */
-  private async nest<T>(
+  /** NESTED: a SAVEPOINT, after the blocks started before it on the same session. */
+  private nest<T>(
     current: LazySession | UnitOfWork,
     options: ResolvedTransactionOptions,
     fn: SessionCallback<T>,
     raw: TransactionOptions | undefined,
   ): Promise<T> {
     this.warnIgnored(options, raw, 'runs in a savepoint of the current transaction');
-    const session = this.session(current, options.dataSource);
-    const rollbackOnly = session.rollbackOnly;
-    await session.savepoint();
-    let result: T;
-    try {
-      result = await fn(session.manager);
-    } catch (error) {
-      await session.endSavepoint(false);
-      session.rollbackOnly = rollbackOnly;
-      throw error;
-    }
-    await session.endSavepoint(true);
-    return result;
+    return this.session(current, options.dataSource).nested(fn);
   }
 
-  /** A transaction this call owns, re-run on a serialization failure or deadlock. */
+  /**
+   * A transaction this call owns, re-run on a serialization failure or deadlock, unless a part of
+   * it (one data source of several) committed already.
+   */
   private async own<T>(
     options: ResolvedTransactionOptions,
     fn: SessionCallback<T>,
     frame: ContextFrame | undefined,
   ): Promise<T> {
     for (let attempt = 0; ; attempt++) {
+      const outcome = { partlyCommitted: false };
       try {
-        return await this.ownOnce(options, fn, frame);
+        return await this.ownOnce(options, fn, frame, outcome);
       } catch (error) {
-        if (attempt >= options.retry || !isRetryableError(error)) throw error;
+        const retry = attempt < options.retry && !outcome.partlyCommitted;
+        if (!retry || !isRetryableError(error)) throw error;
         logger.warn(
           `Retrying transaction of '${options.dataSource}' (${attempt + 1}/${options.retry}) after: ${String(error)}`,
         );
@@ -163,62 +157,74 @@ export class TransactionRunner {
     }
   }
 
-  private async ownOnce<T>(
+  private ownOnce<T>(
     options: ResolvedTransactionOptions,
     fn: SessionCallback<T>,
     frame: ContextFrame | undefined,
+    outcome: { partlyCommitted: boolean },
   ): Promise<T> {
     const { dataSource: name, isolationLevel, readOnly, timeout } = options;
-    const create = () => this.runtime.createSession(name, { isolationLevel, readOnly, timeout });
+    const begin = { isolationLevel, readOnly, timeout };
     if (frame?.unit !== undefined) {
       // Inside a context: an independent session, current only for the code of this block.
-      const session = create();
+      const unit = frame.unit;
+      const session = this.runtime.createSession(name, 'block', begin);
       const inner = frame.with(name, session);
-      frame.unit.blocks.add(session);
-      return this.settle(
-        () => contextStorage.run(inner, () => fn(session.manager)),
-        session,
-        options,
-        async (commit) => {
-          try {
-            if (commit) await session.commit();
-          } finally {
-            frame.unit?.blocks.delete(session);
-            await session.close('context-ended');
-          }
-        },
+      unit.blocks.add(session);
+      return contextStorage.run(inner, () =>
+        this.settle(
+          () => fn(session.manager),
+          session,
+          options,
+          async (commit) => {
+            let callbacks: readonly Callback[] = [];
+            try {
+              if (commit) callbacks = await session.commit();
+            } finally {
+              unit.blocks.delete(session);
+              await session.close('context-ended');
+            }
+            await runCallbacks(callbacks, (error) =>
+              this.runtime.hooks.reportError('afterCommit callback failed', error),
+            );
+          },
+        ),
       );
     }
     // Outside any context: a context of its own for the call, like runInNewContext().
     const unit = new UnitOfWork();
-    const session = unit.session(name, create);
+    const session = unit.session(name, () => this.runtime.createSession(name, 'context', begin));
     return contextStorage.run(new ContextFrame(unit), () =>
       this.settle(
         () => fn(session.manager),
         session,
         options,
-        (commit) => unit.complete(commit),
+        (commit) =>
+          unit.end(commit).catch((error: unknown) => {
+            outcome.partlyCommitted = unit.committed > 0;
+            throw error;
+          }),
       ),
     );
   }
 
-  /** Runs `work`, then finishes the transaction: commit on success, roll back on failure. */
+  /** Runs `work`, then ends the transaction: commit on success, roll back on failure. */
   private async settle<T>(
     work: () => Promise<T> | T,
     session: LazySession,
     options: ResolvedTransactionOptions,
-    finish: (commit: boolean) => Promise<void>,
+    end: (commit: boolean) => Promise<void>,
   ): Promise<T> {
     let result: T;
     try {
       result = await this.timed(work, session, options);
     } catch (error) {
-      await finish(false).catch((rollbackError: unknown) =>
+      await end(false).catch((rollbackError: unknown) =>
         this.runtime.hooks.reportError('Rollback after a failed block failed', rollbackError),
       );
       throw error;
     }
-    await finish(true);
+    await end(true);
     return result;
   }
 
@@ -234,16 +240,15 @@ export class TransactionRunner {
     const expired = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         reject(error);
-        void session.abort(error);
+        session.abort(error);
       }, timeout);
     });
-    const started = Date.now();
     try {
       return await Promise.race([work(), expired]);
     } catch (cause) {
       // PostgreSQL's statement_timeout may win the race against the timer: same outcome.
-      if (cause === error || Date.now() - started < timeout) throw cause;
-      await session.abort(error);
+      if (cause === error || !isStatementTimeout(cause)) throw cause;
+      session.abort(error);
       throw new TransactionTimeoutError(error.message, { cause });
     } finally {
       clearTimeout(timer);

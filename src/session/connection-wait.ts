@@ -1,5 +1,3 @@
-import type { QueryRunner } from 'typeorm';
-
 /** How often the one shared timer looks for waiters past their deadline (ms). */
 const TICK = 25;
 
@@ -25,23 +23,22 @@ function sweep(): void {
 }
 
 /**
- * Connects `runner`, waiting at most `ms` (± 25 ms) for the pool. Resolves `false` on timeout,
- * after arranging for a connection that arrives later to be given back with `giveBack`. Sessions
- * call it only when the pool is full (`poolHasRoom()`). One shared timer watches every waiter, so
- * a saturated pool costs no timer per connect.
+ * Waits at most `ms` (± 25 ms) for `connecting`. Resolves `undefined` on timeout, after arranging
+ * for a connection that arrives later to be handed to `late` (which gives it back). Sessions call
+ * it only when the pool is full. One shared timer watches every waiter, so a saturated pool costs
+ * no timer per connect.
  */
-export function connectWithin(
-  runner: QueryRunner,
+export function within<T>(
+  connecting: Promise<T>,
   ms: number,
-  giveBack: () => Promise<void>,
-): Promise<boolean> {
-  return new Promise<boolean>((resolve, reject) => {
-    const connecting = runner.connect();
+  late: (value: T) => void,
+): Promise<T | undefined> {
+  return new Promise<T | undefined>((resolve, reject) => {
     const waiter: Waiter = {
       deadline: Date.now() + ms,
       expire: () => {
-        resolve(false);
-        connecting.then(giveBack, () => undefined);
+        resolve(undefined);
+        connecting.then(late, () => undefined);
       },
     };
     waiters.add(waiter);
@@ -50,8 +47,8 @@ export function connectWithin(
       timer.unref();
     }
     connecting.then(
-      () => {
-        if (waiters.delete(waiter)) resolve(true);
+      (value) => {
+        if (waiters.delete(waiter)) resolve(value);
       },
       (error: unknown) => {
         if (waiters.delete(waiter)) reject(error as Error);

@@ -6,9 +6,12 @@ export interface SessionHooks {
   beforeCommit?: SessionHook;
   /** Milliseconds to wait for a pooled connection. Default: `DEFAULT_ACQUIRE_TIMEOUT`. */
   acquireTimeout?: number;
-  /** Receives errors of after-commit callbacks (they never undo the commit). */
+  /** Receives errors that must not change the outcome (after-commit callbacks, cleanup). */
   reportError(message: string, error: unknown): void;
 }
 
-/** Why a session was closed, which decides the message of a late use. */
-export type CloseReason = 'closed' | 'context-ended';
+/** Who owns a session, which decides the advice a late use gets. */
+export type SessionOwner = 'context' | 'block' | 'factory';
+
+/** Why a session ended: closed by its owner, released through its runner, its context over, or an error. */
+export type EndReason = 'closed' | 'released' | 'context-ended' | Error;

@@ -1,4 +1,4 @@
-import type { DataSource, QueryRunner } from 'typeorm';
+import type { DataSource } from 'typeorm';
 import { messages } from '../errors/messages.js';
 import { UnsupportedDriverError } from '../errors/unsupported-driver.error.js';
 import type { IsolationLevel } from '../interfaces/transaction-options.interface.js';
@@ -39,26 +39,6 @@ export function beginStatements(type: string, options: BeginOptions): string[] {
   return isolationLevel ? [`SET TRANSACTION ISOLATION LEVEL ${isolationLevel}`, start] : [start];
 }
 
-/** The connection a mysql2 runner holds: enough to open a side connection to the same server. */
-interface MysqlConnection {
-  threadId?: number;
-  config?: unknown;
-  destroy?: () => void;
-}
-
-/** Runner members of both drivers that the pool helpers read. */
-interface RunnerConnection {
-  releasePostgresConnection?: (err: unknown) => Promise<void>;
-  databaseConnection?: MysqlConnection;
-  isReleased: boolean;
-}
-
-/** Whether `runner` holds a pooled connection right now. */
-export function holdsConnection(runner: QueryRunner): boolean {
-  const internals = runner as unknown as RunnerConnection;
-  return internals.databaseConnection !== undefined && !internals.isReleased;
-}
-
 /** The size of the data source's pool, when the driver tells it. */
 export function poolSize(dataSource: DataSource): number | undefined {
   const driver = dataSource.driver as unknown as {
@@ -94,43 +74,37 @@ export function poolHasRoom(dataSource: DataSource): boolean {
   return free > 0 || all < (pool?.config?.connectionLimit ?? 10);
 }
 
-/**
- * Hands a connection whose state is unknown back so that the pool destroys it. On MySQL/MariaDB
- * the server also gets a KILL from a side connection: closing the socket alone does not stop a
- * running statement there, which would hold its locks and its transaction until it finished.
- */
-export async function discardConnection(runner: QueryRunner, error: unknown): Promise<void> {
-  const internals = runner as unknown as RunnerConnection;
-  if (internals.releasePostgresConnection) {
-    await internals.releasePostgresConnection.call(
-      runner,
-      error instanceof Error ? error : new Error(String(error)),
-    );
-    return;
-  }
-  const connection = internals.databaseConnection;
-  connection?.destroy?.();
-  internals.isReleased = true;
-  if (connection) await killOnServer(runner, connection);
-}
-
-/** Sends `KILL <thread>` for `connection` on a short-lived connection of its own (best effort). */
-async function killOnServer(runner: QueryRunner, connection: MysqlConnection): Promise<void> {
-  const mysql = (runner.connection.driver as unknown as { mysql?: MysqlModule }).mysql;
-  if (connection.threadId === undefined || !connection.config || !mysql?.Connection) return;
-  const side = new mysql.Connection({ config: connection.config });
-  side.on('error', () => undefined);
-  await new Promise<void>((resolve) => {
-    side.query(`KILL ${Number(connection.threadId)}`, () => resolve());
-  });
-  side.destroy();
-}
-
-/** The part of the mysql2 module `killOnServer` uses. */
-interface MysqlModule {
-  Connection: new (options: { config: unknown }) => {
-    on(event: 'error', listener: () => void): void;
-    query(sql: string, callback: () => void): void;
-    destroy(): void;
+/** The SQLSTATE or MySQL error number of a driver error, wrapped by TypeORM or not. */
+function errorCode(error: unknown): string | number | undefined {
+  const { driverError, code, errno } = (error ?? {}) as {
+    driverError?: unknown;
+    code?: unknown;
+    errno?: unknown;
   };
+  if (driverError !== undefined && driverError !== error) return errorCode(driverError);
+  if (typeof errno === 'number') return errno;
+  return typeof code === 'string' ? code : undefined;
 }
+
+/**
+ * Whether a failed statement leaves the server refusing to commit the transaction (or the
+ * savepoint it ran in). PostgreSQL aborts it on every error the server raised: its `COMMIT` then
+ * answers `ROLLBACK`. MySQL/MariaDB undo just the statement, except on a deadlock.
+ */
+export function abortsTransaction(type: string, error: unknown): boolean {
+  const code = errorCode(error);
+  if (POSTGRES.has(type)) return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code);
+  return code === MYSQL_DEADLOCK;
+}
+
+/**
+ * Whether the server already rolled the whole transaction back (savepoints included) and goes on
+ * in autocommit mode: MySQL/MariaDB after a deadlock. Later statements must not be sent, or each
+ * would commit on its own.
+ */
+export function rolledBackByServer(type: string, error: unknown): boolean {
+  return MYSQL.has(type) && errorCode(error) === MYSQL_DEADLOCK;
+}
+
+/** MySQL/MariaDB `ER_LOCK_DEADLOCK`. */
+const MYSQL_DEADLOCK = 1213;

@@ -1,0 +1,145 @@
+import type { DataSource, QueryRunner } from 'typeorm';
+import { within } from './connection-wait.js';
+import { type PooledConnection, takeConnection } from './pooled-connection.js';
+import { poolHasRoom } from './transaction-dialect.js';
+
+/** Arguments of `QueryRunner.query()` and `QueryRunner.stream()`. */
+export type QueryArgs = Parameters<QueryRunner['query']>;
+export type StreamArgs = Parameters<QueryRunner['stream']>;
+
+/** QueryRunner members TypeORM keeps protected or read-only that the session drives. */
+type RunnerInternals = Omit<QueryRunner, 'isTransactionActive'> & {
+  isTransactionActive: boolean;
+  transactionDepth: number;
+  databaseConnection: unknown;
+  databaseConnectionPromise: unknown;
+};
+
+/** The TypeORM events of a transaction's life, as `Broadcaster.broadcast()` names them. */
+export type TransactionEvent =
+  | 'BeforeTransactionStart'
+  | 'AfterTransactionStart'
+  | 'BeforeTransactionCommit'
+  | 'AfterTransactionCommit'
+  | 'BeforeTransactionRollback'
+  | 'AfterTransactionRollback';
+
+/**
+ * One session's QueryRunner at the wire level. It takes a pooled connection itself (within a
+ * timeout, with an `'error'` listener from the first moment), lends it to the runner while a
+ * transaction is open, and gives it back or has the pool drop it. `LazySession` decides when;
+ * this does it, and owns the connection: nothing else releases it.
+ */
+export class SessionConnection {
+  /** The runner, whose methods the session replaces. */
+  readonly runner: RunnerInternals & QueryRunner;
+  /** TypeORM's own `query()` and `stream()` of the runner. */
+  private readonly sendQuery: QueryRunner['query'];
+  private readonly sendStream: QueryRunner['stream'];
+  private pooled?: PooledConnection;
+  /** True while a connection is on its way from the pool. */
+  acquiring = false;
+
+  constructor(
+    private readonly dataSource: DataSource,
+    /** Called when the driver reports the held connection broken. */
+    private readonly lost: (error: Error) => void,
+  ) {
+    const runner = dataSource.createQueryRunner('master') as unknown as RunnerInternals;
+    this.runner = runner as RunnerInternals & QueryRunner;
+    this.sendQuery = runner.query;
+    this.sendStream = runner.stream;
+  }
+
+  /** Whether a pooled connection is held right now. */
+  get held(): boolean {
+    return this.pooled !== undefined;
+  }
+
+  /** Whether the server says the open transaction failed (pg clients that tell it). */
+  get failedOnServer(): boolean {
+    const raw = this.pooled?.raw as { getTransactionStatus?: () => string | null } | undefined;
+    return raw?.getTransactionStatus?.() === 'E';
+  }
+
+  /** Whether anyone subscribed to TypeORM's events of this data source. */
+  get observed(): boolean {
+    return this.dataSource.subscribers.length > 0;
+  }
+
+  /**
+   * Takes a pooled connection: at once when the pool has room, else waiting at most `ms`.
+   * Resolves `false` on timeout; a connection that arrives later goes back to the pool.
+   */
+  async acquire(ms: number): Promise<boolean> {
+    this.acquiring = true;
+    try {
+      const connecting = takeConnection(this.dataSource);
+      const pooled = poolHasRoom(this.dataSource)
+        ? await connecting
+        : await within(connecting, ms, (late) => late.release());
+      if (pooled === undefined) return false;
+      this.lend(pooled);
+      return true;
+    } finally {
+      this.acquiring = false;
+    }
+  }
+
+  /** Runs a statement through TypeORM (its logging and query events) on the held connection. */
+  query(args: QueryArgs | StreamArgs): Promise<unknown> {
+    return this.sendQuery.apply(this.runner, args as QueryArgs) as Promise<unknown>;
+  }
+
+  /** Opens a TypeORM stream on the held connection. */
+  stream(args: StreamArgs): ReturnType<QueryRunner['stream']> {
+    return this.sendStream.apply(this.runner, args);
+  }
+
+  /** Sends one of the session's own statements (BEGIN, SAVEPOINT, COMMIT...). */
+  exec(sql: string): Promise<unknown> {
+    return this.sendQuery.call(this.runner, sql) as Promise<unknown>;
+  }
+
+  /** Broadcasts one of TypeORM's transaction events to the data source's subscribers. */
+  broadcast(event: TransactionEvent): Promise<void> {
+    return this.runner.broadcaster.broadcast(event);
+  }
+
+  /** Gives the held connection back to the pool. */
+  release(): void {
+    this.reclaim()?.release();
+  }
+
+  /** Has the pool drop the held connection: its state is unknown. */
+  destroy(error: unknown): Promise<void> {
+    const pooled = this.reclaim();
+    return pooled ? pooled.destroy(asError(error)) : Promise.resolve();
+  }
+
+  private readonly onError = (error: Error): void => {
+    if (this.pooled) this.lost(error);
+  };
+
+  private lend(pooled: PooledConnection): void {
+    this.pooled = pooled;
+    pooled.raw.on('error', this.onError);
+    this.runner.databaseConnection = pooled.raw;
+    this.runner.databaseConnectionPromise = undefined;
+  }
+
+  private reclaim(): PooledConnection | undefined {
+    const pooled = this.pooled;
+    if (pooled === undefined) return undefined;
+    this.pooled = undefined;
+    pooled.raw.removeListener('error', this.onError);
+    this.runner.databaseConnection = undefined;
+    this.runner.databaseConnectionPromise = undefined;
+    this.runner.transactionDepth = 0;
+    return pooled;
+  }
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}
