@@ -1,18 +1,17 @@
-import { finished, type Readable } from 'node:stream';
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
 import { OUTSIDE } from '../context/context-frame.js';
 import { contextStorage } from '../context/context-storage.js';
 import { messages } from '../errors/messages.js';
 import { RollbackOnlyError } from '../errors/rollback-only.error.js';
 import { SessionBusyError } from '../errors/session-busy.error.js';
-import { SessionClosedError } from '../errors/session-closed.error.js';
 import { SessionContextEndedError } from '../errors/session-context-ended.error.js';
-import { TransactionAbortedError } from '../errors/transaction-aborted.error.js';
 import { Block } from './block.js';
 import { Lane } from './lane.js';
 import type { QueryArgs, StreamArgs } from './session-connection.js';
+import { SessionEnd } from './session-end.js';
 import type { EndReason, SessionHooks, SessionOwner } from './session-hooks.js';
 import { installRunner } from './session-runner.js';
+import { SessionStreams } from './session-streams.js';
 import { type Callback, runCallbacks } from './transaction-callbacks.js';
 import type { BeginOptions } from './transaction-dialect.js';
 import { TransactionWire } from './transaction-wire.js';
@@ -24,13 +23,12 @@ const RESOLVED = Promise.resolve();
  * One session: an `EntityManager` on its own QueryRunner that takes no connection and sends no
  * BEGIN until its first statement, and gives the connection back when its transaction ends.
  * Everything it sends takes a turn on its lane (see `Lane`), so statements, streams, savepoint
- * blocks and the end of a transaction never overlap; inside a NESTED block, work goes to the
- * block's own lane. The runner always reports an active transaction, so TypeORM's `save()` and
- * friends join it. Only this instance's runner and manager are changed, never a prototype.
+ * blocks and the end of a transaction never overlap; inside a NESTED block or a hook, work goes
+ * to that block's own lane. Only this instance's runner and manager are changed (`installRunner`).
  *
- * Owns its transaction's end (COMMIT, ROLLBACK, and the connection's return through
- * `TransactionWire`). Its owner (the context's `UnitOfWork`, a REQUIRES_NEW block, a factory
- * `Session`) decides when the session itself ends.
+ * Owns its transactions: when they begin and end (`TransactionWire` sends the statements). Its
+ * owner (the context's `UnitOfWork`, a REQUIRES_NEW block, a factory `Session`) decides when the
+ * session itself ends.
  */
 export class LazySession {
   /** The `EntityManager` users query through. */
@@ -38,35 +36,31 @@ export class LazySession {
   /** The session's own lane: its transaction's statements, blocks and end take turns on it. */
   readonly lane = new Lane();
   private readonly wire: TransactionWire;
+  private readonly streams = new SessionStreams();
   /** The transaction work joins now, begun on the server or not yet. */
   private current = new Block();
-  private ended?: EndReason;
+  private readonly end: SessionEnd;
   private closing?: Promise<void>;
-  /** Savepoints opened with `runner.startTransaction()`, innermost last. */
-  private readonly manual: Block[] = [];
-  /** Open streams, with the lane each was opened on. */
-  private readonly streams = new Map<Readable, Lane>();
 
   constructor(
     /** Name of the data source this session belongs to. */
     readonly dataSourceName: string,
     dataSource: DataSource,
     hooks: SessionHooks,
-    private readonly owner: SessionOwner,
+    owner: SessionOwner,
     begin: BeginOptions = {},
   ) {
+    this.end = new SessionEnd(dataSourceName, owner);
     this.wire = new TransactionWire(
       this,
       dataSource,
       hooks,
       begin,
-      () => this.endedError(),
-      (error) => {
-        this.current.broken ??= error;
-      },
+      () => this.end.error(),
+      (error) => (this.current.broken ??= error),
     );
     this.manager = this.wire.runner.manager;
-    installRunner(this, this.wire.runner);
+    installRunner(this, this.wire);
   }
 
   /** Whether the session holds a pooled connection right now. */
@@ -87,12 +81,12 @@ export class LazySession {
 
   /** Whether the session ended: it runs nothing more. */
   get isEnded(): boolean {
-    return this.ended !== undefined;
+    return this.end.ended;
   }
 
   /** Whether its owner closed or released it, so that its context replaces it on next use. */
   get replaceable(): boolean {
-    return this.ended === 'closed' || this.ended === 'released';
+    return this.end.byOwner;
   }
 
   /** Runs a statement after the work queued before it, beginning the transaction if needed. */
@@ -106,79 +100,53 @@ export class LazySession {
     );
   }
 
-  /** Opens a stream that holds the session until it closes; destroyed if it outlives its block. */
-  stream(args: StreamArgs): ReturnType<QueryRunner['stream']> {
+  /**
+   * Runs `work` on the lane of the code calling, once the transaction is open there (the
+   * session's own lane begins it first), with that lane and the block work joins on it.
+   */
+  inTransaction<T>(work: (lane: Lane, block: Block) => Promise<T>): Promise<T> {
     const lane = this.laneHere();
+    return lane.run(async () => {
+      if (lane.block !== undefined) return work(lane, lane.block);
+      await this.begun();
+      return work(lane, this.current);
+    });
+  }
+
+  /** Opens a stream that holds its lane until it closes, and dies with its block or context. */
+  stream(args: StreamArgs): ReturnType<QueryRunner['stream']> {
     return new Promise((resolve, reject) => {
-      void lane.run(async () => {
-        let stream: Readable;
-        const block = lane.block ?? this.current;
+      void this.inTransaction(async (lane, block) => {
+        let stream: Awaited<ReturnType<QueryRunner['stream']>>;
         try {
-          if (lane.block === undefined) await this.begun();
           stream = await this.wire.stream(args, block);
         } catch (error) {
-          reject(error as Error);
-          return;
+          return reject(error as Error);
         }
-        this.streams.set(stream, lane);
         stream.once('error', (error) => this.wire.failed(block, error));
-        resolve(stream as Awaited<ReturnType<QueryRunner['stream']>>);
-        await new Promise<void>((done) => finished(stream, () => done()));
-        this.streams.delete(stream);
-      });
+        resolve(stream);
+        await this.streams.hold(stream, lane);
+      }).catch(reject);
     });
   }
 
   /** Runs `fn` in a SAVEPOINT of the transaction current here, after the work queued before it. */
   nested<T>(fn: (manager: EntityManager) => Promise<T> | T): Promise<T> {
-    const ended = this.endedError();
+    const ended = this.end.error();
     if (ended) return Promise.reject(ended);
-    const lane = this.laneHere();
     const frame = contextStorage.getStore() ?? OUTSIDE;
-    return lane.run(async () => {
-      if (lane.block === undefined) await this.begun();
-      const block = await this.wire.openSavepoint(lane, lane.block ?? this.current);
-      const inner = frame.within(this, block.lane!);
+    return this.inTransaction(async (lane, parent) => {
+      const block = await this.wire.savepoints.open(lane, parent);
       let result: T;
       try {
-        result = await contextStorage.run(inner, () => fn(this.manager));
+        result = await contextStorage.run(frame.within(this, block.lane!), () => fn(this.manager));
       } catch (error) {
-        await this.endBlock(block, false);
+        await this.endSavepoint(block, false);
         throw error;
       }
-      await this.endBlock(block, true);
+      await this.endSavepoint(block, true);
       return result;
     });
-  }
-
-  /** `runner.startTransaction()`: a savepoint in the caller's block, ended by the runner's commit or rollback. */
-  openSavepoint(): Promise<void> {
-    const lane = this.laneHere();
-    return lane.run(async () => {
-      if (lane.block === undefined) await this.begun();
-      this.manual.push(await this.wire.openSavepoint(lane, lane.block ?? this.current));
-    });
-  }
-
-  /** `runner.commitTransaction()` / `rollbackTransaction()`: the innermost such savepoint, else the transaction. */
-  endSavepoint(keep: boolean): Promise<void> {
-    const block = this.manual.pop();
-    if (block !== undefined) {
-      return block.lane!.parent!.open.run(() => this.wire.endSavepoint(block, keep));
-    }
-    if (!keep) return this.rollback();
-    return this.commit().then((callbacks) =>
-      runCallbacks(callbacks, (error) => this.wire.report('afterCommit callback failed', error)),
-    );
-  }
-
-  /** `runner.connect()`: begins the transaction if needed and returns the driver's connection. */
-  connectRunner(): Promise<unknown> {
-    // TypeORM's own query() calls it for every statement the session sends: answer at once.
-    if (this.wire.held) return Promise.resolve(this.wire.driverConnection);
-    const lane = this.laneHere();
-    const ready = lane.block === undefined ? lane.run(() => this.begun()) : RESOLVED;
-    return ready.then(() => this.wire.driverConnection);
   }
 
   /** Registers a callback to run after the transaction current here commits. */
@@ -196,15 +164,23 @@ export class LazySession {
    * its next statement begins a new one. Resolves to the `afterCommit` callbacks to run.
    */
   commit(): Promise<readonly Callback[]> {
-    const refused = this.refuseInsideBlock('commit') ?? this.endedError();
+    const refused = this.refuseInsideBlock('commit') ?? this.end.error();
     if (refused) return Promise.reject(refused);
     if (this.settled) return Promise.resolve(NOTHING);
     return this.lane.run(() => this.commitNow());
   }
 
+  /** Commits, then runs the `afterCommit` callbacks (what `commit()` means to users). */
+  async commitAndRunCallbacks(): Promise<void> {
+    const callbacks = await this.commit();
+    await runCallbacks(callbacks, (error) =>
+      this.wire.report('afterCommit callback failed', error),
+    );
+  }
+
   /** Rolls back the current transaction, drops its callbacks and clears a rollback-only mark. */
   rollback(): Promise<void> {
-    const refused = this.refuseInsideBlock('rollback') ?? this.endedError();
+    const refused = this.refuseInsideBlock('rollback') ?? this.end.error();
     if (refused) return Promise.reject(refused);
     if (!this.wire.open && !this.lane.busy) {
       this.current = new Block();
@@ -220,11 +196,11 @@ export class LazySession {
    */
   close(reason: EndReason): Promise<void> {
     if (this.closing) return this.closing;
-    if (this.ended !== undefined) return RESOLVED;
+    if (this.end.ended) return RESOLVED;
     const refused = this.refuseInsideBlock('close');
     if (refused) return Promise.reject(refused);
-    this.ended = reason;
-    this.endStreams(() => true);
+    this.end.mark(reason);
+    this.streams.destroy(() => this.end.error()!);
     // A session still waiting for a connection gives it back when it arrives (`TransactionWire`).
     const busy = this.wire.open || (this.lane.busy && !this.wire.acquiring);
     this.closing = busy ? this.lane.run(() => this.wire.rollback(this.take())) : RESOLVED;
@@ -233,28 +209,30 @@ export class LazySession {
 
   /** Ends the session at once: the connection is dropped (the server rolls back), later use throws `error`. */
   abort(error: Error): void {
-    if (this.ended !== undefined) return;
-    this.ended = error;
-    this.endStreams(() => true);
+    if (!this.end.mark(error)) return;
+    this.streams.destroy(() => error);
     this.take();
     this.wire.drop(error);
   }
 
   /** Destroys the streams still open with `SessionContextEndedError` (their context is over). */
   endOpenStreams(): void {
-    this.endStreams(
-      () => true,
-      new SessionContextEndedError(messages.contextEnded(this.dataSourceName)),
-    );
+    const error = () => new SessionContextEndedError(messages.contextEnded(this.dataSourceName));
+    this.streams.destroy(error);
+  }
+
+  /** The lane work issued here goes to: the innermost open block or hook of this session, or its own. */
+  laneHere(): Lane {
+    const lane = contextStorage.getStore()?.laneOf(this);
+    return lane === undefined ? this.lane : lane.open;
   }
 
   private async commitNow(): Promise<readonly Callback[]> {
     const block = this.take();
     if (block.rollbackOnly) {
-      await this.wire.rollback(block).catch(this.reportCleanup);
+      await this.wire.rollback(block).catch(this.wire.reportRollback);
       throw new RollbackOnlyError(messages.rollbackOnly(this.dataSourceName));
     }
-    if (!this.wire.open) return block.callbacks.committed();
     await this.wire.commit(block);
     return block.callbacks.committed();
   }
@@ -264,20 +242,18 @@ export class LazySession {
     return this.begun().then(() => this.wire.send(args, this.current));
   }
 
-  /** Resolves once a transaction is open on the session's own lane. */
+  /** Resolves once a transaction is open (call it from a task of the session's own lane). */
   private begun(): Promise<void> {
     if (this.wire.open) return RESOLVED;
-    const ended = this.endedError();
+    const ended = this.end.error();
     if (ended) return Promise.reject(ended);
     return this.wire.begin(this.lane, this.current);
   }
 
-  private async endBlock(block: Block, keep: boolean): Promise<void> {
-    this.endStreams(
-      (lane) => lane === block.lane,
-      new SessionContextEndedError(messages.blockEnded(this.dataSourceName)),
-    );
-    await this.wire.endSavepoint(block, keep);
+  private endSavepoint(block: Block, keep: boolean): Promise<void> {
+    const error = () => new SessionContextEndedError(messages.blockEnded(this.dataSourceName));
+    this.streams.destroy(error, (lane) => lane === block.lane);
+    return this.wire.savepoints.end(block, keep);
   }
 
   /** The transaction now current, replaced by a fresh one for the work that comes after. */
@@ -285,12 +261,6 @@ export class LazySession {
     const block = this.current;
     this.current = new Block();
     return block;
-  }
-
-  /** The lane work issued here goes to: the innermost open block or hook of this session, or its own. */
-  laneHere(): Lane {
-    const lane = contextStorage.getStore()?.laneOf(this);
-    return lane === undefined ? this.lane : lane.open;
   }
 
   private blockHere(): Block {
@@ -304,27 +274,4 @@ export class LazySession {
 
   private readonly failedInCurrent = (error: unknown): void =>
     this.wire.failed(this.current, error);
-
-  private readonly reportCleanup = (error: unknown): void =>
-    this.wire.report(`Rollback of '${this.dataSourceName}' failed`, error);
-
-  private endStreams(which: (lane: Lane) => boolean, error: Error = this.endError()): void {
-    for (const [stream, lane] of this.streams) if (which(lane)) stream.destroy(error);
-  }
-
-  private endedError(): Error | undefined {
-    return this.ended === undefined ? undefined : this.endError();
-  }
-
-  /** The error a use after the end gets. */
-  endError(): Error {
-    const reason = this.ended;
-    if (reason instanceof Error) return reason;
-    if (reason === 'context-ended') {
-      return new SessionContextEndedError(messages.contextEnded(this.dataSourceName));
-    }
-    return new SessionClosedError(
-      messages.sessionClosed(this.dataSourceName, this.owner, reason === 'released'),
-    );
-  }
 }

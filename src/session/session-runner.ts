@@ -1,6 +1,8 @@
 import type { EntityManager, QueryRunner } from 'typeorm';
+import type { Block } from './block.js';
 import type { LazySession } from './lazy-session.js';
 import type { QueryArgs, StreamArgs } from './session-connection.js';
+import type { TransactionWire } from './transaction-wire.js';
 
 /** A callback of `manager.transaction()`. */
 type TransactionCallback = (manager: EntityManager) => Promise<unknown>;
@@ -10,19 +12,38 @@ type TransactionCallback = (manager: EntityManager) => Promise<unknown>;
  * turns on its lanes, `manager.transaction()` is a savepoint block, `release()` ends the session,
  * and the runner always reports an active transaction, so TypeORM's `save()` and friends join it
  * instead of beginning their own. Only this instance is changed, never a TypeORM prototype.
+ *
  * `startTransaction()` / `commitTransaction()` / `rollbackTransaction()` called on the runner
- * directly open and end savepoints in the caller's block (at the top, they commit and roll back
- * the session's transaction).
+ * directly open and end savepoints in the caller's block; with none open, they commit and roll
+ * back the session's transaction. (Rollback-only marks and callbacks belong to the caller's
+ * block there: only `manager.transaction()` and NESTED give a savepoint its own.)
  */
-export function installRunner(session: LazySession, runner: QueryRunner): void {
+export function installRunner(session: LazySession, wire: TransactionWire): void {
+  const runner = wire.runner;
+  const savepoints: Block[] = [];
   (runner as { isTransactionActive: boolean }).isTransactionActive = true;
   runner.query = ((...args: QueryArgs) => session.query(args)) as QueryRunner['query'];
   runner.stream = (...args: StreamArgs) => session.stream(args);
-  runner.connect = () => session.connectRunner();
   runner.release = () => session.close('released');
-  runner.startTransaction = () => session.openSavepoint();
-  runner.commitTransaction = () => session.endSavepoint(true);
-  runner.rollbackTransaction = () => session.endSavepoint(false);
+  runner.connect = () =>
+    // TypeORM's own query() asks for every statement the session sends: answer at once.
+    wire.held
+      ? Promise.resolve(wire.driverConnection)
+      : session.inTransaction(async () => wire.driverConnection);
+  runner.startTransaction = () =>
+    session.inTransaction(async (lane, block) => {
+      savepoints.push(await wire.savepoints.open(lane, block));
+    });
+  runner.commitTransaction = () => {
+    const block = savepoints.pop();
+    if (block === undefined) return session.commitAndRunCallbacks();
+    return block.lane!.parent!.open.run(() => wire.savepoints.end(block, true));
+  };
+  runner.rollbackTransaction = () => {
+    const block = savepoints.pop();
+    if (block === undefined) return session.rollback();
+    return block.lane!.parent!.open.run(() => wire.savepoints.end(block, false));
+  };
   runner.manager.transaction = ((
     isolationOrCallback: string | TransactionCallback,
     callback?: TransactionCallback,

@@ -1,23 +1,18 @@
 import type { DataSource, QueryRunner } from 'typeorm';
-import { OUTSIDE } from '../context/context-frame.js';
 import { contextStorage } from '../context/context-storage.js';
 import { ConnectionAcquireTimeoutError } from '../errors/connection-acquire-timeout.error.js';
 import { messages } from '../errors/messages.js';
 import { ModuleNotInitializedError } from '../errors/module-not-initialized.error.js';
-import { RollbackOnlyError } from '../errors/rollback-only.error.js';
 import { TransactionAbortedError } from '../errors/transaction-aborted.error.js';
 import type { IsolationLevel } from '../interfaces/transaction-options.interface.js';
 import { DEFAULT_ACQUIRE_TIMEOUT } from '../typeorm-context.options.js';
-import { Block } from './block.js';
-import { Lane } from './lane.js';
+import type { Block } from './block.js';
+import type { Lane } from './lane.js';
 import type { LazySession } from './lazy-session.js';
-import {
-  type QueryArgs,
-  SessionConnection,
-  type StreamArgs,
-  type TransactionEvent,
-} from './session-connection.js';
+import { Savepoints } from './savepoints.js';
+import { type QueryArgs, SessionConnection, type StreamArgs } from './session-connection.js';
 import type { SessionHooks } from './session-hooks.js';
+import { SessionSteps } from './session-steps.js';
 import {
   abortsTransaction,
   type BeginOptions,
@@ -26,20 +21,20 @@ import {
   rolledBackByServer,
 } from './transaction-dialect.js';
 
-const RESOLVED = Promise.resolve();
-
 /**
  * The statements of one session's transactions, in the order TypeORM itself sends them: take a
- * connection, BEGIN, SAVEPOINT, RELEASE / ROLLBACK TO, COMMIT / ROLLBACK, give the connection
- * back, each wrapped in TypeORM's transaction events, plus the module hooks. `LazySession`
- * decides when (each call runs inside a task of one of its lanes); this knows how. What a hook
- * or a subscriber sends from inside runs as a step: on a lane of its own, so it never waits for
- * the task it belongs to.
+ * connection, BEGIN, COMMIT or ROLLBACK, give the connection back (savepoints: `Savepoints`),
+ * each inside TypeORM's transaction events, plus the module hooks. `LazySession` decides when
+ * (each call runs in a task of one of its lanes); this knows how, and keeps what the server said:
+ * whether a transaction is open, and what a failed statement did to it.
  */
 export class TransactionWire {
   /** True while a transaction is open on the server. */
   open = false;
+  /** SAVEPOINT and its ends. */
+  readonly savepoints: Savepoints;
   private readonly connection: SessionConnection;
+  private readonly steps: SessionSteps;
   private readonly type: string;
   private readonly beginSql: string[];
 
@@ -54,6 +49,8 @@ export class TransactionWire {
     private readonly lost: (error: Error) => void,
   ) {
     this.connection = new SessionConnection(dataSource, (error) => this.lose(error));
+    this.steps = new SessionSteps(session, this.connection);
+    this.savepoints = new Savepoints(this, this.steps);
     this.type = dataSource.options.type;
     // The data source's own `isolationLevel` (TypeORM 1.x) applies unless the session sets one.
     const isolationLevel =
@@ -65,6 +62,11 @@ export class TransactionWire {
   /** The session's QueryRunner. */
   get runner(): QueryRunner & { transactionDepth: number } {
     return this.connection.runner;
+  }
+
+  /** The data source's name. */
+  get name(): string {
+    return this.session.dataSourceName;
   }
 
   /** Whether a pooled connection is held right now. */
@@ -105,13 +107,13 @@ export class TransactionWire {
   async begin(lane: Lane, block: Block): Promise<void> {
     await this.take();
     try {
-      await this.event(lane, block, 'BeforeTransactionStart');
+      await this.steps.event(lane, block, 'BeforeTransactionStart');
       for (const sql of this.beginSql) await this.exec(sql);
       this.open = true;
-      this.connection.runner.transactionDepth = 1;
-      await this.event(lane, block, 'AfterTransactionStart');
+      this.runner.transactionDepth = 1;
+      await this.steps.event(lane, block, 'AfterTransactionStart');
       const hook = this.hooks.onSessionStart;
-      if (hook) await this.step(lane, block, () => hook(this.runner.manager, this.name));
+      if (hook) await this.steps.run(lane, block, () => hook(this.runner.manager, this.name));
     } catch (error) {
       await this.abandon(error);
       throw error;
@@ -120,13 +122,12 @@ export class TransactionWire {
 
   /** Commits `block` (after `beforeCommit`) and gives the connection back. */
   async commit(block: Block): Promise<void> {
-    const broken = block.broken;
-    if (!this.open && broken === undefined) return;
+    if (!this.open && block.broken === undefined) return;
     const lane = this.session.lane;
     const hook = this.hooks.beforeCommit;
-    if (hook && broken === undefined) {
+    if (hook && block.broken === undefined) {
       try {
-        await this.step(lane, block, () => hook(this.runner.manager, this.name));
+        await this.steps.run(lane, block, () => hook(this.runner.manager, this.name));
       } catch (error) {
         await this.rollback(block).catch(this.reportRollback);
         throw error;
@@ -140,7 +141,7 @@ export class TransactionWire {
       });
     }
     try {
-      await this.event(lane, block, 'BeforeTransactionCommit');
+      await this.steps.event(lane, block, 'BeforeTransactionCommit');
       await this.exec('COMMIT');
     } catch (error) {
       await this.rollback(block).catch(() => undefined);
@@ -148,7 +149,7 @@ export class TransactionWire {
     }
     this.open = false;
     try {
-      await this.event(lane, block, 'AfterTransactionCommit');
+      await this.steps.event(lane, block, 'AfterTransactionCommit');
     } finally {
       this.connection.release();
     }
@@ -159,7 +160,7 @@ export class TransactionWire {
     if (!this.open) return;
     const lane = this.session.lane;
     try {
-      await this.event(lane, block, 'BeforeTransactionRollback');
+      await this.steps.event(lane, block, 'BeforeTransactionRollback');
       await this.exec('ROLLBACK');
     } catch (error) {
       this.open = false;
@@ -168,59 +169,10 @@ export class TransactionWire {
     }
     this.open = false;
     try {
-      await this.event(lane, block, 'AfterTransactionRollback');
+      await this.steps.event(lane, block, 'AfterTransactionRollback');
     } finally {
       this.connection.release();
     }
-  }
-
-  /** Opens a SAVEPOINT inside `parent`, for work issued on `lane`. */
-  async openSavepoint(lane: Lane, parent: Block): Promise<Block> {
-    const refusal = this.refusal(parent);
-    if (refusal) throw refusal;
-    const block = new Block(parent, lane, `typeorm_${this.runner.transactionDepth}`);
-    await this.event(lane, parent, 'BeforeTransactionStart');
-    await this.exec(`SAVEPOINT ${block.savepoint}`);
-    this.runner.transactionDepth += 1;
-    try {
-      await this.event(lane, block, 'AfterTransactionStart');
-    } catch (error) {
-      await this.endSavepoint(block, false);
-      throw error;
-    }
-    return block;
-  }
-
-  /**
-   * Ends a savepoint once the work queued in it ran: released when `keep` and nothing spoiled it
-   * (its callbacks then wait for the enclosing transaction), else rolled back to. Throws when a
-   * kept block had to be rolled back (rollback-only, or aborted on the server).
-   */
-  async endSavepoint(block: Block, keep: boolean): Promise<void> {
-    const lane = block.lane!;
-    const parent = block.parent!;
-    await lane.close();
-    let failure: unknown;
-    if (keep) {
-      failure = this.spoiled(block);
-      if (failure === undefined) {
-        let released = false;
-        try {
-          await this.event(lane.parent!, block, 'BeforeTransactionCommit');
-          await this.exec(`RELEASE SAVEPOINT ${block.savepoint}`);
-          released = true;
-          this.runner.transactionDepth -= 1;
-          parent.callbacks.adopt(block.callbacks);
-          await this.event(lane.parent!, parent, 'AfterTransactionCommit');
-          return;
-        } catch (error) {
-          if (released) throw error;
-          failure = error;
-        }
-      }
-    }
-    await this.rollbackToSavepoint(block);
-    if (failure !== undefined) throw failure;
   }
 
   /** Drops the connection at once (the server rolls back); used by a timeout. */
@@ -234,48 +186,25 @@ export class TransactionWire {
     this.hooks.reportError(message, error);
   }
 
-  /** Broadcasts a TypeORM transaction event, when anyone listens, as a step of the running task. */
-  private event(lane: Lane, block: Block, event: TransactionEvent): Promise<void> {
-    if (!this.connection.observed) return RESOLVED;
-    return this.step(lane, block, () => this.connection.broadcast(event));
-  }
+  /** Reports a failed rollback after another failure (which is the one the caller gets). */
+  readonly reportRollback = (error: unknown): void =>
+    this.report(`Rollback of '${this.name}' failed`, error);
 
-  /** Runs `work` as part of the task running on `parent`: its own work goes to a lane of its own. */
-  private async step<T>(parent: Lane, block: Block, work: () => Promise<T> | T): Promise<T> {
-    const lane = new Lane(parent, block);
-    const frame = (contextStorage.getStore() ?? OUTSIDE).within(this.session, lane);
-    try {
-      return await contextStorage.run(frame, work);
-    } finally {
-      await lane.close();
-    }
-  }
-
-  private async rollbackToSavepoint(block: Block): Promise<void> {
-    const lane = block.lane!.parent!;
-    const parent = block.parent!;
-    // As in TypeORM's manager.transaction(), errors of the rollback never replace the block's own.
-    await this.event(lane, block, 'BeforeTransactionRollback').catch(() => undefined);
-    try {
-      await this.exec(`ROLLBACK TO SAVEPOINT ${block.savepoint}`);
-    } catch (error) {
-      // The transaction is in a state nobody knows: it must not commit.
-      parent.root.broken ??= error;
-      return;
-    } finally {
-      this.runner.transactionDepth -= 1;
-    }
-    await this.event(lane, parent, 'AfterTransactionRollback').catch(() => undefined);
-  }
-
-  /** Why `block` must not be kept, if anything spoiled it. */
-  private spoiled(block: Block): Error | undefined {
-    if (block.rollbackOnly) return new RollbackOnlyError(messages.rollbackOnly(this.name));
-    const aborted = block.aborted ?? block.root.broken;
-    if (aborted === undefined) return undefined;
-    return new TransactionAbortedError(messages.transactionAborted(this.name, true), {
-      cause: aborted,
+  /** Why a statement of `block` must not be sent, if anything forbids it. */
+  refusal(block: Block): Error | undefined {
+    const ended = this.ended();
+    if (ended !== undefined) return ended;
+    const broken = block.root.broken;
+    if (broken === undefined) return undefined;
+    return new TransactionAbortedError(messages.transactionAborted(this.name, false), {
+      cause: broken,
     });
+  }
+
+  /** Sends one of the session's own statements on the held connection. */
+  exec(sql: string): Promise<unknown> {
+    if (this.connection.held) return this.connection.exec(sql);
+    return Promise.reject(this.ended() ?? new Error(`No connection to send ${sql} on`));
   }
 
   /** Takes a pooled connection within `acquireTimeout`; gives it back if the session ended meanwhile. */
@@ -304,7 +233,7 @@ export class TransactionWire {
         this.connection.release();
         return;
       } catch {
-        // broken: drop it below
+        // the connection broke: the pool drops it below
       }
     }
     await this.connection.destroy(error);
@@ -314,27 +243,5 @@ export class TransactionWire {
     if (this.open) this.lost(error);
     this.open = false;
     void this.connection.destroy(error);
-  }
-
-  private refusal(block: Block): Error | undefined {
-    const ended = this.ended();
-    if (ended !== undefined) return ended;
-    const broken = block.root.broken;
-    if (broken === undefined) return undefined;
-    return new TransactionAbortedError(messages.transactionAborted(this.name, false), {
-      cause: broken,
-    });
-  }
-
-  private exec(sql: string): Promise<unknown> {
-    if (this.connection.held) return this.connection.exec(sql);
-    return Promise.reject(this.ended() ?? new Error(`No connection for ${sql}`));
-  }
-
-  private readonly reportRollback = (error: unknown): void =>
-    this.report(`Rollback of '${this.name}' failed`, error);
-
-  private get name(): string {
-    return this.session.dataSourceName;
   }
 }

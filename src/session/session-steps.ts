@@ -1,0 +1,38 @@
+import { OUTSIDE } from '../context/context-frame.js';
+import { contextStorage } from '../context/context-storage.js';
+import type { Block } from './block.js';
+import { Lane } from './lane.js';
+import type { LazySession } from './lazy-session.js';
+import type { SessionConnection, TransactionEvent } from './session-connection.js';
+
+const RESOLVED = Promise.resolve();
+
+/**
+ * Work that runs inside one of a session's tasks and may use the session itself: the module
+ * hooks and TypeORM's transaction events (whose subscribers may query through `event.manager` or
+ * `event.queryRunner`). A step gets a lane of its own, so what it sends never waits for the task
+ * it is part of, and the task goes on only once the step's work has run.
+ */
+export class SessionSteps {
+  constructor(
+    private readonly session: LazySession,
+    private readonly connection: SessionConnection,
+  ) {}
+
+  /** Broadcasts a TypeORM transaction event, when anyone listens, as a step of the task on `lane`. */
+  event(lane: Lane, block: Block, event: TransactionEvent): Promise<void> {
+    if (!this.connection.observed) return RESOLVED;
+    return this.run(lane, block, () => this.connection.broadcast(event));
+  }
+
+  /** Runs `work` as part of the task running on `parent`, for statements of `block`. */
+  async run<T>(parent: Lane, block: Block, work: () => Promise<T> | T): Promise<T> {
+    const lane = new Lane(parent, block);
+    const frame = (contextStorage.getStore() ?? OUTSIDE).within(this.session, lane);
+    try {
+      return await contextStorage.run(frame, work);
+    } finally {
+      await lane.close();
+    }
+  }
+}
