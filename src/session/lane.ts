@@ -19,6 +19,8 @@ export class Lane {
     readonly parent?: Lane,
     /** The transaction or savepoint its statements belong to; none: the session's current one. */
     readonly block?: Block,
+    /** True for a step's lane: part of an operation under way, it runs even as the session ends. */
+    readonly step = false,
   ) {}
 
   /** Whether a task runs or waits. */

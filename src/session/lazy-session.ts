@@ -95,7 +95,7 @@ export class LazySession {
     const block = lane.block;
     if (block === undefined) return lane.run(() => this.statement(args), this.failedInCurrent);
     return lane.run(
-      () => this.wire.send(args, block),
+      () => this.wire.send(args, block, lane.step),
       (error) => this.wire.failed(block, error),
     );
   }

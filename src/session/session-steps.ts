@@ -27,7 +27,7 @@ export class SessionSteps {
 
   /** Runs `work` as part of the task running on `parent`, for statements of `block`. */
   async run<T>(parent: Lane, block: Block, work: () => Promise<T> | T): Promise<T> {
-    const lane = new Lane(parent, block);
+    const lane = new Lane(parent, block, true);
     const frame = (contextStorage.getStore() ?? OUTSIDE).within(this.session, lane);
     try {
       return await contextStorage.run(frame, work);

@@ -84,9 +84,12 @@ export class TransactionWire {
     return this.connection.acquiring;
   }
 
-  /** A user's statement in `block`, refused once the session ended or the server rolled back. */
-  send(args: QueryArgs, block: Block): Promise<unknown> {
-    const refusal = this.refusal(block);
+  /**
+   * A user's statement in `block`, refused once the session ended (unless a hook or subscriber
+   * sends it in a step of the ending itself) or the server rolled the transaction back.
+   */
+  send(args: QueryArgs, block: Block, inStep = false): Promise<unknown> {
+    const refusal = this.refusal(block, inStep);
     return refusal ? Promise.reject(refusal) : this.connection.query(args);
   }
 
@@ -191,8 +194,8 @@ export class TransactionWire {
     this.report(`Rollback of '${this.name}' failed`, error);
 
   /** Why a statement of `block` must not be sent, if anything forbids it. */
-  refusal(block: Block): Error | undefined {
-    const ended = this.ended();
+  refusal(block: Block, inStep = false): Error | undefined {
+    const ended = inStep ? undefined : this.ended();
     if (ended !== undefined) return ended;
     const broken = block.root.broken;
     if (broken === undefined) return undefined;
