@@ -41,12 +41,8 @@ export class ContextFrame {
   }
 
   private lookup(key: string | LazySession): unknown {
-    let frame: ContextFrame | undefined = this;
-    while (frame !== undefined) {
-      if (frame.key === key) return frame.value;
-      frame = frame.parent;
-    }
-    return undefined;
+    if (this.key === key) return this.value;
+    return this.parent?.lookup(key);
   }
 }
 

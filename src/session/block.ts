@@ -34,8 +34,6 @@ export class Block {
 
   /** The transaction this block belongs to. */
   get root(): Block {
-    let block: Block = this;
-    while (block.parent) block = block.parent;
-    return block;
+    return this.parent?.root ?? this;
   }
 }

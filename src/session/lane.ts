@@ -30,9 +30,7 @@ export class Lane {
 
   /** This lane, or the nearest open one above it. */
   get open(): Lane {
-    let lane: Lane = this;
-    while (lane.closed && lane.parent) lane = lane.parent;
-    return lane;
+    return this.closed && this.parent ? this.parent.open : this;
   }
 
   /** Closes the lane (later work goes to its parent) and waits for the tasks already queued. */
