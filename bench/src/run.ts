@@ -4,7 +4,7 @@
  * `bench/results/<date>.md`. `--smoke` only checks that every variant starts and answers.
  */
 import { type ChildProcess, execFileSync, fork } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,6 +26,9 @@ const WARMUP = quick ? 1 : 1;
 const FIRST_WARMUP = quick ? 1 : 2;
 const PORT = Number(process.env.BENCH_PORT ?? 3917);
 const OURS = 'nestjs-typeorm-context';
+/** This library built from another commit (`BENCH_PREVIOUS=<its dist/>`), measured next to OURS. */
+const PREVIOUS = 'previous';
+const previousDist = process.env.BENCH_PREVIOUS;
 
 const VARIANTS = [
   'baseline',
@@ -34,7 +37,10 @@ const VARIANTS = [
   'nestjs-cls',
   'typeorm-transactional',
   'request-scope',
-].filter((name) => !process.env.BENCH_VARIANTS || process.env.BENCH_VARIANTS.split(',').includes(name));
+  ...(previousDist ? [PREVIOUS] : []),
+].filter(
+  (name) => !process.env.BENCH_VARIANTS || process.env.BENCH_VARIANTS.split(',').includes(name),
+);
 
 const VARIANT_LABELS: Record<string, string> = {
   baseline: 'baseline (QueryRunner per handler)',
@@ -43,6 +49,7 @@ const VARIANT_LABELS: Record<string, string> = {
   'nestjs-cls': '@nestjs-cls/transactional (typeorm adapter)',
   'typeorm-transactional': 'typeorm-transactional',
   'request-scope': 'Scope.REQUEST QueryRunner',
+  [PREVIOUS]: 'nestjs-typeorm-context, previous build',
 };
 
 interface Endpoint {
@@ -64,7 +71,9 @@ interface NodeBinary {
 }
 
 function nodeBinaries(): { nodes: NodeBinary[]; missing: string[] } {
-  const nodes: NodeBinary[] = [{ label: 'Node 20', path: process.execPath, version: process.version }];
+  const nodes: NodeBinary[] = [
+    { label: 'Node 20', path: process.execPath, version: process.version },
+  ];
   const missing: string[] = [];
   const node24 = path.join(benchDir, 'node_modules', 'node', 'bin', 'node');
   if (process.env.BENCH_NODE24 === '0' || smoke) return { nodes, missing };
@@ -91,7 +100,9 @@ async function withClient<T>(work: (client: pg.Client) => Promise<T>): Promise<T
 
 async function resetTable(): Promise<void> {
   await withClient(async (client) => {
-    await client.query(`CREATE TABLE IF NOT EXISTS ${TABLE} (id serial PRIMARY KEY, name varchar NOT NULL)`);
+    await client.query(
+      `CREATE TABLE IF NOT EXISTS ${TABLE} (id serial PRIMARY KEY, name varchar NOT NULL)`,
+    );
     await client.query(`TRUNCATE ${TABLE} RESTART IDENTITY`);
     await client.query(
       `INSERT INTO ${TABLE} (name) SELECT 'seed-' || g FROM generate_series(1, ${SEED_ROWS}) g`,
@@ -101,7 +112,9 @@ async function resetTable(): Promise<void> {
 }
 
 async function databaseVersion(): Promise<string> {
-  return withClient(async (client) => (await client.query('SHOW server_version')).rows[0].server_version);
+  return withClient(
+    async (client) => (await client.query('SHOW server_version')).rows[0].server_version,
+  );
 }
 
 // ---------------------------------------------------------------------------------- servers
@@ -114,7 +127,10 @@ interface Server {
 }
 
 function startServer(node: NodeBinary, variant: string, execArgv: string[] = []): Promise<Server> {
-  const child = fork(path.join(here, 'server.js'), [variant, String(PORT)], {
+  // The previous build runs the very same variant code, importing the library from dist-previous/.
+  const previous = variant === PREVIOUS;
+  const child = fork(path.join(here, 'server.js'), [previous ? OURS : variant, String(PORT)], {
+    env: { ...process.env, BENCH_LIBRARY: previous ? 'dist-previous' : 'dist' },
     execPath: node.path,
     execArgv: ['--no-warnings', ...execArgv],
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
@@ -165,7 +181,9 @@ function startServer(node: NodeBinary, variant: string, execArgv: string[] = [])
 
 async function call(endpoint: Endpoint): Promise<{ status: number; body: any; ms: number }> {
   const started = performance.now();
-  const response = await fetch(`http://127.0.0.1:${PORT}/${endpoint.path}`, { method: endpoint.method });
+  const response = await fetch(`http://127.0.0.1:${PORT}/${endpoint.path}`, {
+    method: endpoint.method,
+  });
   const text = await response.text();
   let body: unknown = text;
   try {
@@ -196,7 +214,10 @@ async function verify(server: Server): Promise<Verification> {
   const byPath = Object.fromEntries(ENDPOINTS.map((e) => [e.path, e]));
   for (const endpoint of ENDPOINTS) {
     const { status, body } = await call(endpoint);
-    if (status >= 300) problems.push(`${endpoint.method} /${endpoint.path} answered ${status}: ${JSON.stringify(body)}`);
+    if (status >= 300)
+      problems.push(
+        `${endpoint.method} /${endpoint.path} answered ${status}: ${JSON.stringify(body)}`,
+      );
   }
   await server.command('reset');
   for (let i = 0; i < 5; i++) await call(byPath.noop);
@@ -204,19 +225,25 @@ async function verify(server: Server): Promise<Verification> {
   if (noopCheckouts !== 0) problems.push(`/noop took ${noopCheckouts} connections in 5 requests`);
 
   const read = await call(byPath.read);
-  if (!(read.body?.id >= 1 && read.body.id <= SEED_ROWS)) problems.push(`/read returned ${JSON.stringify(read.body)}`);
+  if (!(read.body?.id >= 1 && read.body.id <= SEED_ROWS))
+    problems.push(`/read returned ${JSON.stringify(read.body)}`);
 
   await withClient(async (client) => {
     const write = await call(byPath.write);
     const rows = await client.query(`SELECT name FROM ${TABLE} WHERE id = $1`, [write.body?.id]);
     if (rows.rows[0]?.name !== write.body?.name) {
-      problems.push(`/write: row ${JSON.stringify(write.body)} not committed when the response arrived`);
+      problems.push(
+        `/write: row ${JSON.stringify(write.body)} not committed when the response arrived`,
+      );
     }
     const chain = await call(byPath.chain);
     const chained = await client.query(`SELECT 1 FROM ${TABLE} WHERE id = $1`, [chain.body?.id]);
-    if (chained.rowCount !== 1) problems.push(`/chain: row ${chain.body?.id} not committed when the response arrived`);
+    if (chained.rowCount !== 1)
+      problems.push(`/chain: row ${chain.body?.id} not committed when the response arrived`);
     if (!chain.body?.tx || chain.body.tx !== chain.body.xmin) {
-      problems.push(`/chain: INSERT and SELECT ran in different transactions (${JSON.stringify(chain.body)})`);
+      problems.push(
+        `/chain: INSERT and SELECT ran in different transactions (${JSON.stringify(chain.body)})`,
+      );
     }
   });
 
@@ -227,17 +254,26 @@ async function verify(server: Server): Promise<Verification> {
     walls.push(ms);
     serverWalls.push(Number(body?.ms));
     const pids: number[] = body?.pids ?? [];
-    if (new Set(pids).size !== 3) problems.push(`/parallel ran on backends ${JSON.stringify(pids)}, not 3 distinct ones`);
+    if (new Set(pids).size !== 3)
+      problems.push(`/parallel ran on backends ${JSON.stringify(pids)}, not 3 distinct ones`);
   }
   const parallelWallMs = median(walls);
   const parallelServerMs = median(serverWalls);
   const sleepMs = SLEEP_SECONDS * 1000;
   if (!(parallelServerMs < sleepMs * 1.75)) {
-    problems.push(`/parallel took ${parallelServerMs.toFixed(1)} ms, not near one sleep (${sleepMs} ms)`);
+    problems.push(
+      `/parallel took ${parallelServerMs.toFixed(1)} ms, not near one sleep (${sleepMs} ms)`,
+    );
   }
   const { held } = await server.stats();
   if (held !== 0) problems.push(`${held} connections still checked out after the requests`);
-  return { ok: problems.length === 0, problems: [...new Set(problems)], parallelWallMs, parallelServerMs, noopCheckouts };
+  return {
+    ok: problems.length === 0,
+    problems: [...new Set(problems)],
+    parallelWallMs,
+    parallelServerMs,
+    noopCheckouts,
+  };
 }
 
 // ---------------------------------------------------------------------------------- load
@@ -253,7 +289,11 @@ interface Cell {
   peakHeld: number;
 }
 
-async function load(endpoint: Endpoint, seconds: number, amount?: number): Promise<autocannon.Result> {
+async function load(
+  endpoint: Endpoint,
+  seconds: number,
+  amount?: number,
+): Promise<autocannon.Result> {
   return autocannon({
     url: `http://127.0.0.1:${PORT}/${endpoint.path}`,
     method: endpoint.method,
@@ -308,7 +348,8 @@ async function runNode(node: NodeBinary): Promise<NodeRun> {
       const server = await startServer(node, variant);
       try {
         entry.verification = await verify(server);
-        if (!entry.verification.ok) entry.failure = `verification failed: ${entry.verification.problems.join('; ')}`;
+        if (!entry.verification.ok)
+          entry.failure = `verification failed: ${entry.verification.problems.join('; ')}`;
       } finally {
         await server.stop();
       }
@@ -319,7 +360,9 @@ async function runNode(node: NodeBinary): Promise<NodeRun> {
   }
   const runnable = VARIANTS.filter((v) => !run.variants[v].failure);
   for (let round = 1; round <= ROUNDS; round++) {
-    for (const variant of runnable) {
+    // Each round starts with another variant, so no variant always runs right after the same one.
+    const shift = (round - 1) % runnable.length;
+    for (const variant of [...runnable.slice(shift), ...runnable.slice(0, shift)]) {
       const entry = run.variants[variant];
       const server = await startServer(node, variant);
       for (const endpoint of ENDPOINTS) {
@@ -369,7 +412,9 @@ async function smokeTest(): Promise<void> {
           answers.push(`/${endpoint.path} ${status}`);
           if (status >= 300) failed += 1;
         }
-        log(`smoke ${variant}: ${answers.join(', ')} (${(performance.now() - started).toFixed(0)} ms)`);
+        log(
+          `smoke ${variant}: ${answers.join(', ')} (${(performance.now() - started).toFixed(0)} ms)`,
+        );
       } finally {
         await server.stop();
       }
@@ -389,7 +434,8 @@ async function smokeTest(): Promise<void> {
 // ---------------------------------------------------------------------------------- report
 
 const fmt = (value: number, digits = 0) => (Number.isFinite(value) ? value.toFixed(digits) : '–');
-const ratio = (a: number, b: number) => (b > 0 && Number.isFinite(a) ? `${(a / b).toFixed(2)}x` : '–');
+const ratio = (a: number, b: number) =>
+  b > 0 && Number.isFinite(a) ? `${(a / b).toFixed(2)}x` : '–';
 const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MB`;
 
 function medianCell(cells: Cell[] | undefined): Cell | undefined {
@@ -417,14 +463,20 @@ function targets(run: NodeRun): Target[] {
   const cell = (variant: string, path: string) => medianCell(run.variants[variant]?.cells[path]);
   const out: Target[] = [];
   const floorPaths = ['noop', 'read', 'write', 'chain'];
-  const rpsRatios = floorPaths.map((p) => [p, (cell(OURS, p)?.rps ?? NaN) / (cell('context-floor', p)?.rps ?? NaN)] as const);
+  const rpsRatios = floorPaths.map(
+    (p) => [p, (cell(OURS, p)?.rps ?? NaN) / (cell('context-floor', p)?.rps ?? NaN)] as const,
+  );
   out.push({
     name: '>= 0.97x context-floor req/s on /noop /read /write /chain',
     met: rpsRatios.every(([, r]) => r >= 0.97),
     detail: rpsRatios.map(([p, r]) => `/${p} ${fmt(r, 3)}x`).join(', '),
   });
   const cpuRatios = floorPaths.map(
-    (p) => [p, (cell(OURS, p)?.cpuPerRequest ?? NaN) / (cell('context-floor', p)?.cpuPerRequest ?? NaN)] as const,
+    (p) =>
+      [
+        p,
+        (cell(OURS, p)?.cpuPerRequest ?? NaN) / (cell('context-floor', p)?.cpuPerRequest ?? NaN),
+      ] as const,
   );
   out.push({
     name: 'CPU per request within 3% of context-floor on /noop /read /write /chain',
@@ -497,7 +549,12 @@ function nodeSection(run: NodeRun): string {
   lines.push(`|---|${ENDPOINTS.map(() => '---:').join('|')}|`);
   for (const v of variants) {
     if (run.variants[v]?.failure) continue;
-    lines.push(`| ${label(v)} | ${ENDPOINTS.map(({ path: p }) => { const c = cell(v, p); return c ? `${fmt(c.p50)} / ${fmt(c.p99)}` : '–'; }).join(' | ')} |`);
+    lines.push(
+      `| ${label(v)} | ${ENDPOINTS.map(({ path: p }) => {
+        const c = cell(v, p);
+        return c ? `${fmt(c.p50)} / ${fmt(c.p99)}` : '–';
+      }).join(' | ')} |`,
+    );
   }
   lines.push('');
 
@@ -506,25 +563,46 @@ function nodeSection(run: NodeRun): string {
   lines.push(`|---|${ENDPOINTS.map(() => '---:').join('|')}|`);
   for (const v of variants) {
     if (run.variants[v]?.failure) continue;
-    lines.push(`| ${label(v)} | ${ENDPOINTS.map(({ path: p }) => { const c = cell(v, p); return c ? `${fmt(c.cpuPerRequest)} (${ratio(c.cpuPerRequest, cell('context-floor', p)?.cpuPerRequest ?? NaN)})` : '–'; }).join(' | ')} |`);
+    lines.push(
+      `| ${label(v)} | ${ENDPOINTS.map(({ path: p }) => {
+        const c = cell(v, p);
+        return c
+          ? `${fmt(c.cpuPerRequest)} (${ratio(c.cpuPerRequest, cell('context-floor', p)?.cpuPerRequest ?? NaN)})`
+          : '–';
+      }).join(' | ')} |`,
+    );
   }
   lines.push('');
 
-  lines.push('### DB connections: pool checkouts per request / most held at once (pool of ' + POOL_SIZE + ')', '');
+  lines.push(
+    '### DB connections: pool checkouts per request / most held at once (pool of ' +
+      POOL_SIZE +
+      ')',
+    '',
+  );
   lines.push(`| variant | ${ENDPOINTS.map((e) => `/${e.path}`).join(' | ')} |`);
   lines.push(`|---|${ENDPOINTS.map(() => '---:').join('|')}|`);
   for (const v of variants) {
     if (run.variants[v]?.failure) continue;
-    lines.push(`| ${label(v)} | ${ENDPOINTS.map(({ path: p }) => { const c = cell(v, p); return c ? `${fmt(c.checkoutsPerRequest, 2)} / ${c.peakHeld}` : '–'; }).join(' | ')} |`);
+    lines.push(
+      `| ${label(v)} | ${ENDPOINTS.map(({ path: p }) => {
+        const c = cell(v, p);
+        return c ? `${fmt(c.checkoutsPerRequest, 2)} / ${c.peakHeld}` : '–';
+      }).join(' | ')} |`,
+    );
   }
   lines.push('');
 
   lines.push('### Server process and correctness checks', '');
-  lines.push('| variant | peak RSS | verified | /parallel wall (handler / client, ms) | errors under load |');
+  lines.push(
+    '| variant | peak RSS | verified | /parallel wall (handler / client, ms) | errors under load |',
+  );
   lines.push('|---|---:|---|---:|---:|');
   for (const v of variants) {
     const entry = run.variants[v];
-    const errors = Object.values(entry.cells).flat().reduce((sum, c) => sum + c.errors, 0);
+    const errors = Object.values(entry.cells)
+      .flat()
+      .reduce((sum, c) => sum + c.errors, 0);
     const verification = entry.verification;
     lines.push(
       `| ${label(v)} | ${entry.maxRss ? mb(entry.maxRss) : '–'} | ${entry.failure ? `**no**: ${entry.failure.replace(/\|/g, '\\|').replace(/\n/g, ' ').slice(0, 400)}` : 'yes'} | ` +
@@ -535,7 +613,8 @@ function nodeSection(run: NodeRun): string {
 
   lines.push('### Targets (nestjs-typeorm-context)', '');
   lines.push('| target | met | measured |', '|---|---|---|');
-  for (const t of targets(run)) lines.push(`| ${t.name} | ${t.met ? 'yes' : '**no**'} | ${t.detail} |`);
+  for (const t of targets(run))
+    lines.push(`| ${t.name} | ${t.met ? 'yes' : '**no**'} | ${t.detail} |`);
   lines.push('');
   return lines.join('\n');
 }
@@ -543,14 +622,17 @@ function nodeSection(run: NodeRun): string {
 function versionOf(pkg: string): string {
   for (const base of [path.join(benchDir, 'node_modules'), path.join(rootDir, 'node_modules')]) {
     const file = path.join(base, pkg, 'package.json');
-    if (existsSync(file)) return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
+    if (existsSync(file))
+      return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
   }
   return 'not installed';
 }
 
 function gitCommit(): string {
   try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: rootDir }).toString().trim();
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: rootDir })
+      .toString()
+      .trim();
   } catch {
     return 'unknown';
   }
@@ -558,7 +640,9 @@ function gitCommit(): string {
 
 function gitDirty(): string {
   try {
-    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd: rootDir }).toString().trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd: rootDir })
+      .toString()
+      .trim();
     return dirty ? ', with uncommitted changes in src/' : '';
   } catch {
     return '';
@@ -576,8 +660,16 @@ function machine(): string[] {
   ];
 }
 
-function report(runs: NodeRun[], missing: string[], postgres: string, started: Date, elapsed: number): string {
-  const root = JSON.parse(readFileSync(path.join(rootDir, 'package.json'), 'utf8')) as { version: string };
+function report(
+  runs: NodeRun[],
+  missing: string[],
+  postgres: string,
+  started: Date,
+  elapsed: number,
+): string {
+  const root = JSON.parse(readFileSync(path.join(rootDir, 'package.json'), 'utf8')) as {
+    version: string;
+  };
   const lines = [
     `# Benchmark results ${started.toISOString().slice(0, 10)}`,
     '',
@@ -599,14 +691,23 @@ function report(runs: NodeRun[], missing: string[], postgres: string, started: D
     '',
     `- nestjs-typeorm-context ${root.version} (\`dist/\` built from commit ${gitCommit()}${gitDirty()})`,
     ...runs.map((r) => `- ${r.node.label}: ${r.node.version} (${r.node.path})`),
-    ...['@nestjs/core', '@nestjs/platform-express', '@nestjs/typeorm', 'typeorm', 'pg', 'nestjs-cls', '@nestjs-cls/transactional', '@nestjs-cls/transactional-adapter-typeorm', 'typeorm-transactional', 'autocannon'].map(
-      (p) => `- ${p} ${versionOf(p)}`,
-    ),
+    ...[
+      '@nestjs/core',
+      '@nestjs/platform-express',
+      '@nestjs/typeorm',
+      'typeorm',
+      'pg',
+      'nestjs-cls',
+      '@nestjs-cls/transactional',
+      '@nestjs-cls/transactional-adapter-typeorm',
+      'typeorm-transactional',
+      'autocannon',
+    ].map((p) => `- ${p} ${versionOf(p)}`),
     '',
     '## Method',
     '',
     `- Every variant is the same Nest app (Express, entity \`${TABLE}\`, pool size ${POOL_SIZE}) in a server process of its own; autocannon runs in the driver process with ${CONNECTIONS} connections.`,
-    `- Each cell: ${FIRST_WARMUP} s warm-up in round 1 (${WARMUP} s later), then ${DURATION} s measured; ${ROUNDS} rounds, variants alternating within each round (A B C … A B C …), a fresh server per variant per round. Tables show medians over rounds.`,
+    `- Each cell: ${FIRST_WARMUP} s warm-up in round 1 (${WARMUP} s later), then ${DURATION} s measured; ${ROUNDS} rounds, variants alternating within each round, each round starting with the next variant (A B C, B C A, C A B …), a fresh server per variant per round. Tables show medians over rounds.`,
     '- Server CPU is `process.cpuUsage()` of the server process over the measured window divided by the requests the server received in it; connections are pg pool `acquire` events per request and the most checked out at once.',
     `- Before timing, each variant is verified: /write's row is committed when the response arrives, /chain's INSERT and last SELECT share one transaction (row xmin = txid_current()), /parallel runs on 3 distinct backends in about one ${SLEEP_SECONDS * 1000} ms sleep, /noop takes no connection.`,
     '- Ratios: `(x / context-floor / x baseline)` of requests per second. The machine has 2 cores shared by server, load generator and PostgreSQL, so absolute numbers are low and differences under ~3% are within noise.',
@@ -619,9 +720,15 @@ function report(runs: NodeRun[], missing: string[], postgres: string, started: D
 
 // ---------------------------------------------------------------------------------- main
 
-const log = (message: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}`);
+const log = (message: string) =>
+  console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}`);
 
 async function main(): Promise<void> {
+  if (previousDist) {
+    const target = path.join(benchDir, '.tmp', 'dist-previous');
+    rmSync(target, { recursive: true, force: true });
+    cpSync(path.resolve(rootDir, previousDist), target, { recursive: true });
+  }
   await resetTable();
   if (smoke) return smokeTest();
   const started = new Date();
@@ -630,9 +737,15 @@ async function main(): Promise<void> {
   const runs: NodeRun[] = [];
   for (const node of nodes) {
     const run = await runNode(node);
-    if (VARIANTS.includes(OURS) && !run.variants[OURS].failure && (node === nodes[0] || process.env.BENCH_MEMORY_ALL === '1')) {
+    if (
+      VARIANTS.includes(OURS) &&
+      !run.variants[OURS].failure &&
+      (node === nodes[0] || process.env.BENCH_MEMORY_ALL === '1')
+    ) {
       run.memory = await memoryCheck(node);
-      log(`${node.label} memory: ${mb(run.memory!.after10k)} after 10k, ${mb(run.memory!.after100k)} after 100k`);
+      log(
+        `${node.label} memory: ${mb(run.memory!.after10k)} after 10k, ${mb(run.memory!.after100k)} after 100k`,
+      );
     }
     runs.push(run);
     await resetTable();
@@ -640,7 +753,8 @@ async function main(): Promise<void> {
   const markdown = report(runs, missing, postgres, started, Date.now() - started.getTime());
   const dir = path.join(benchDir, 'results');
   mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, `${started.toISOString().slice(0, 10)}${quick ? '-quick' : ''}.md`);
+  const suffix = `${quick ? '-quick' : ''}${process.env.BENCH_LABEL ? `-${process.env.BENCH_LABEL}` : ''}`;
+  const file = path.join(dir, `${started.toISOString().slice(0, 10)}${suffix}.md`);
   writeFileSync(file, markdown + '\n');
   console.log(markdown);
   log(`results written to ${path.relative(rootDir, file)}`);

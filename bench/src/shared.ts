@@ -1,7 +1,14 @@
-import { Column, Entity, PrimaryGeneratedColumn, type EntityManager, type Repository } from 'typeorm';
+import {
+  Column,
+  Entity,
+  PrimaryGeneratedColumn,
+  type EntityManager,
+  type Repository,
+} from 'typeorm';
 
 /** Everything every variant shares: the entity, the pool, the SQL of each endpoint. */
-export const DATABASE_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+export const DATABASE_URL =
+  process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 export const POOL_SIZE = 20;
 export const TABLE = 'bench_item';
 /** Rows seeded before a run; /read and /chain pick one of them by primary key. */
@@ -77,7 +84,9 @@ export async function sleepOn(manager: EntityManager): Promise<number> {
 }
 
 /** Runs the three /parallel branches at once and reports their backends and wall time. */
-export async function parallel(branch: () => Promise<number>): Promise<{ pids: number[]; ms: number }> {
+export async function parallel(
+  branch: () => Promise<number>,
+): Promise<{ pids: number[]; ms: number }> {
   const started = performance.now();
   const pids = await Promise.all([branch(), branch(), branch()]);
   return { pids, ms: performance.now() - started };

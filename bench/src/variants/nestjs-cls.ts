@@ -1,6 +1,11 @@
 import { Controller, Get, Injectable, Module, Post } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { ClsPluginTransactional, Propagation, TransactionHost, Transactional } from '@nestjs-cls/transactional';
+import {
+  ClsPluginTransactional,
+  Propagation,
+  TransactionHost,
+  Transactional,
+} from '@nestjs-cls/transactional';
 import { TransactionalAdapterTypeOrm } from '@nestjs-cls/transactional-adapter-typeorm';
 import { ClsModule } from 'nestjs-cls';
 import { DataSource } from 'typeorm';

@@ -1,7 +1,15 @@
-import { Controller, Get, Injectable, Module, Post } from '@nestjs/common';
+import { Controller, Get, Inject, Injectable, Module, Post } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
-// The library under test, from the root build (`npm run build`), exactly as published.
-import { SessionContext, SessionFactory, Transactional, TypeOrmContextModule } from '../../../dist/index.js';
+
+// The library under test, from the root build (`npm run build`) exactly as published, or (the
+// `previous` variant) the build of another commit that `BENCH_PREVIOUS` named.
+type Library = typeof import('../../../dist/index.js');
+const library = process.env.BENCH_LIBRARY === 'dist-previous' ? 'dist-previous' : 'dist';
+const { SessionContext, SessionFactory, Transactional, TypeOrmContextModule } = (await import(
+  `../../../${library}/index.js`
+)) as Library;
+type SessionContext = InstanceType<Library['SessionContext']>;
+type SessionFactory = InstanceType<Library['SessionFactory']>;
 import {
   BenchItem,
   chainQueries,
@@ -16,7 +24,7 @@ import {
 /** Service B of the chain: each method joins the caller's transaction. */
 @Injectable()
 export class ItemService {
-  constructor(private readonly sessions: SessionContext) {}
+  constructor(@Inject(SessionContext) private readonly sessions: SessionContext) {}
 
   private get repo() {
     return this.sessions.session().getRepository(BenchItem);
@@ -54,8 +62,8 @@ export class ChainService {
 @Controller()
 export class ContextController {
   constructor(
-    private readonly sessions: SessionContext,
-    private readonly factory: SessionFactory,
+    @Inject(SessionContext) private readonly sessions: SessionContext,
+    @Inject(SessionFactory) private readonly factory: SessionFactory,
     private readonly chain: ChainService,
   ) {}
 
@@ -73,7 +81,10 @@ export class ContextController {
   @Post('write')
   async write() {
     const name = rowName('w');
-    return { id: await chainQueries.insert(this.sessions.session().getRepository(BenchItem), name), name };
+    return {
+      id: await chainQueries.insert(this.sessions.session().getRepository(BenchItem), name),
+      name,
+    };
   }
 
   @Get('chain')
