@@ -3,6 +3,7 @@
  * Started by run.js with an IPC channel, over which it reports readiness and its counters.
  */
 import 'reflect-metadata';
+import { createHook } from 'node:async_hooks';
 import type { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { DataSource } from 'typeorm';
@@ -26,6 +27,8 @@ export interface ServerStats {
   rss: number;
   /** Peak RSS of the process so far, bytes. */
   maxRss: number;
+  /** Promises created (async_hooks PROMISE inits), when BENCH_COUNT_PROMISES=1. */
+  promises: number;
 }
 
 interface PgPool {
@@ -56,12 +59,21 @@ async function main(): Promise<void> {
     requests += 1;
   });
   let cpu = process.cpuUsage();
+  let promises = 0;
+  if (process.env.BENCH_COUNT_PROMISES === '1') {
+    createHook({
+      init(_id, type) {
+        if (type === 'PROMISE') promises += 1;
+      },
+    }).enable();
+  }
 
   process.on('message', (message: ServerCommand) => {
     switch (message.cmd) {
       case 'reset':
         checkouts = 0;
         requests = 0;
+        promises = 0;
         peakHeld = held;
         cpu = process.cpuUsage();
         process.send!({ type: 'reset' });
@@ -76,6 +88,7 @@ async function main(): Promise<void> {
           held,
           rss: process.memoryUsage.rss(),
           maxRss: process.resourceUsage().maxRSS * 1024,
+          promises,
         };
         process.send!({ type: 'stats', stats });
         break;

@@ -68,10 +68,16 @@ export class LazySession {
     return this.wire.held;
   }
 
-  /** Whether nothing is open, queued or waiting for a commit. */
+  /** Whether nothing is open, queued, waiting for a commit or known to be lost. */
   get settled(): boolean {
     const block = this.current;
-    return !this.wire.open && !this.lane.busy && !block.rollbackOnly && !block.callbacks.pending;
+    return (
+      !this.wire.open &&
+      !this.lane.busy &&
+      !block.rollbackOnly &&
+      !block.callbacks.pending &&
+      block.broken === undefined
+    );
   }
 
   /** Whether a stream of the session is open. */
