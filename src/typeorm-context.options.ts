@@ -16,7 +16,10 @@ export const DEFAULT_ACQUIRE_TIMEOUT = 10_000;
 
 /** Module options with every default applied. */
 export type ResolvedModuleOptions = Required<
-  Pick<TypeOrmContextModuleOptions, 'dataSources' | 'autoCommit' | 'middleware' | 'acquireTimeout'>
+  Pick<
+    TypeOrmContextModuleOptions,
+    'dataSources' | 'autoCommit' | 'middleware' | 'acquireTimeout' | 'callbackErrors'
+  >
 > &
   Pick<TypeOrmContextModuleOptions, 'onSessionStart' | 'beforeCommit'>;
 
@@ -52,11 +55,13 @@ const isOptionalBoolean = (value: unknown) => value === undefined || typeof valu
 export function resolveModuleOptions(
   options: TypeOrmContextModuleOptions = {},
 ): ResolvedModuleOptions {
+  checkShape(options, MODULE_KEYS, 'TypeOrmContextModule options');
   const {
     dataSources = [DEFAULT_DATA_SOURCE],
     autoCommit = true,
     middleware = true,
     acquireTimeout = DEFAULT_ACQUIRE_TIMEOUT,
+    callbackErrors = 'log',
   } = options;
   const listOk =
     Array.isArray(dataSources) &&
@@ -84,16 +89,33 @@ export function resolveModuleOptions(
     acquireTimeout,
     'a number of milliseconds greater than 0',
   );
+  check(
+    callbackErrors === 'log' || callbackErrors === 'throw',
+    'callbackErrors',
+    callbackErrors,
+    "'log' or 'throw'",
+  );
   return {
     dataSources: [...dataSources],
     autoCommit,
     middleware,
     acquireTimeout,
+    callbackErrors,
     onSessionStart: options.onSessionStart,
     beforeCommit: options.beforeCommit,
   };
 }
 
+const MODULE_KEYS = [
+  'dataSources',
+  'autoCommit',
+  'middleware',
+  'onSessionStart',
+  'beforeCommit',
+  'acquireTimeout',
+  'callbackErrors',
+  'isGlobal',
+] as const;
 const SESSION_KEYS = ['dataSource', 'isolationLevel', 'readOnly'] as const;
 const TRANSACTION_KEYS = [...SESSION_KEYS, 'propagation', 'timeout', 'retry'] as const;
 /** Propagations that never begin a transaction, so options shaping one cannot apply. */
@@ -110,7 +132,7 @@ function checkShape(options: unknown, known: readonly string[], what: string): v
     options === undefined || isObject,
     what,
     options,
-    'an options object such as { propagation: Propagation.REQUIRES_NEW }',
+    `an object with ${known[0]} and the like`,
   );
   if (!isObject) return;
   for (const [key, value] of Object.entries(options)) {

@@ -9,8 +9,7 @@ import type {
 import { DEFAULT_DATA_SOURCE } from '../typeorm-context.options.js';
 import { contextStorage } from './context-storage.js';
 import { LazySession } from '../session/lazy-session.js';
-import { runCallbacks } from '../session/transaction-callbacks.js';
-import { reportError } from './logger.js';
+import { type CompletionStatus, runCallbacks } from '../session/transaction-callbacks.js';
 import { SessionRuntime } from './session-runtime.js';
 
 /**
@@ -39,15 +38,13 @@ export class SessionContext {
    */
   async commit(dataSource: string = DEFAULT_DATA_SOURCE): Promise<void> {
     const session = this.runtime.existing(dataSource);
-    if (!(session instanceof LazySession)) return;
-    const callbacks = await session.commit();
-    await runCallbacks(callbacks, (error) => reportError('afterCommit callback failed', error));
+    if (session instanceof LazySession) await session.withCallbacks(() => session.commit());
   }
 
   /** Rolls back now and gives the connection back (clearing a rollback-only mark); the session stays usable. */
   async rollback(dataSource: string = DEFAULT_DATA_SOURCE): Promise<void> {
     const session = this.runtime.existing(dataSource);
-    if (session instanceof LazySession) await session.rollback();
+    if (session instanceof LazySession) await session.withCallbacks(() => session.rollback());
   }
 
   /** Rolls back what is uncommitted and releases the connection; the next `session()` starts anew. */
@@ -58,7 +55,8 @@ export class SessionContext {
     if (unit?.sessions.get(dataSource) !== session) {
       throw new TypeOrmContextError(messages.blockSessionClose(dataSource));
     }
-    await session.close('closed'); // the next session() of this context creates a new one
+    // The next session() of this context creates a new one.
+    await session.withCallbacks(() => session.close('closed'));
   }
 
   /** Runs `fn` atomically; `Propagation.REQUIRED` by default (see `TransactionOptions`). */
@@ -66,13 +64,45 @@ export class SessionContext {
     return this.runtime.transactions.run(options, fn);
   }
 
-  /** Runs `callback` after the current transaction of `dataSource` commits; dropped on rollback. */
+  /**
+   * Runs `callback` once the transaction current here has committed and its connection is back in
+   * the pool; dropped if it rolls back. Where no transaction is current (`NOT_SUPPORTED`), soon.
+   */
   afterCommit(callback: () => unknown, dataSource: string = DEFAULT_DATA_SOURCE): void {
+    this.register('commit', callback, dataSource);
+  }
+
+  /**
+   * Runs `callback` once the transaction current here has rolled back (for any reason: an error,
+   * rollback-only, a failed COMMIT) and its connection is back in the pool; inside a NESTED block,
+   * also when that block rolls back to its savepoint (then at the end of the outer transaction).
+   */
+  afterRollback(callback: () => unknown, dataSource: string = DEFAULT_DATA_SOURCE): void {
+    this.register('rollback', callback, dataSource);
+  }
+
+  /** Runs `callback` with `'committed'` or `'rolled back'` once the transaction current here ended. */
+  afterCompletion(
+    callback: (status: CompletionStatus) => unknown,
+    dataSource: string = DEFAULT_DATA_SOURCE,
+  ): void {
+    this.register('always', callback, dataSource);
+  }
+
+  private register(
+    on: 'commit' | 'rollback' | 'always',
+    callback: (status: CompletionStatus) => unknown,
+    dataSource: string,
+  ): void {
     const session = this.runtime.current(dataSource);
-    if (session instanceof LazySession) session.onCommitted(callback);
-    else
-      void Promise.resolve()
-        .then(callback)
-        .catch((error: unknown) => reportError('afterCommit callback failed', error));
+    if (session instanceof LazySession) return session.addCallback(on, callback);
+    // No transaction here: each statement commits on its own, nothing can roll back.
+    if (on === 'rollback') return;
+    const name = on === 'commit' ? 'afterCommit' : 'afterCompletion';
+    const run = () =>
+      runCallbacks([{ name, run: () => callback('committed') }], this.runtime.hooks);
+    Promise.resolve()
+      .then(run)
+      .catch(() => undefined); // reported by runCallbacks
   }
 }

@@ -41,6 +41,7 @@ export class SessionRuntime implements OnModuleInit, OnApplicationShutdown {
       beforeCommit: options.beforeCommit,
       acquireTimeout: options.acquireTimeout,
       reportError,
+      throwErrors: options.callbackErrors === 'throw',
     };
   }
 

@@ -1,8 +1,6 @@
 import { messages } from '../errors/messages.js';
 import { TypeOrmContextError } from '../errors/typeorm-context.error.js';
 import type { LazySession } from '../session/lazy-session.js';
-import { type Callback, runCallbacks } from '../session/transaction-callbacks.js';
-import { reportError } from './logger.js';
 
 const RESOLVED = Promise.resolve();
 
@@ -58,10 +56,10 @@ export class UnitOfWork {
   /**
    * Ends the unit. With `commit`: streams still open are destroyed, every session commits in
    * order (sessions a `beforeCommit` hook opens or writes to meanwhile commit too), each giving
-   * its connection back; then the unit ends, and the `afterCommit` callbacks run. After a failed
-   * commit, or without `commit`, what is uncommitted is rolled back. Rethrows the first commit
-   * failure (callbacks of sessions that committed before it still run). Calling it again
-   * returns the same end.
+   * its connection back. Then the unit ends: what is uncommitted (all of it after a failed
+   * commit, or without `commit`) is rolled back and every connection given back; only then the
+   * transactions' callbacks run (`afterCommit` of those that committed, `afterRollback` of the
+   * others). Rethrows the first commit failure. Calling it again returns the same end.
    */
   end(commit: boolean): Promise<void> {
     if (this.ending === undefined && !this.endIfEmpty()) this.ending = this.endWith(commit);
@@ -84,30 +82,36 @@ export class UnitOfWork {
 
   private async endWith(commit: boolean): Promise<void> {
     for (const session of this.sessions.values()) session.endOpenStreams();
-    const callbacks: Callback[] = [];
     let failure: { error: unknown } | undefined;
     if (commit) {
       try {
-        await this.commitAll(callbacks);
+        await this.commitAll();
       } catch (error) {
         failure = { error };
       }
     }
     // Synchronously after the last check that every session settled: nothing new can begin.
     this.ended = true;
-    const closing = [...this.sessions.values()].map((session) => session.close('context-ended'));
+    const sessions = [...this.sessions.values()];
+    const closing = sessions.map((session) => session.close('context-ended'));
     await (closing.length === 1 ? closing[0] : Promise.all(closing));
-    await runCallbacks(callbacks, (error) => reportError('afterCommit callback failed', error));
+    for (const session of sessions) {
+      try {
+        await session.runDueCallbacks();
+      } catch (error) {
+        failure ??= { error }; // callbackErrors: 'throw'
+      }
+    }
     if (failure) throw failure.error;
   }
 
   /** Commits until every session settled, at most `MAX_COMMIT_PASSES` times. */
-  private async commitAll(callbacks: Callback[]): Promise<void> {
+  private async commitAll(): Promise<void> {
     for (let pass = 1; ; pass++) {
       // A Map iterates over entries added while it runs: sessions hooks create commit in this pass.
       for (const session of this.sessions.values()) {
         if (session.isEnded || session.settled) continue;
-        callbacks.push(...(await session.commit()));
+        await session.commit();
         this.committed++;
       }
       const unsettled = [...this.sessions.values()].filter((s) => !s.isEnded && !s.settled);

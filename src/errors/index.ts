@@ -1,3 +1,4 @@
+export * from './callback.error.js';
 export * from './connection-acquire-timeout.error.js';
 export * from './invalid-option.error.js';
 export * from './module-not-initialized.error.js';

@@ -8,6 +8,11 @@ export const messages = {
     `The session context has ended: a session of data source '${dataSource}' was used after its ` +
     'request, job or runInNewContext() finished (a stream, a timer or a promise nobody awaited). ' +
     'Await the work before the handler returns, or run it in sessionFactory.runInNewContext().',
+  callbackFailed: () =>
+    'A transaction callback (afterCommit, afterRollback or afterCompletion) failed after its ' +
+    "transaction ended; the transaction's outcome stands (a commit is not undone). The cause " +
+    "is the callback's error; the other callbacks ran. Make the side effect idempotent and retry " +
+    'it, or record it durably in the transaction (an outbox row) instead of after it.',
   blockEnded: (dataSource: string) =>
     `A stream of data source '${dataSource}' was still open when the NESTED block (or ` +
     'manager.transaction() callback) it was opened in ended, so it was destroyed: the savepoint ' +

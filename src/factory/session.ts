@@ -1,7 +1,5 @@
 import type { EntityManager } from 'typeorm';
-import { reportError } from '../context/logger.js';
 import type { LazySession } from '../session/lazy-session.js';
-import { runCallbacks } from '../session/transaction-callbacks.js';
 
 /**
  * An independent session outside the context: its own connection (taken on first query, given
@@ -18,19 +16,18 @@ export class Session implements AsyncDisposable {
   }
 
   /** Commits and gives the connection back; the next query begins a new transaction. */
-  async commit(): Promise<void> {
-    const callbacks = await this.lazy.commit();
-    await runCallbacks(callbacks, (error) => reportError('afterCommit callback failed', error));
+  commit(): Promise<void> {
+    return this.lazy.withCallbacks(() => this.lazy.commit());
   }
 
   /** Rolls back and gives the connection back; the session stays usable. */
   rollback(): Promise<void> {
-    return this.lazy.rollback();
+    return this.lazy.withCallbacks(() => this.lazy.rollback());
   }
 
   /** Rolls back what is uncommitted and releases the connection; later use throws. */
   close(): Promise<void> {
-    return this.lazy.close('closed');
+    return this.lazy.withCallbacks(() => this.lazy.close('closed'));
   }
 
   /** `await using session = sessionFactory.open()` closes it at the end of the block. */

@@ -20,4 +20,11 @@ export interface TypeOrmContextModuleOptions {
    * `ConnectionAcquireTimeoutError` instead of waiting forever on an exhausted pool. Default: `10_000`.
    */
   acquireTimeout?: number;
+  /**
+   * What a failing `afterCommit` / `afterRollback` / `afterCompletion` callback does: `'log'`
+   * reports it (the caller sees the transaction's outcome, e.g. a 200), `'throw'` also fails the
+   * caller with `CallbackError` once every callback ran (a 500: the commit stands, but the client
+   * learns the side effect did not happen). Default: `'log'`.
+   */
+  callbackErrors?: 'log' | 'throw';
 }

@@ -12,11 +12,10 @@ import { SessionEnd } from './session-end.js';
 import type { EndReason, SessionHooks, SessionOwner } from './session-hooks.js';
 import { installRunner } from './session-runner.js';
 import { SessionStreams } from './session-streams.js';
-import { type Callback, runCallbacks } from './transaction-callbacks.js';
+import { type Callback, type CompletionStatus, runCallbacks } from './transaction-callbacks.js';
 import type { BeginOptions } from './transaction-dialect.js';
 import { TransactionWire } from './transaction-wire.js';
 
-const NOTHING: readonly Callback[] = [];
 const RESOLVED = Promise.resolve();
 
 /**
@@ -41,12 +40,14 @@ export class LazySession {
   private current = new Block();
   private readonly end: SessionEnd;
   private closing?: Promise<void>;
+  /** Callbacks of transactions that ended, to run once their connection is back in the pool. */
+  private readonly due: Callback[] = [];
 
   constructor(
     /** Name of the data source this session belongs to. */
     readonly dataSourceName: string,
     dataSource: DataSource,
-    hooks: SessionHooks,
+    private readonly hooks: SessionHooks,
     owner: SessionOwner,
     begin: BeginOptions = {},
   ) {
@@ -155,9 +156,15 @@ export class LazySession {
     });
   }
 
-  /** Registers a callback to run after the transaction current here commits. */
-  onCommitted(callback: Callback): void {
-    this.blockHere().callbacks.add(callback);
+  /**
+   * Registers a callback for the transaction (or savepoint) current here: `commit` runs after it
+   * commits, `rollback` after it rolls back, `always` after either, with the status.
+   */
+  addCallback(
+    on: 'commit' | 'rollback' | 'always',
+    callback: (status: CompletionStatus) => unknown,
+  ): void {
+    this.blockHere().callbacks.add(on, callback);
   }
 
   /** Marks the transaction (or savepoint) current here rollback-only. */
@@ -167,32 +174,44 @@ export class LazySession {
 
   /**
    * Commits the current transaction and gives the connection back; the session stays usable and
-   * its next statement begins a new one. Resolves to the `afterCommit` callbacks to run.
+   * its next statement begins a new one. Its callbacks are then due (`runDueCallbacks()`).
    */
-  commit(): Promise<readonly Callback[]> {
+  commit(): Promise<void> {
     const refused = this.refuseInsideBlock('commit') ?? this.end.error();
     if (refused) return Promise.reject(refused);
-    if (this.settled) return Promise.resolve(NOTHING);
+    if (this.settled) return RESOLVED;
     return this.lane.run(() => this.commitNow());
   }
 
-  /** Commits, then runs the `afterCommit` callbacks (what `commit()` means to users). */
-  async commitAndRunCallbacks(): Promise<void> {
-    const callbacks = await this.commit();
-    await runCallbacks(callbacks, (error) =>
-      this.wire.report('afterCommit callback failed', error),
-    );
-  }
-
-  /** Rolls back the current transaction, drops its callbacks and clears a rollback-only mark. */
+  /** Rolls back the current transaction (its rollback callbacks are then due) and clears a rollback-only mark. */
   rollback(): Promise<void> {
     const refused = this.refuseInsideBlock('rollback') ?? this.end.error();
     if (refused) return Promise.reject(refused);
     if (!this.wire.open && !this.lane.busy) {
-      this.current = new Block();
+      this.ended(this.take(), 'rolled back');
       return RESOLVED;
     }
-    return this.lane.run(() => this.wire.rollback(this.take()));
+    return this.lane.run(() => this.rollbackNow());
+  }
+
+  /** Runs the callbacks of the transactions that ended so far, now that their connection is back. */
+  runDueCallbacks(): Promise<void> {
+    if (this.due.length === 0) return RESOLVED;
+    return runCallbacks(this.due.splice(0), this.hooks);
+  }
+
+  /**
+   * Runs `operation` (a commit, rollback or close), then the callbacks it made due, whether it
+   * succeeded or not; its own error wins over a callback's.
+   */
+  async withCallbacks(operation: () => Promise<void>): Promise<void> {
+    try {
+      await operation();
+    } catch (error) {
+      await this.runDueCallbacks().catch(() => undefined);
+      throw error;
+    }
+    await this.runDueCallbacks();
   }
 
   /**
@@ -209,7 +228,8 @@ export class LazySession {
     this.streams.destroy(() => this.end.error()!);
     // A session still waiting for a connection gives it back when it arrives (`TransactionWire`).
     const busy = this.wire.open || (this.lane.busy && !this.wire.acquiring);
-    this.closing = busy ? this.lane.run(() => this.wire.rollback(this.take())) : RESOLVED;
+    if (!busy) this.ended(this.take(), 'rolled back');
+    this.closing = busy ? this.lane.run(() => this.rollbackNow()) : RESOLVED;
     return this.closing;
   }
 
@@ -217,7 +237,7 @@ export class LazySession {
   abort(error: Error): void {
     if (!this.end.mark(error)) return;
     this.streams.destroy(() => error);
-    this.take();
+    this.ended(this.take(), 'rolled back');
     this.wire.drop(error);
   }
 
@@ -233,14 +253,33 @@ export class LazySession {
     return lane === undefined ? this.lane : lane.open;
   }
 
-  private async commitNow(): Promise<readonly Callback[]> {
+  private async commitNow(): Promise<void> {
     const block = this.take();
-    if (block.rollbackOnly) {
-      await this.wire.rollback(block).catch(this.wire.reportRollback);
-      throw new RollbackOnlyError(messages.rollbackOnly(this.dataSourceName));
+    try {
+      if (block.rollbackOnly) {
+        await this.wire.rollback(block).catch(this.wire.reportRollback);
+        throw new RollbackOnlyError(messages.rollbackOnly(this.dataSourceName));
+      }
+      await this.wire.commit(block);
+    } catch (error) {
+      this.ended(block, 'rolled back');
+      throw error;
     }
-    await this.wire.commit(block);
-    return block.callbacks.committed();
+    this.ended(block, 'committed');
+  }
+
+  private async rollbackNow(): Promise<void> {
+    const block = this.take();
+    try {
+      await this.wire.rollback(block);
+    } finally {
+      this.ended(block, 'rolled back');
+    }
+  }
+
+  /** Makes the callbacks of a transaction that ended with `status` due. */
+  private ended(block: Block, status: CompletionStatus): void {
+    if (block.callbacks.pending) this.due.push(...block.callbacks.due(status));
   }
 
   private statement(args: QueryArgs): Promise<unknown> {

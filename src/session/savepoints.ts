@@ -76,6 +76,7 @@ export class Savepoints {
       return;
     } finally {
       this.wire.runner.transactionDepth -= 1;
+      parent.callbacks.adoptRolledBack(block.callbacks);
     }
     await this.steps.event(lane, parent, 'AfterTransactionRollback').catch(() => undefined);
   }

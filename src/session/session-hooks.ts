@@ -1,13 +1,12 @@
 import type { SessionHook } from '../interfaces/typeorm-context-options.interface.js';
+import type { CallbackPolicy } from './transaction-callbacks.js';
 
-/** The module-level hooks every session runs. */
-export interface SessionHooks {
+/** The module-level hooks every session runs, and what to do with its callbacks' errors. */
+export interface SessionHooks extends CallbackPolicy {
   onSessionStart?: SessionHook;
   beforeCommit?: SessionHook;
   /** Milliseconds to wait for a pooled connection. Default: `DEFAULT_ACQUIRE_TIMEOUT`. */
   acquireTimeout?: number;
-  /** Receives errors that must not change the outcome (after-commit callbacks, cleanup). */
-  reportError(message: string, error: unknown): void;
 }
 
 /** Who owns a session, which decides the advice a late use gets. */

@@ -36,12 +36,12 @@ export function installRunner(session: LazySession, wire: TransactionWire): void
     });
   runner.commitTransaction = () => {
     const block = savepoints.pop();
-    if (block === undefined) return session.commitAndRunCallbacks();
+    if (block === undefined) return session.withCallbacks(() => session.commit());
     return block.lane!.parent!.open.run(() => wire.savepoints.end(block, true));
   };
   runner.rollbackTransaction = () => {
     const block = savepoints.pop();
-    if (block === undefined) return session.rollback();
+    if (block === undefined) return session.withCallbacks(() => session.rollback());
     return block.lane!.parent!.open.run(() => wire.savepoints.end(block, false));
   };
   runner.manager.transaction = ((

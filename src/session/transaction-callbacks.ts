@@ -1,53 +1,105 @@
-import { ContextFrame } from '../context/context-frame.js';
+import { OUTSIDE } from '../context/context-frame.js';
 import { contextStorage } from '../context/context-storage.js';
+import { CallbackError } from '../errors/callback.error.js';
+import { messages } from '../errors/messages.js';
 
-/** A callback waiting for a transaction to end. */
-export type Callback = () => unknown;
+/** A callback due now that its transaction ended, with the name it was registered by. */
+export interface Callback {
+  name: 'afterCommit' | 'afterRollback' | 'afterCompletion';
+  run(): unknown;
+}
+
+/** How a transaction (or the savepoint a callback was registered in) ended. */
+export type CompletionStatus = 'committed' | 'rolled back';
+
+/** When a callback runs: after a commit, after a rollback, or after either. */
+type Trigger = 'commit' | 'rollback' | 'always';
+
+interface Entry {
+  on: Trigger;
+  /** The name it was registered by (a rolled-back savepoint's entries become `always`). */
+  name: Callback['name'];
+  run: (status: CompletionStatus) => unknown;
+}
 
 const NONE: readonly Callback[] = [];
+const NAMES = {
+  commit: 'afterCommit',
+  rollback: 'afterRollback',
+  always: 'afterCompletion',
+} as const;
 
-/** The `afterCommit` callbacks one transaction or savepoint collected. */
+/**
+ * The callbacks one transaction or savepoint collected, in registration order: `afterCommit`,
+ * `afterRollback` and `afterCompletion`. A released savepoint hands its callbacks to the
+ * enclosing transaction; one rolled back to hands over only those that wait for a rollback, now
+ * due whatever the transaction's own outcome.
+ */
 export class TransactionCallbacks {
-  private afterCommit?: Callback[];
+  private entries?: Entry[];
 
   /** Whether any callback waits. */
   get pending(): boolean {
-    return this.afterCommit !== undefined;
+    return this.entries !== undefined;
   }
 
-  /** Adds a callback that runs after the transaction commits. */
-  add(callback: Callback): void {
-    (this.afterCommit ??= []).push(callback);
+  /** Adds `callback` for `on`; `afterCompletion` callbacks get the status. */
+  add(on: Trigger, callback: (status: CompletionStatus) => unknown): void {
+    (this.entries ??= []).push({ on, name: NAMES[on], run: callback });
   }
 
   /** Takes over a released savepoint's callbacks: they now wait for this transaction. */
   adopt(child: TransactionCallbacks): void {
-    if (child.afterCommit) for (const callback of child.afterCommit) this.add(callback);
+    if (child.entries) (this.entries ??= []).push(...child.entries);
   }
 
-  /** The callbacks to run now that the transaction committed. */
-  committed(): readonly Callback[] {
-    return this.afterCommit ?? NONE;
+  /** Takes over what a savepoint rolled back to owes: its rollback callbacks, due at the end. */
+  adoptRolledBack(child: TransactionCallbacks): void {
+    for (const entry of child.entries ?? []) {
+      if (entry.on === 'commit') continue;
+      (this.entries ??= []).push({ ...entry, on: 'always', run: () => entry.run('rolled back') });
+    }
   }
+
+  /** The callbacks due now that the transaction ended with `status`, in registration order. */
+  due(status: CompletionStatus): readonly Callback[] {
+    if (this.entries === undefined) return NONE;
+    const skip: Trigger = status === 'committed' ? 'rollback' : 'commit';
+    return this.entries
+      .filter((entry) => entry.on !== skip)
+      .map((entry) => ({ name: entry.name, run: () => entry.run(status) }));
+  }
+}
+
+/** What to do with callbacks' errors. */
+export interface CallbackPolicy {
+  /** Receives every error of a callback (the later callbacks still run). */
+  reportError(message: string, error: unknown): void;
+  /** Whether the first error is thrown once every callback ran (`callbackErrors: 'throw'`). */
+  throwErrors?: boolean;
 }
 
 /**
  * Runs callbacks one at a time, outside any context: the transaction they waited for is over, so
  * a write through a context's session would begin a new one that nobody commits. There
  * `session()` fails clearly and `@Transactional()` commits on its own. A failing callback is
- * reported and never stops the next one.
+ * reported and never stops the next one; with `throwErrors`, the first error is thrown at the end
+ * (wrapped in `CallbackError`: the transaction's outcome stands).
  */
 export async function runCallbacks(
   callbacks: readonly Callback[],
-  report: (error: unknown) => void,
+  policy: CallbackPolicy,
 ): Promise<void> {
-  if (callbacks.length === 0) return;
-  const outside = new ContextFrame(undefined);
+  let first: { error: unknown } | undefined;
   for (const callback of callbacks) {
     try {
-      await contextStorage.run(outside, callback);
+      await contextStorage.run(OUTSIDE, () => callback.run());
     } catch (error) {
-      report(error);
+      policy.reportError(`${callback.name} callback failed`, error);
+      first ??= { error };
     }
+  }
+  if (first && policy.throwErrors) {
+    throw new CallbackError(messages.callbackFailed(), { cause: first.error });
   }
 }

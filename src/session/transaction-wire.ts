@@ -153,6 +153,11 @@ export class TransactionWire {
     this.open = false;
     try {
       await this.steps.event(lane, block, 'AfterTransactionCommit');
+    } catch (error) {
+      this.report(
+        `An afterTransactionCommit subscriber of '${this.name}' failed (the commit stands)`,
+        error,
+      );
     } finally {
       this.connection.release();
     }

@@ -5,7 +5,6 @@ import { logger } from '../context/logger.js';
 import type { SessionRuntime } from '../context/session-runtime.js';
 import { UnitOfWork } from '../context/unit-of-work.js';
 import { LazySession } from '../session/lazy-session.js';
-import { type Callback, runCallbacks } from '../session/transaction-callbacks.js';
 import { messages } from '../errors/messages.js';
 import { SessionContextEndedError } from '../errors/session-context-ended.error.js';
 import { TransactionNotAllowedError } from '../errors/transaction-not-allowed.error.js';
@@ -176,18 +175,15 @@ export class TransactionRunner {
           () => fn(session.manager),
           session,
           options,
-          async (commit) => {
-            let callbacks: readonly Callback[] = [];
-            try {
-              if (commit) callbacks = await session.commit();
-            } finally {
-              unit.blocks.delete(session);
-              await session.close('context-ended');
-            }
-            await runCallbacks(callbacks, (error) =>
-              this.runtime.hooks.reportError('afterCommit callback failed', error),
-            );
-          },
+          (commit) =>
+            session.withCallbacks(async () => {
+              try {
+                if (commit) await session.commit();
+              } finally {
+                unit.blocks.delete(session);
+                await session.close('context-ended');
+              }
+            }),
         ),
       );
     }
