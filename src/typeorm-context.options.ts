@@ -18,7 +18,7 @@ export const DEFAULT_ACQUIRE_TIMEOUT = 10_000;
 export type ResolvedModuleOptions = Required<
   Pick<
     TypeOrmContextModuleOptions,
-    'dataSources' | 'autoCommit' | 'middleware' | 'acquireTimeout' | 'callbackErrors'
+    'dataSources' | 'autoCommit' | 'middleware' | 'acquireTimeout' | 'callbackErrors' | 'guardPool'
   >
 > &
   Pick<TypeOrmContextModuleOptions, 'onSessionStart' | 'beforeCommit'>;
@@ -62,6 +62,7 @@ export function resolveModuleOptions(
     middleware = true,
     acquireTimeout = DEFAULT_ACQUIRE_TIMEOUT,
     callbackErrors = 'log',
+    guardPool = false,
   } = options;
   const listOk =
     Array.isArray(dataSources) &&
@@ -71,6 +72,7 @@ export function resolveModuleOptions(
   check(listOk, 'dataSources', dataSources, 'a non-empty array of distinct data source names');
   check(typeof autoCommit === 'boolean', 'autoCommit', autoCommit, 'true or false');
   check(typeof middleware === 'boolean', 'middleware', middleware, 'true or false');
+  check(typeof guardPool === 'boolean', 'guardPool', guardPool, 'true or false');
   check(
     isOptionalFunction(options.onSessionStart),
     'onSessionStart',
@@ -101,6 +103,7 @@ export function resolveModuleOptions(
     middleware,
     acquireTimeout,
     callbackErrors,
+    guardPool,
     onSessionStart: options.onSessionStart,
     beforeCommit: options.beforeCommit,
   };
@@ -114,6 +117,7 @@ const MODULE_KEYS = [
   'beforeCommit',
   'acquireTimeout',
   'callbackErrors',
+  'guardPool',
   'isGlobal',
 ] as const;
 const SESSION_KEYS = ['dataSource', 'isolationLevel', 'readOnly'] as const;

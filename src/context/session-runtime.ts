@@ -10,7 +10,8 @@ import { UnknownDataSourceError } from '../errors/unknown-data-source.error.js';
 import { TransactionRunner } from '../transactional/transaction-runner.js';
 import type { ResolvedModuleOptions } from '../typeorm-context.options.js';
 import { contextStorage } from './context-storage.js';
-import { reportError } from './logger.js';
+import { logger, reportError } from './logger.js';
+import { guardPool } from '../session/pool-guard.js';
 import { LazySession } from '../session/lazy-session.js';
 import type { SessionHooks, SessionOwner } from '../session/session-hooks.js';
 import { assertSupportedDriver, type BeginOptions } from '../session/transaction-dialect.js';
@@ -63,6 +64,11 @@ export class SessionRuntime implements OnModuleInit, OnApplicationShutdown {
         throw new UnknownDataSourceError(messages.dataSourceNotRegistered(name), { cause });
       }
       assertSupportedDriver(dataSource.options.type);
+      if (this.options.guardPool) {
+        guardPool(dataSource, (error) =>
+          logger.warn(`A connection of data source '${name}' failed: ${error.message}`),
+        );
+      }
       this.dataSources.set(name, dataSource);
     }
     this.initialized = true;

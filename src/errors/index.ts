@@ -1,5 +1,7 @@
 export * from './callback.error.js';
+export * from './commit-outcome-unknown.error.js';
 export * from './connection-acquire-timeout.error.js';
+export * from './connection-lost.error.js';
 export * from './invalid-option.error.js';
 export * from './module-not-initialized.error.js';
 export * from './no-session-context.error.js';

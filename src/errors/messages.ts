@@ -13,6 +13,16 @@ export const messages = {
     "transaction ended; the transaction's outcome stands (a commit is not undone). The cause " +
     "is the callback's error; the other callbacks ran. Make the side effect idempotent and retry " +
     'it, or record it durably in the transaction (an outbox row) instead of after it.',
+  connectionLost: (dataSource: string) =>
+    `The connection of data source '${dataSource}' was lost (the server terminated it, a ` +
+    'failover or a network failure): the transaction it carried was rolled back by the server, ' +
+    'and its later statements are refused. Retry the whole unit of work (a new request, job or ' +
+    "block gets a new connection); the cause is the driver's error.",
+  commitOutcomeUnknown: (dataSource: string) =>
+    `The connection of data source '${dataSource}' was lost while its COMMIT was on its way: the ` +
+    'database may have committed the transaction or not, and this connection cannot tell. Make ' +
+    'the work safe to repeat (an idempotency key, a unique constraint) before retrying it, or ' +
+    "check whether its rows exist; the cause is the driver's error.",
   blockEnded: (dataSource: string) =>
     `A stream of data source '${dataSource}' was still open when the NESTED block (or ` +
     'manager.transaction() callback) it was opened in ended, so it was destroyed: the savepoint ' +

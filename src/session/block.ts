@@ -13,9 +13,10 @@ export class Block {
   aborted?: unknown;
   /**
    * Set on a transaction the server already rolled back whole (a MySQL/MariaDB deadlock, a lost
-   * connection): its later statements are refused, or each would commit on its own.
+   * connection): the error its later statements and its commit get (sending them would commit
+   * each on its own, or on another connection).
    */
-  broken?: unknown;
+  broken?: Error;
   /** Callbacks waiting for this block's transaction. */
   readonly callbacks = new TransactionCallbacks();
   /** The savepoint's lane; a transaction's statements use the session's own lane. */

@@ -39,8 +39,11 @@ export class Lane {
     return this.running ? this.run(() => Promise.resolve()) : Promise.resolve();
   }
 
-  /** Runs `task` once the tasks queued before it have settled; `failed` sees its rejection. */
-  run<T>(task: () => Promise<T>, failed?: (error: unknown) => void): Promise<T> {
+  /**
+   * Runs `task` once the tasks queued before it have settled. `failed` sees its rejection, and
+   * may return the error to reject with instead (a clearer one).
+   */
+  run<T>(task: () => Promise<T>, failed?: (error: unknown) => unknown): Promise<T> {
     if (!this.running) {
       this.running = true;
       return this.track(task, failed);
@@ -50,7 +53,7 @@ export class Lane {
     );
   }
 
-  private track<T>(task: () => Promise<T>, failed?: (error: unknown) => void): Promise<T> {
+  private track<T>(task: () => Promise<T>, failed?: (error: unknown) => unknown): Promise<T> {
     let result: Promise<T>;
     try {
       result = task();
@@ -64,8 +67,7 @@ export class Lane {
       },
       (error: unknown) => {
         this.next();
-        failed?.(error);
-        throw error;
+        throw (failed && failed(error)) ?? error;
       },
     );
   }

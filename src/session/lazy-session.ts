@@ -52,14 +52,7 @@ export class LazySession {
     begin: BeginOptions = {},
   ) {
     this.end = new SessionEnd(dataSourceName, owner);
-    this.wire = new TransactionWire(
-      this,
-      dataSource,
-      hooks,
-      begin,
-      () => this.end.error(),
-      (error) => (this.current.broken ??= error),
-    );
+    this.wire = new TransactionWire(this, dataSource, hooks, begin, () => this.end.error());
     this.manager = this.wire.runner.manager;
     installRunner(this, this.wire);
   }
@@ -247,6 +240,11 @@ export class LazySession {
     this.streams.destroy(error);
   }
 
+  /** Why work issued here must not run: the session ended, or its transaction was lost. */
+  refusal(): Error | undefined {
+    return this.end.error() ?? this.blockHere().root.broken;
+  }
+
   /** The lane work issued here goes to: the innermost open block or hook of this session, or its own. */
   laneHere(): Lane {
     const lane = contextStorage.getStore()?.laneOf(this);
@@ -287,11 +285,15 @@ export class LazySession {
     return this.begun().then(() => this.wire.send(args, this.current));
   }
 
-  /** Resolves once a transaction is open (call it from a task of the session's own lane). */
+  /**
+   * Resolves once a transaction is open (call it from a task of the session's own lane). A
+   * transaction whose connection was lost is not begun again: it is over until its commit or
+   * rollback says so.
+   */
   private begun(): Promise<void> {
     if (this.wire.open) return RESOLVED;
-    const ended = this.end.error();
-    if (ended) return Promise.reject(ended);
+    const refused = this.end.error() ?? this.current.broken;
+    if (refused) return Promise.reject(refused);
     return this.wire.begin(this.lane, this.current);
   }
 
@@ -317,6 +319,6 @@ export class LazySession {
     return new SessionBusyError(messages.sessionBusy(this.dataSourceName, operation));
   }
 
-  private readonly failedInCurrent = (error: unknown): void =>
+  private readonly failedInCurrent = (error: unknown): Error | undefined =>
     this.wire.failed(this.current, error);
 }

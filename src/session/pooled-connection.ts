@@ -13,44 +13,85 @@ export interface DriverConnection {
   destroy?: () => void;
 }
 
-/** A connection taken from the data source's pool, and the way to give it back. */
-export interface PooledConnection {
-  readonly raw: DriverConnection;
+/**
+ * A connection taken from the data source's pool, guarded from the instant the pool hands it
+ * out: its `'error'` listener is attached inside the pool's own callback, so an error the driver
+ * emits in the same tick (a backend killed right as it became ready) reaches it instead of
+ * crashing the process. Whoever holds it sets `onError`; until then the error is kept.
+ */
+export class PooledConnection {
+  /** The error the driver reported, if the connection broke. */
+  failure?: Error;
+  /** Receives the driver's errors while the connection is held. */
+  onError?: (error: Error) => void;
+  private readonly guard = (error: Error): void => {
+    this.failure ??= error;
+    this.onError?.(error);
+  };
+
+  constructor(
+    readonly raw: DriverConnection,
+    private readonly giveBack: (error?: Error) => void,
+    private readonly drop: (error: Error) => Promise<void>,
+  ) {
+    raw.on('error', this.guard);
+  }
+
   /** Gives it back to the pool, healthy. */
-  release(): void;
+  release(): void {
+    this.raw.removeListener('error', this.guard);
+    this.giveBack();
+  }
+
   /** Makes the pool drop it (its state is unknown); the server rolls back what was open. */
-  destroy(error: Error): Promise<void>;
+  destroy(error: Error): Promise<void> {
+    // Keep listening: a connection on its way down may still report errors.
+    return this.drop(error);
+  }
 }
 
 /** The parts of TypeORM's PostgreSQL and MySQL drivers used to take pooled connections. */
 interface PoolDriver {
+  /** pg-pool of the primary (PostgreSQL). */
+  master?: PgPool;
   obtainMasterConnection(): Promise<unknown>;
   mysql?: { Connection: SideConnectionClass };
 }
 
-/** Takes a connection from the data source's primary pool (what TypeORM's runners do). */
-export async function takeConnection(dataSource: DataSource): Promise<PooledConnection> {
+interface PgPool {
+  connect(
+    callback: (
+      error: Error | undefined,
+      client: DriverConnection,
+      release: (error?: Error) => void,
+    ) => void,
+  ): void;
+}
+
+/** Takes a connection from the data source's primary pool, guarded (see `PooledConnection`). */
+export function takeConnection(dataSource: DataSource): Promise<PooledConnection> {
   const driver = dataSource.driver as unknown as PoolDriver;
-  if (isPostgres(dataSource.options.type)) {
-    const [raw, release] = (await driver.obtainMasterConnection()) as [
-      DriverConnection,
-      (error?: Error) => void,
-    ];
-    return {
-      raw,
-      release: () => release(),
-      destroy: async (error) => release(error),
-    };
+  if (isPostgres(dataSource.options.type) && driver.master) {
+    const pool = driver.master;
+    return new Promise((resolve, reject) =>
+      pool.connect((error, client, release) => {
+        if (error) return reject(error);
+        resolve(new PooledConnection(client, release, async (cause) => release(cause)));
+      }),
+    );
   }
-  const raw = (await driver.obtainMasterConnection()) as DriverConnection;
-  return {
-    raw,
-    release: () => raw.release?.(),
-    destroy: async () => {
-      raw.destroy?.();
-      await killOnServer(driver, raw);
-    },
-  };
+  // mysql2: TypeORM's own callback attaches a listener for the connection's whole life.
+  return driver.obtainMasterConnection().then((connection) => {
+    const raw = connection as DriverConnection;
+    return new PooledConnection(
+      raw,
+      () => raw.release?.(),
+      async () => {
+        raw.destroy?.();
+        await killOnServer(driver, raw);
+      },
+    );
+  });
 }
 
 /** A mysql2 connection class, enough to open a short-lived side connection. */

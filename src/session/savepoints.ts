@@ -72,7 +72,10 @@ export class Savepoints {
       await this.wire.exec(`ROLLBACK TO SAVEPOINT ${block.savepoint}`);
     } catch (error) {
       // The transaction is in a state nobody knows: it must not commit.
-      parent.root.broken ??= error;
+      parent.root.broken ??= new TransactionAbortedError(
+        messages.transactionAborted(this.wire.name, false),
+        { cause: error },
+      );
       return;
     } finally {
       this.wire.runner.transactionDepth -= 1;

@@ -69,36 +69,60 @@ export class SessionConnection {
 
   /**
    * Takes a pooled connection: at once when the pool has room, else waiting at most `ms`.
-   * Resolves `false` on timeout; a connection that arrives later goes back to the pool.
+   * Resolves `false` on timeout; a connection that arrives later goes back to the pool. A
+   * connection the server dropped before it was used (an outage) is dropped and another taken.
    */
   async acquire(ms: number): Promise<boolean> {
     this.acquiring = true;
     try {
-      const connecting = takeConnection(this.dataSource);
-      const pooled = poolHasRoom(this.dataSource)
-        ? await connecting
-        : await within(connecting, ms, (late) => late.release());
-      if (pooled === undefined) return false;
-      this.lend(pooled);
-      return true;
+      for (let attempt = 1; ; attempt++) {
+        const connecting = takeConnection(this.dataSource);
+        const pooled = poolHasRoom(this.dataSource)
+          ? await connecting
+          : await within(connecting, ms, (late) => late.release());
+        if (pooled === undefined) return false;
+        if (pooled.failure === undefined) {
+          this.lend(pooled);
+          return true;
+        }
+        await pooled.destroy(pooled.failure);
+        if (attempt === 3) throw pooled.failure;
+      }
     } finally {
       this.acquiring = false;
     }
   }
 
+  /**
+   * True while TypeORM's own `query()` / `stream()` runs its synchronous start, in which it calls
+   * `runner.connect()`: that call comes from the statement being sent, never from a user.
+   */
+  sending = false;
+
   /** Runs a statement through TypeORM (its logging and query events) on the held connection. */
   query(args: QueryArgs | StreamArgs): Promise<unknown> {
-    return this.sendQuery.apply(this.runner, args as QueryArgs) as Promise<unknown>;
+    return this.send(
+      () => this.sendQuery.apply(this.runner, args as QueryArgs) as Promise<unknown>,
+    );
   }
 
   /** Opens a TypeORM stream on the held connection. */
   stream(args: StreamArgs): ReturnType<QueryRunner['stream']> {
-    return this.sendStream.apply(this.runner, args);
+    return this.send(() => this.sendStream.apply(this.runner, args));
   }
 
   /** Sends one of the session's own statements (BEGIN, SAVEPOINT, COMMIT...). */
   exec(sql: string): Promise<unknown> {
-    return this.sendQuery.call(this.runner, sql) as Promise<unknown>;
+    return this.send(() => this.sendQuery.call(this.runner, sql) as Promise<unknown>);
+  }
+
+  private send<T>(call: () => T): T {
+    this.sending = true;
+    try {
+      return call();
+    } finally {
+      this.sending = false;
+    }
   }
 
   /** Broadcasts one of TypeORM's transaction events to the data source's subscribers. */
@@ -123,7 +147,7 @@ export class SessionConnection {
 
   private lend(pooled: PooledConnection): void {
     this.pooled = pooled;
-    pooled.raw.on('error', this.onError);
+    pooled.onError = this.onError;
     this.runner.databaseConnection = pooled.raw;
     this.runner.databaseConnectionPromise = undefined;
   }
@@ -132,7 +156,7 @@ export class SessionConnection {
     const pooled = this.pooled;
     if (pooled === undefined) return undefined;
     this.pooled = undefined;
-    pooled.raw.removeListener('error', this.onError);
+    pooled.onError = undefined;
     this.runner.databaseConnection = undefined;
     this.runner.databaseConnectionPromise = undefined;
     this.runner.transactionDepth = 0;

@@ -25,11 +25,13 @@ export function installRunner(session: LazySession, wire: TransactionWire): void
   runner.query = ((...args: QueryArgs) => session.query(args)) as QueryRunner['query'];
   runner.stream = (...args: StreamArgs) => session.stream(args);
   runner.release = () => session.close('released');
-  runner.connect = () =>
-    // TypeORM's own query() asks for every statement the session sends: answer at once.
-    wire.held
-      ? Promise.resolve(wire.driverConnection)
-      : session.inTransaction(async () => wire.driverConnection);
+  runner.connect = () => {
+    if (wire.held) return Promise.resolve(wire.driverConnection);
+    // TypeORM's own query() asks for every statement the session sends, from inside the task
+    // sending it: a connection lost meanwhile fails that statement, it never queues behind it.
+    if (wire.sending) return Promise.reject(session.refusal() ?? wire.lostError());
+    return session.inTransaction(async () => wire.driverConnection);
+  };
   runner.startTransaction = () =>
     session.inTransaction(async (lane, block) => {
       savepoints.push(await wire.savepoints.open(lane, block));

@@ -106,5 +106,33 @@ export function rolledBackByServer(type: string, error: unknown): boolean {
   return MYSQL.has(type) && errorCode(error) === MYSQL_DEADLOCK;
 }
 
+/** Node socket errors and driver messages of a connection that is gone. */
+const SOCKET_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNREFUSED', 'ETIMEDOUT', 'ECONNABORTED']);
+const GONE_MESSAGES = /Connection terminated|not queryable|Client was closed|connection is closed/i;
+/** MySQL/MariaDB: server gone away, lost connection, connection killed, server shutdown. */
+const MYSQL_GONE = new Set([2006, 2013, 1927, 1053]);
+const MYSQL_GONE_CODES = new Set([
+  'PROTOCOL_CONNECTION_LOST',
+  'PROTOCOL_ENQUEUE_AFTER_FATAL_ERROR',
+]);
+
+/**
+ * Whether `error` says the connection itself is gone (the server terminated the backend, a
+ * failover, a network failure) rather than that a statement failed on a working connection.
+ */
+export function isConnectionLost(type: string, error: unknown): boolean {
+  const code = errorCode(error);
+  const { message, driverError } = (error ?? {}) as { message?: unknown; driverError?: unknown };
+  const nodeCode = (driverError ?? error) as { code?: unknown; fatal?: unknown };
+  if (typeof nodeCode.code === 'string' && SOCKET_CODES.has(nodeCode.code)) return true;
+  if (POSTGRES.has(type)) {
+    if (typeof code === 'string' && (/^57P0[123]$/.test(code) || code.startsWith('08')))
+      return true;
+    return typeof message === 'string' && GONE_MESSAGES.test(message);
+  }
+  if (typeof code === 'number' && MYSQL_GONE.has(code)) return true;
+  return typeof nodeCode.code === 'string' && MYSQL_GONE_CODES.has(nodeCode.code);
+}
+
 /** MySQL/MariaDB `ER_LOCK_DEADLOCK`. */
 const MYSQL_DEADLOCK = 1213;

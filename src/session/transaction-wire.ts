@@ -1,6 +1,8 @@
 import type { DataSource, QueryRunner } from 'typeorm';
 import { contextStorage } from '../context/context-storage.js';
+import { CommitOutcomeUnknownError } from '../errors/commit-outcome-unknown.error.js';
 import { ConnectionAcquireTimeoutError } from '../errors/connection-acquire-timeout.error.js';
+import { ConnectionLostError } from '../errors/connection-lost.error.js';
 import { messages } from '../errors/messages.js';
 import { ModuleNotInitializedError } from '../errors/module-not-initialized.error.js';
 import { TransactionAbortedError } from '../errors/transaction-aborted.error.js';
@@ -17,6 +19,7 @@ import {
   abortsTransaction,
   type BeginOptions,
   beginStatements,
+  isConnectionLost,
   poolSize,
   rolledBackByServer,
 } from './transaction-dialect.js';
@@ -31,6 +34,8 @@ import {
 export class TransactionWire {
   /** True while a transaction is open on the server. */
   open = false;
+  /** The transaction open on the held connection (until its end is known). */
+  private opened?: Block;
   /** SAVEPOINT and its ends. */
   readonly savepoints: Savepoints;
   private readonly connection: SessionConnection;
@@ -45,10 +50,8 @@ export class TransactionWire {
     begin: BeginOptions,
     /** The error of a use after the session ended, if it ended. */
     private readonly ended: () => Error | undefined,
-    /** Called when the driver reports the connection broken while a transaction was open. */
-    private readonly lost: (error: Error) => void,
   ) {
-    this.connection = new SessionConnection(dataSource, (error) => this.lose(error));
+    this.connection = new SessionConnection(dataSource, (error) => void this.lose(error));
     this.steps = new SessionSteps(session, this.connection);
     this.savepoints = new Savepoints(this, this.steps);
     this.type = dataSource.options.type;
@@ -79,6 +82,16 @@ export class TransactionWire {
     return this.connection.runner.databaseConnection;
   }
 
+  /** Whether TypeORM's own `query()` is starting to send a statement right now. */
+  get sending(): boolean {
+    return this.connection.sending;
+  }
+
+  /** The error of a statement whose connection is gone. */
+  lostError(): Error {
+    return new ConnectionLostError(messages.connectionLost(this.name));
+  }
+
   /** Whether a connection is on its way from the pool. */
   get acquiring(): boolean {
     return this.connection.acquiring;
@@ -99,11 +112,24 @@ export class TransactionWire {
     return refusal ? Promise.reject(refusal) : this.connection.stream(args);
   }
 
-  /** Notes what a failed statement of `block` did to the transaction on the server. */
-  failed(block: Block, error: unknown): void {
-    if (!this.open || !abortsTransaction(this.type, error)) return;
-    if (rolledBackByServer(this.type, error)) block.root.broken ??= error;
-    else block.aborted ??= error;
+  /**
+   * Notes what a failed statement of `block` did to the transaction on the server; returns the
+   * error the statement's caller gets instead, when there is a clearer one (a lost connection).
+   */
+  failed(block: Block, error: unknown): Error | undefined {
+    if (isConnectionLost(this.type, error) && (this.open || this.connection.held)) {
+      return this.lose(error);
+    }
+    if (!this.open || !abortsTransaction(this.type, error)) return undefined;
+    if (rolledBackByServer(this.type, error)) {
+      block.root.broken ??= new TransactionAbortedError(
+        messages.transactionAborted(this.name, false),
+        {
+          cause: error,
+        },
+      );
+    } else block.aborted ??= error;
+    return undefined;
   }
 
   /** Takes a connection and begins a transaction: BEGIN, TypeORM's start events, `onSessionStart`. */
@@ -113,6 +139,7 @@ export class TransactionWire {
       await this.steps.event(lane, block, 'BeforeTransactionStart');
       for (const sql of this.beginSql) await this.exec(sql);
       this.open = true;
+      this.opened = block;
       this.runner.transactionDepth = 1;
       await this.steps.event(lane, block, 'AfterTransactionStart');
       const hook = this.hooks.onSessionStart;
@@ -136,17 +163,25 @@ export class TransactionWire {
         throw error;
       }
     }
-    const aborted = block.aborted ?? block.broken;
-    if (aborted !== undefined || this.connection.failedOnServer) {
+    if (block.broken !== undefined) throw block.broken;
+    if (block.aborted !== undefined || this.connection.failedOnServer) {
       await this.rollback(block).catch(this.reportRollback);
       throw new TransactionAbortedError(messages.transactionAborted(this.name, false), {
-        cause: aborted,
+        cause: block.aborted,
       });
     }
+    let sent = false;
     try {
       await this.steps.event(lane, block, 'BeforeTransactionCommit');
+      sent = true;
       await this.exec('COMMIT');
     } catch (error) {
+      if (sent && isConnectionLost(this.type, error)) {
+        this.lose(error);
+        throw new CommitOutcomeUnknownError(messages.commitOutcomeUnknown(this.name), {
+          cause: error,
+        });
+      }
       await this.rollback(block).catch(() => undefined);
       throw error;
     }
@@ -202,11 +237,7 @@ export class TransactionWire {
   refusal(block: Block, inStep = false): Error | undefined {
     const ended = inStep ? undefined : this.ended();
     if (ended !== undefined) return ended;
-    const broken = block.root.broken;
-    if (broken === undefined) return undefined;
-    return new TransactionAbortedError(messages.transactionAborted(this.name, false), {
-      cause: broken,
-    });
+    return block.root.broken;
   }
 
   /** Sends one of the session's own statements on the held connection. */
@@ -219,7 +250,11 @@ export class TransactionWire {
   private async take(): Promise<void> {
     if (!this.dataSource.isInitialized) throw new ModuleNotInitializedError(messages.shutDown());
     const ms = this.hooks.acquireTimeout ?? DEFAULT_ACQUIRE_TIMEOUT;
-    if (!(await this.connection.acquire(ms))) {
+    const acquired = await this.connection.acquire(ms).catch((error: unknown) => {
+      if (!isConnectionLost(this.type, error)) throw error;
+      throw new ConnectionLostError(messages.connectionLost(this.name), { cause: error });
+    });
+    if (!acquired) {
       const held = contextStorage.getStore()?.unit?.connectionsHeld(this.name) ?? 0;
       throw new ConnectionAcquireTimeoutError(
         messages.acquireTimeout(this.name, ms, poolSize(this.dataSource), held),
@@ -247,9 +282,17 @@ export class TransactionWire {
     await this.connection.destroy(error);
   }
 
-  private lose(error: Error): void {
-    if (this.open) this.lost(error);
+  /**
+   * The connection broke (a statement failed for it, or the driver said so): the transaction it
+   * carried is gone. Its later statements and its commit fail with the `ConnectionLostError`.
+   */
+  private lose(cause: unknown): ConnectionLostError {
+    const lost = new ConnectionLostError(messages.connectionLost(this.name), { cause });
+    // The transaction the connection carried (the session may already be on to the next one:
+    // a COMMIT's answer and the server's goodbye can arrive in one read).
+    if (this.open) this.opened!.broken ??= lost;
     this.open = false;
-    void this.connection.destroy(error);
+    void this.connection.destroy(cause);
+    return lost;
   }
 }
