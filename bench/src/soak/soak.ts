@@ -191,10 +191,23 @@ async function outage(killer: pg.Client, ms: number): Promise<number> {
 
 async function main(): Promise<void> {
   const db = await database();
-  const server = await startServer(db.url);
-  const killer = new pg.Client({ connectionString: db.url });
+  const cleanup: Array<() => Promise<unknown> | void> = [() => db.stop()];
+  try {
+    await soak(db.url, cleanup);
+  } finally {
+    agent.destroy();
+    for (const step of cleanup.reverse()) await Promise.resolve(step()).catch(() => undefined);
+  }
+}
+
+/** The run itself; `cleanup` collects what must be stopped whatever happens. */
+async function soak(url: string, cleanup: Array<() => Promise<unknown> | void>): Promise<void> {
+  const server = await startServer(url);
+  cleanup.push(() => server.stop());
+  const killer = new pg.Client({ connectionString: url });
   killer.on('error', (error) => log(`killer connection failed: ${String(error)}`));
   await killer.connect();
+  cleanup.push(() => killer.end());
   log(
     `server up (RSS ${(server.rss / 2 ** 20).toFixed(0)} MB); ${REQUESTS} requests at concurrency ${CONCURRENCY}`,
   );
@@ -238,16 +251,14 @@ async function main(): Promise<void> {
     if (stats.checkedOut === 0 && stats.waiting === 0) break;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  const version = (await killer.query<{ v: string }>('SHOW server_version AS v')).rows[0]!.v;
+  const version = (
+    await killer.query<{ v: string }>("SELECT current_setting('server_version') AS v")
+  ).rows[0]!.v;
   const idle = await killer.query(
     `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'`,
   );
   const { rows } = await killer.query<Row>('SELECT request, kind FROM soak_row');
   const crash = server.crashed();
-  await server.stop();
-  await killer.end();
-  agent.destroy();
-  await db.stop();
 
   const report = judge(outcomes, rows);
   const heading = [
@@ -287,10 +298,13 @@ async function main(): Promise<void> {
     log(`written to ${path.relative(process.cwd(), file)}`);
   }
   log(failed ? 'FAILED' : 'passed: no loss, no leak, no crash');
-  process.exit(failed ? 1 : 0);
+  process.exitCode = failed ? 1 : 0;
 }
 
-main().catch((error: unknown) => {
-  console.error(error);
-  process.exit(1);
-});
+main().then(
+  () => process.exit(),
+  (error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  },
+);
