@@ -56,13 +56,20 @@ interface Endpoint {
   path: string;
   method: 'GET' | 'POST';
 }
-const ENDPOINTS: Endpoint[] = [
+/** Every endpoint: each variant is verified on all of them. */
+const ALL_ENDPOINTS: Endpoint[] = [
   { path: 'noop', method: 'GET' },
   { path: 'read', method: 'GET' },
   { path: 'write', method: 'POST' },
   { path: 'chain', method: 'GET' },
   { path: 'parallel', method: 'GET' },
+  { path: 'commit-then-wait', method: 'POST' },
 ];
+/** The endpoints measured (BENCH_ENDPOINTS picks some). */
+const ENDPOINTS = ALL_ENDPOINTS.filter(
+  (endpoint) =>
+    !process.env.BENCH_ENDPOINTS || process.env.BENCH_ENDPOINTS.split(',').includes(endpoint.path),
+);
 
 interface NodeBinary {
   label: string;
@@ -211,8 +218,8 @@ interface Verification {
 /** Correctness before timing, so that a fast wrong variant cannot win. */
 async function verify(server: Server): Promise<Verification> {
   const problems: string[] = [];
-  const byPath = Object.fromEntries(ENDPOINTS.map((e) => [e.path, e]));
-  for (const endpoint of ENDPOINTS) {
+  const byPath = Object.fromEntries(ALL_ENDPOINTS.map((e) => [e.path, e]));
+  for (const endpoint of ALL_ENDPOINTS) {
     const { status, body } = await call(endpoint);
     if (status >= 300)
       problems.push(
@@ -287,6 +294,8 @@ interface Cell {
   cpuPerRequest: number;
   checkoutsPerRequest: number;
   peakHeld: number;
+  /** Milliseconds of pooled connection held per request. */
+  heldMsPerRequest: number;
 }
 
 async function load(
@@ -321,6 +330,7 @@ async function measure(server: Server, endpoint: Endpoint): Promise<Cell> {
     cpuPerRequest: stats.cpuMicros / served,
     checkoutsPerRequest: stats.checkouts / served,
     peakHeld: stats.peakHeld,
+    heldMsPerRequest: stats.heldMs / served,
   };
 }
 
@@ -387,7 +397,7 @@ async function runNode(node: NodeBinary): Promise<NodeRun> {
 async function memoryCheck(node: NodeBinary): Promise<NodeRun['memory']> {
   const server = await startServer(node, OURS);
   try {
-    const read = ENDPOINTS[1];
+    const read = ALL_ENDPOINTS[1];
     await load(read, 0, quick ? 2_000 : 10_000);
     const after10k = (await server.stats()).rss;
     await load(read, 0, quick ? 18_000 : 90_000);
@@ -450,6 +460,7 @@ function medianCell(cells: Cell[] | undefined): Cell | undefined {
     cpuPerRequest: pick('cpuPerRequest'),
     checkoutsPerRequest: pick('checkoutsPerRequest'),
     peakHeld: Math.max(...cells.map((c) => c.peakHeld)),
+    heldMsPerRequest: pick('heldMsPerRequest'),
   };
 }
 
@@ -575,7 +586,7 @@ function nodeSection(run: NodeRun): string {
   lines.push('');
 
   lines.push(
-    '### DB connections: pool checkouts per request / most held at once (pool of ' +
+    '### DB connections: pool checkouts per request / ms held per request / most held at once (pool of ' +
       POOL_SIZE +
       ')',
     '',
@@ -587,7 +598,9 @@ function nodeSection(run: NodeRun): string {
     lines.push(
       `| ${label(v)} | ${ENDPOINTS.map(({ path: p }) => {
         const c = cell(v, p);
-        return c ? `${fmt(c.checkoutsPerRequest, 2)} / ${c.peakHeld}` : '–';
+        return c
+          ? `${fmt(c.checkoutsPerRequest, 2)} / ${fmt(c.heldMsPerRequest, 1)} / ${c.peakHeld}`
+          : '–';
       }).join(' | ')} |`,
     );
   }

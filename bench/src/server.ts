@@ -22,6 +22,8 @@ export interface ServerStats {
   checkouts: number;
   /** Most connections checked out at once. */
   peakHeld: number;
+  /** Milliseconds connections were checked out, summed over all of them. */
+  heldMs: number;
   /** Connections checked out right now. */
   held: number;
   rss: number;
@@ -32,7 +34,8 @@ export interface ServerStats {
 }
 
 interface PgPool {
-  on(event: 'acquire' | 'release', listener: () => void): void;
+  on(event: 'acquire', listener: (client: object) => void): void;
+  on(event: 'release', listener: (error: unknown, client: object) => void): void;
 }
 
 async function main(): Promise<void> {
@@ -46,13 +49,17 @@ async function main(): Promise<void> {
   let held = 0;
   let peakHeld = 0;
   let checkouts = 0;
-  pool.on('acquire', () => {
+  let heldMs = 0;
+  const since = new WeakMap<object, number>();
+  pool.on('acquire', (client) => {
     checkouts += 1;
     held += 1;
     if (held > peakHeld) peakHeld = held;
+    since.set(client, performance.now());
   });
-  pool.on('release', () => {
+  pool.on('release', (_error, client) => {
     held -= 1;
+    heldMs += performance.now() - (since.get(client) ?? performance.now());
   });
   let requests = 0;
   (app.getHttpServer() as import('node:http').Server).on('request', () => {
@@ -74,6 +81,7 @@ async function main(): Promise<void> {
         checkouts = 0;
         requests = 0;
         promises = 0;
+        heldMs = 0;
         peakHeld = held;
         cpu = process.cpuUsage();
         process.send!({ type: 'reset' });
@@ -85,6 +93,7 @@ async function main(): Promise<void> {
           requests,
           checkouts,
           peakHeld,
+          heldMs,
           held,
           rss: process.memoryUsage.rss(),
           maxRss: process.resourceUsage().maxRSS * 1024,

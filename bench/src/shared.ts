@@ -9,7 +9,8 @@ import {
 /** Everything every variant shares: the entity, the pool, the SQL of each endpoint. */
 export const DATABASE_URL =
   process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-export const POOL_SIZE = 20;
+/** Connections in each variant's pool (BENCH_POOL overrides it, e.g. 10 for /commit-then-wait). */
+export const POOL_SIZE = Number(process.env.BENCH_POOL ?? 20);
 export const TABLE = 'bench_item';
 /** Rows seeded before a run; /read and /chain pick one of them by primary key. */
 export const SEED_ROWS = 1000;
@@ -90,6 +91,14 @@ export async function parallel(
   const started = performance.now();
   const pids = await Promise.all([branch(), branch(), branch()]);
   return { pids, ms: performance.now() - started };
+}
+
+/** Milliseconds /commit-then-wait waits on something that is not the database (an HTTP call, a file). */
+export const WAIT_MS = 20;
+
+/** The non-database wait of /commit-then-wait. */
+export function waitElsewhere(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, WAIT_MS));
 }
 
 let written = 0;

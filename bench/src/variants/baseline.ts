@@ -10,6 +10,7 @@ import {
   someId,
   typeormOptions,
   type Variant,
+  waitElsewhere,
 } from '../shared.js';
 
 /** No context library: every handler that needs the database runs its own QueryRunner transaction. */
@@ -94,6 +95,18 @@ export class BaselineController {
   @Get('parallel')
   parallel() {
     return parallel(() => inTransaction(this.dataSource, sleepOn));
+  }
+
+  /** One write committed, a wait elsewhere, one read: a connection only while each runs. */
+  @Post('commit-then-wait')
+  async commitThenWait() {
+    const id = await inTransaction(this.dataSource, (manager) =>
+      chainQueries.insert(manager.getRepository(BenchItem), rowName('t')),
+    );
+    await waitElsewhere();
+    return inTransaction(this.dataSource, (manager) =>
+      manager.getRepository(BenchItem).findOneBy({ id }),
+    );
   }
 }
 

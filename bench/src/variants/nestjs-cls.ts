@@ -18,6 +18,7 @@ import {
   someId,
   typeormOptions,
   type Variant,
+  waitElsewhere,
 } from '../shared.js';
 
 type Host = TransactionHost<TransactionalAdapterTypeOrm>;
@@ -39,6 +40,11 @@ export class ItemService {
   @Transactional()
   read() {
     return chainQueries.read(this.repo);
+  }
+
+  @Transactional()
+  readById(id: number) {
+    return this.repo.findOneBy({ id });
   }
 
   @Transactional()
@@ -98,6 +104,14 @@ export class ClsController {
   parallel() {
     const host: Host = this.txHost;
     return parallel(() => host.withTransaction(Propagation.RequiresNew, () => sleepOn(host.tx)));
+  }
+
+  /** One write in a @Transactional method (committed when it returns), a wait, one read. */
+  @Post('commit-then-wait')
+  async commitThenWait() {
+    const id = await this.items.insert(rowName('t'));
+    await waitElsewhere();
+    return this.items.readById(id);
   }
 }
 

@@ -19,6 +19,7 @@ import {
   someId,
   typeormOptions,
   type Variant,
+  waitElsewhere,
 } from '../shared.js';
 
 /** Service B of the chain: each method joins the caller's transaction. */
@@ -95,6 +96,16 @@ export class ContextController {
   @Get('parallel')
   parallel() {
     return parallel(() => this.factory.atomic(sleepOn));
+  }
+
+  /** One write, commit(), a wait elsewhere, one read (committed by the interceptor). */
+  @Post('commit-then-wait')
+  async commitThenWait() {
+    const items = this.sessions.session().getRepository(BenchItem);
+    const id = await chainQueries.insert(items, rowName('t'));
+    await this.sessions.commit();
+    await waitElsewhere();
+    return items.findOneBy({ id });
   }
 }
 

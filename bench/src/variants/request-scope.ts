@@ -23,6 +23,7 @@ import {
   someId,
   typeormOptions,
   type Variant,
+  waitElsewhere,
 } from '../shared.js';
 import { inTransaction } from './baseline.js';
 
@@ -61,6 +62,7 @@ export class RequestTx {
       if (commit) await runner.commitTransaction();
       else await runner.rollbackTransaction();
     } finally {
+      this.ready = undefined; // the next manager() begins a new transaction
       await runner.release();
     }
   }
@@ -107,6 +109,15 @@ export class ItemService {
 
   async check(id: number) {
     return chainQueries.check(await this.repo(), id);
+  }
+
+  async readById(id: number) {
+    return (await this.repo()).findOneBy({ id });
+  }
+
+  /** Commits what the request did so far and gives the runner back. */
+  commit() {
+    return this.tx.finish(true);
   }
 }
 
@@ -155,6 +166,15 @@ export class RequestScopeController {
   @Get('parallel')
   parallel() {
     return parallel(() => inTransaction(this.dataSource, sleepOn));
+  }
+
+  /** One write, an early commit through the holder, a wait, one read. */
+  @Post('commit-then-wait')
+  async commitThenWait() {
+    const id = await this.items.insert(rowName('t'));
+    await this.items.commit();
+    await waitElsewhere();
+    return this.items.readById(id);
   }
 }
 

@@ -18,6 +18,7 @@ import {
   someId,
   typeormOptions,
   type Variant,
+  waitElsewhere,
 } from '../shared.js';
 
 /** Service B of the chain: the patched repository joins the caller's transaction. */
@@ -33,6 +34,11 @@ export class ItemService {
   @Transactional()
   read() {
     return chainQueries.read(this.repo);
+  }
+
+  @Transactional()
+  readById(id: number) {
+    return this.repo.findOneBy({ id });
   }
 
   @Transactional()
@@ -95,6 +101,14 @@ export class TransactionalController {
         propagation: Propagation.REQUIRES_NEW,
       }),
     );
+  }
+
+  /** One write in a @Transactional method (committed when it returns), a wait, one read. */
+  @Post('commit-then-wait')
+  async commitThenWait() {
+    const id = await this.items.insert(rowName('t'));
+    await waitElsewhere();
+    return this.items.readById(id);
   }
 }
 
