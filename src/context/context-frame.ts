@@ -18,7 +18,14 @@ export class ContextFrame {
     /** A data source name (its session replaced) or a session (its lane replaced). */
     private readonly key?: string | LazySession,
     private readonly value?: LazySession | EntityManager | Lane,
+    /** The frame current when this unit's frame was opened (a `runInNewContext()` inside a request). */
+    private readonly outer?: ContextFrame,
   ) {}
+
+  /** The frame of a new unit of work, opened inside whatever frame is current. */
+  static forUnit(unit: UnitOfWork, outer?: ContextFrame): ContextFrame {
+    return new ContextFrame(unit, undefined, undefined, undefined, outer);
+  }
 
   /** A child frame in which `dataSource` resolves to `override`. */
   with(dataSource: string, override: LazySession | EntityManager): ContextFrame {
@@ -38,6 +45,19 @@ export class ContextFrame {
   /** The lane of `session` for work issued in this frame, if a block or hook set one. */
   laneOf(session: LazySession): Lane | undefined {
     return this.lookup(session) as Lane | undefined;
+  }
+
+  /**
+   * Whether code running in this frame runs inside `session`'s transaction: the session is the
+   * one its unit (or a block around it) gives for its data source, here or in a unit this one was
+   * opened in. (The testing kit nests such a session's transaction in that one's.)
+   */
+  runsInside(session: LazySession): boolean {
+    if (this.key === session.dataSourceName && this.value === session) return true;
+    if (this.key === undefined && this.unit?.sessions.get(session.dataSourceName) === session) {
+      return true;
+    }
+    return (this.parent ?? this.outer)?.runsInside(session) ?? false;
   }
 
   private lookup(key: string | LazySession): unknown {

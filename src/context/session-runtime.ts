@@ -13,6 +13,7 @@ import { contextStorage } from './context-storage.js';
 import { logger, reportError } from './logger.js';
 import { guardPool } from '../session/pool-guard.js';
 import { LazySession } from '../session/lazy-session.js';
+import type { ConnectionLender } from '../session/pooled-connection.js';
 import type { SessionHooks, SessionOwner } from '../session/session-hooks.js';
 import { assertSupportedDriver, type BeginOptions } from '../session/transaction-dialect.js';
 
@@ -27,6 +28,8 @@ export class SessionRuntime implements OnModuleInit, OnApplicationShutdown {
   private readonly dataSources = new Map<string, DataSource>();
   private initialized = false;
   private closed = false;
+  /** Connections lent to the sessions of a data source instead of its pool (a test transaction). */
+  readonly lenders = new Map<string, ConnectionLender>();
   /** Hooks every session of this runtime runs. */
   readonly hooks: SessionHooks;
   /** Decides propagation for every transactional block. */
@@ -43,6 +46,7 @@ export class SessionRuntime implements OnModuleInit, OnApplicationShutdown {
       acquireTimeout: options.acquireTimeout,
       reportError,
       throwErrors: options.callbackErrors === 'throw',
+      lender: (name) => (this.lenders.size === 0 ? undefined : this.lenders.get(name)),
     };
   }
 
@@ -124,6 +128,11 @@ export class SessionRuntime implements OnModuleInit, OnApplicationShutdown {
     const found = this.lookup(name);
     if (found === undefined) return this.dataSource(name).manager;
     return found instanceof LazySession ? found.manager : found;
+  }
+
+  /** The names of the data sources the module serves. */
+  get dataSourceNames(): readonly string[] {
+    return this.options.dataSources;
   }
 
   /** Whether `onModuleInit()` has resolved the data sources. */

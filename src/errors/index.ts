@@ -9,6 +9,7 @@ export * from './rollback-only.error.js';
 export * from './session-busy.error.js';
 export * from './session-closed.error.js';
 export * from './session-context-ended.error.js';
+export * from './test-transaction.error.js';
 export * from './transaction-aborted.error.js';
 export * from './transaction-not-allowed.error.js';
 export * from './transaction-required.error.js';

@@ -99,6 +99,22 @@ export const messages = {
     'Raise the pool size (TypeORM `poolSize`) to at least concurrent requests × connections each ' +
     'holds at once, commit or close the session before opening an independent one, or raise ' +
     '`acquireTimeout` in TypeOrmContextModule.forRoot().',
+  testAlreadyRunning: () =>
+    'A TestTransaction is already running for this application: roll it back (await ' +
+    'tx.rollback(), typically in afterEach) before starting the next one.',
+  testRolledBack: () =>
+    'This TestTransaction was rolled back already: start a new one for the next test ' +
+    '(TestTransaction.start(app) in beforeEach).',
+  testStillRunning: (ms: number) =>
+    `TestTransaction.rollback(): work of the test was still running on its connection after ${ms} ms ` +
+    '(a request, job or session the test started and did not await). It was rolled back with ' +
+    'the rest and its later statements fail; await every request and job before the test ends.',
+  testConnectionBusy: (dataSource: string, ms: number) =>
+    `A session of data source '${dataSource}' waited ${ms} ms (acquireTimeout) for the one ` +
+    'connection of the running TestTransaction, on which every session of the app takes its turn. ' +
+    'Another session holds it and does not end: most likely it waits for this one (the two would ' +
+    'run in parallel on two connections without the test transaction). Await the first before ' +
+    'starting the second, or test this code path against a real pool (without TestTransaction).',
   blockSessionClose: (dataSource: string) =>
     `close('${dataSource}') inside a REQUIRES_NEW block: the block owns that session and closes it ` +
     'when it ends. Call close() outside the block.',

@@ -24,7 +24,7 @@ export class SessionFactory {
    */
   runInNewContext<T>(fn: () => Promise<T> | T): Promise<T> {
     const unit = new UnitOfWork();
-    return contextStorage.run(new ContextFrame(unit), async () => {
+    return contextStorage.run(ContextFrame.forUnit(unit, contextStorage.getStore()), async () => {
       let result: T;
       try {
         result = await fn();

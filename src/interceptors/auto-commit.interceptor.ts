@@ -37,7 +37,7 @@ export class AutoCommitInterceptor implements NestInterceptor {
     return new Observable((subscriber) => {
       const fresh = new UnitOfWork();
       fresh.claimed = true;
-      return contextStorage.run(new ContextFrame(fresh), () =>
+      return contextStorage.run(ContextFrame.forUnit(fresh, contextStorage.getStore()), () =>
         this.around(fresh, context, next.handle()).subscribe(subscriber),
       );
     });

@@ -28,7 +28,7 @@ export function openRequestContext(
       unit.end(false).catch((error: unknown) => reportError('Request cleanup failed', error));
     });
   };
-  contextStorage.run(new ContextFrame(unit), next);
+  contextStorage.run(ContextFrame.forUnit(unit), next);
 }
 
 /**

@@ -13,13 +13,45 @@ export interface DriverConnection {
   destroy?: () => void;
 }
 
+/** The statements that begin and end a transaction on a held connection. */
+export interface TransactionStatements {
+  begin: readonly string[];
+  commit: string;
+  rollback: string;
+  /** The prefix of its savepoints' names. */
+  savepoint: string;
+}
+
+/** A connection a session holds for one transaction: a pooled one, or a test's shared one. */
+export interface HeldConnection {
+  readonly raw: DriverConnection;
+  /** The error the driver reported, if the connection broke before it was used. */
+  readonly failure?: Error;
+  /** Receives the driver's errors while the connection is held. */
+  onError?: (error: Error) => void;
+  /** How transactions begin and end on it; none: the session's own BEGIN, COMMIT, ROLLBACK. */
+  readonly statements?: TransactionStatements;
+  /** Gives it back. */
+  release(): void;
+  /** Gives it back when its state is unknown (a pooled connection is dropped). */
+  destroy(error: Error): Promise<void>;
+  /** Sends a statement; a shared connection serializes the statements of all its holders. */
+  send?<T>(call: () => Promise<T>): Promise<T>;
+}
+
+/** Who lends a session a connection instead of its data source's pool (the testing kit). */
+export interface ConnectionLender {
+  /** A connection for the transaction `session` begins, in the frame `frame` (it may wait). */
+  lend(session: unknown, frame: unknown): Promise<HeldConnection>;
+}
+
 /**
  * A connection taken from the data source's pool, guarded from the instant the pool hands it
  * out: its `'error'` listener is attached inside the pool's own callback, so an error the driver
  * emits in the same tick (a backend killed right as it became ready) reaches it instead of
  * crashing the process. Whoever holds it sets `onError`; until then the error is kept.
  */
-export class PooledConnection {
+export class PooledConnection implements HeldConnection {
   /** The error the driver reported, if the connection broke. */
   failure?: Error;
   /** Receives the driver's errors while the connection is held. */

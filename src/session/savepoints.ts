@@ -22,7 +22,7 @@ export class Savepoints {
     const refusal = this.wire.refusal(parent);
     if (refusal) throw refusal;
     const runner = this.wire.runner;
-    const block = new Block(parent, lane, `typeorm_${runner.transactionDepth}`);
+    const block = new Block(parent, lane, this.wire.savepointName(runner.transactionDepth));
     await this.steps.event(lane, parent, 'BeforeTransactionStart');
     await this.wire.exec(`SAVEPOINT ${block.savepoint}`);
     runner.transactionDepth += 1;

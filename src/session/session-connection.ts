@@ -1,11 +1,22 @@
 import type { DataSource, QueryRunner } from 'typeorm';
 import { within } from './connection-wait.js';
-import { type PooledConnection, takeConnection } from './pooled-connection.js';
+import {
+  type ConnectionLender,
+  type HeldConnection,
+  type TransactionStatements,
+  takeConnection,
+} from './pooled-connection.js';
 import { poolHasRoom } from './transaction-dialect.js';
 
 /** Arguments of `QueryRunner.query()` and `QueryRunner.stream()`. */
 export type QueryArgs = Parameters<QueryRunner['query']>;
 export type StreamArgs = Parameters<QueryRunner['stream']>;
+
+/**
+ * Where a test transaction keeps a data source's own `createQueryRunner` while it replaces it on
+ * that instance (the test body's runners share the test's connection; sessions take theirs here).
+ */
+export const CREATE_RUNNER = Symbol('nestjs-typeorm-context.createQueryRunner');
 
 /** QueryRunner members TypeORM keeps protected or read-only that the session drives. */
 type RunnerInternals = Omit<QueryRunner, 'isTransactionActive'> & {
@@ -36,7 +47,7 @@ export class SessionConnection {
   /** TypeORM's own `query()` and `stream()` of the runner. */
   private readonly sendQuery: QueryRunner['query'];
   private readonly sendStream: QueryRunner['stream'];
-  private pooled?: PooledConnection;
+  private pooled?: HeldConnection;
   /** True while a connection is on its way from the pool. */
   acquiring = false;
 
@@ -45,7 +56,14 @@ export class SessionConnection {
     /** Called when the driver reports the held connection broken. */
     private readonly lost: (error: Error) => void,
   ) {
-    const runner = dataSource.createQueryRunner('master') as unknown as RunnerInternals;
+    // TypeORM's own factory, also while a test transaction has the data source's one replaced.
+    const create = (
+      dataSource as Partial<Record<typeof CREATE_RUNNER, DataSource['createQueryRunner']>>
+    )[CREATE_RUNNER];
+    const runner = (create ?? dataSource.createQueryRunner).call(
+      dataSource,
+      'master',
+    ) as unknown as RunnerInternals;
     this.runner = runner as RunnerInternals & QueryRunner;
     this.sendQuery = runner.query;
     this.sendStream = runner.stream;
@@ -72,9 +90,20 @@ export class SessionConnection {
    * Resolves `false` on timeout; a connection that arrives later goes back to the pool. A
    * connection the server dropped before it was used (an outage) is dropped and another taken.
    */
-  async acquire(ms: number): Promise<boolean> {
+  async acquire(
+    ms: number,
+    lender?: ConnectionLender,
+    session?: unknown,
+    frame?: unknown,
+  ): Promise<boolean> {
     this.acquiring = true;
     try {
+      if (lender) {
+        const lent = await within(lender.lend(session, frame), ms, (late) => late.release());
+        if (lent === undefined) return false;
+        this.lend(lent);
+        return true;
+      }
       for (let attempt = 1; ; attempt++) {
         const connecting = takeConnection(this.dataSource);
         const pooled = poolHasRoom(this.dataSource)
@@ -116,7 +145,18 @@ export class SessionConnection {
     return this.send(() => this.sendQuery.call(this.runner, sql) as Promise<unknown>);
   }
 
-  private send<T>(call: () => T): T {
+  /** How transactions begin and end on the held connection, when it is not the usual way. */
+  get statements(): TransactionStatements | undefined {
+    return this.pooled?.statements;
+  }
+
+  private send<T>(call: () => Promise<T>): Promise<T> {
+    const held = this.pooled;
+    if (held?.send) return held.send(() => this.sendNow(call));
+    return this.sendNow(call);
+  }
+
+  private sendNow<T>(call: () => Promise<T>): Promise<T> {
     this.sending = true;
     try {
       return call();
@@ -145,14 +185,14 @@ export class SessionConnection {
     if (this.pooled) this.lost(error);
   };
 
-  private lend(pooled: PooledConnection): void {
+  private lend(pooled: HeldConnection): void {
     this.pooled = pooled;
     pooled.onError = this.onError;
     this.runner.databaseConnection = pooled.raw;
     this.runner.databaseConnectionPromise = undefined;
   }
 
-  private reclaim(): PooledConnection | undefined {
+  private reclaim(): HeldConnection | undefined {
     const pooled = this.pooled;
     if (pooled === undefined) return undefined;
     this.pooled = undefined;

@@ -1,4 +1,5 @@
 import type { SessionHook } from '../interfaces/typeorm-context-options.interface.js';
+import type { ConnectionLender } from './pooled-connection.js';
 import type { CallbackPolicy } from './transaction-callbacks.js';
 
 /** The module-level hooks every session runs, and what to do with its callbacks' errors. */
@@ -7,6 +8,8 @@ export interface SessionHooks extends CallbackPolicy {
   beforeCommit?: SessionHook;
   /** Milliseconds to wait for a pooled connection. Default: `DEFAULT_ACQUIRE_TIMEOUT`. */
   acquireTimeout?: number;
+  /** Who lends connections of `dataSource` instead of its pool, if anyone (a test transaction). */
+  lender?(dataSource: string): ConnectionLender | undefined;
 }
 
 /** Who owns a session, which decides the advice a late use gets. */

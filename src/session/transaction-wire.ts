@@ -67,6 +67,11 @@ export class TransactionWire {
     return this.connection.runner;
   }
 
+  /** The name of the savepoint of a NESTED block at `depth` (TypeORM's, unless a test lends the connection). */
+  savepointName(depth: number): string {
+    return `${this.connection.statements?.savepoint ?? 'typeorm'}_${depth}`;
+  }
+
   /** The data source's name. */
   get name(): string {
     return this.session.dataSourceName;
@@ -137,7 +142,7 @@ export class TransactionWire {
     await this.take();
     try {
       await this.steps.event(lane, block, 'BeforeTransactionStart');
-      for (const sql of this.beginSql) await this.exec(sql);
+      for (const sql of this.connection.statements?.begin ?? this.beginSql) await this.exec(sql);
       this.open = true;
       this.opened = block;
       this.runner.transactionDepth = 1;
@@ -174,7 +179,7 @@ export class TransactionWire {
     try {
       await this.steps.event(lane, block, 'BeforeTransactionCommit');
       sent = true;
-      await this.exec('COMMIT');
+      await this.exec(this.connection.statements?.commit ?? 'COMMIT');
     } catch (error) {
       if (sent && isConnectionLost(this.type, error)) {
         this.lose(error);
@@ -204,7 +209,7 @@ export class TransactionWire {
     const lane = this.session.lane;
     try {
       await this.steps.event(lane, block, 'BeforeTransactionRollback');
-      await this.exec('ROLLBACK');
+      await this.exec(this.connection.statements?.rollback ?? 'ROLLBACK');
     } catch (error) {
       this.open = false;
       await this.connection.destroy(error);
@@ -250,14 +255,20 @@ export class TransactionWire {
   private async take(): Promise<void> {
     if (!this.dataSource.isInitialized) throw new ModuleNotInitializedError(messages.shutDown());
     const ms = this.hooks.acquireTimeout ?? DEFAULT_ACQUIRE_TIMEOUT;
-    const acquired = await this.connection.acquire(ms).catch((error: unknown) => {
-      if (!isConnectionLost(this.type, error)) throw error;
-      throw new ConnectionLostError(messages.connectionLost(this.name), { cause: error });
-    });
+    const lender = this.hooks.lender?.(this.name);
+    const frame = contextStorage.getStore();
+    const acquired = await this.connection
+      .acquire(ms, lender, this.session, frame)
+      .catch((error: unknown) => {
+        if (!isConnectionLost(this.type, error)) throw error;
+        throw new ConnectionLostError(messages.connectionLost(this.name), { cause: error });
+      });
     if (!acquired) {
-      const held = contextStorage.getStore()?.unit?.connectionsHeld(this.name) ?? 0;
+      const held = frame?.unit?.connectionsHeld(this.name) ?? 0;
       throw new ConnectionAcquireTimeoutError(
-        messages.acquireTimeout(this.name, ms, poolSize(this.dataSource), held),
+        lender
+          ? messages.testConnectionBusy(this.name, ms)
+          : messages.acquireTimeout(this.name, ms, poolSize(this.dataSource), held),
       );
     }
     const ended = this.ended();
@@ -272,7 +283,7 @@ export class TransactionWire {
     this.open = false;
     if (open) {
       try {
-        await this.exec('ROLLBACK');
+        await this.exec(this.connection.statements?.rollback ?? 'ROLLBACK');
         this.connection.release();
         return;
       } catch {

@@ -190,7 +190,7 @@ export class TransactionRunner {
     // Outside any context: a context of its own for the call, like runInNewContext().
     const unit = new UnitOfWork();
     const session = unit.session(name, () => this.runtime.createSession(name, 'context', begin));
-    return contextStorage.run(new ContextFrame(unit), () =>
+    return contextStorage.run(ContextFrame.forUnit(unit), () =>
       this.settle(
         () => fn(session.manager),
         session,

@@ -1,0 +1,2 @@
+export * from './test-transaction.js';
+export { TestTransactionError } from '../errors/test-transaction.error.js';

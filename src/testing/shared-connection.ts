@@ -1,0 +1,151 @@
+import type { QueryRunner } from 'typeorm';
+import type { ContextFrame } from '../context/context-frame.js';
+import { Lane } from '../session/lane.js';
+import type { LazySession } from '../session/lazy-session.js';
+import type {
+  ConnectionLender,
+  DriverConnection,
+  HeldConnection,
+  TransactionStatements,
+} from '../session/pooled-connection.js';
+
+/** One transaction's share of the test connection: a SAVEPOINT, released or rolled back to. */
+export class Lease implements HeldConnection {
+  /** Receives the driver's errors (none reach a lease: the test owns the connection). */
+  onError?: (error: Error) => void;
+  readonly statements: TransactionStatements;
+
+  constructor(
+    private readonly shared: SharedConnection,
+    /** The session whose transaction this is; none for a runner of the test body. */
+    readonly session: LazySession | undefined,
+    /** The savepoint's name. */
+    readonly name: string,
+  ) {
+    this.statements = {
+      begin: [`SAVEPOINT ${name}`],
+      commit: `RELEASE SAVEPOINT ${name}`,
+      rollback: `ROLLBACK TO SAVEPOINT ${name}`,
+      savepoint: name,
+    };
+  }
+
+  /** The test's connection. */
+  get raw(): DriverConnection {
+    return this.shared.raw;
+  }
+
+  /** Ends the share: the next transaction waiting for the connection gets it. */
+  release(): void {
+    this.shared.release(this);
+  }
+
+  /** A share whose state is unknown (a timeout): rolled back to its savepoint, then ended. */
+  async destroy(): Promise<void> {
+    await this.shared.exec(this, this.statements.rollback).catch(() => undefined);
+    this.release();
+  }
+
+  /** Sends a statement when this share's turn has come. */
+  send<T>(call: () => Promise<T>): Promise<T> {
+    return this.shared.send(this, call);
+  }
+}
+
+/** A wait for the connection: its condition, and what to do once it holds. */
+interface Waiter {
+  ready(): boolean;
+  go(): void;
+}
+
+/**
+ * The one connection a `TestTransaction` holds for a data source, on which every transaction of
+ * the app takes its turn as a SAVEPOINT of the test's transaction. Owns who may send on it:
+ *
+ * - transactions are stacked: one that begins inside the code of the transaction on top (a
+ *   REQUIRES_NEW block, a factory session, `runInNewContext()` called from a request) nests in
+ *   it; any other (another request, the test body's own queries) waits until nothing holds it;
+ * - a statement runs when its transaction is on top (the body's, when nothing holds it), one at
+ *   a time, in order.
+ */
+export class SharedConnection implements ConnectionLender {
+  private readonly holders: Lease[] = [];
+  private waiting: Waiter[] = [];
+  private readonly wire = new Lane();
+  private count = 0;
+
+  constructor(
+    /** The test's own runner, holding the connection in the test's transaction. */
+    readonly runner: QueryRunner,
+    /** The driver's connection. */
+    readonly raw: DriverConnection,
+    private readonly prefix: string,
+  ) {}
+
+  /** Whether a transaction holds the connection or anything waits for it. */
+  get busy(): boolean {
+    return this.holders.length > 0 || this.waiting.length > 0 || this.wire.busy;
+  }
+
+  /** A share for the transaction `session` begins in `frame`, when its turn has come. */
+  lend(session: unknown, frame: unknown): Promise<Lease> {
+    const owner = session as LazySession | undefined;
+    const fits = () => {
+      const top = this.holders.at(-1);
+      if (top === undefined) return true;
+      const inside = frame as ContextFrame | undefined;
+      return top.session !== undefined && inside?.runsInside(top.session) === true;
+    };
+    return new Promise((resolve) =>
+      this.wait(fits, () => {
+        const lease = new Lease(this, owner, `${this.prefix}_${++this.count}`);
+        this.holders.push(lease);
+        resolve(lease);
+      }),
+    );
+  }
+
+  /** Ends `lease`'s share of the connection. */
+  release(lease: Lease): void {
+    const index = this.holders.lastIndexOf(lease);
+    if (index >= 0) this.holders.splice(index, 1);
+    this.pulse();
+  }
+
+  /** Sends `call` on the connection when `lease` is on top (no lease: when nothing holds it). */
+  send<T>(lease: Lease | undefined, call: () => Promise<T>): Promise<T> {
+    const turn = () =>
+      lease === undefined ? this.holders.length === 0 : this.holders.at(-1) === lease;
+    return new Promise<T>((resolve, reject) =>
+      // The statement takes its place on the wire the moment its turn comes.
+      this.wait(turn, () => this.wire.run(call).then(resolve, reject)),
+    );
+  }
+
+  /** One of the kit's own statements, in `lease`'s turn. */
+  exec(lease: Lease | undefined, sql: string): Promise<unknown> {
+    return this.send(lease, () => this.runner.query(sql) as Promise<unknown>);
+  }
+
+  private wait(ready: () => boolean, go: () => void): void {
+    if (ready()) go();
+    else this.waiting.push({ ready, go });
+  }
+
+  /** Lets every waiter whose turn has come go, in order; a new holder changes whose turn it is. */
+  private pulse(): void {
+    for (let changed = true; changed;) {
+      changed = false;
+      for (const waiter of this.waiting) {
+        if (!waiter.ready()) continue;
+        this.waiting = this.waiting.filter((other) => other !== waiter);
+        const holders = this.holders.length;
+        waiter.go();
+        if (this.holders.length !== holders) {
+          changed = true;
+          break;
+        }
+      }
+    }
+  }
+}

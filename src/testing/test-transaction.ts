@@ -1,0 +1,137 @@
+import type { INestApplicationContext } from '@nestjs/common';
+import type { DataSource, QueryRunner } from 'typeorm';
+import { SessionRuntime } from '../context/session-runtime.js';
+import { messages } from '../errors/messages.js';
+import { TestTransactionError } from '../errors/test-transaction.error.js';
+import { type PooledConnection, takeConnection } from '../session/pooled-connection.js';
+import { CREATE_RUNNER } from '../session/session-connection.js';
+import { SharedConnection } from './shared-connection.js';
+import { shareRunner } from './test-query-runner.js';
+
+/** Options of `TestTransaction.start()`. */
+export interface TestTransactionOptions {
+  /** Data sources whose work runs in the test's transaction. Default: all of the module's. */
+  dataSources?: string[];
+  /** Milliseconds `rollback()` waits for work still running on the connection. Default: `2000`. */
+  settleTimeout?: number;
+}
+
+/** What the test transaction holds for one data source. */
+interface Held {
+  name: string;
+  dataSource: DataSource;
+  pooled: PooledConnection;
+  shared: SharedConnection;
+}
+
+type Replaceable = DataSource &
+  Partial<Record<typeof CREATE_RUNNER, DataSource['createQueryRunner']>>;
+
+/**
+ * One test's transaction: from `start(app)` until `rollback()`, every session of `app` (HTTP
+ * requests, messages, `runInNewContext()`, `@Transactional()`, `REQUIRES_NEW`, factory sessions,
+ * repositories) and every query of the test body through the app's `DataSource` runs on one
+ * connection per data source, inside one transaction, each unit of work as a SAVEPOINT of it.
+ * `rollback()` undoes all of it. Nothing of TypeORM's is patched: only this app's `DataSource`
+ * instances are changed, and only until `rollback()`.
+ *
+ * ```ts
+ * beforeEach(async () => { tx = await TestTransaction.start(app); });
+ * afterEach(() => tx.rollback());
+ * ```
+ */
+export class TestTransaction implements AsyncDisposable {
+  private ended = false;
+
+  private constructor(
+    private readonly runtime: SessionRuntime,
+    private readonly held: Held[],
+    private readonly settleTimeout: number,
+  ) {}
+
+  /** Takes a connection per data source, begins the test's transaction and routes the app's work into it. */
+  static async start(
+    app: INestApplicationContext,
+    options: TestTransactionOptions = {},
+  ): Promise<TestTransaction> {
+    const runtime = app.get(SessionRuntime, { strict: false });
+    if (runtime.lenders.size > 0) throw new TestTransactionError(messages.testAlreadyRunning());
+    const names = options.dataSources ?? runtime.dataSourceNames;
+    const sources = names.map((name) => ({ name, dataSource: runtime.dataSource(name) }));
+    const held: Held[] = [];
+    try {
+      for (const { name, dataSource } of sources) held.push(await hold(name, dataSource));
+    } catch (error) {
+      await Promise.all(held.map(letGo));
+      throw error;
+    }
+    for (const { name, dataSource, shared } of held) {
+      runtime.lenders.set(name, shared);
+      const source = dataSource as Replaceable;
+      const create = dataSource.createQueryRunner;
+      source[CREATE_RUNNER] = create;
+      // An own property of this instance, shadowing the prototype's until rollback().
+      source.createQueryRunner = (mode) => shareRunner(create.call(dataSource, mode), shared);
+    }
+    return new TestTransaction(runtime, held, options.settleTimeout ?? 2000);
+  }
+
+  /**
+   * Rolls back everything since `start()` and gives the app its pool back. Work of the test
+   * still running (a request it did not await) is rolled back too, and fails clearly.
+   */
+  async rollback(): Promise<void> {
+    if (this.ended) throw new TestTransactionError(messages.testRolledBack());
+    this.ended = true;
+    const settled = await this.settle();
+    for (const { name, dataSource } of this.held) {
+      this.runtime.lenders.delete(name);
+      const source = dataSource as Replaceable;
+      delete (source as Partial<DataSource>).createQueryRunner; // back to the prototype's
+      delete source[CREATE_RUNNER];
+    }
+    await Promise.all(this.held.map(letGo));
+    if (!settled) throw new TestTransactionError(messages.testStillRunning(this.settleTimeout));
+  }
+
+  /** `await using tx = await TestTransaction.start(app)` rolls back at the end of the block. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.ended ? Promise.resolve() : this.rollback();
+  }
+
+  /** Waits until nothing runs on the test's connections; false if something still did at the timeout. */
+  private async settle(): Promise<boolean> {
+    const deadline = Date.now() + this.settleTimeout;
+    while (this.held.some(({ shared }) => shared.busy)) {
+      if (Date.now() > deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    return true;
+  }
+}
+
+/** Takes a pooled connection of `dataSource` and begins the test's transaction on it. */
+async function hold(name: string, dataSource: DataSource): Promise<Held> {
+  const pooled = await takeConnection(dataSource);
+  const runner = dataSource.createQueryRunner('master') as QueryRunner & {
+    databaseConnection: unknown;
+  };
+  runner.databaseConnection = pooled.raw;
+  try {
+    await runner.query('START TRANSACTION');
+  } catch (error) {
+    pooled.release();
+    throw error;
+  }
+  return { name, dataSource, pooled, shared: new SharedConnection(runner, pooled.raw, 'ntc_test') };
+}
+
+/** Rolls the test's transaction back and gives its connection back to the pool. */
+async function letGo({ pooled, shared }: Held): Promise<void> {
+  try {
+    await shared.runner.query('ROLLBACK');
+    pooled.release();
+  } catch (error) {
+    await pooled.destroy(error as Error);
+  }
+}

@@ -1,0 +1,128 @@
+import { Controller, Get, Injectable, Module, Post } from '@nestjs/common';
+import { MessagePattern } from '@nestjs/microservices';
+import { InjectRepository } from '@nestjs/typeorm';
+import type { EntityManager, Repository } from 'typeorm';
+import {
+  InjectSession,
+  Propagation,
+  SessionContext,
+  SessionFactory,
+  Transactional,
+  TypeOrmContextModule,
+} from '../../src/index.js';
+import { Example } from '../support/example.entity.js';
+
+/** What callbacks saw, for the kit's tests. */
+export const seen: { afterCommitRows: number[] } = { afterCommitRows: [] };
+
+@Injectable()
+export class KitService {
+  constructor(
+    private readonly context: SessionContext,
+    @InjectRepository(Example) private readonly examples: Repository<Example>,
+    @InjectSession() private readonly session: EntityManager,
+  ) {}
+
+  /** Outside any context it opens one of its own. */
+  @Transactional()
+  async byDecorator(text: string) {
+    await this.context.session().insert(Example, { text });
+  }
+
+  @Transactional({ propagation: Propagation.REQUIRES_NEW })
+  async independent(text: string) {
+    await this.context.session().insert(Example, { text });
+  }
+
+  byRepository(text: string) {
+    return this.examples.insert({ text });
+  }
+
+  byInjectedSession(text: string) {
+    return this.session.insert(Example, { text });
+  }
+}
+
+@Controller('kit')
+export class KitController {
+  constructor(
+    private readonly context: SessionContext,
+    private readonly factory: SessionFactory,
+    private readonly service: KitService,
+  ) {}
+
+  @Post('insert')
+  async insert() {
+    await this.service.byRepository('request');
+    await this.service.byInjectedSession('injected');
+    await this.service.independent('requires-new');
+    return 'ok';
+  }
+
+  @Post('fail')
+  async fail() {
+    await this.context.session().insert(Example, { text: 'failed request' });
+    throw new Error('the handler fails');
+  }
+
+  /** The seed example's handler: five independent sessions at once. */
+  @Post('parallel')
+  async parallel() {
+    const branches = [1, 2, 3, 4, 5].map((n) =>
+      this.factory.atomic(async (manager) => {
+        await manager.insert(Example, { text: `parallel ${n}` });
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }),
+    );
+    await Promise.all(branches);
+    return 'ok';
+  }
+
+  @Post('nested')
+  async nested() {
+    await this.context.session().insert(Example, { text: 'outer' });
+    await this.context
+      .atomic(
+        async (manager) => {
+          await manager.insert(Example, { text: 'nested, rolled back' });
+          throw new Error('inner fails');
+        },
+        { propagation: Propagation.NESTED },
+      )
+      .catch(() => undefined);
+    return 'ok';
+  }
+
+  @Post('after-commit')
+  async afterCommit() {
+    const session = this.context.session();
+    await session.insert(Example, { text: 'with callback' });
+    this.context.afterCommit(async () => {
+      const rows: Array<{ n: string }> = await session.connection.query(
+        'SELECT count(*) AS n FROM example',
+      );
+      seen.afterCommitRows.push(Number(rows[0]!.n));
+    });
+    return 'ok';
+  }
+
+  @Get('slow')
+  async slow() {
+    await this.context.session().insert(Example, { text: 'slow' });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    return 'ok';
+  }
+
+  @MessagePattern('insert')
+  async message(text: string) {
+    await this.context.session().insert(Example, { text });
+    return 'stored';
+  }
+}
+
+@Module({
+  imports: [TypeOrmContextModule.forFeature([Example])],
+  controllers: [KitController],
+  providers: [KitService],
+})
+export class KitModule {}
