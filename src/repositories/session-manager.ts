@@ -1,6 +1,16 @@
 import { EntityManager } from 'typeorm';
 import type { SessionRuntime } from '../context/session-runtime.js';
 
+/** What Nest asks every provider for: never a manager's member, never resolved to a session. */
+const PROBES = new Set<PropertyKey>([
+  'then',
+  'onModuleInit',
+  'onApplicationBootstrap',
+  'onModuleDestroy',
+  'beforeApplicationShutdown',
+  'onApplicationShutdown',
+]);
+
 /**
  * An `EntityManager` that forwards every property access to the manager current at the call
  * (the context's session, or the data source's own manager outside any context).
@@ -9,8 +19,9 @@ export function sessionManager(runtime: SessionRuntime, name: string): EntityMan
   const blank = Object.create(EntityManager.prototype) as EntityManager;
   return new Proxy(blank, {
     get(target, key) {
-      // Nest probes providers for `then` and lifecycle hooks before the data sources are ready.
-      if (key === 'then' || !runtime.ready) return Reflect.get(target, key) as unknown;
+      // Nest probes providers for `then` and lifecycle hooks, also before the data sources are
+      // ready and after the module shut down: those never reach a session.
+      if (PROBES.has(key) || !runtime.ready) return Reflect.get(target, key) as unknown;
       const manager = runtime.manager(name);
       const value = Reflect.get(manager, key, manager) as unknown;
       return typeof value === 'function' ? (value as () => unknown).bind(manager) : value;

@@ -1,5 +1,7 @@
 import { Controller, Post } from '@nestjs/common';
-import { SessionContext } from '../../src/index.js';
+import type { EntityManager } from 'typeorm';
+import { InjectSession, SessionContext, TypeOrmContextModule } from '../../src/index.js';
+import { Example } from '../support/example.entity.js';
 import { createTestApp } from '../support/create-app.js';
 import { type Engine, engines } from '../support/engines.js';
 
@@ -33,5 +35,31 @@ describe.each(engines)('application shutdown ($name)', (engine) => {
     await closing.done;
     expect(Date.now() - started).toBeLessThan(5000);
     expect(t.dataSource.isInitialized).toBe(false);
+  });
+});
+
+describe.each(engines)('application shutdown with injected sessions ($name)', (engine) => {
+  it('app.close() with @InjectSession() and forFeature() providers resolves (Nest probes their hooks)', async () => {
+    @Controller()
+    class Probed {
+      constructor(@InjectSession() readonly session: EntityManager) {}
+    }
+    const t = await createTestApp(engine, {
+      controllers: [Probed],
+      imports: [TypeOrmContextModule.forFeature([Example])],
+    });
+    const probed = t.app.get(Probed);
+    await expect(t.close()).resolves.toBeUndefined();
+    expect(t.dataSource.isInitialized).toBe(false);
+    // Nest probes every provider for its hooks, in an order that may come after this module shut
+    // down: the probe must not try to resolve a session (it threw 'has shut down' in the sample).
+    const hooks = [
+      'onModuleDestroy',
+      'beforeApplicationShutdown',
+      'onApplicationShutdown',
+    ] as const;
+    for (const hook of hooks) {
+      expect((probed.session as unknown as Record<string, unknown>)[hook]).toBeUndefined();
+    }
   });
 });
