@@ -7,7 +7,7 @@ import { NotesController } from './notes.controller.js';
 import { NotesService } from './notes.service.js';
 import { ParallelController } from './parallel.controller.js';
 import { ReportJob } from './report.job.js';
-import { TypeOrmContextModule } from '../../dist/index.js';
+import { TypeOrmContextModule } from 'nestjs-typeorm-context';
 
 @Module({})
 export class AppModule {

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { AuditEntry } from './entities.js';
-import { Propagation, SessionContext, Transactional } from '../../dist/index.js';
+import { Propagation, SessionContext, Transactional } from 'nestjs-typeorm-context';
 
 @Injectable()
 export class AuditService {

@@ -3,7 +3,8 @@ import { NestFactory } from '@nestjs/core';
 import { AppModule } from './app.module.js';
 import { ReportJob } from './report.job.js';
 import { seedUsers } from './seed.js';
-import { SessionContext, SessionFactory } from '../../dist/index.js';
+import { SessionContext, SessionFactory } from 'nestjs-typeorm-context';
+import { database } from './dev-database.js';
 
 const curlLines = (url: string) => [
   `# auto-commit: create a note, list the notes`,
@@ -24,11 +25,10 @@ const curlLines = (url: string) => [
   `curl -s ${url}/me -H 'authorization: Bearer alice-token'`,
 ];
 
-/** Boots the app on `databaseUrl`; the caller (start.mjs) closes it on SIGINT/SIGTERM. */
-export async function bootstrap(databaseUrl: string, port: number) {
-  const app = await NestFactory.create(AppModule.forRoot(databaseUrl), {
-    logger: ['error', 'warn'],
-  });
+/** Boots the sample: database, app, seed data and a first report, then listens. */
+async function bootstrap(): Promise<void> {
+  const db = await database();
+  const app = await NestFactory.create(AppModule.forRoot(db.url), { logger: ['error', 'warn'] });
   await app.init(); // the sessions are ready once the app is initialized
 
   // Outside any request: a script function with runInNewContext(), a job with @Transactional().
@@ -36,8 +36,22 @@ export async function bootstrap(databaseUrl: string, port: number) {
   console.log(`[seed] ${users} user(s)`);
   await app.get(ReportJob).run();
 
+  const port = Number(process.env.PORT ?? 3000);
   await app.listen(port, '127.0.0.1');
   const url = `http://127.0.0.1:${port}`;
   console.log(`\nSample app on ${url} (Ctrl+C to stop). Try:\n\n${curlLines(url).join('\n')}\n`);
-  return app;
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`\n${signal}: closing the app and the database ...`);
+    await app.close();
+    await db.stop();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
 }
+
+await bootstrap();

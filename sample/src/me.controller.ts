@@ -1,6 +1,6 @@
 import { Controller, Get, Req, UseGuards } from '@nestjs/common';
 import { type AuthenticatedRequest, CurrentUserGuard } from './current-user.guard.js';
-import { SessionContext } from '../../dist/index.js';
+import { SessionContext } from 'nestjs-typeorm-context';
 
 @Controller('me')
 export class MeController {

@@ -1,7 +1,7 @@
 import { Injectable, InternalServerErrorException } from '@nestjs/common';
 import { AuditService } from './audit.service.js';
 import { Note } from './entities.js';
-import { Propagation, SessionContext, Transactional } from '../../dist/index.js';
+import { Propagation, SessionContext, Transactional } from 'nestjs-typeorm-context';
 
 @Injectable()
 export class NotesService {

@@ -1,6 +1,6 @@
 import { Controller, Get, ParseIntPipe, Query } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
-import { SessionContext, SessionFactory } from '../../dist/index.js';
+import { SessionContext, SessionFactory } from 'nestjs-typeorm-context';
 
 const SLEEP = 'SELECT pg_backend_pid() AS pid, pg_sleep(0.2)';
 

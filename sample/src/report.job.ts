@@ -1,6 +1,6 @@
 import { Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import { AuditEntry, Note } from './entities.js';
-import { SessionContext, Transactional } from '../../dist/index.js';
+import { SessionContext, Transactional } from 'nestjs-typeorm-context';
 
 /**
  * A cron-like job: no request, so @Transactional() opens a context (and a read-only

@@ -1,5 +1,5 @@
 import { User } from './entities.js';
-import { SessionContext, SessionFactory } from '../../dist/index.js';
+import { SessionContext, SessionFactory } from 'nestjs-typeorm-context';
 
 /**
  * A script function outside any request: runInNewContext() gives it a context of its own, so

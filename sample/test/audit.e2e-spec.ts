@@ -1,0 +1,40 @@
+import type { INestApplication } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import request from 'supertest';
+import { DataSource } from 'typeorm';
+import { AppModule } from '../src/app.module.js';
+import { AuditEntry, Note } from '../src/entities.js';
+
+/**
+ * What a test transaction cannot show: an audit entry written with REQUIRES_NEW survives its
+ * caller's rollback only through a COMMIT of its own. Against the real pool, cleaning up itself.
+ */
+describe('sample app, against the real pool', () => {
+  let app: INestApplication;
+  let dataSource: DataSource;
+
+  beforeAll(async () => {
+    const moduleRef = await Test.createTestingModule({
+      imports: [AppModule.forRoot(process.env.DATABASE_URL!)],
+    }).compile();
+    app = moduleRef.createNestApplication({ logger: false });
+    await app.init();
+    dataSource = app.get(DataSource);
+  });
+  beforeEach(() => dataSource.query('TRUNCATE note, audit_entry'));
+  afterAll(async () => {
+    await dataSource.query('TRUNCATE note, audit_entry');
+    await app.close();
+  });
+
+  it('POST /notes/audited with fail: the note is rolled back, its audit entry stays', async () => {
+    await request(app.getHttpServer())
+      .post('/notes/audited')
+      .send({ text: 'audited', fail: true })
+      .expect(500);
+    expect(await dataSource.getRepository(Note).count()).toBe(0);
+    expect(
+      (await dataSource.getRepository(AuditEntry).find()).map((entry) => entry.message),
+    ).toEqual(["create 'audited' attempted"]);
+  });
+});
