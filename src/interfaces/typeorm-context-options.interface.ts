@@ -1,7 +1,7 @@
 import type { EntityManager } from 'typeorm';
 
-/** A hook called with a session's `EntityManager` and its data source name. */
-export type SessionHook = (session: EntityManager, dataSource: string) => Promise<void> | void;
+/** A hook called with a session's `EntityManager` and its data source name; its result is awaited and ignored. */
+export type SessionHook = (session: EntityManager, dataSource: string) => unknown;
 
 /** Options of `TypeOrmContextModule.forRoot()` / `forRootAsync()`. */
 export interface TypeOrmContextModuleOptions {
