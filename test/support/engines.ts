@@ -66,7 +66,10 @@ export async function idleInTransaction(engine: Engine, dataSource: DataSource):
   const sql =
     engine.name === 'postgres'
       ? "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'"
-      : "SELECT count(*) AS n FROM information_schema.innodb_trx t JOIN information_schema.processlist p ON p.id = t.trx_mysql_thread_id WHERE p.command = 'Sleep'";
+      : "SELECT count(*) AS n FROM information_schema.innodb_trx t JOIN information_schema.processlist p ON p.id = t.trx_mysql_thread_id WHERE p.command = 'Sleep' AND p.db = DATABASE()";
+  // MariaDB refreshes innodb_trx only when it was not read for 0.1 s: a faster poll would keep
+  // reading the same stale snapshot.
+  if (engine.name === 'mariadb') await new Promise((resolve) => setTimeout(resolve, 120));
   const rows: Array<{ n: number | string }> = await dataSource.query(sql);
   return Number(rows[0]?.n);
 }
