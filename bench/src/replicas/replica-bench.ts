@@ -26,7 +26,7 @@ interface Result {
   p50: number;
   p99: number;
   errors: number;
-  /** Client connections per server: mean and peak while the load ran. */
+  /** Busy connections per server (pg_stat_activity state <> 'idle'): mean and peak while the load ran. */
   connections: Record<string, { mean: number; peak: number }>;
   /** Requests answered from each server. */
   placement: Record<string, number>;
@@ -147,7 +147,7 @@ function get(port: number, url: string): Promise<string> {
   });
 }
 
-/** Samples client connections to the bench database on each server every 100 ms. */
+/** Samples the busy (not idle: in a statement or a transaction) connections to the bench database on each server every 100 ms. */
 function sample(urls: string[], servers: Record<string, string>) {
   const counts = new Map<string, number[]>();
   let running = true;
@@ -157,7 +157,7 @@ function sample(urls: string[], servers: Record<string, string>) {
     while (running) {
       for (const client of clients) {
         const { rows } = await client.query(
-          "SELECT count(*)::int AS n, inet_server_port() AS port FROM pg_stat_activity WHERE datname = 'bench' AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
+          "SELECT count(*) FILTER (WHERE state <> 'idle')::int AS n, inet_server_port() AS port FROM pg_stat_activity WHERE datname = 'bench' AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
         );
         const name = servers[rows[0].port as number]!;
         counts.set(name, [...(counts.get(name) ?? []), rows[0].n as number]);
@@ -205,7 +205,7 @@ async function report(results: Result[], pgVersion: string): Promise<void> {
     `Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}; Node ${process.version}; embedded PostgreSQL ${pgVersion} (primary and standby on the same machine); commit ${git(['rev-parse', '--short', 'HEAD'])}${git(['status', '--porcelain']) ? ' (dirty)' : ''}.`,
     `Load: ${CONCURRENCY} requests in flight, ${SECONDS} s per cell, ${ROUNDS} rounds alternating the order; 9 of 10 requests GET /read (a read-only sessionFactory.atomic(), one SELECT by primary key), 1 of 10 POST /write (an INSERT in the request's unit of work). Pool size ${process.env.BENCH_POOL ?? 10} per server.`,
     '',
-    '| mode | req/s | p50 ms | p99 ms | errors | connections primary (mean / peak) | connections replica (mean / peak) | answered by primary | answered by replica |',
+    '| mode | req/s | p50 ms | p99 ms | errors | busy connections primary (mean / peak) | busy connections replica (mean / peak) | answered by primary | answered by replica |',
     '|---|---|---|---|---|---|---|---|---|',
     ...results.map((r) => {
       const c = (name: string) =>
