@@ -18,16 +18,25 @@ export const DEFAULT_ACQUIRE_TIMEOUT = 10_000;
 export type ResolvedModuleOptions = Required<
   Pick<
     TypeOrmContextModuleOptions,
-    'dataSources' | 'autoCommit' | 'middleware' | 'acquireTimeout' | 'callbackErrors' | 'guardPool'
+    | 'dataSources'
+    | 'autoCommit'
+    | 'middleware'
+    | 'acquireTimeout'
+    | 'callbackErrors'
+    | 'guardPool'
+    | 'replicaDown'
   >
 > &
-  Pick<TypeOrmContextModuleOptions, 'onSessionStart' | 'beforeCommit'>;
+  Pick<TypeOrmContextModuleOptions, 'onSessionStart' | 'beforeCommit' | 'readReplicas'>;
 
 /** Transaction options with every default applied. */
 export type ResolvedTransactionOptions = Required<
   Pick<TransactionOptions, 'dataSource' | 'propagation' | 'retry'>
 > &
-  Pick<TransactionOptions, 'isolationLevel' | 'readOnly' | 'timeout'>;
+  Pick<TransactionOptions, 'isolationLevel' | 'readOnly' | 'replica' | 'timeout'> & {
+    /** Who begins the transaction, for messages (`UsersService.report()`). */
+    label?: string;
+  };
 
 const ISOLATION_LEVELS: readonly IsolationLevel[] = [
   'READ UNCOMMITTED',
@@ -63,6 +72,7 @@ export function resolveModuleOptions(
     acquireTimeout = DEFAULT_ACQUIRE_TIMEOUT,
     callbackErrors = 'log',
     guardPool = false,
+    replicaDown = 'primary',
   } = options;
   const listOk =
     Array.isArray(dataSources) &&
@@ -97,6 +107,21 @@ export function resolveModuleOptions(
     callbackErrors,
     "'log' or 'throw'",
   );
+  check(
+    options.readReplicas === undefined ||
+      options.readReplicas === 'readOnly' ||
+      options.readReplicas === 'off',
+    'readReplicas',
+    options.readReplicas,
+    "'readOnly' or 'off' (there is no 'untilFirstWrite': a unit that read on a replica and then " +
+      'writes would write on what an older snapshot showed; see docs/scaling.md)',
+  );
+  check(
+    replicaDown === 'primary' || replicaDown === 'fail',
+    'replicaDown',
+    replicaDown,
+    "'primary' or 'fail'",
+  );
   return {
     dataSources: [...dataSources],
     autoCommit,
@@ -104,6 +129,8 @@ export function resolveModuleOptions(
     acquireTimeout,
     callbackErrors,
     guardPool,
+    replicaDown,
+    readReplicas: options.readReplicas,
     onSessionStart: options.onSessionStart,
     beforeCommit: options.beforeCommit,
   };
@@ -118,9 +145,11 @@ const MODULE_KEYS = [
   'acquireTimeout',
   'callbackErrors',
   'guardPool',
+  'readReplicas',
+  'replicaDown',
   'isGlobal',
 ] as const;
-const SESSION_KEYS = ['dataSource', 'isolationLevel', 'readOnly'] as const;
+const SESSION_KEYS = ['dataSource', 'isolationLevel', 'readOnly', 'replica'] as const;
 const TRANSACTION_KEYS = [...SESSION_KEYS, 'propagation', 'timeout', 'retry'] as const;
 /** Propagations that never begin a transaction, so options shaping one cannot apply. */
 const WITHOUT_TRANSACTION: readonly string[] = [
@@ -182,6 +211,13 @@ function checkCommon(options: SessionOptions, known: readonly string[], what: st
     `one of ${ISOLATION_LEVELS.map((l) => `'${l}'`).join(', ')}`,
   );
   check(isOptionalBoolean(options.readOnly), 'readOnly', options.readOnly, 'true or false');
+  check(isOptionalBoolean(options.replica), 'replica', options.replica, 'true or false');
+  check(
+    options.replica !== true || options.readOnly === true,
+    'replica',
+    options.replica,
+    'replica: true only with readOnly: true (a replica cannot write)',
+  );
 }
 
 /** Validates the options of `sessionFactory.open()`. */
@@ -201,6 +237,7 @@ export function resolveTransactionOptions(
     retry: options.retry ?? 0,
     isolationLevel: options.isolationLevel,
     readOnly: options.readOnly,
+    replica: options.replica,
     timeout: options.timeout,
   };
   check(
@@ -222,7 +259,7 @@ export function resolveTransactionOptions(
     'a number of milliseconds greater than 0',
   );
   if (WITHOUT_TRANSACTION.includes(resolved.propagation)) {
-    for (const key of ['isolationLevel', 'readOnly', 'timeout', 'retry'] as const) {
+    for (const key of ['isolationLevel', 'readOnly', 'replica', 'timeout', 'retry'] as const) {
       if (options[key] === undefined || (key === 'retry' && options.retry === 0)) continue;
       fail(
         `${key} with Propagation.${resolved.propagation}`,

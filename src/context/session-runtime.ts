@@ -12,6 +12,7 @@ import type { ResolvedModuleOptions } from '../typeorm-context.options.js';
 import { contextStorage } from './context-storage.js';
 import { logger, reportError } from './logger.js';
 import { guardPool } from '../session/pool-guard.js';
+import { replicaPoolsOf } from '../session/replica-setup.js';
 import { LazySession } from '../session/lazy-session.js';
 import type { ConnectionLender } from '../session/pooled-connection.js';
 import type { SessionHooks, SessionOwner } from '../session/session-hooks.js';
@@ -75,6 +76,8 @@ export class SessionRuntime implements OnModuleInit, OnApplicationShutdown {
       }
       this.dataSources.set(name, dataSource);
     }
+    const replicas = replicaPoolsOf(this.dataSources, this.options);
+    if (replicas.size > 0) this.hooks.replicas = (name) => replicas.get(name);
     this.initialized = true;
     SessionRuntime.active = this;
     SessionRuntime.shutDown = false;

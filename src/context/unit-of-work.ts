@@ -28,6 +28,26 @@ export class UnitOfWork {
   /** Called once, when the first session is created (the middleware arms its cleanup here). */
   onFirstSession?: () => void;
   private ending?: Promise<void>;
+  /** Data sources with replicas whose primary a transaction of this unit used (see `connection-route.ts`). */
+  private primaries?: Set<string>;
+
+  constructor(
+    /** The unit this one was opened in (`runInNewContext()` inside a request), if any. */
+    private readonly parent?: UnitOfWork,
+  ) {}
+
+  /** Whether this unit, or one it was opened in, used the primary of `dataSource`. */
+  usedPrimary(dataSource: string): boolean {
+    return (
+      this.primaries?.has(dataSource) === true || this.parent?.usedPrimary(dataSource) === true
+    );
+  }
+
+  /** Notes that a transaction of this unit runs on the primary of `dataSource` (so do the units it runs in). */
+  notePrimary(dataSource: string): void {
+    (this.primaries ??= new Set()).add(dataSource);
+    this.parent?.notePrimary(dataSource);
+  }
 
   /** The session for `dataSource`, created by `create` on first use (or after it was released). */
   session(dataSource: string, create: () => LazySession): LazySession {

@@ -5,6 +5,8 @@ export * from './connection-lost.error.js';
 export * from './invalid-option.error.js';
 export * from './module-not-initialized.error.js';
 export * from './no-session-context.error.js';
+export * from './replica-unavailable.error.js';
+export * from './replica-write.error.js';
 export * from './rollback-only.error.js';
 export * from './session-busy.error.js';
 export * from './session-closed.error.js';

@@ -115,6 +115,22 @@ export const messages = {
     'Another session holds it and does not end: most likely it waits for this one (the two would ' +
     'run in parallel on two connections without the test transaction). Await the first before ' +
     'starting the second, or test this code path against a real pool (without TestTransaction).',
+  replicaWrite: (dataSource: string, label: string, statement: string) =>
+    `${statement} refused: the read-only transaction of data source '${dataSource}' begun by ` +
+    `${label} runs on a replica (readOnly: true sends it there, readReplicas: 'readOnly'), and a ` +
+    'replica cannot write. Remove readOnly: true from that transaction (it then runs on the ' +
+    'primary), or do the write in a transaction of its own without readOnly ' +
+    '(Propagation.REQUIRES_NEW, sessionFactory.atomic()).',
+  replicaUnavailable: (dataSource: string, replicas: number) =>
+    `No replica of data source '${dataSource}' accepted a connection (${replicas} configured in ` +
+    "TypeORM's replication.slaves; the cause is the last driver error), and the module option " +
+    "replicaDown is 'fail'. Set replicaDown: 'primary' in TypeOrmContextModule.forRoot() to run " +
+    'read-only transactions on the primary during an outage, or pass { readOnly: true, ' +
+    'replica: false } to keep this one on the primary.',
+  replicasUnsupported: (dataSource: string, type: string) =>
+    `Data source '${dataSource}' (${type}) has TypeORM replication, but routing read-only ` +
+    "transactions to replicas (readReplicas: 'readOnly') is PostgreSQL-only. Set readReplicas: " +
+    "'off' (every transaction on the primary, as before), or leave the option out.",
   blockSessionClose: (dataSource: string) =>
     `close('${dataSource}') inside a REQUIRES_NEW block: the block owns that session and closes it ` +
     'when it ends. Call close() outside the block.',

@@ -23,8 +23,9 @@ export class SessionFactory {
    * back if it rejects, always released. Works inside or outside any other context.
    */
   runInNewContext<T>(fn: () => Promise<T> | T): Promise<T> {
-    const unit = new UnitOfWork();
-    return contextStorage.run(ContextFrame.forUnit(unit, contextStorage.getStore()), async () => {
+    const outer = contextStorage.getStore();
+    const unit = new UnitOfWork(outer?.unit);
+    return contextStorage.run(ContextFrame.forUnit(unit, outer), async () => {
       let result: T;
       try {
         result = await fn();
@@ -44,10 +45,9 @@ export class SessionFactory {
   /** A new independent session (sync and lazy); the caller commits and closes it. */
   open(options: SessionOptions = {}): Session {
     checkSessionOptions(options);
-    const { dataSource = DEFAULT_DATA_SOURCE, isolationLevel, readOnly } = options;
-    return new Session(
-      this.runtime.createSession(dataSource, 'factory', { isolationLevel, readOnly }),
-    );
+    const { dataSource = DEFAULT_DATA_SOURCE, isolationLevel, readOnly, replica } = options;
+    const begin = { isolationLevel, readOnly, replica, label: 'sessionFactory.open()' };
+    return new Session(this.runtime.createSession(dataSource, 'factory', begin));
   }
 
   /**
@@ -55,6 +55,11 @@ export class SessionFactory {
    * when `fn` resolves and rolled back if it rejects. Inside `fn` it is the current session.
    */
   atomic<T>(fn: SessionCallback<T>, options?: TransactionOptions): Promise<T> {
-    return this.runtime.transactions.run(options, fn, Propagation.REQUIRES_NEW);
+    return this.runtime.transactions.run(
+      options,
+      fn,
+      Propagation.REQUIRES_NEW,
+      'sessionFactory.atomic()',
+    );
   }
 }

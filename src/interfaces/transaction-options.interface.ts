@@ -15,6 +15,11 @@ export interface TransactionOptions {
   isolationLevel?: IsolationLevel;
   /** Begin the transaction READ ONLY, so the database refuses writes. Default: `false`. */
   readOnly?: boolean;
+  /**
+   * With `readOnly: true` on a data source with replicas: `false` keeps the transaction on the
+   * primary (it must see the latest commits). Default: `true` (a replica).
+   */
+  replica?: boolean;
   /** Milliseconds after which the block is cancelled and rolled back. Default: none. */
   timeout?: number;
   /** Re-runs on a serialization failure or deadlock, only when the block owns its transaction. Default: `0`. */
@@ -29,6 +34,8 @@ export interface SessionOptions {
   isolationLevel?: IsolationLevel;
   /** Begin the session's transactions READ ONLY. Default: `false`. */
   readOnly?: boolean;
+  /** With `readOnly: true`: `false` keeps the session's transactions on the primary. Default: `true`. */
+  replica?: boolean;
 }
 
 /** A block of work that receives the session's `EntityManager`. */

@@ -34,4 +34,18 @@ export interface TypeOrmContextModuleOptions {
    * own sessions are always guarded. Default: `false`.
    */
   guardPool?: boolean;
+  /**
+   * Where transactions of a data source with TypeORM `replication: { master, slaves }` run:
+   * `'readOnly'` sends a transaction begun with `readOnly: true` to a replica (unless its unit of
+   * work used the primary already, or the call says `replica: false`), everything else to the
+   * primary; `'off'` keeps every transaction on the primary. PostgreSQL only. Default: `'readOnly'`
+   * on PostgreSQL, `'off'` elsewhere.
+   */
+  readReplicas?: 'readOnly' | 'off';
+  /**
+   * What a read-only transaction does when no replica accepts a connection: `'primary'` runs it on
+   * the primary (logged once per outage), `'fail'` fails it with `ReplicaUnavailableError`.
+   * Default: `'primary'`.
+   */
+  replicaDown?: 'primary' | 'fail';
 }

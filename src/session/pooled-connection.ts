@@ -90,7 +90,8 @@ interface PoolDriver {
   mysql?: { Connection: SideConnectionClass };
 }
 
-interface PgPool {
+/** pg-pool, as far as sessions take connections from it. */
+export interface PgPool {
   connect(
     callback: (
       error: Error | undefined,
@@ -103,15 +104,7 @@ interface PgPool {
 /** Takes a connection from the data source's primary pool, guarded (see `PooledConnection`). */
 export function takeConnection(dataSource: DataSource): Promise<PooledConnection> {
   const driver = dataSource.driver as unknown as PoolDriver;
-  if (isPostgres(dataSource.options.type) && driver.master) {
-    const pool = driver.master;
-    return new Promise((resolve, reject) =>
-      pool.connect((error, client, release) => {
-        if (error) return reject(error);
-        resolve(new PooledConnection(client, release, async (cause) => release(cause)));
-      }),
-    );
-  }
+  if (isPostgres(dataSource.options.type) && driver.master) return connectPg(driver.master);
   // mysql2: TypeORM's own callback attaches a listener for the connection's whole life.
   return driver.obtainMasterConnection().then((connection) => {
     const raw = connection as DriverConnection;
@@ -124,6 +117,16 @@ export function takeConnection(dataSource: DataSource): Promise<PooledConnection
       },
     );
   });
+}
+
+/** Takes a connection from a pg pool (the primary's or a replica's), guarded. */
+export function connectPg(pool: PgPool): Promise<PooledConnection> {
+  return new Promise((resolve, reject) =>
+    pool.connect((error, client, release) => {
+      if (error) return reject(error);
+      resolve(new PooledConnection(client, release, async (cause) => release(cause)));
+    }),
+  );
 }
 
 /** A mysql2 connection class, enough to open a short-lived side connection. */

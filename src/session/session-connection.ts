@@ -6,6 +6,7 @@ import {
   type TransactionStatements,
   takeConnection,
 } from './pooled-connection.js';
+import type { ReplicaPools } from './replica-pools.js';
 import { poolHasRoom } from './transaction-dialect.js';
 
 /** Arguments of `QueryRunner.query()` and `QueryRunner.stream()`. */
@@ -50,6 +51,8 @@ export class SessionConnection {
   private pooled?: HeldConnection;
   /** True while a connection is on its way from the pool. */
   acquiring = false;
+  /** True while the held connection is a replica's. */
+  onReplica = false;
 
   constructor(
     private readonly dataSource: DataSource,
@@ -89,15 +92,26 @@ export class SessionConnection {
    * Takes a pooled connection: at once when the pool has room, else waiting at most `ms`.
    * Resolves `false` on timeout; a connection that arrives later goes back to the pool. A
    * connection the server dropped before it was used (an outage) is dropped and another taken.
+   * With `replicas` (see `connection-route.ts`), a replica's first; the primary's when none answers.
    */
   async acquire(
     ms: number,
     lender?: ConnectionLender,
     session?: unknown,
     frame?: unknown,
+    replicas?: ReplicaPools,
   ): Promise<boolean> {
     this.acquiring = true;
     try {
+      if (replicas) {
+        const taken = await replicas.take(ms);
+        if (taken === 'busy') return false;
+        if (taken !== 'down') {
+          this.lend(taken);
+          this.onReplica = true;
+          return true;
+        }
+      }
       if (lender) {
         const lent = await within(lender.lend(session, frame), ms, (late) => late.release());
         if (lent === undefined) return false;
@@ -196,6 +210,7 @@ export class SessionConnection {
     const pooled = this.pooled;
     if (pooled === undefined) return undefined;
     this.pooled = undefined;
+    this.onReplica = false;
     pooled.onError = undefined;
     this.runner.databaseConnection = undefined;
     this.runner.databaseConnectionPromise = undefined;

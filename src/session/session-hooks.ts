@@ -1,5 +1,6 @@
 import type { SessionHook } from '../interfaces/typeorm-context-options.interface.js';
 import type { ConnectionLender } from './pooled-connection.js';
+import type { ReplicaPools } from './replica-pools.js';
 import type { CallbackPolicy } from './transaction-callbacks.js';
 
 /** The module-level hooks every session runs, and what to do with its callbacks' errors. */
@@ -10,6 +11,8 @@ export interface SessionHooks extends CallbackPolicy {
   acquireTimeout?: number;
   /** Who lends connections of `dataSource` instead of its pool, if anyone (a test transaction). */
   lender?(dataSource: string): ConnectionLender | undefined;
+  /** The replicas of `dataSource` read-only transactions may run on; absent when none has any. */
+  replicas?(dataSource: string): ReplicaPools | undefined;
 }
 
 /** Who owns a session, which decides the advice a late use gets. */

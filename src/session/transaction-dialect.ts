@@ -9,6 +9,10 @@ export interface BeginOptions {
   readOnly?: boolean;
   /** Milliseconds after which PostgreSQL cancels a statement of this transaction. */
   timeout?: number;
+  /** With `readOnly`: `false` keeps the transaction on the primary (see `connection-route.ts`). */
+  replica?: boolean;
+  /** Who begins the transaction, for messages (`UsersService.report()`, `sessionFactory.atomic()`). */
+  label?: string;
 }
 
 const POSTGRES = new Set(['postgres', 'cockroachdb', 'aurora-postgres']);

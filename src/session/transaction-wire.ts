@@ -11,6 +11,9 @@ import { DEFAULT_ACQUIRE_TIMEOUT } from '../typeorm-context.options.js';
 import type { Block } from './block.js';
 import type { Lane } from './lane.js';
 import type { LazySession } from './lazy-session.js';
+import { replicaFor } from './connection-route.js';
+import type { ReplicaPools } from './replica-pools.js';
+import { replicaRefusal, writeOnReplica } from './replica-writes.js';
 import { Savepoints } from './savepoints.js';
 import { type QueryArgs, SessionConnection, type StreamArgs } from './session-connection.js';
 import type { SessionHooks } from './session-hooks.js';
@@ -42,6 +45,9 @@ export class TransactionWire {
   private readonly steps: SessionSteps;
   private readonly type: string;
   private readonly beginSql: string[];
+  /** The data source's replicas, when it has any; `begin` says whether this session wants one. */
+  private readonly replicas?: ReplicaPools;
+  private readonly request: BeginOptions;
 
   constructor(
     private readonly session: LazySession,
@@ -60,6 +66,8 @@ export class TransactionWire {
       begin.isolationLevel ??
       (dataSource.options as { isolationLevel?: IsolationLevel }).isolationLevel;
     this.beginSql = beginStatements(this.type, { ...begin, isolationLevel });
+    this.replicas = hooks.replicas?.(session.dataSourceName);
+    this.request = this.replicas ? { ...begin, isolationLevel } : begin;
   }
 
   /** The session's QueryRunner. */
@@ -107,7 +115,11 @@ export class TransactionWire {
    * sends it in a step of the ending itself) or the server rolled the transaction back.
    */
   send(args: QueryArgs, block: Block, inStep = false): Promise<unknown> {
-    const refusal = this.refusal(block, inStep);
+    const refusal =
+      this.refusal(block, inStep) ??
+      (this.connection.onReplica
+        ? writeOnReplica(args[0], this.name, this.request.label)
+        : undefined);
     return refusal ? Promise.reject(refusal) : this.connection.query(args);
   }
 
@@ -125,7 +137,10 @@ export class TransactionWire {
     if (isConnectionLost(this.type, error) && (this.open || this.connection.held)) {
       return this.lose(error);
     }
-    if (!this.open || !abortsTransaction(this.type, error)) return undefined;
+    const clearer = this.connection.onReplica
+      ? replicaRefusal(error, this.name, this.request.label)
+      : undefined;
+    if (!this.open || !abortsTransaction(this.type, error)) return clearer;
     if (rolledBackByServer(this.type, error)) {
       block.root.broken ??= new TransactionAbortedError(
         messages.transactionAborted(this.name, false),
@@ -134,7 +149,7 @@ export class TransactionWire {
         },
       );
     } else block.aborted ??= error;
-    return undefined;
+    return clearer;
   }
 
   /** Takes a connection and begins a transaction: BEGIN, TypeORM's start events, `onSessionStart`. */
@@ -257,8 +272,9 @@ export class TransactionWire {
     const ms = this.hooks.acquireTimeout ?? DEFAULT_ACQUIRE_TIMEOUT;
     const lender = this.hooks.lender?.(this.name);
     const frame = contextStorage.getStore();
+    const replicas = replicaFor(this.replicas, lender, this.request, frame?.unit, this.name);
     const acquired = await this.connection
-      .acquire(ms, lender, this.session, frame)
+      .acquire(ms, lender, this.session, frame, replicas)
       .catch((error: unknown) => {
         if (!isConnectionLost(this.type, error)) throw error;
         throw new ConnectionLostError(messages.connectionLost(this.name), { cause: error });
@@ -272,7 +288,11 @@ export class TransactionWire {
       );
     }
     const ended = this.ended();
-    if (ended === undefined) return;
+    if (ended === undefined) {
+      if (this.replicas && !lender && !this.connection.onReplica)
+        frame?.unit?.notePrimary(this.name);
+      return;
+    }
     this.connection.release();
     throw ended;
   }

@@ -38,9 +38,12 @@ export class TransactionRunner {
     options: TransactionOptions | undefined,
     fn: SessionCallback<T>,
     defaultPropagation: Propagation = Propagation.REQUIRED,
+    label?: string,
   ): Promise<T> {
     try {
-      return this.decide(resolveTransactionOptions(options, defaultPropagation), options, fn);
+      const resolved = resolveTransactionOptions(options, defaultPropagation);
+      if (label !== undefined) resolved.label = label;
+      return this.decide(resolved, options, fn);
     } catch (error) {
       return Promise.reject(error as Error);
     }
@@ -162,8 +165,8 @@ export class TransactionRunner {
     frame: ContextFrame | undefined,
     outcome: { partlyCommitted: boolean },
   ): Promise<T> {
-    const { dataSource: name, isolationLevel, readOnly, timeout } = options;
-    const begin = { isolationLevel, readOnly, timeout };
+    const { dataSource: name, isolationLevel, readOnly, replica, timeout, label } = options;
+    const begin = { isolationLevel, readOnly, replica, timeout, label };
     if (frame?.unit !== undefined) {
       // Inside a context: an independent session, current only for the code of this block.
       const unit = frame.unit;
@@ -268,7 +271,7 @@ export class TransactionRunner {
     what: string,
   ): void {
     if (raw === undefined || this.warned.has(raw)) return;
-    const ignored = (['isolationLevel', 'readOnly', 'timeout'] as const).filter(
+    const ignored = (['isolationLevel', 'readOnly', 'replica', 'timeout'] as const).filter(
       (key) => options[key] !== undefined,
     );
     if (options.retry > 0) ignored.push('retry' as never);

@@ -12,7 +12,7 @@ import { copyMethodMetadata } from './copy-method-metadata.js';
  */
 export function Transactional(options?: TransactionOptions): MethodDecorator {
   const resolved = resolveTransactionOptions(options);
-  return (_target, key, descriptor: PropertyDescriptor) => {
+  return (target, key, descriptor: PropertyDescriptor) => {
     const original: unknown = descriptor.value;
     if (typeof original !== 'function') {
       throw new InvalidOptionError(
@@ -20,6 +20,8 @@ export function Transactional(options?: TransactionOptions): MethodDecorator {
       );
     }
     const method = original as (...args: unknown[]) => unknown;
+    const owner = typeof target === 'function' ? target.name : target.constructor.name;
+    const named = { ...resolved, label: `${owner}.${String(key)}()` };
     // A plain function is cheaper to call than a Proxy; name, length and metadata are copied.
     const wrapped = function (this: unknown, ...args: unknown[]) {
       let runtime: SessionRuntime;
@@ -28,7 +30,7 @@ export function Transactional(options?: TransactionOptions): MethodDecorator {
       } catch (error) {
         return Promise.reject(error as Error); // always a Promise, even before the app started
       }
-      return runtime.transactions.runResolved(resolved, options, () => method.apply(this, args));
+      return runtime.transactions.runResolved(named, options, () => method.apply(this, args));
     };
     Object.defineProperty(wrapped, 'name', { value: method.name });
     Object.defineProperty(wrapped, 'length', { value: method.length });

