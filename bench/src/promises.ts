@@ -20,15 +20,24 @@ const ENDPOINTS = [
   { path: 'write', method: 'POST' },
   { path: 'chain', method: 'GET' },
   { path: 'parallel', method: 'GET' },
+  { path: 'multi', method: 'GET' },
+  { path: 'deep', method: 'GET' },
+  { path: 'fanout', method: 'GET' },
 ] as const;
 const previousDist = process.env.BENCH_PREVIOUS;
 const VARIANTS = [
   'baseline',
   'context-floor',
   'nestjs-typeorm-context',
+  'ntc-repositories',
+  'ntc-inject-session',
   'nestjs-cls',
   'typeorm-transactional',
   ...(previousDist ? ['previous'] : []),
+  // The other library paths on the previous build: only when BENCH_VARIANTS names them.
+  ...(previousDist && process.env.BENCH_VARIANTS
+    ? ['previous-ntc-repositories', 'previous-ntc-inject-session']
+    : []),
 ].filter(
   (name) => !process.env.BENCH_VARIANTS || process.env.BENCH_VARIANTS.split(',').includes(name),
 );
@@ -36,21 +45,19 @@ const VARIANTS = [
 function start(
   variant: string,
 ): Promise<{ child: ChildProcess; stats(reset?: boolean): Promise<ServerStats> }> {
-  const previous = variant === 'previous';
-  const child = fork(
-    path.join(here, 'server.js'),
-    [previous ? 'nestjs-typeorm-context' : variant, String(PORT)],
-    {
-      env: {
-        ...process.env,
-        BENCH_COUNT_PROMISES: '1',
-        BENCH_LIBRARY: previous ? 'dist-previous' : 'dist',
-      },
-      execArgv: ['--no-warnings'],
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      cwd: benchDir,
+  const previous = variant === 'previous' || variant.startsWith('previous-');
+  const file =
+    variant === 'previous' ? 'nestjs-typeorm-context' : variant.replace(/^previous-/, '');
+  const child = fork(path.join(here, 'server.js'), [file, String(PORT)], {
+    env: {
+      ...process.env,
+      BENCH_COUNT_PROMISES: '1',
+      BENCH_LIBRARY: previous ? 'dist-previous' : 'dist',
     },
-  );
+    execArgv: ['--no-warnings'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    cwd: benchDir,
+  });
   const next = (type: string) =>
     new Promise<any>((resolve) => {
       const listener = (message: { type: string; stats?: ServerStats }) => {

@@ -11,7 +11,16 @@ import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import pg from 'pg';
 import type { ServerCommand, ServerStats } from './server.js';
-import { DATABASE_URL, POOL_SIZE, SEED_ROWS, SLEEP_SECONDS, TABLE } from './shared.js';
+import { perCallTable } from './derived.js';
+import {
+  DATABASE_URL,
+  DEPTH,
+  FANOUT,
+  POOL_SIZE,
+  SEED_ROWS,
+  SLEEP_SECONDS,
+  TABLE,
+} from './shared.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 // Compiled to bench/.tmp/js/bench/ (so that ../../../dist is the snapshot bench/.tmp/dist).
@@ -26,18 +35,31 @@ const WARMUP = quick ? 1 : 1;
 const FIRST_WARMUP = quick ? 1 : 2;
 const PORT = Number(process.env.BENCH_PORT ?? 3917);
 const OURS = 'nestjs-typeorm-context';
+/** The same app on this library's other paths (bench/src/variants/ntc-app.ts). */
+const REPOSITORIES = 'ntc-repositories';
+const INJECT_SESSION = 'ntc-inject-session';
+const LIBRARY_PATHS = [OURS, REPOSITORIES, INJECT_SESSION];
 /** This library built from another commit (`BENCH_PREVIOUS=<its dist/>`), measured next to OURS. */
 const PREVIOUS = 'previous';
 const previousDist = process.env.BENCH_PREVIOUS;
+/** The other paths on the previous build: only when BENCH_VARIANTS names them. */
+const PREVIOUS_PATHS = [`${PREVIOUS}-${REPOSITORIES}`, `${PREVIOUS}-${INJECT_SESSION}`];
+/** The variant file a variant runs (`previous*` run a library variant on dist-previous/). */
+const variantFile = (variant: string) =>
+  variant === PREVIOUS ? OURS : variant.replace(/^previous-/, '');
+const isPrevious = (variant: string) => variant === PREVIOUS || variant.startsWith('previous-');
 
 const VARIANTS = [
   'baseline',
   'context-floor',
   OURS,
+  REPOSITORIES,
+  INJECT_SESSION,
   'nestjs-cls',
   'typeorm-transactional',
   'request-scope',
   ...(previousDist ? [PREVIOUS] : []),
+  ...(previousDist && process.env.BENCH_VARIANTS ? PREVIOUS_PATHS : []),
 ].filter(
   (name) => !process.env.BENCH_VARIANTS || process.env.BENCH_VARIANTS.split(',').includes(name),
 );
@@ -45,11 +67,15 @@ const VARIANTS = [
 const VARIANT_LABELS: Record<string, string> = {
   baseline: 'baseline (QueryRunner per handler)',
   'context-floor': 'context-floor (baseline + empty ALS.run)',
-  [OURS]: '**nestjs-typeorm-context**',
+  [OURS]: '**nestjs-typeorm-context** (session())',
+  [REPOSITORIES]: '**nestjs-typeorm-context** (forFeature + @InjectRepository)',
+  [INJECT_SESSION]: '**nestjs-typeorm-context** (@InjectSession)',
   'nestjs-cls': '@nestjs-cls/transactional (typeorm adapter)',
   'typeorm-transactional': 'typeorm-transactional',
   'request-scope': 'Scope.REQUEST QueryRunner',
   [PREVIOUS]: 'nestjs-typeorm-context, previous build',
+  [PREVIOUS_PATHS[0]]: 'nestjs-typeorm-context (repositories), previous build',
+  [PREVIOUS_PATHS[1]]: 'nestjs-typeorm-context (@InjectSession), previous build',
 };
 
 interface Endpoint {
@@ -64,6 +90,9 @@ const ALL_ENDPOINTS: Endpoint[] = [
   { path: 'chain', method: 'GET' },
   { path: 'parallel', method: 'GET' },
   { path: 'commit-then-wait', method: 'POST' },
+  { path: 'multi', method: 'GET' },
+  { path: 'deep', method: 'GET' },
+  { path: 'fanout', method: 'GET' },
 ];
 /** The endpoints measured (BENCH_ENDPOINTS picks some). */
 const ENDPOINTS = ALL_ENDPOINTS.filter(
@@ -135,8 +164,8 @@ interface Server {
 
 function startServer(node: NodeBinary, variant: string, execArgv: string[] = []): Promise<Server> {
   // The previous build runs the very same variant code, importing the library from dist-previous/.
-  const previous = variant === PREVIOUS;
-  const child = fork(path.join(here, 'server.js'), [previous ? OURS : variant, String(PORT)], {
+  const previous = isPrevious(variant);
+  const child = fork(path.join(here, 'server.js'), [variantFile(variant), String(PORT)], {
     env: { ...process.env, BENCH_LIBRARY: previous ? 'dist-previous' : 'dist' },
     execPath: node.path,
     execArgv: ['--no-warnings', ...execArgv],
@@ -186,10 +215,14 @@ function startServer(node: NodeBinary, variant: string, execArgv: string[] = [])
   );
 }
 
-async function call(endpoint: Endpoint): Promise<{ status: number; body: any; ms: number }> {
+async function call(
+  endpoint: Endpoint,
+  signal?: AbortSignal,
+): Promise<{ status: number; body: any; ms: number }> {
   const started = performance.now();
   const response = await fetch(`http://127.0.0.1:${PORT}/${endpoint.path}`, {
     method: endpoint.method,
+    signal,
   });
   const text = await response.text();
   let body: unknown = text;
@@ -213,6 +246,49 @@ interface Verification {
   parallelWallMs: number;
   parallelServerMs: number;
   noopCheckouts: number;
+  /** /fanout under CONNECTIONS concurrent requests: wall ms, requests answered, distinct backends. */
+  fanoutBurst?: { ms: number; ok: number; distinctPids: number; perRequestDistinct: number };
+}
+
+/** Seconds CONNECTIONS concurrent /fanout requests may take before the burst counts as stuck. */
+const FANOUT_BURST_LIMIT_S = 20;
+
+/**
+ * /fanout under load: CONNECTIONS requests at once, each opening FANOUT independent sessions on a
+ * pool of POOL_SIZE. Every request must complete (no deadlock, no acquire timeout).
+ */
+async function fanoutBurst(
+  endpoint: Endpoint,
+  problems: string[],
+): Promise<Verification['fanoutBurst']> {
+  const started = performance.now();
+  const signal = AbortSignal.timeout(FANOUT_BURST_LIMIT_S * 1000);
+  const answers = await Promise.allSettled(
+    Array.from({ length: CONNECTIONS }, () => call(endpoint, signal)),
+  );
+  const ms = performance.now() - started;
+  const pids = new Set<number>();
+  let ok = 0;
+  let perRequest = 0;
+  for (const answer of answers) {
+    if (answer.status !== 'fulfilled' || answer.value.status >= 300) continue;
+    const got: number[] = answer.value.body?.pids ?? [];
+    if (got.length !== FANOUT) continue;
+    ok += 1;
+    got.forEach((pid) => pids.add(pid));
+    perRequest += new Set(got).size;
+  }
+  if (ok !== CONNECTIONS) {
+    const failure = answers.find((a) => a.status === 'rejected' || a.value.status >= 300);
+    const detail =
+      failure?.status === 'rejected'
+        ? String((failure.reason as Error)?.message ?? failure.reason)
+        : JSON.stringify(failure?.value.body).slice(0, 300);
+    problems.push(
+      `/fanout: ${ok} of ${CONNECTIONS} concurrent requests completed with ${FANOUT} results in ${fmt(ms)} ms (pool ${POOL_SIZE}): ${detail}`,
+    );
+  }
+  return { ms, ok, distinctPids: pids.size, perRequestDistinct: ok ? perRequest / ok : NaN };
 }
 
 /** Correctness before timing, so that a fast wrong variant cannot win. */
@@ -254,6 +330,25 @@ async function verify(server: Server): Promise<Verification> {
     }
   });
 
+  const multi = (await call(byPath.multi)).body;
+  const txs: string[] = multi?.tx ?? [];
+  if (txs.length !== 3 || !txs[0] || new Set(txs).size !== 1) {
+    problems.push(
+      `/multi: the three queries ran in different transactions (${JSON.stringify(multi)})`,
+    );
+  }
+  const deep = (await call(byPath.deep)).body;
+  if (deep?.calls !== DEPTH || !deep.first || deep.first !== deep.last) {
+    problems.push(
+      `/deep: not ${DEPTH} calls in one transaction (first and last query's transaction differ: ${JSON.stringify(deep)})`,
+    );
+  }
+  const fanout = (await call(byPath.fanout)).body;
+  const fanoutPids: unknown[] = fanout?.pids ?? [];
+  if (fanoutPids.length !== FANOUT || !fanoutPids.every((pid) => Number(pid) > 0))
+    problems.push(`/fanout: not ${FANOUT} results (${JSON.stringify(fanout)})`);
+  const burst = await fanoutBurst(byPath.fanout, problems);
+
   const walls: number[] = [];
   const serverWalls: number[] = [];
   for (let i = 0; i < 7; i++) {
@@ -280,6 +375,7 @@ async function verify(server: Server): Promise<Verification> {
     parallelWallMs,
     parallelServerMs,
     noopCheckouts,
+    fanoutBurst: burst,
   };
 }
 
@@ -422,8 +518,14 @@ async function smokeTest(): Promise<void> {
           answers.push(`/${endpoint.path} ${status}`);
           if (status >= 300) failed += 1;
         }
+        const verification = await verify(server);
+        if (!verification.ok) failed += 1;
         log(
-          `smoke ${variant}: ${answers.join(', ')} (${(performance.now() - started).toFixed(0)} ms)`,
+          `smoke ${variant}: ${answers.join(', ')}; ` +
+            (verification.ok
+              ? `verified (/fanout: ${CONNECTIONS} at once in ${fmt(verification.fanoutBurst?.ms ?? NaN)} ms)`
+              : `VERIFICATION FAILED: ${verification.problems.join('; ')}`) +
+            ` (${(performance.now() - started).toFixed(0)} ms)`,
         );
       } finally {
         await server.stop();
@@ -437,7 +539,7 @@ async function smokeTest(): Promise<void> {
     log(`smoke: ${failed} failures`);
     process.exitCode = 1;
   } else {
-    log('smoke: every variant started and answered every endpoint');
+    log('smoke: every variant started, answered every endpoint and passed verification');
   }
 }
 
@@ -494,10 +596,26 @@ function targets(run: NodeRun): Target[] {
     met: cpuRatios.every(([, r]) => r <= 1.03),
     detail: cpuRatios.map(([p, r]) => `/${p} ${fmt(r, 3)}x`).join(', '),
   });
+  const budgetPaths = ['read', 'write', 'chain', 'multi'];
+  for (const variant of LIBRARY_PATHS.filter((v) => run.variants[v] && !run.variants[v].failure)) {
+    const over = budgetPaths.map(
+      (p) =>
+        [
+          p,
+          (cell(variant, p)?.cpuPerRequest ?? NaN) -
+            (cell('context-floor', p)?.cpuPerRequest ?? NaN),
+        ] as const,
+    );
+    out.push({
+      name: `${variant}: CPU per request within +30 µs of context-floor on /read /write /chain /multi`,
+      met: over.every(([, d]) => d <= 30),
+      detail: over.map(([p, d]) => `/${p} ${d >= 0 ? '+' : ''}${fmt(d)} µs`).join(', '),
+    });
+  }
   const alternatives = ['nestjs-cls', 'typeorm-transactional', 'request-scope'];
   const behind: string[] = [];
   for (const alt of alternatives) {
-    if (run.variants[alt]?.failure) continue;
+    if (!run.variants[alt] || run.variants[alt].failure) continue;
     for (const { path: p } of ENDPOINTS) {
       const ours = cell(OURS, p)?.rps ?? NaN;
       const theirs = cell(alt, p)?.rps ?? NaN;
@@ -608,9 +726,9 @@ function nodeSection(run: NodeRun): string {
 
   lines.push('### Server process and correctness checks', '');
   lines.push(
-    '| variant | peak RSS | verified | /parallel wall (handler / client, ms) | errors under load |',
+    `| variant | peak RSS | verified | /parallel wall (handler / client, ms) | /fanout: ${CONNECTIONS} at once (ms / distinct backends per request / in all) | errors under load |`,
   );
-  lines.push('|---|---:|---|---:|---:|');
+  lines.push('|---|---:|---|---:|---:|---:|');
   for (const v of variants) {
     const entry = run.variants[v];
     const errors = Object.values(entry.cells)
@@ -619,10 +737,19 @@ function nodeSection(run: NodeRun): string {
     const verification = entry.verification;
     lines.push(
       `| ${label(v)} | ${entry.maxRss ? mb(entry.maxRss) : '–'} | ${entry.failure ? `**no**: ${entry.failure.replace(/\|/g, '\\|').replace(/\n/g, ' ').slice(0, 400)}` : 'yes'} | ` +
-        `${verification ? `${fmt(verification.parallelServerMs, 1)} / ${fmt(verification.parallelWallMs, 1)}` : '–'} | ${errors} |`,
+        `${verification ? `${fmt(verification.parallelServerMs, 1)} / ${fmt(verification.parallelWallMs, 1)}` : '–'} | ` +
+        `${verification?.fanoutBurst ? `${fmt(verification.fanoutBurst.ms)} / ${fmt(verification.fanoutBurst.perRequestDistinct, 1)} / ${verification.fanoutBurst.distinctPids}` : '–'} | ${errors} |`,
     );
   }
   lines.push('');
+
+  lines.push(
+    ...perCallTable(
+      variants.filter((v) => !run.variants[v]?.failure),
+      (v, p) => cell(v, p)?.cpuPerRequest,
+      label,
+    ),
+  );
 
   lines.push('### Targets (nestjs-typeorm-context)', '');
   lines.push('| target | met | measured |', '|---|---|---|');
@@ -722,7 +849,7 @@ function report(
     `- Every variant is the same Nest app (Express, entity \`${TABLE}\`, pool size ${POOL_SIZE}) in a server process of its own; autocannon runs in the driver process with ${CONNECTIONS} connections.`,
     `- Each cell: ${FIRST_WARMUP} s warm-up in round 1 (${WARMUP} s later), then ${DURATION} s measured; ${ROUNDS} rounds, variants alternating within each round, each round starting with the next variant (A B C, B C A, C A B …), a fresh server per variant per round. Tables show medians over rounds.`,
     '- Server CPU is `process.cpuUsage()` of the server process over the measured window divided by the requests the server received in it; connections are pg pool `acquire` events per request and the most checked out at once.',
-    `- Before timing, each variant is verified: /write's row is committed when the response arrives, /chain's INSERT and last SELECT share one transaction (row xmin = txid_current()), /parallel runs on 3 distinct backends in about one ${SLEEP_SECONDS * 1000} ms sleep, /noop takes no connection.`,
+    `- Before timing, each variant is verified: /write's row is committed when the response arrives, /chain's INSERT and last SELECT share one transaction (row xmin = txid_current()), /parallel runs on 3 distinct backends in about one ${SLEEP_SECONDS * 1000} ms sleep, /noop takes no connection, /multi's three queries and /deep's ${DEPTH} queries each share one transaction (same backend and now()), /fanout returns ${FANOUT} results and ${CONNECTIONS} concurrent /fanout requests all complete on the pool of ${POOL_SIZE}.`,
     '- Ratios: `(x / context-floor / x baseline)` of requests per second. The machine has 2 cores shared by server, load generator and PostgreSQL, so absolute numbers are low and differences under ~3% are within noise.',
     '',
   ];

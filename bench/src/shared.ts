@@ -93,6 +93,105 @@ export async function parallel(
   return { pids, ms: performance.now() - started };
 }
 
+/** Nested `@Transactional()` (REQUIRED) calls of GET /deep, one query each. */
+export const DEPTH = 20;
+/** Independent sessions GET /fanout opens at once. */
+export const FANOUT = 10;
+
+/**
+ * SQL naming the transaction a query runs in without assigning it an xid (txid_current() would,
+ * turning every read into a commit that flushes WAL): the backend and the transaction's start
+ * time, which now() keeps for the whole transaction and which differs between two transactions.
+ */
+const TX_MARK = `pg_backend_pid()::text || '@' || now()::text`;
+
+/** A row of /multi or /deep with the transaction it was read in. */
+export interface Marked {
+  id: number;
+  tx: string;
+}
+
+/** The three queries of GET /multi, one per provider; each returns the transaction it ran in. */
+export const multiQueries = {
+  /** 1: a row by primary key. */
+  async byId(repo: Repository<BenchItem>, id: number): Promise<Marked> {
+    const row = await repo
+      .createQueryBuilder('i')
+      .select('i.id', 'id')
+      .addSelect(TX_MARK, 'tx')
+      .where('i.id = :id', { id })
+      .getRawOne<Marked>();
+    if (!row) throw new Error('seed row missing');
+    return row;
+  },
+  /** 2: a count over ten primary keys. */
+  async count(repo: Repository<BenchItem>, id: number): Promise<{ n: number; tx: string }> {
+    const row = await repo
+      .createQueryBuilder('i')
+      .select('count(*)::int', 'n')
+      .addSelect(TX_MARK, 'tx')
+      .where('i.id BETWEEN :from AND :to', { from: id, to: id + 9 })
+      .getRawOne<{ n: number; tx: string }>();
+    return row!;
+  },
+  /** 3: three rows by a list of primary keys. */
+  async byIds(repo: Repository<BenchItem>, id: number): Promise<{ n: number; tx: string }> {
+    const rows = await repo
+      .createQueryBuilder('i')
+      .select('i.name', 'name')
+      .addSelect(TX_MARK, 'tx')
+      .where('i.id IN (:...ids)', { ids: [id, id + 1, id + 2] })
+      .getRawMany<{ name: string; tx: string }>();
+    return { n: rows.length, tx: rows[0]?.tx ?? '' };
+  },
+};
+
+/** What GET /multi answers: the transactions of its three queries (equal if atomic). */
+export interface MultiResult {
+  id: number;
+  tx: string[];
+}
+
+/** Runs the three /multi queries one after the other, each through its own provider. */
+export async function multi(
+  byId: (id: number) => Promise<Marked>,
+  count: (id: number) => Promise<{ tx: string }>,
+  byIds: (id: number) => Promise<{ tx: string }>,
+): Promise<MultiResult> {
+  const id = someId();
+  const one = await byId(id);
+  const two = await count(id);
+  const three = await byIds(id);
+  return { id: one.id, tx: [one.tx, two.tx, three.tx] };
+}
+
+/** What each level of GET /deep answers: calls below it, first and last transaction seen. */
+export interface DeepResult {
+  calls: number;
+  first: string;
+  last: string;
+}
+
+/** One level of /deep: its query's row (the level's call and the rest are in each variant). */
+export function deepLevel(row: Marked, inner: DeepResult | undefined): DeepResult {
+  return inner
+    ? { calls: inner.calls + 1, first: row.tx, last: inner.last }
+    : { calls: 1, first: row.tx, last: row.tx };
+}
+
+/** The one query of each /fanout session: names the backend it ran on. */
+export async function pidOf(queryable: Pick<EntityManager, 'query'>): Promise<number> {
+  const rows: Array<{ pid: number }> = await queryable.query('SELECT pg_backend_pid() AS pid');
+  return rows[0].pid;
+}
+
+/** Runs the /fanout branches at once (FANOUT independent sessions). */
+export async function fanout(branch: () => Promise<number>): Promise<{ pids: number[] }> {
+  const branches: Array<Promise<number>> = [];
+  for (let i = 0; i < FANOUT; i++) branches.push(branch());
+  return { pids: await Promise.all(branches) };
+}
+
 /** Milliseconds /commit-then-wait waits on something that is not the database (an HTTP call, a file). */
 export const WAIT_MS = 20;
 

@@ -4,7 +4,14 @@ import { DataSource, type EntityManager } from 'typeorm';
 import {
   BenchItem,
   chainQueries,
+  DEPTH,
+  deepLevel,
+  type DeepResult,
+  fanout,
+  multi,
+  multiQueries,
   parallel,
+  pidOf,
   rowName,
   sleepOn,
   someId,
@@ -45,6 +52,31 @@ export class ItemService {
   check(manager: EntityManager, id: number) {
     return chainQueries.check(manager.getRepository(BenchItem), id);
   }
+  /** /multi, provider 1. */
+  byId(manager: EntityManager, id: number) {
+    return multiQueries.byId(manager.getRepository(BenchItem), id);
+  }
+  /** /deep: the one transaction's manager threaded through 20 calls. */
+  async descend(manager: EntityManager, depth: number, id: number): Promise<DeepResult> {
+    const row = await multiQueries.byId(manager.getRepository(BenchItem), id);
+    return deepLevel(row, depth > 1 ? await this.descend(manager, depth - 1, id) : undefined);
+  }
+}
+
+/** /multi, provider 2. */
+@Injectable()
+export class CountService {
+  count(manager: EntityManager, id: number) {
+    return multiQueries.count(manager.getRepository(BenchItem), id);
+  }
+}
+
+/** /multi, provider 3. */
+@Injectable()
+export class RowsService {
+  byIds(manager: EntityManager, id: number) {
+    return multiQueries.byIds(manager.getRepository(BenchItem), id);
+  }
 }
 
 /** Service A of the chain. */
@@ -64,6 +96,9 @@ export class BaselineController {
   constructor(
     private readonly dataSource: DataSource,
     private readonly chain: ChainService,
+    private readonly items: ItemService,
+    private readonly counts: CountService,
+    private readonly rows: RowsService,
   ) {}
 
   @Get('noop')
@@ -108,6 +143,31 @@ export class BaselineController {
       manager.getRepository(BenchItem).findOneBy({ id }),
     );
   }
+
+  /** One QueryRunner transaction, its manager threaded through three providers. */
+  @Get('multi')
+  multi() {
+    return inTransaction(this.dataSource, (manager) =>
+      multi(
+        (id) => this.items.byId(manager, id),
+        (id) => this.counts.count(manager, id),
+        (id) => this.rows.byIds(manager, id),
+      ),
+    );
+  }
+
+  @Get('deep')
+  deep() {
+    return inTransaction(this.dataSource, (manager) =>
+      this.items.descend(manager, DEPTH, someId()),
+    );
+  }
+
+  /** Ten QueryRunner transactions at once. */
+  @Get('fanout')
+  fanout() {
+    return fanout(() => inTransaction(this.dataSource, pidOf));
+  }
 }
 
 /** The baseline app; `extra` adds providers (context-floor adds its interceptor). */
@@ -115,7 +175,7 @@ export function baselineModule(extra: Provider[] = []) {
   @Module({
     imports: [TypeOrmModule.forRoot(typeormOptions)],
     controllers: [BaselineController],
-    providers: [ItemService, ChainService, ...extra],
+    providers: [ItemService, CountService, RowsService, ChainService, ...extra],
   })
   class BaselineModule {}
   return BaselineModule;

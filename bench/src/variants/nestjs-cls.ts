@@ -12,7 +12,14 @@ import { DataSource } from 'typeorm';
 import {
   BenchItem,
   chainQueries,
+  DEPTH,
+  deepLevel,
+  type DeepResult,
+  fanout,
+  multi,
+  multiQueries,
   parallel,
+  pidOf,
   rowName,
   sleepOn,
   someId,
@@ -56,6 +63,38 @@ export class ItemService {
   check(id: number) {
     return chainQueries.check(this.repo, id);
   }
+
+  /** /multi, provider 1 (joins the handler's @Transactional()). */
+  byId(id: number) {
+    return multiQueries.byId(this.repo, id);
+  }
+
+  /** /deep: 20 nested REQUIRED calls, one SELECT by primary key each. */
+  @Transactional()
+  async descend(depth: number, id: number): Promise<DeepResult> {
+    const row = await multiQueries.byId(this.repo, id);
+    return deepLevel(row, depth > 1 ? await this.descend(depth - 1, id) : undefined);
+  }
+}
+
+/** /multi, provider 2. */
+@Injectable()
+export class CountService {
+  constructor(private readonly txHost: TransactionHost<TransactionalAdapterTypeOrm>) {}
+
+  count(id: number) {
+    return multiQueries.count(this.txHost.tx.getRepository(BenchItem), id);
+  }
+}
+
+/** /multi, provider 3. */
+@Injectable()
+export class RowsService {
+  constructor(private readonly txHost: TransactionHost<TransactionalAdapterTypeOrm>) {}
+
+  byIds(id: number) {
+    return multiQueries.byIds(this.txHost.tx.getRepository(BenchItem), id);
+  }
 }
 
 /** Service A of the chain. */
@@ -77,6 +116,8 @@ export class ClsController {
     private readonly txHost: TransactionHost<TransactionalAdapterTypeOrm>,
     private readonly items: ItemService,
     private readonly chain: ChainService,
+    private readonly counts: CountService,
+    private readonly rows: RowsService,
   ) {}
 
   @Get('noop')
@@ -113,6 +154,29 @@ export class ClsController {
     await waitElsewhere();
     return this.items.readById(id);
   }
+
+  /** Three providers in one transaction: the handler is @Transactional(). */
+  @Get('multi')
+  @Transactional()
+  multi() {
+    return multi(
+      (id) => this.items.byId(id),
+      (id) => this.counts.count(id),
+      (id) => this.rows.byIds(id),
+    );
+  }
+
+  @Get('deep')
+  deep() {
+    return this.items.descend(DEPTH, someId());
+  }
+
+  /** Ten independent transactions at once (RequiresNew). */
+  @Get('fanout')
+  fanout() {
+    const host: Host = this.txHost;
+    return fanout(() => host.withTransaction(Propagation.RequiresNew, () => pidOf(host.tx)));
+  }
 }
 
 @Module({
@@ -129,7 +193,7 @@ export class ClsController {
     }),
   ],
   controllers: [ClsController],
-  providers: [ItemService, ChainService],
+  providers: [ItemService, CountService, RowsService, ChainService],
 })
 class ClsAppModule {}
 

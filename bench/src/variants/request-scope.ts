@@ -1,23 +1,18 @@
-import {
-  type CallHandler,
-  Controller,
-  type ExecutionContext,
-  Get,
-  Inject,
-  Injectable,
-  Module,
-  type NestInterceptor,
-  Post,
-  Scope,
-} from '@nestjs/common';
-import { APP_INTERCEPTOR, REQUEST } from '@nestjs/core';
+import { Controller, Get, Injectable, Module, Post } from '@nestjs/common';
+import { APP_INTERCEPTOR } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { catchError, mergeMap, type Observable } from 'rxjs';
-import { DataSource, type EntityManager, type QueryRunner } from 'typeorm';
+import { DataSource } from 'typeorm';
 import {
   BenchItem,
   chainQueries,
+  DEPTH,
+  deepLevel,
+  type DeepResult,
+  fanout,
+  multi,
+  multiQueries,
   parallel,
+  pidOf,
   rowName,
   sleepOn,
   someId,
@@ -26,65 +21,7 @@ import {
   waitElsewhere,
 } from '../shared.js';
 import { inTransaction } from './baseline.js';
-
-type RequestWithTx = { requestTx?: RequestTx };
-
-/** A Scope.REQUEST provider holding the request's QueryRunner (connected and begun on first use). */
-@Injectable({ scope: Scope.REQUEST })
-export class RequestTx {
-  private runner?: QueryRunner;
-  private ready?: Promise<EntityManager>;
-
-  constructor(
-    @Inject(REQUEST) request: RequestWithTx,
-    private readonly dataSource: DataSource,
-  ) {
-    request.requestTx = this;
-  }
-
-  manager(): Promise<EntityManager> {
-    this.ready ??= (async () => {
-      const runner = this.dataSource.createQueryRunner();
-      this.runner = runner;
-      await runner.connect();
-      await runner.startTransaction();
-      return runner.manager;
-    })();
-    return this.ready;
-  }
-
-  async finish(commit: boolean): Promise<void> {
-    const runner = this.runner;
-    if (!runner) return;
-    this.runner = undefined;
-    try {
-      await this.ready;
-      if (commit) await runner.commitTransaction();
-      else await runner.rollbackTransaction();
-    } finally {
-      this.ready = undefined; // the next manager() begins a new transaction
-      await runner.release();
-    }
-  }
-}
-
-/** Commits (or rolls back) the request's runner before the response is sent. */
-@Injectable()
-export class RequestTxInterceptor implements NestInterceptor {
-  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    const request = context.switchToHttp().getRequest<RequestWithTx>();
-    return next.handle().pipe(
-      mergeMap(async (value) => {
-        await request.requestTx?.finish(true);
-        return value;
-      }),
-      catchError(async (error: unknown) => {
-        await request.requestTx?.finish(false);
-        throw error;
-      }),
-    );
-  }
-}
+import { RequestTx, RequestTxInterceptor } from './request-tx.js';
 
 /** Service B of the chain (request-scoped through RequestTx). */
 @Injectable()
@@ -115,9 +52,39 @@ export class ItemService {
     return (await this.repo()).findOneBy({ id });
   }
 
+  /** /multi, provider 1. */
+  async byId(id: number) {
+    return multiQueries.byId(await this.repo(), id);
+  }
+
+  /** /deep: 20 nested calls on the request's one runner (no propagation to decide). */
+  async descend(depth: number, id: number): Promise<DeepResult> {
+    const row = await multiQueries.byId(await this.repo(), id);
+    return deepLevel(row, depth > 1 ? await this.descend(depth - 1, id) : undefined);
+  }
+
   /** Commits what the request did so far and gives the runner back. */
   commit() {
     return this.tx.finish(true);
+  }
+}
+
+/** /multi, providers 2 and 3 (request-scoped through RequestTx). */
+@Injectable()
+export class CountService {
+  constructor(private readonly tx: RequestTx) {}
+
+  async count(id: number) {
+    return multiQueries.count((await this.tx.manager()).getRepository(BenchItem), id);
+  }
+}
+
+@Injectable()
+export class RowsService {
+  constructor(private readonly tx: RequestTx) {}
+
+  async byIds(id: number) {
+    return multiQueries.byIds((await this.tx.manager()).getRepository(BenchItem), id);
   }
 }
 
@@ -139,6 +106,8 @@ export class RequestScopeController {
     private readonly dataSource: DataSource,
     private readonly items: ItemService,
     private readonly chain: ChainService,
+    private readonly counts: CountService,
+    private readonly rows: RowsService,
   ) {}
 
   @Get('noop')
@@ -176,6 +145,27 @@ export class RequestScopeController {
     await waitElsewhere();
     return this.items.readById(id);
   }
+
+  /** The request's one runner, through three request-scoped providers. */
+  @Get('multi')
+  multi() {
+    return multi(
+      (id) => this.items.byId(id),
+      (id) => this.counts.count(id),
+      (id) => this.rows.byIds(id),
+    );
+  }
+
+  @Get('deep')
+  deep() {
+    return this.items.descend(DEPTH, someId());
+  }
+
+  /** One request-scoped runner is one transaction: ten runners of their own. */
+  @Get('fanout')
+  fanout() {
+    return fanout(() => inTransaction(this.dataSource, pidOf));
+  }
 }
 
 @Module({
@@ -184,6 +174,8 @@ export class RequestScopeController {
   providers: [
     RequestTx,
     ItemService,
+    CountService,
+    RowsService,
     ChainService,
     { provide: APP_INTERCEPTOR, useClass: RequestTxInterceptor },
   ],

@@ -12,7 +12,14 @@ import {
 import {
   BenchItem,
   chainQueries,
+  DEPTH,
+  deepLevel,
+  type DeepResult,
+  fanout,
+  multi,
+  multiQueries,
   parallel,
+  pidOf,
   rowName,
   sleepOn,
   someId,
@@ -50,6 +57,44 @@ export class ItemService {
   check(id: number) {
     return chainQueries.check(this.repo, id);
   }
+
+  /** /multi, provider 1 (joins the handler's @Transactional()). */
+  byId(id: number) {
+    return multiQueries.byId(this.repo, id);
+  }
+
+  /** /deep: 20 nested REQUIRED calls, one SELECT by primary key each. */
+  @Transactional()
+  async descend(depth: number, id: number): Promise<DeepResult> {
+    const row = await multiQueries.byId(this.repo, id);
+    return deepLevel(row, depth > 1 ? await this.descend(depth - 1, id) : undefined);
+  }
+
+  /** /fanout: one independent transaction. */
+  @Transactional({ propagation: Propagation.REQUIRES_NEW })
+  pid() {
+    return pidOf(this.repo);
+  }
+}
+
+/** /multi, provider 2. */
+@Injectable()
+export class CountService {
+  constructor(@InjectRepository(BenchItem) private readonly repo: Repository<BenchItem>) {}
+
+  count(id: number) {
+    return multiQueries.count(this.repo, id);
+  }
+}
+
+/** /multi, provider 3. */
+@Injectable()
+export class RowsService {
+  constructor(@InjectRepository(BenchItem) private readonly repo: Repository<BenchItem>) {}
+
+  byIds(id: number) {
+    return multiQueries.byIds(this.repo, id);
+  }
 }
 
 /** Service A of the chain. */
@@ -71,6 +116,8 @@ export class TransactionalController {
     private readonly dataSource: DataSource,
     private readonly items: ItemService,
     private readonly chain: ChainService,
+    private readonly counts: CountService,
+    private readonly rows: RowsService,
   ) {}
 
   @Get('noop')
@@ -110,6 +157,28 @@ export class TransactionalController {
     await waitElsewhere();
     return this.items.readById(id);
   }
+
+  /** Three providers in one transaction: the handler is @Transactional(). */
+  @Get('multi')
+  @Transactional()
+  multi() {
+    return multi(
+      (id) => this.items.byId(id),
+      (id) => this.counts.count(id),
+      (id) => this.rows.byIds(id),
+    );
+  }
+
+  @Get('deep')
+  deep() {
+    return this.items.descend(DEPTH, someId());
+  }
+
+  /** Ten independent transactions at once (REQUIRES_NEW). */
+  @Get('fanout')
+  fanout() {
+    return fanout(() => this.items.pid());
+  }
 }
 
 @Module({
@@ -122,7 +191,7 @@ export class TransactionalController {
     TypeOrmModule.forFeature([BenchItem]),
   ],
   controllers: [TransactionalController],
-  providers: [ItemService, ChainService],
+  providers: [ItemService, CountService, RowsService, ChainService],
 })
 class TransactionalAppModule {}
 
