@@ -187,6 +187,11 @@ export class LazySession {
     return this.lane.run(() => this.rollbackNow());
   }
 
+  /** Whether callbacks of transactions that ended wait to run (`runDueCallbacks()`). */
+  get hasDueCallbacks(): boolean {
+    return this.due.length > 0;
+  }
+
   /** Runs the callbacks of the transactions that ended so far, now that their connection is back. */
   runDueCallbacks(): Promise<void> {
     if (this.due.length === 0) return RESOLVED;

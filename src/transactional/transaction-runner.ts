@@ -100,9 +100,10 @@ export class TransactionRunner {
   }
 
   private session(current: LazySession | UnitOfWork, name: string): LazySession {
-    return current instanceof LazySession
-      ? current
-      : current.session(name, () => this.runtime.createSession(name, 'context'));
+    if (current instanceof LazySession) return current;
+    return (
+      current.live(name) ?? current.session(name, () => this.runtime.createSession(name, 'context'))
+    );
   }
 
   /** REQUIRED and friends with a transaction: an escaping error makes it rollback-only. */
