@@ -9,7 +9,6 @@ import { messages } from '../errors/messages.js';
 import { SessionContextEndedError } from '../errors/session-context-ended.error.js';
 import { TransactionNotAllowedError } from '../errors/transaction-not-allowed.error.js';
 import { TransactionRequiredError } from '../errors/transaction-required.error.js';
-import { TransactionTimeoutError } from '../errors/transaction-timeout.error.js';
 import type {
   SessionCallback,
   TransactionOptions,
@@ -19,7 +18,8 @@ import {
   resolveTransactionOptions,
 } from '../typeorm-context.options.js';
 import { Propagation } from './propagation.enum.js';
-import { isRetryableError, isStatementTimeout } from './retryable-error.js';
+import { isRetryableError } from './retryable-error.js';
+import { raceTimeout } from './transaction-timeout.js';
 
 /** The transaction a block finds for its data source: a session, the unit's lazy one, or none. */
 type Current = LazySession | UnitOfWork | undefined;
@@ -141,7 +141,16 @@ export class TransactionRunner {
    * A transaction this call owns, re-run on a serialization failure or deadlock, unless a part of
    * it (one data source of several) committed already.
    */
-  private async own<T>(
+  private own<T>(
+    options: ResolvedTransactionOptions,
+    fn: SessionCallback<T>,
+    frame: ContextFrame | undefined,
+  ): Promise<T> {
+    if (options.retry === 0) return this.ownOnce(options, fn, frame, { partlyCommitted: false });
+    return this.ownRetrying(options, fn, frame);
+  }
+
+  private async ownRetrying<T>(
     options: ResolvedTransactionOptions,
     fn: SessionCallback<T>,
     frame: ContextFrame | undefined,
@@ -228,31 +237,13 @@ export class TransactionRunner {
     return result;
   }
 
-  private async timed<T>(
+  /** `work()`, or with a `timeout`, raced against it (no async frame when there is none). */
+  private timed<T>(
     work: () => Promise<T> | T,
     session: LazySession,
     options: ResolvedTransactionOptions,
-  ): Promise<T> {
-    const { timeout, dataSource } = options;
-    if (timeout === undefined) return work();
-    const error = new TransactionTimeoutError(messages.timeout(dataSource, timeout));
-    let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        reject(error);
-        session.abort(error);
-      }, timeout);
-    });
-    try {
-      return await Promise.race([work(), expired]);
-    } catch (cause) {
-      // PostgreSQL's statement_timeout may win the race against the timer: same outcome.
-      if (cause === error || !isStatementTimeout(cause)) throw cause;
-      session.abort(error);
-      throw new TransactionTimeoutError(error.message, { cause });
-    } finally {
-      clearTimeout(timer);
-    }
+  ): Promise<T> | T {
+    return options.timeout === undefined ? work() : raceTimeout(work, session, options.timeout);
   }
 
   /** NEVER, SUPPORTS without a transaction, NOT_SUPPORTED: plain auto-committed queries. */
