@@ -9,21 +9,14 @@ import { cpSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ServerStats } from './server.js';
+import { ALL_ENDPOINTS } from './shared.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const benchDir = path.resolve(here, '../../..');
 const PORT = Number(process.env.BENCH_PORT ?? 3917);
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 300);
-const ENDPOINTS = [
-  { path: 'noop', method: 'GET' },
-  { path: 'read', method: 'GET' },
-  { path: 'write', method: 'POST' },
-  { path: 'chain', method: 'GET' },
-  { path: 'parallel', method: 'GET' },
-  { path: 'multi', method: 'GET' },
-  { path: 'deep', method: 'GET' },
-  { path: 'fanout', method: 'GET' },
-] as const;
+/** Every endpoint but /commit-then-wait (its 20 ms wait makes sequential runs slow). */
+const ENDPOINTS = ALL_ENDPOINTS.filter((endpoint) => endpoint.path !== 'commit-then-wait');
 const previousDist = process.env.BENCH_PREVIOUS;
 const VARIANTS = [
   'baseline',

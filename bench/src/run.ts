@@ -13,8 +13,10 @@ import pg from 'pg';
 import type { ServerCommand, ServerStats } from './server.js';
 import { perCallTable } from './derived.js';
 import {
+  ALL_ENDPOINTS,
   DATABASE_URL,
   DEPTH,
+  type Endpoint,
   FANOUT,
   POOL_SIZE,
   SEED_ROWS,
@@ -78,22 +80,6 @@ const VARIANT_LABELS: Record<string, string> = {
   [PREVIOUS_PATHS[1]]: 'nestjs-typeorm-context (@InjectSession), previous build',
 };
 
-interface Endpoint {
-  path: string;
-  method: 'GET' | 'POST';
-}
-/** Every endpoint: each variant is verified on all of them. */
-const ALL_ENDPOINTS: Endpoint[] = [
-  { path: 'noop', method: 'GET' },
-  { path: 'read', method: 'GET' },
-  { path: 'write', method: 'POST' },
-  { path: 'chain', method: 'GET' },
-  { path: 'parallel', method: 'GET' },
-  { path: 'commit-then-wait', method: 'POST' },
-  { path: 'multi', method: 'GET' },
-  { path: 'deep', method: 'GET' },
-  { path: 'fanout', method: 'GET' },
-];
 /** The endpoints measured (BENCH_ENDPOINTS picks some). */
 const ENDPOINTS = ALL_ENDPOINTS.filter(
   (endpoint) =>

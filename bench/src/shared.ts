@@ -207,6 +207,25 @@ export function rowName(prefix: string): string {
   return `${prefix}-${process.pid}-${written}`;
 }
 
+/** An endpoint every variant serves. */
+export interface Endpoint {
+  path: string;
+  method: 'GET' | 'POST';
+}
+
+/** Every endpoint: each variant is verified on all of them. */
+export const ALL_ENDPOINTS: Endpoint[] = [
+  { path: 'noop', method: 'GET' },
+  { path: 'read', method: 'GET' },
+  { path: 'write', method: 'POST' },
+  { path: 'chain', method: 'GET' },
+  { path: 'parallel', method: 'GET' },
+  { path: 'commit-then-wait', method: 'POST' },
+  { path: 'multi', method: 'GET' },
+  { path: 'deep', method: 'GET' },
+  { path: 'fanout', method: 'GET' },
+];
+
 /** Describes a variant to the server entry point. */
 export interface Variant {
   /** The root module of the variant's app. */
