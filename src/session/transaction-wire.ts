@@ -49,6 +49,8 @@ export class TransactionWire {
   /** The data source's replicas, when it has any; `begin` says whether this session wants one. */
   private readonly replicas?: ReplicaPools;
   private readonly request: BeginOptions;
+  /** How long a connection may take to come: from the pool, or a pooler's answer to BEGIN. */
+  private readonly acquireTimeout: number;
 
   constructor(
     private readonly session: LazySession,
@@ -69,6 +71,7 @@ export class TransactionWire {
     this.beginSql = beginStatements(this.type, { ...begin, isolationLevel });
     this.replicas = hooks.replicas?.(session.dataSourceName);
     this.request = this.replicas ? { ...begin, isolationLevel } : begin;
+    this.acquireTimeout = hooks.acquireTimeout ?? DEFAULT_ACQUIRE_TIMEOUT;
   }
 
   /** The session's QueryRunner. */
@@ -161,10 +164,9 @@ export class TransactionWire {
       await this.steps.event(lane, block, 'BeforeTransactionStart');
       // A pooler in transaction mode (PgBouncer) hands out a server connection at the first
       // statement: a BEGIN it queues is a wait for a connection, bounded like the pool's.
-      const ms = this.hooks.acquireTimeout ?? DEFAULT_ACQUIRE_TIMEOUT;
       const stop = this.connection.statements
         ? undefined
-        : deadline(ms, () => {
+        : deadline(this.acquireTimeout, () => {
             waited = true;
             void this.connection.destroy(new Error('BEGIN got no answer within acquireTimeout'));
           });
@@ -182,10 +184,12 @@ export class TransactionWire {
     } catch (error) {
       await this.abandon(error);
       if (!waited) throw error;
-      const ms = this.hooks.acquireTimeout ?? DEFAULT_ACQUIRE_TIMEOUT;
-      throw new ConnectionAcquireTimeoutError(messages.beginTimeout(this.name, ms), {
-        cause: error,
-      });
+      throw new ConnectionAcquireTimeoutError(
+        messages.beginTimeout(this.name, this.acquireTimeout),
+        {
+          cause: error,
+        },
+      );
     }
   }
 
@@ -288,7 +292,7 @@ export class TransactionWire {
   /** Takes a pooled connection within `acquireTimeout`; gives it back if the session ended meanwhile. */
   private async take(): Promise<void> {
     if (!this.dataSource.isInitialized) throw new ModuleNotInitializedError(messages.shutDown());
-    const ms = this.hooks.acquireTimeout ?? DEFAULT_ACQUIRE_TIMEOUT;
+    const ms = this.acquireTimeout;
     const lender = this.hooks.lender?.(this.name);
     const frame = contextStorage.getStore();
     const replicas = replicaFor(this.replicas, lender, this.request, frame?.unit, this.name);
