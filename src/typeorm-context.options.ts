@@ -161,15 +161,13 @@ const WITHOUT_TRANSACTION: readonly string[] = [
 /** Fails unless `options` is undefined or a plain object whose keys are all in `known`. */
 function checkShape(options: unknown, known: readonly string[], what: string): void {
   const isObject = typeof options === 'object' && options !== null && !Array.isArray(options);
-  check(
-    options === undefined || isObject,
-    what,
-    options,
-    `an object with ${known[0]} and the like`,
-  );
-  if (!isObject) return;
-  for (const [key, value] of Object.entries(options)) {
-    if (known.includes(key)) continue;
+  if (!isObject) {
+    if (options !== undefined) fail(what, options, `an object with ${known[0]} and the like`);
+    return;
+  }
+  for (const key in options) {
+    if (known.includes(key) || !Object.hasOwn(options, key)) continue;
+    const value = (options as Record<string, unknown>)[key];
     const near = known.find((name) => distance(name, key) <= 2);
     fail(
       `'${key}' in ${what}`,
@@ -196,6 +194,9 @@ function distance(a: string, b: string): number {
   return row[b.length]!;
 }
 
+/** What `isolationLevel` accepts, built once: option checks run on every transaction. */
+const ISOLATION_EXPECTED = `one of ${ISOLATION_LEVELS.map((l) => `'${l}'`).join(', ')}`;
+
 function checkCommon(options: SessionOptions, known: readonly string[], what: string): void {
   checkShape(options, known, what);
   check(
@@ -208,7 +209,7 @@ function checkCommon(options: SessionOptions, known: readonly string[], what: st
     options.isolationLevel === undefined || ISOLATION_LEVELS.includes(options.isolationLevel),
     'isolationLevel',
     options.isolationLevel,
-    `one of ${ISOLATION_LEVELS.map((l) => `'${l}'`).join(', ')}`,
+    ISOLATION_EXPECTED,
   );
   check(isOptionalBoolean(options.readOnly), 'readOnly', options.readOnly, 'true or false');
   check(isOptionalBoolean(options.replica), 'replica', options.replica, 'true or false');

@@ -4,15 +4,12 @@
  * Unlike req/s and CPU time it does not move with the machine's load, so it shows a change of
  * the hot path at once. `npm run bench:promises`; honours BENCH_VARIANTS and BENCH_PREVIOUS.
  */
-import { type ChildProcess, fork } from 'node:child_process';
 import { cpSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import type { ServerStats } from './server.js';
+import { resetTable } from './database.js';
+import { benchDir, type Server, startServer } from './server-process.js';
 import { ALL_ENDPOINTS } from './shared.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const benchDir = path.resolve(here, '../../..');
 const PORT = Number(process.env.BENCH_PORT ?? 3917);
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 300);
 /** Every endpoint but /commit-then-wait (its 20 ms wait makes sequential runs slow). */
@@ -35,37 +32,14 @@ const VARIANTS = [
   (name) => !process.env.BENCH_VARIANTS || process.env.BENCH_VARIANTS.split(',').includes(name),
 );
 
-function start(
-  variant: string,
-): Promise<{ child: ChildProcess; stats(reset?: boolean): Promise<ServerStats> }> {
+function start(variant: string): Promise<Server> {
   const previous = variant === 'previous' || variant.startsWith('previous-');
-  const file =
-    variant === 'previous' ? 'nestjs-typeorm-context' : variant.replace(/^previous-/, '');
-  const child = fork(path.join(here, 'server.js'), [file, String(PORT)], {
-    env: {
-      ...process.env,
-      BENCH_COUNT_PROMISES: '1',
-      BENCH_LIBRARY: previous ? 'dist-previous' : 'dist',
-    },
-    execArgv: ['--no-warnings'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    cwd: benchDir,
+  return startServer({
+    variant: variant === 'previous' ? 'nestjs-typeorm-context' : variant.replace(/^previous-/, ''),
+    port: PORT,
+    library: previous ? 'dist-previous' : 'dist',
+    env: { BENCH_COUNT_PROMISES: '1' },
   });
-  const next = (type: string) =>
-    new Promise<any>((resolve) => {
-      const listener = (message: { type: string; stats?: ServerStats }) => {
-        if (message.type !== type) return;
-        child.off('message', listener);
-        resolve(message.stats ?? message);
-      };
-      child.on('message', listener);
-    });
-  const stats = async (reset = false) => {
-    const answer = next(reset ? 'reset' : 'stats');
-    child.send({ cmd: reset ? 'reset' : 'stats' });
-    return answer;
-  };
-  return next('ready').then(() => ({ child, stats }));
 }
 
 async function call(endpoint: (typeof ENDPOINTS)[number]): Promise<void> {
@@ -83,19 +57,22 @@ async function main(): Promise<void> {
     rmSync(target, { recursive: true, force: true });
     cpSync(path.resolve(benchDir, '..', previousDist), target, { recursive: true });
   }
+  await resetTable();
   const rows: string[] = [];
   for (const variant of VARIANTS) {
     const server = await start(variant);
     const cells: string[] = [];
-    for (const endpoint of ENDPOINTS) {
-      for (let i = 0; i < 50; i++) await call(endpoint); // warm up: JIT, pools, lazy init
-      await server.stats(true);
-      for (let i = 0; i < REQUESTS; i++) await call(endpoint);
-      const { promises, requests } = await server.stats();
-      cells.push((promises / requests).toFixed(1));
+    try {
+      for (const endpoint of ENDPOINTS) {
+        for (let i = 0; i < 50; i++) await call(endpoint); // warm up: JIT, pools, lazy init
+        await server.send({ cmd: 'reset' });
+        for (let i = 0; i < REQUESTS; i++) await call(endpoint);
+        const { promises, requests } = await server.stats();
+        cells.push((promises / requests).toFixed(1));
+      }
+    } finally {
+      await server.stop();
     }
-    server.child.send({ cmd: 'stop' });
-    await new Promise((resolve) => server.child.once('exit', resolve));
     rows.push(`| ${variant} | ${cells.join(' | ')} |`);
     console.log(rows.at(-1));
   }

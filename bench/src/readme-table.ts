@@ -2,7 +2,8 @@
  * Rewrites the performance table of the root README.md from a results file, so that the table
  * is never typed by hand: `npm run bench:readme [-- bench/results/<file>.md] [-- --with-previous]`.
  * Without a file it takes the newest run (by its "Run started" time) under bench/results/ that
- * has a Node 24 and a Node 20 section with /read measured and is not a quick run. The block
+ * has a Node 24 and a Node 20 section with /read measured and is not a quick run (Node 22's is
+ * shown when the run has one). The block
  * between `<!-- bench:start -->` and `<!-- bench:end -->` is replaced; nothing else is touched.
  */
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -16,8 +17,9 @@ const rootDir = path.resolve(benchDir, '..');
 const resultsDir = path.join(benchDir, 'results');
 const START = '<!-- bench:start -->';
 const END = '<!-- bench:end -->';
-/** The Node sections of the README table, in this order. */
-const NODES = ['Node 24', 'Node 20'];
+/** The Node sections of the README table, in this order (those required, and Node 22 when run). */
+const NODES = ['Node 24', 'Node 22', 'Node 20'];
+const REQUIRED = ['Node 24', 'Node 20'];
 const FLOOR = 'context-floor';
 
 /** One Node section of a results file: per variant label, per endpoint, req/s and CPU µs/req. */
@@ -93,7 +95,7 @@ function parse(file: string): Results {
 function usable(results: Results): boolean {
   return (
     !results.quick &&
-    NODES.every((node) =>
+    REQUIRED.every((node) =>
       results.sections.some((s) => s.node === node && s.endpoints.includes('/read')),
     )
   );
@@ -164,8 +166,8 @@ function block(results: Results, withPrevious: boolean): string {
     '',
   ];
   for (const node of NODES) {
-    const section = results.sections.find((s) => s.node === node)!;
-    lines.push(...sectionTable(section, withPrevious), '');
+    const section = results.sections.find((s) => s.node === node);
+    if (section) lines.push(...sectionTable(section, withPrevious), '');
   }
   lines.push(
     `From [${relative}](${relative}) (\`dist/\` of commit ${results.commit}, run ` +

@@ -3,18 +3,17 @@
  * verifies it, then loads it with autocannon from this process in alternating rounds and writes
  * `bench/results/<date>.md`. `--smoke` only checks that every variant starts and answers.
  */
-import { type ChildProcess, execFileSync, fork } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
-import pg from 'pg';
-import type { ServerCommand, ServerStats } from './server.js';
+import { databaseVersion, resetTable, withClient } from './database.js';
+import { type NodeBinary, nodeBinaries } from './node-binaries.js';
+import { benchDir, type Server, startServer as start } from './server-process.js';
 import { perCallTable } from './derived.js';
 import {
   ALL_ENDPOINTS,
-  DATABASE_URL,
   DEPTH,
   type Endpoint,
   FANOUT,
@@ -24,9 +23,6 @@ import {
   TABLE,
 } from './shared.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-// Compiled to bench/.tmp/js/bench/ (so that ../../../dist is the snapshot bench/.tmp/dist).
-const benchDir = path.resolve(here, '../../..');
 const rootDir = path.resolve(benchDir, '..');
 const smoke = process.argv.includes('--smoke');
 const quick = process.env.BENCH_QUICK === '1';
@@ -86,119 +82,17 @@ const ENDPOINTS = ALL_ENDPOINTS.filter(
     !process.env.BENCH_ENDPOINTS || process.env.BENCH_ENDPOINTS.split(',').includes(endpoint.path),
 );
 
-interface NodeBinary {
-  label: string;
-  path: string;
-  version: string;
-}
-
-function nodeBinaries(): { nodes: NodeBinary[]; missing: string[] } {
-  const nodes: NodeBinary[] = [
-    { label: 'Node 20', path: process.execPath, version: process.version },
-  ];
-  const missing: string[] = [];
-  const node24 = path.join(benchDir, 'node_modules', 'node', 'bin', 'node');
-  if (process.env.BENCH_NODE24 === '0' || smoke) return { nodes, missing };
-  if (existsSync(node24)) {
-    const version = execFileSync(node24, ['--version']).toString().trim();
-    nodes.push({ label: `Node ${version.slice(1).split('.')[0]}`, path: node24, version });
-  } else {
-    missing.push(`Node 24: ${node24} not found (npm package node@24 not installed)`);
-  }
-  return { nodes, missing };
-}
-
-// ---------------------------------------------------------------------------------- database
-
-async function withClient<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: DATABASE_URL });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
-
-async function resetTable(): Promise<void> {
-  await withClient(async (client) => {
-    await client.query(
-      `CREATE TABLE IF NOT EXISTS ${TABLE} (id serial PRIMARY KEY, name varchar NOT NULL)`,
-    );
-    await client.query(`TRUNCATE ${TABLE} RESTART IDENTITY`);
-    await client.query(
-      `INSERT INTO ${TABLE} (name) SELECT 'seed-' || g FROM generate_series(1, ${SEED_ROWS}) g`,
-    );
-    await client.query(`VACUUM ANALYZE ${TABLE}`);
-  });
-}
-
-async function databaseVersion(): Promise<string> {
-  return withClient(
-    async (client) => (await client.query('SHOW server_version')).rows[0].server_version,
-  );
-}
-
 // ---------------------------------------------------------------------------------- servers
-
-interface Server {
-  child: ChildProcess;
-  command(cmd: ServerCommand['cmd']): Promise<unknown>;
-  stats(): Promise<ServerStats>;
-  stop(): Promise<void>;
-}
 
 function startServer(node: NodeBinary, variant: string, execArgv: string[] = []): Promise<Server> {
   // The previous build runs the very same variant code, importing the library from dist-previous/.
-  const previous = isPrevious(variant);
-  const child = fork(path.join(here, 'server.js'), [variantFile(variant), String(PORT)], {
-    env: { ...process.env, BENCH_LIBRARY: previous ? 'dist-previous' : 'dist' },
-    execPath: node.path,
-    execArgv: ['--no-warnings', ...execArgv],
-    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-    cwd: benchDir,
+  return start({
+    variant: variantFile(variant),
+    port: PORT,
+    library: isPrevious(variant) ? 'dist-previous' : 'dist',
+    node: node.path,
+    execArgv,
   });
-  let output = '';
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const waiters: Array<{ type: string; resolve: (value: any) => void }> = [];
-  child.on('message', (message: { type: string; stats?: ServerStats }) => {
-    const index = waiters.findIndex((w) => w.type === message.type);
-    if (index >= 0) waiters.splice(index, 1)[0].resolve(message.stats ?? message);
-  });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
-  const wait = (type: string) =>
-    Promise.race([
-      new Promise((resolve) => waiters.push({ type, resolve })),
-      exited.then((code) => {
-        throw new Error(`server exited (${code}) before '${type}':\n${output.trim().slice(-2000)}`);
-      }),
-    ]);
-  const server: Server = {
-    child,
-    command: (cmd) => {
-      const reply = wait(cmd === 'reset' ? 'reset' : 'stats');
-      child.send({ cmd });
-      return reply;
-    },
-    stats: () => server.command('stats') as Promise<ServerStats>,
-    stop: async () => {
-      child.send({ cmd: 'stop' });
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
-  const timeout = new Promise<never>((_, reject) =>
-    setTimeout(() => reject(new Error(`server did not start in 30 s:\n${output}`)), 30_000).unref(),
-  );
-  return Promise.race([wait('ready'), timeout]).then(
-    () => server,
-    (error: unknown) => {
-      child.kill('SIGKILL');
-      throw error;
-    },
-  );
 }
 
 async function call(
@@ -288,7 +182,7 @@ async function verify(server: Server): Promise<Verification> {
         `${endpoint.method} /${endpoint.path} answered ${status}: ${JSON.stringify(body)}`,
       );
   }
-  await server.command('reset');
+  await server.send({ cmd: 'reset' });
   for (let i = 0; i < 5; i++) await call(byPath.noop);
   const noopCheckouts = (await server.stats()).checkouts;
   if (noopCheckouts !== 0) problems.push(`/noop took ${noopCheckouts} connections in 5 requests`);
@@ -397,7 +291,7 @@ const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function measure(server: Server, endpoint: Endpoint): Promise<Cell> {
   await pause(300); // let the warm-up's last requests finish before the counters start
-  await server.command('reset');
+  await server.send({ cmd: 'reset' });
   const result = await load(endpoint, DURATION);
   await pause(300); // requests still in flight when autocannon stopped finish and are counted
   const stats = await server.stats();
@@ -491,7 +385,7 @@ async function memoryCheck(node: NodeBinary): Promise<NodeRun['memory']> {
 }
 
 async function smokeTest(): Promise<void> {
-  const node = nodeBinaries().nodes[0];
+  const node = nodeBinaries(benchDir).nodes[0];
   let failed = 0;
   for (const variant of VARIANTS) {
     const started = performance.now();
@@ -858,7 +752,7 @@ async function main(): Promise<void> {
   await resetTable();
   if (smoke) return smokeTest();
   const started = new Date();
-  const { nodes, missing } = nodeBinaries();
+  const { nodes, missing } = nodeBinaries(benchDir);
   const postgres = await databaseVersion();
   const runs: NodeRun[] = [];
   for (const node of nodes) {

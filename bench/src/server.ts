@@ -4,13 +4,20 @@
  */
 import 'reflect-metadata';
 import { createHook } from 'node:async_hooks';
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
 import type { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { DataSource } from 'typeorm';
 import type { Variant } from './shared.js';
 
 /** Messages run.js sends. */
-export type ServerCommand = { cmd: 'reset' } | { cmd: 'stats' } | { cmd: 'stop' };
+export type ServerCommand =
+  | { cmd: 'reset' }
+  | { cmd: 'stats' }
+  | { cmd: 'stop' }
+  | { cmd: 'profile-start'; interval: number }
+  | { cmd: 'profile-stop'; file: string };
 
 /** Counters since the last reset. */
 export interface ServerStats {
@@ -75,6 +82,8 @@ async function main(): Promise<void> {
     }).enable();
   }
 
+  // The V8 sampling profiler of this thread, started and stopped by bench:profile.
+  const profiler = new Session();
   process.on('message', (message: ServerCommand) => {
     switch (message.cmd) {
       case 'reset':
@@ -104,6 +113,21 @@ async function main(): Promise<void> {
       }
       case 'stop':
         void app.close().finally(() => process.exit(0));
+        break;
+      case 'profile-start':
+        profiler.connect();
+        profiler.post('Profiler.enable', () =>
+          profiler.post('Profiler.setSamplingInterval', { interval: message.interval }, () =>
+            profiler.post('Profiler.start', () => process.send!({ type: 'profile-start' })),
+          ),
+        );
+        break;
+      case 'profile-stop':
+        profiler.post('Profiler.stop', (error, result) => {
+          if (!error) writeFileSync(message.file, JSON.stringify(result.profile));
+          profiler.disconnect();
+          process.send!({ type: 'profile-stop', error: error?.message });
+        });
         break;
     }
   });

@@ -161,7 +161,7 @@ export class TransactionWire {
     await this.take();
     let waited = false;
     try {
-      await this.steps.event(lane, block, 'BeforeTransactionStart');
+      if (this.steps.observed) await this.steps.event(lane, block, 'BeforeTransactionStart');
       // A pooler in transaction mode (PgBouncer) hands out a server connection at the first
       // statement: a BEGIN it queues is a wait for a connection, bounded like the pool's.
       const stop = this.connection.statements
@@ -178,7 +178,7 @@ export class TransactionWire {
       this.open = true;
       this.opened = block;
       this.runner.transactionDepth = 1;
-      await this.steps.event(lane, block, 'AfterTransactionStart');
+      if (this.steps.observed) await this.steps.event(lane, block, 'AfterTransactionStart');
       const hook = this.hooks.onSessionStart;
       if (hook) await this.steps.run(lane, block, () => hook(this.runner.manager, this.name));
     } catch (error) {
@@ -215,7 +215,7 @@ export class TransactionWire {
     }
     let sent = false;
     try {
-      await this.steps.event(lane, block, 'BeforeTransactionCommit');
+      if (this.steps.observed) await this.steps.event(lane, block, 'BeforeTransactionCommit');
       sent = true;
       await this.exec(this.connection.statements?.commit ?? 'COMMIT');
     } catch (error) {
@@ -230,7 +230,7 @@ export class TransactionWire {
     }
     this.open = false;
     try {
-      await this.steps.event(lane, block, 'AfterTransactionCommit');
+      if (this.steps.observed) await this.steps.event(lane, block, 'AfterTransactionCommit');
     } catch (error) {
       this.report(
         `An afterTransactionCommit subscriber of '${this.name}' failed (the commit stands)`,
@@ -246,7 +246,7 @@ export class TransactionWire {
     if (!this.open) return;
     const lane = this.session.lane;
     try {
-      await this.steps.event(lane, block, 'BeforeTransactionRollback');
+      if (this.steps.observed) await this.steps.event(lane, block, 'BeforeTransactionRollback');
       await this.exec(this.connection.statements?.rollback ?? 'ROLLBACK');
     } catch (error) {
       this.open = false;
@@ -255,7 +255,7 @@ export class TransactionWire {
     }
     this.open = false;
     try {
-      await this.steps.event(lane, block, 'AfterTransactionRollback');
+      if (this.steps.observed) await this.steps.event(lane, block, 'AfterTransactionRollback');
     } finally {
       this.connection.release();
     }
