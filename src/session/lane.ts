@@ -12,7 +12,8 @@ export class Lane {
   /** True once the task that owns this lane has ended. */
   closed = false;
   private running = false;
-  private readonly waiting: Array<() => void> = [];
+  /** Tasks waiting for their turn; made when the first one has to wait. */
+  private waiting?: Array<() => void>;
 
   constructor(
     /** The lane of the task this lane belongs to; none for a session's own lane. */
@@ -48,7 +49,7 @@ export class Lane {
       this.running = true;
       return this.track(task, failed);
     }
-    return new Promise<void>((resolve) => this.waiting.push(resolve)).then(() =>
+    return new Promise<void>((resolve) => (this.waiting ??= []).push(resolve)).then(() =>
       this.track(task, failed),
     );
   }
@@ -73,7 +74,7 @@ export class Lane {
   }
 
   private next(): void {
-    const resume = this.waiting.shift();
+    const resume = this.waiting?.shift();
     if (resume) resume();
     else this.running = false;
   }

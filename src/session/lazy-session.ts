@@ -41,7 +41,7 @@ export class LazySession {
   private readonly end: SessionEnd;
   private closing?: Promise<void>;
   /** Callbacks of transactions that ended, to run once their connection is back in the pool. */
-  private readonly due: Callback[] = [];
+  private due?: Callback[];
 
   constructor(
     /** Name of the data source this session belongs to. */
@@ -189,13 +189,15 @@ export class LazySession {
 
   /** Whether callbacks of transactions that ended wait to run (`runDueCallbacks()`). */
   get hasDueCallbacks(): boolean {
-    return this.due.length > 0;
+    return this.due !== undefined;
   }
 
   /** Runs the callbacks of the transactions that ended so far, now that their connection is back. */
   runDueCallbacks(): Promise<void> {
-    if (this.due.length === 0) return RESOLVED;
-    return runCallbacks(this.due.splice(0), this.hooks);
+    const due = this.due;
+    if (due === undefined) return RESOLVED;
+    this.due = undefined;
+    return runCallbacks(due, this.hooks);
   }
 
   /**
@@ -282,7 +284,9 @@ export class LazySession {
 
   /** Makes the callbacks of a transaction that ended with `status` due. */
   private ended(block: Block, status: CompletionStatus): void {
-    if (block.callbacks.pending) this.due.push(...block.callbacks.due(status));
+    if (!block.callbacks.pending) return;
+    const due = block.callbacks.due(status);
+    if (due.length > 0) (this.due ??= []).push(...due);
   }
 
   private statement(args: QueryArgs): Promise<unknown> {

@@ -63,8 +63,10 @@ export class PooledConnection implements HeldConnection {
 
   constructor(
     readonly raw: DriverConnection,
+    /** Gives it back; with an error, the pool drops it (pg-pool's `release(error)`). */
     private readonly giveBack: (error?: Error) => void,
-    private readonly drop: (error: Error) => Promise<void>,
+    /** How to drop it when `giveBack(error)` is not the way (mysql2). */
+    private readonly drop?: (error: Error) => Promise<void>,
   ) {
     raw.on('error', this.guard);
   }
@@ -78,7 +80,13 @@ export class PooledConnection implements HeldConnection {
   /** Makes the pool drop it (its state is unknown); the server rolls back what was open. */
   destroy(error: Error): Promise<void> {
     // Keep listening: a connection on its way down may still report errors.
-    return this.drop(error);
+    if (this.drop) return this.drop(error);
+    try {
+      this.giveBack(error);
+    } catch (failure) {
+      return Promise.reject(failure as Error);
+    }
+    return Promise.resolve();
   }
 }
 
@@ -124,7 +132,7 @@ export function connectPg(pool: PgPool): Promise<PooledConnection> {
   return new Promise((resolve, reject) =>
     pool.connect((error, client, release) => {
       if (error) return reject(error);
-      resolve(new PooledConnection(client, release, async (cause) => release(cause)));
+      resolve(new PooledConnection(client, release));
     }),
   );
 }

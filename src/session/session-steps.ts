@@ -19,14 +19,6 @@ export class SessionSteps {
     private readonly connection: SessionConnection,
   ) {}
 
-  /**
-   * Whether anyone subscribed to TypeORM's events: the hot path checks it before awaiting
-   * `event()`, so a data source without subscribers pays no promise turn per event.
-   */
-  get observed(): boolean {
-    return this.connection.observed;
-  }
-
   /** Broadcasts a TypeORM transaction event, when anyone listens, as a step of the task on `lane`. */
   event(lane: Lane, block: Block, event: TransactionEvent): Promise<void> {
     if (!this.connection.observed) return RESOLVED;

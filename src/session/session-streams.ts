@@ -7,19 +7,21 @@ import type { Lane } from './lane.js';
  * stream is still reading from.
  */
 export class SessionStreams {
-  private readonly open = new Map<Readable, Lane>();
+  /** Made at the first stream: most sessions never open one. */
+  private open?: Map<Readable, Lane>;
 
   /** How many streams are open. */
   get size(): number {
-    return this.open.size;
+    return this.open?.size ?? 0;
   }
 
   /** Keeps `stream` as open on `lane`; resolves when it has closed (ended, failed or destroyed). */
   hold(stream: Readable, lane: Lane): Promise<void> {
-    this.open.set(stream, lane);
+    const open = (this.open ??= new Map());
+    open.set(stream, lane);
     return new Promise<void>((resolve) =>
       finished(stream, () => {
-        this.open.delete(stream);
+        open.delete(stream);
         resolve();
       }),
     );
@@ -27,6 +29,7 @@ export class SessionStreams {
 
   /** Destroys with `error` the open streams (those whose lane `which` picks). */
   destroy(error: () => Error, which: (lane: Lane) => boolean = () => true): void {
+    if (this.open === undefined) return;
     for (const [stream, lane] of this.open) if (which(lane)) stream.destroy(error());
   }
 }

@@ -30,9 +30,13 @@ export function assertSupportedDriver(type: string): void {
   }
 }
 
+const PLAIN_BEGIN: readonly string[] = Object.freeze(['START TRANSACTION']);
+
 /** The statements that begin a transaction on `type`, in order (one round trip on PostgreSQL). */
-export function beginStatements(type: string, options: BeginOptions): string[] {
+export function beginStatements(type: string, options: BeginOptions): readonly string[] {
   const { isolationLevel, readOnly, timeout } = options;
+  // The usual case, shared: every session without options begins the same way.
+  if (!isolationLevel && !readOnly && !timeout) return PLAIN_BEGIN;
   if (POSTGRES.has(type)) {
     const modes = [isolationLevel && `ISOLATION LEVEL ${isolationLevel}`, readOnly && 'READ ONLY'];
     const tail = modes.filter(Boolean).join(', ');

@@ -40,12 +40,12 @@ export class TransactionWire {
   open = false;
   /** The transaction open on the held connection (until its end is known). */
   private opened?: Block;
-  /** SAVEPOINT and its ends. */
-  readonly savepoints: Savepoints;
   private readonly connection: SessionConnection;
-  private readonly steps: SessionSteps;
+  /** Made at first use: most sessions run no hook, event subscriber or savepoint. */
+  private madeSteps?: SessionSteps;
+  private madeSavepoints?: Savepoints;
   private readonly type: string;
-  private readonly beginSql: string[];
+  private readonly beginSql: readonly string[];
   /** The data source's replicas, when it has any; `begin` says whether this session wants one. */
   private readonly replicas?: ReplicaPools;
   private readonly request: BeginOptions;
@@ -61,17 +61,26 @@ export class TransactionWire {
     private readonly ended: () => Error | undefined,
   ) {
     this.connection = new SessionConnection(dataSource, (error) => void this.lose(error));
-    this.steps = new SessionSteps(session, this.connection);
-    this.savepoints = new Savepoints(this, this.steps);
     this.type = dataSource.options.type;
     // The data source's own `isolationLevel` (TypeORM 1.x) applies unless the session sets one.
     const isolationLevel =
       begin.isolationLevel ??
       (dataSource.options as { isolationLevel?: IsolationLevel }).isolationLevel;
-    this.beginSql = beginStatements(this.type, { ...begin, isolationLevel });
+    const own = isolationLevel === begin.isolationLevel ? begin : { ...begin, isolationLevel };
+    this.beginSql = beginStatements(this.type, own);
     this.replicas = hooks.replicas?.(session.dataSourceName);
-    this.request = this.replicas ? { ...begin, isolationLevel } : begin;
+    this.request = this.replicas ? own : begin;
     this.acquireTimeout = hooks.acquireTimeout ?? DEFAULT_ACQUIRE_TIMEOUT;
+  }
+
+  /** SAVEPOINT and its ends. */
+  get savepoints(): Savepoints {
+    return (this.madeSavepoints ??= new Savepoints(this, this.steps));
+  }
+
+  /** Hooks and TypeORM's transaction events, as steps of the task running them. */
+  private get steps(): SessionSteps {
+    return (this.madeSteps ??= new SessionSteps(this.session, this.connection));
   }
 
   /** The session's QueryRunner. */
@@ -161,7 +170,7 @@ export class TransactionWire {
     await this.take();
     let waited = false;
     try {
-      if (this.steps.observed) await this.steps.event(lane, block, 'BeforeTransactionStart');
+      if (this.connection.observed) await this.steps.event(lane, block, 'BeforeTransactionStart');
       // A pooler in transaction mode (PgBouncer) hands out a server connection at the first
       // statement: a BEGIN it queues is a wait for a connection, bounded like the pool's.
       const stop = this.connection.statements
@@ -178,7 +187,7 @@ export class TransactionWire {
       this.open = true;
       this.opened = block;
       this.runner.transactionDepth = 1;
-      if (this.steps.observed) await this.steps.event(lane, block, 'AfterTransactionStart');
+      if (this.connection.observed) await this.steps.event(lane, block, 'AfterTransactionStart');
       const hook = this.hooks.onSessionStart;
       if (hook) await this.steps.run(lane, block, () => hook(this.runner.manager, this.name));
     } catch (error) {
@@ -215,7 +224,7 @@ export class TransactionWire {
     }
     let sent = false;
     try {
-      if (this.steps.observed) await this.steps.event(lane, block, 'BeforeTransactionCommit');
+      if (this.connection.observed) await this.steps.event(lane, block, 'BeforeTransactionCommit');
       sent = true;
       await this.exec(this.connection.statements?.commit ?? 'COMMIT');
     } catch (error) {
@@ -230,7 +239,7 @@ export class TransactionWire {
     }
     this.open = false;
     try {
-      if (this.steps.observed) await this.steps.event(lane, block, 'AfterTransactionCommit');
+      if (this.connection.observed) await this.steps.event(lane, block, 'AfterTransactionCommit');
     } catch (error) {
       this.report(
         `An afterTransactionCommit subscriber of '${this.name}' failed (the commit stands)`,
@@ -246,7 +255,7 @@ export class TransactionWire {
     if (!this.open) return;
     const lane = this.session.lane;
     try {
-      if (this.steps.observed) await this.steps.event(lane, block, 'BeforeTransactionRollback');
+      if (this.connection.observed) await this.steps.event(lane, block, 'BeforeTransactionRollback');
       await this.exec(this.connection.statements?.rollback ?? 'ROLLBACK');
     } catch (error) {
       this.open = false;
@@ -255,7 +264,7 @@ export class TransactionWire {
     }
     this.open = false;
     try {
-      if (this.steps.observed) await this.steps.event(lane, block, 'AfterTransactionRollback');
+      if (this.connection.observed) await this.steps.event(lane, block, 'AfterTransactionRollback');
     } finally {
       this.connection.release();
     }
