@@ -255,7 +255,8 @@ export class TransactionWire {
     if (!this.open) return;
     const lane = this.session.lane;
     try {
-      if (this.connection.observed) await this.steps.event(lane, block, 'BeforeTransactionRollback');
+      if (this.connection.observed)
+        await this.steps.event(lane, block, 'BeforeTransactionRollback');
       await this.exec(this.connection.statements?.rollback ?? 'ROLLBACK');
     } catch (error) {
       this.open = false;
