@@ -12,7 +12,7 @@ import autocannon from 'autocannon';
 import { resetTable } from './database.js';
 import { nodeBinaries } from './node-binaries.js';
 import { benchDir, startServer } from './server-process.js';
-import { ALL_ENDPOINTS, type Endpoint } from './shared.js';
+import { ALL_ENDPOINTS, type Endpoint, MAIN_VARIANTS } from './shared.js';
 
 const PORT = Number(process.env.BENCH_PORT ?? 3917);
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 4000);
@@ -20,15 +20,7 @@ const INTERVAL = Number(process.env.BENCH_PROFILE_INTERVAL ?? 100);
 const CONNECTIONS = 10;
 const pick = (env: string | undefined, all: string[]) =>
   env ? env.split(',').filter((name) => all.includes(name)) : all;
-const VARIANTS = pick(process.env.BENCH_VARIANTS, [
-  'baseline',
-  'context-floor',
-  'nestjs-typeorm-context',
-  'ntc-repositories',
-  'ntc-inject-session',
-  'nestjs-cls',
-  'typeorm-transactional',
-]);
+const VARIANTS = pick(process.env.BENCH_VARIANTS, MAIN_VARIANTS);
 const ENDPOINTS = pick(process.env.BENCH_ENDPOINTS ?? 'noop,read,deep,fanout', [
   ...ALL_ENDPOINTS.map((endpoint) => endpoint.path),
 ]).map((name) => ALL_ENDPOINTS.find((endpoint) => endpoint.path === name)!);

@@ -8,7 +8,7 @@ import { cpSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { resetTable } from './database.js';
 import { benchDir, type Server, startServer } from './server-process.js';
-import { ALL_ENDPOINTS } from './shared.js';
+import { ALL_ENDPOINTS, MAIN_VARIANTS } from './shared.js';
 
 const PORT = Number(process.env.BENCH_PORT ?? 3917);
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 300);
@@ -16,13 +16,7 @@ const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 300);
 const ENDPOINTS = ALL_ENDPOINTS.filter((endpoint) => endpoint.path !== 'commit-then-wait');
 const previousDist = process.env.BENCH_PREVIOUS;
 const VARIANTS = [
-  'baseline',
-  'context-floor',
-  'nestjs-typeorm-context',
-  'ntc-repositories',
-  'ntc-inject-session',
-  'nestjs-cls',
-  'typeorm-transactional',
+  ...MAIN_VARIANTS,
   ...(previousDist ? ['previous'] : []),
   // The other library paths on the previous build: only when BENCH_VARIANTS names them.
   ...(previousDist && process.env.BENCH_VARIANTS
