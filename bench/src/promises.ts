@@ -7,7 +7,7 @@
 import { cpSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { resetTable } from './database.js';
-import { benchDir, type Server, startServer } from './server-process.js';
+import { benchDir, type Server, startServer, variantSource } from './server-process.js';
 import { ALL_ENDPOINTS, MAIN_VARIANTS } from './shared.js';
 
 const PORT = Number(process.env.BENCH_PORT ?? 3917);
@@ -27,13 +27,7 @@ const VARIANTS = [
 );
 
 function start(variant: string): Promise<Server> {
-  const previous = variant === 'previous' || variant.startsWith('previous-');
-  return startServer({
-    variant: variant === 'previous' ? 'nestjs-typeorm-context' : variant.replace(/^previous-/, ''),
-    port: PORT,
-    library: previous ? 'dist-previous' : 'dist',
-    env: { BENCH_COUNT_PROMISES: '1' },
-  });
+  return startServer({ ...variantSource(variant), port: PORT, env: { BENCH_COUNT_PROMISES: '1' } });
 }
 
 async function call(endpoint: (typeof ENDPOINTS)[number]): Promise<void> {

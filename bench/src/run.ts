@@ -10,7 +10,7 @@ import path from 'node:path';
 import autocannon from 'autocannon';
 import { databaseVersion, resetTable, withClient } from './database.js';
 import { type NodeBinary, nodeBinaries } from './node-binaries.js';
-import { benchDir, type Server, startServer as start } from './server-process.js';
+import { benchDir, type Server, startServer as start, variantSource } from './server-process.js';
 import { perCallTable } from './derived.js';
 import {
   ALL_ENDPOINTS,
@@ -43,9 +43,6 @@ const previousDist = process.env.BENCH_PREVIOUS;
 /** The other paths on the previous build: only when BENCH_VARIANTS names them. */
 const PREVIOUS_PATHS = [`${PREVIOUS}-${REPOSITORIES}`, `${PREVIOUS}-${INJECT_SESSION}`];
 /** The variant file a variant runs (`previous*` run a library variant on dist-previous/). */
-const variantFile = (variant: string) =>
-  variant === PREVIOUS ? OURS : variant.replace(/^previous-/, '');
-const isPrevious = (variant: string) => variant === PREVIOUS || variant.startsWith('previous-');
 
 const VARIANTS = [
   'baseline',
@@ -86,13 +83,7 @@ const ENDPOINTS = ALL_ENDPOINTS.filter(
 
 function startServer(node: NodeBinary, variant: string, execArgv: string[] = []): Promise<Server> {
   // The previous build runs the very same variant code, importing the library from dist-previous/.
-  return start({
-    variant: variantFile(variant),
-    port: PORT,
-    library: isPrevious(variant) ? 'dist-previous' : 'dist',
-    node: node.path,
-    execArgv,
-  });
+  return start({ ...variantSource(variant), port: PORT, node: node.path, execArgv });
 }
 
 async function call(

@@ -31,6 +31,18 @@ export interface ServerStart {
   env?: Record<string, string>;
 }
 
+/**
+ * Where a bench variant's server comes from: `previous` (the `session()` app) and
+ * `previous-<variant>` run the same app code on the previous build (`dist-previous`).
+ */
+export function variantSource(variant: string): Pick<ServerStart, 'variant' | 'library'> {
+  if (variant === 'previous')
+    return { variant: 'nestjs-typeorm-context', library: 'dist-previous' };
+  if (variant.startsWith('previous-'))
+    return { variant: variant.slice('previous-'.length), library: 'dist-previous' };
+  return { variant, library: 'dist' };
+}
+
 /** Starts a server and resolves once it listens (30 s at most). */
 export function startServer(start: ServerStart): Promise<Server> {
   const child = fork(path.join(here, 'server.js'), [start.variant, String(start.port)], {
