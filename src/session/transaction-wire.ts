@@ -147,8 +147,12 @@ export class TransactionWire {
    * error the statement's caller gets instead, when there is a clearer one (a lost connection).
    */
   failed(block: Block, error: unknown): Error | undefined {
-    if (isConnectionLost(this.type, error) && (this.open || this.connection.held)) {
-      return this.lose(error);
+    if (isConnectionLost(this.type, error)) {
+      if (this.open || this.connection.held) return this.lose(error);
+      // The driver's 'error' event can arrive first (PgBouncer forwards the server's FATAL): the
+      // loss is already known, and the statement gets the same error as the rest.
+      const known = block.root.broken;
+      if (known instanceof ConnectionLostError) return known;
     }
     const clearer = this.connection.onReplica
       ? replicaRefusal(error, this.name, this.request.label)
