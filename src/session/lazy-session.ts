@@ -11,7 +11,7 @@ import type { QueryArgs, StreamArgs } from './session-connection.js';
 import { SessionEnd } from './session-end.js';
 import type { EndReason, SessionHooks, SessionOwner } from './session-hooks.js';
 import { installRunner } from './session-runner.js';
-import { SessionStreams } from './session-streams.js';
+import { bindEvents, SessionStreams, streamScope } from './session-streams.js';
 import { type Callback, type CompletionStatus, runCallbacks } from './transaction-callbacks.js';
 import type { BeginOptions } from './transaction-dialect.js';
 import { TransactionWire } from './transaction-wire.js';
@@ -115,11 +115,13 @@ export class LazySession {
 
   /** Opens a stream that holds its lane until it closes, and dies with its block or context. */
   stream(args: StreamArgs): ReturnType<QueryRunner['stream']> {
+    // Its events run in the caller's context, not in that of whoever made the connection.
+    const scope = streamScope();
     return new Promise((resolve, reject) => {
       void this.inTransaction(async (lane, block) => {
         let stream: Awaited<ReturnType<QueryRunner['stream']>>;
         try {
-          stream = await this.wire.stream(args, block);
+          stream = bindEvents(await this.wire.stream(args, block), scope);
         } catch (error) {
           return reject(error as Error);
         }

@@ -1,5 +1,28 @@
+import { AsyncResource } from 'node:async_hooks';
 import { finished, type Readable } from 'node:stream';
 import type { Lane } from './lane.js';
+
+/**
+ * The async context of the code opening a stream, to bind the stream's events to (`bindEvents`).
+ * Taken when the stream is asked for: the stream itself is made later, in a task of the lane.
+ */
+export function streamScope(): AsyncResource {
+  return new AsyncResource('nestjs-typeorm-context.stream');
+}
+
+/**
+ * Makes every event of `stream` (`data`, `readable`, `end`, `error`, `close`, and what `pipe()`
+ * and `finished()` listen to) run in `scope`: the driver pushes rows from its socket's callbacks,
+ * which carry the async context of whoever made the pooled connection (another request, maybe),
+ * so without this a listener's `sessionContext.session()` would be that request's session.
+ */
+export function bindEvents<S extends Readable>(stream: S, scope: AsyncResource): S {
+  const emit = stream.emit as (...args: unknown[]) => boolean;
+  stream.emit = function (this: S, ...args: unknown[]) {
+    return scope.runInAsyncScope(emit, this, ...args);
+  } as S['emit'];
+  return stream;
+}
 
 /**
  * The streams a session has open, with the lane each was opened on. A stream holds its lane's

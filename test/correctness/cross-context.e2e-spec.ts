@@ -1,0 +1,144 @@
+import { finished } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
+import { SessionContext, SessionFactory } from '../../src/index.js';
+import { createTestApp, type TestApp } from '../support/create-app.js';
+import { backendId, type Engine, engines } from '../support/engines.js';
+import { Example } from '../support/example.entity.js';
+import { within } from './support-a.js';
+import { closeApp, insertRows } from './support-b.js';
+
+const ROWS = 20;
+
+/** A promise with its resolve function, for handing a step from one unit to another. */
+function signal<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((done) => (resolve = done));
+  return { promise, resolve };
+}
+
+/** Idle connections of the data source's pool right now. */
+function idle(dataSource: DataSource): number {
+  const driver = dataSource.driver as unknown as {
+    master?: { idleCount: number };
+    pool?: { _freeConnections: { length: number } };
+  };
+  return driver.master?.idleCount ?? driver.pool!._freeConnections.length;
+}
+
+/**
+ * Takes every idle connection of the pool through TypeORM's own runners, so that the next session
+ * to connect makes a new connection (its socket then belongs to the async context that made it).
+ */
+async function takeIdle(dataSource: DataSource): Promise<QueryRunner[]> {
+  const runners: QueryRunner[] = [];
+  while (idle(dataSource) > 0) {
+    const runner = dataSource.createQueryRunner('master');
+    await runner.connect();
+    runners.push(runner);
+  }
+  return runners;
+}
+
+describe.each(engines)('callbacks run in the context they belong to ($name)', (engine: Engine) => {
+  let t: TestApp;
+  let context: SessionContext;
+  let factory: SessionFactory;
+  /** The factory session whose hooks the current test watches. */
+  let watched: EntityManager | undefined;
+  /** What the hooks of `watched` saw: its own connection, and the one `session()` resolved to. */
+  let seen: Array<{ hook: string; own: string; viaContext: string }> = [];
+
+  /** Records, for the watched session, where `sessionContext.session()` points inside a hook. */
+  async function record(hook: string, session: EntityManager): Promise<void> {
+    if (session !== watched) return;
+    const own = await backendId(engine, session);
+    const viaContext = await backendId(engine, context.session());
+    seen.push({ hook, own, viaContext });
+  }
+
+  beforeAll(async () => {
+    t = await createTestApp(engine, {
+      context: {
+        onSessionStart: (session) => record('onSessionStart', session),
+        beforeCommit: (session) => record('beforeCommit', session),
+      },
+    });
+    context = t.app.get(SessionContext);
+    factory = t.app.get(SessionFactory);
+  });
+  beforeEach(async () => {
+    watched = undefined;
+    seen = [];
+    await t.dataSource.query('DELETE FROM example');
+  });
+  afterEach(() => t.expectClean());
+  afterAll(() => closeApp(t, engine));
+
+  describe('stream events', () => {
+    beforeEach(() => insertRows(t.dataSource, ROWS));
+
+    it.each([
+      [
+        'queryRunner.stream()',
+        (manager: EntityManager) =>
+          manager.queryRunner!.stream('SELECT id FROM example ORDER BY id') as Promise<Readable>,
+      ],
+      [
+        'a query-builder stream',
+        (manager: EntityManager) =>
+          manager.createQueryBuilder(Example, 'e').select('e.id').orderBy('e.id').stream(),
+      ],
+    ])(
+      "%s: rows written in a 'data' listener join the unit that opened the stream, never the unit whose connection it got",
+      async (_kind, open) => {
+        const holders = await takeIdle(t.dataSource);
+        const aConnected = signal<string>();
+        const bDone = signal();
+        // Unit A makes a new connection, commits (the connection goes back) and stays open.
+        const a = factory.runInNewContext(async () => {
+          const pid = await backendId(engine, context.session());
+          for (const runner of holders) await runner.release();
+          await context.commit();
+          aConnected.resolve(pid);
+          await bDone.promise;
+        });
+        const aPid = await within(aConnected.promise, 'unit A connecting');
+        const listenerErrors: unknown[] = [];
+        let result: { pid: string; outcomes: PromiseSettledResult<unknown>[]; seenByB: number };
+        // Unit B gets A's connection, streams, writes a row per streamed row, then fails.
+        const b = factory.runInNewContext(async () => {
+          const pid = await backendId(engine, context.session());
+          const rows = await open(context.session());
+          const writes: Array<Promise<unknown>> = [];
+          rows.on('data', () => {
+            try {
+              writes.push(context.session().insert(Example, { text: 'from B' }));
+            } catch (error) {
+              listenerErrors.push(error);
+            }
+          });
+          await finished(rows);
+          const outcomes = await Promise.allSettled(writes);
+          const seenByB = await context.session().countBy(Example, { text: 'from B' });
+          result = { pid, outcomes, seenByB };
+          throw new Error('unit B fails after its writes');
+        });
+        await expect(within(b, 'unit B')).rejects.toThrow('unit B fails');
+        bDone.resolve();
+        await within(a, 'unit A');
+
+        result = result!;
+        expect(result.pid).toBe(aPid); // the precondition: B got the connection A made
+        expect(listenerErrors).toEqual([]);
+        expect(result.outcomes.filter((o) => o.status === 'rejected')).toEqual([]);
+        expect(result.outcomes).toHaveLength(ROWS);
+        // The writes ran in B's transaction (B saw them) ...
+        expect(result.seenByB).toBe(ROWS);
+        // ... and B's failure rolled them back: A committed none of them.
+        expect(await t.dataSource.getRepository(Example).countBy({ text: 'from B' })).toBe(0);
+      },
+      20_000,
+    );
+  });
+});
