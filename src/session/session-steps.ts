@@ -25,10 +25,17 @@ export class SessionSteps {
     return this.run(lane, block, () => this.connection.broadcast(event));
   }
 
-  /** Runs `work` as part of the task running on `parent`, for statements of `block`. */
+  /**
+   * Runs `work` as part of the task running on `parent`, for statements of `block`. There
+   * `sessionContext.session()` of the session's data source is this session, whoever's code
+   * (another context's, or none) made the statement, commit or close that runs it.
+   */
   async run<T>(parent: Lane, block: Block, work: () => Promise<T> | T): Promise<T> {
     const lane = new Lane(parent, block, true);
-    const frame = (contextStorage.getStore() ?? OUTSIDE).within(this.session, lane);
+    const session = this.session;
+    const frame = (contextStorage.getStore() ?? OUTSIDE)
+      .with(session.dataSourceName, session)
+      .within(session, lane);
     try {
       return await contextStorage.run(frame, work);
     } finally {

@@ -141,4 +141,44 @@ describe.each(engines)('callbacks run in the context they belong to ($name)', (e
       20_000,
     );
   });
+
+  describe('hooks of a sessionFactory.open() session', () => {
+    /** Opens a factory session, writes, commits and closes it; returns what its hooks saw. */
+    async function useFactorySession() {
+      const session = factory.open();
+      watched = session.manager;
+      try {
+        const own = await backendId(engine, session.manager);
+        await session.manager.insert(Example, { text: 'factory' });
+        await session.commit();
+        return own;
+      } finally {
+        await session.close();
+      }
+    }
+
+    it('outside any context: in onSessionStart and beforeCommit, session() is the factory session', async () => {
+      const own = await within(useFactorySession(), 'the factory session');
+      expect(seen).toEqual([
+        { hook: 'onSessionStart', own, viaContext: own },
+        { hook: 'beforeCommit', own, viaContext: own },
+      ]);
+      expect(await t.dataSource.getRepository(Example).countBy({ text: 'factory' })).toBe(1);
+    });
+
+    it("inside a context whose session has a transaction open: session() is the factory session, never the caller's", async () => {
+      const { caller, own } = await within(
+        factory.runInNewContext(async () => {
+          const caller = await backendId(engine, context.session());
+          return { caller, own: await useFactorySession() };
+        }),
+        'the context',
+      );
+      expect(own).not.toBe(caller);
+      expect(seen).toEqual([
+        { hook: 'onSessionStart', own, viaContext: own },
+        { hook: 'beforeCommit', own, viaContext: own },
+      ]);
+    });
+  });
 });
