@@ -20,7 +20,25 @@ export class ContextFrame {
     private readonly value?: LazySession | EntityManager | Lane,
     /** The frame current when this unit's frame was opened (a `runInNewContext()` inside a request). */
     private readonly outer?: ContextFrame,
+    /** The unit whose transaction the callbacks running in this frame followed (`after()`). */
+    private readonly follows?: UnitOfWork,
   ) {}
+
+  /**
+   * The frame of callbacks that run once a transaction of `unit` ended: outside any context, yet
+   * read-only work there still goes to the primary `unit` used (read-your-writes).
+   */
+  static after(unit: UnitOfWork): ContextFrame {
+    return new ContextFrame(undefined, undefined, undefined, undefined, undefined, unit);
+  }
+
+  /**
+   * The unit whose use of a primary routes read-only transactions begun here (see
+   * `connection-route.ts`): this frame's own unit, or the one its callbacks followed.
+   */
+  get routingUnit(): UnitOfWork | undefined {
+    return this.unit ?? this.follows ?? this.parent?.routingUnit;
+  }
 
   /** The frame of a new unit of work, opened inside whatever frame is current. */
   static forUnit(unit: UnitOfWork, outer?: ContextFrame): ContextFrame {

@@ -99,8 +99,9 @@ export class SessionContext {
     // No transaction here: each statement commits on its own, nothing can roll back.
     if (on === 'rollback') return;
     const name = on === 'commit' ? 'afterCommit' : 'afterCompletion';
+    const follows = contextStorage.getStore()?.unit;
     const run = () =>
-      runCallbacks([{ name, run: () => callback('committed') }], this.runtime.hooks);
+      runCallbacks([{ name, run: () => callback('committed'), follows }], this.runtime.hooks);
     Promise.resolve()
       .then(run)
       .catch(() => undefined); // reported by runCallbacks

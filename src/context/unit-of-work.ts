@@ -32,7 +32,10 @@ export class UnitOfWork {
   private primaries?: Set<string>;
 
   constructor(
-    /** The unit this one was opened in (`runInNewContext()` inside a request), if any. */
+    /**
+     * The unit this one was opened in (`runInNewContext()` inside a request), or whose
+     * after-completion callback opened it, if any: reads here follow what that one wrote.
+     */
     private readonly parent?: UnitOfWork,
   ) {}
 

@@ -22,7 +22,8 @@ export interface RouteRequest {
  *    (`readReplicas: 'readOnly'`), unless the call said `replica: false`, its isolation is
  *    SERIALIZABLE (a hot standby cannot run it), or its unit of work already used the primary of
  *    that data source (read-your-writes and monotonic reads: a unit never reads older data than
- *    it has seen or written). If no replica answers, `ReplicaPools` falls back or fails.
+ *    it has seen or written; so do the `afterCommit` / `afterCompletion` callbacks of that unit,
+ *    see `ContextFrame.routingUnit`). If no replica answers, `ReplicaPools` falls back or fails.
  * 3. The primary; noted on the unit of work when the data source has replicas.
  */
 export function replicaFor(

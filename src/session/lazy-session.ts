@@ -159,7 +159,7 @@ export class LazySession {
     on: 'commit' | 'rollback' | 'always',
     callback: (status: CompletionStatus) => unknown,
   ): void {
-    this.blockHere().callbacks.add(on, callback);
+    this.blockHere().callbacks.add(on, callback, contextStorage.getStore()?.unit);
   }
 
   /** Marks the transaction (or savepoint) current here rollback-only. */

@@ -1,12 +1,15 @@
-import { OUTSIDE } from '../context/context-frame.js';
+import { ContextFrame, OUTSIDE } from '../context/context-frame.js';
 import { contextStorage } from '../context/context-storage.js';
 import { CallbackError } from '../errors/callback.error.js';
 import { messages } from '../errors/messages.js';
+import type { UnitOfWork } from '../context/unit-of-work.js';
 
 /** A callback due now that its transaction ended, with the name it was registered by. */
 export interface Callback {
   name: 'afterCommit' | 'afterRollback' | 'afterCompletion';
   run(): unknown;
+  /** The unit it was registered in: its read-only work keeps to the primaries that unit used. */
+  follows?: UnitOfWork;
 }
 
 /** How a transaction (or the savepoint a callback was registered in) ended. */
@@ -20,6 +23,7 @@ interface Entry {
   /** The name it was registered by (a rolled-back savepoint's entries become `always`). */
   name: Callback['name'];
   run: (status: CompletionStatus) => unknown;
+  follows?: UnitOfWork;
 }
 
 const NONE: readonly Callback[] = [];
@@ -43,9 +47,12 @@ export class TransactionCallbacks {
     return this.entries !== undefined;
   }
 
-  /** Adds `callback` for `on`; `afterCompletion` callbacks get the status. */
-  add(on: Trigger, callback: (status: CompletionStatus) => unknown): void {
-    (this.entries ??= []).push({ on, name: NAMES[on], run: callback });
+  /**
+   * Adds `callback` for `on`, registered in the unit `follows`; `afterCompletion` callbacks get
+   * the status.
+   */
+  add(on: Trigger, callback: (status: CompletionStatus) => unknown, follows?: UnitOfWork): void {
+    (this.entries ??= []).push({ on, name: NAMES[on], run: callback, follows });
   }
 
   /** Takes over a released savepoint's callbacks: they now wait for this transaction. */
@@ -67,7 +74,11 @@ export class TransactionCallbacks {
     const skip: Trigger = status === 'committed' ? 'rollback' : 'commit';
     return this.entries
       .filter((entry) => entry.on !== skip)
-      .map((entry) => ({ name: entry.name, run: () => entry.run(status) }));
+      .map((entry) => ({
+        name: entry.name,
+        run: () => entry.run(status),
+        follows: entry.follows,
+      }));
   }
 }
 
@@ -82,7 +93,9 @@ export interface CallbackPolicy {
 /**
  * Runs callbacks one at a time, outside any context: the transaction they waited for is over, so
  * a write through a context's session would begin a new one that nobody commits. There
- * `session()` fails clearly and `@Transactional()` commits on its own. A failing callback is
+ * `session()` fails clearly and `@Transactional()` commits on its own; read-only transactions
+ * still run on the primaries the callback's unit used, so they see what it wrote (with read
+ * replicas). A failing callback is
  * reported and never stops the next one; with `throwErrors`, the first error is thrown at the end
  * (wrapped in `CallbackError`: the transaction's outcome stands).
  */
@@ -93,7 +106,8 @@ export async function runCallbacks(
   let first: { error: unknown } | undefined;
   for (const callback of callbacks) {
     try {
-      await contextStorage.run(OUTSIDE, () => callback.run());
+      const frame = callback.follows ? ContextFrame.after(callback.follows) : OUTSIDE;
+      await contextStorage.run(frame, () => callback.run());
     } catch (error) {
       policy.reportError(`${callback.name} callback failed`, error);
       first ??= { error };

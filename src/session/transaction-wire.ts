@@ -309,7 +309,7 @@ export class TransactionWire {
     const ms = this.acquireTimeout;
     const lender = this.hooks.lender?.(this.name);
     const frame = contextStorage.getStore();
-    const replicas = replicaFor(this.replicas, lender, this.request, frame?.unit, this.name);
+    const replicas = replicaFor(this.replicas, lender, this.request, frame?.routingUnit, this.name);
     const acquired = await this.connection
       .acquire(ms, lender, this.session, frame, replicas)
       .catch((error: unknown) => {

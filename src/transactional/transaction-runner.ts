@@ -201,7 +201,7 @@ export class TransactionRunner {
       );
     }
     // Outside any context: a context of its own for the call, like runInNewContext().
-    const unit = new UnitOfWork();
+    const unit = new UnitOfWork(frame?.routingUnit);
     const session = unit.session(name, () => this.runtime.createSession(name, 'context', begin));
     return contextStorage.run(ContextFrame.forUnit(unit), () =>
       this.settle(
