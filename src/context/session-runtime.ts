@@ -70,9 +70,10 @@ export class SessionRuntime implements OnModuleInit, OnApplicationShutdown {
       }
       assertSupportedDriver(dataSource.options.type);
       if (this.options.guardPool) {
-        guardPool(dataSource, (error) =>
-          logger.warn(`A connection of data source '${name}' failed: ${error.message}`),
-        );
+        guardPool(dataSource, (error, replica) => {
+          const pool = replica === undefined ? '' : `replica ${replica} of `;
+          logger.warn(`A connection of ${pool}data source '${name}' failed: ${error.message}`);
+        });
       }
       this.dataSources.set(name, dataSource);
     }

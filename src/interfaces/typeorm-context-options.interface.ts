@@ -28,10 +28,11 @@ export interface TypeOrmContextModuleOptions {
    */
   callbackErrors?: 'log' | 'throw';
   /**
-   * Give every connection of each data source's PostgreSQL pool a lifelong `'error'` listener, so
-   * that a connection the server drops in the instant the pool hands it to plain TypeORM code (a
-   * repository outside any context, `dataSource.query()`) cannot crash the process. The library's
-   * own sessions are always guarded. Default: `false`.
+   * Give every connection of each data source's PostgreSQL pools (the primary's and each
+   * replica's) a lifelong `'error'` listener, so that a connection the server drops in the instant
+   * the pool hands it to plain TypeORM code (a repository outside any context, `dataSource.query()`)
+   * cannot crash the process; the error is logged as a warning. The library's own sessions are
+   * always guarded. Default: `false`.
    */
   guardPool?: boolean;
   /**
