@@ -1,3 +1,4 @@
+import { Injectable, type Provider } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import {
@@ -16,9 +17,19 @@ import { engines } from '../support/engines.js';
 
 const engine = engines[0];
 
-async function start(options: TypeOrmContextModuleOptions) {
+/** A job with a `@Transactional()` method. */
+@Injectable()
+class Job {
+  @Transactional()
+  run() {
+    return 'ran';
+  }
+}
+
+async function start(options: TypeOrmContextModuleOptions, providers: Provider[] = []) {
   const moduleRef = await Test.createTestingModule({
     imports: [TypeOrmModule.forRoot(typeormOptions(engine)), TypeOrmContextModule.forRoot(options)],
+    providers,
   }).compile();
   const app = moduleRef.createNestApplication({ logger: false });
   try {
@@ -51,18 +62,28 @@ describe('bad input gets a clear error and loses nothing', () => {
   });
 
   it('@Transactional() after app.close() says the module has shut down, not that it never started', async () => {
-    class Job {
-      @Transactional()
-      run() {
-        return 'ran';
-      }
-    }
-    const app = await start({});
-    await expect(new Job().run()).resolves.toBe('ran');
+    const app = await start({}, [Job]);
+    const job = app.get(Job);
+    await expect(job.run()).resolves.toBe('ran');
     await app.close();
-    const late = new Job().run();
+    const late = job.run();
     await expect(late).rejects.toBeInstanceOf(ModuleNotInitializedError);
     await expect(late).rejects.toThrow(/has shut down.*after app\.close\(\)/);
+  });
+
+  it('@Transactional() on an instance no app created, outside any context, says how to fix it', async () => {
+    const app = await start({}, [Job]);
+    try {
+      const stray = new Job().run();
+      await expect(stray).rejects.toBeInstanceOf(ModuleNotInitializedError);
+      await expect(stray).rejects.toThrow(
+        /Job\.run\(\) is @Transactional\(\).*app\.get\(\.\.\.\).*runInNewContext\(\)/,
+      );
+      const inContext = app.get(SessionFactory).runInNewContext(() => new Job().run());
+      await expect(inContext).resolves.toBe('ran');
+    } finally {
+      await app.close();
+    }
   });
 
   describe('at call time', () => {
