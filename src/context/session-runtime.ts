@@ -13,6 +13,7 @@ import type { ContextFrame } from './context-frame.js';
 import { contextStorage } from './context-storage.js';
 import { bindInstances } from './instance-runtime.js';
 import { logger, reportError } from './logger.js';
+import { ConnectionWaits } from '../session/connection-wait.js';
 import { guardPool } from '../session/pool-guard.js';
 import { replicaPoolsOf } from '../session/replica-setup.js';
 import { LazySession } from '../session/lazy-session.js';
@@ -47,6 +48,7 @@ export class SessionRuntime implements OnModuleInit, OnApplicationShutdown {
       onSessionStart: options.onSessionStart,
       beforeCommit: options.beforeCommit,
       acquireTimeout: options.acquireTimeout,
+      waits: new ConnectionWaits(),
       reportError,
       throwErrors: options.callbackErrors === 'throw',
       lender: (name) => (this.lenders.size === 0 ? undefined : this.lenders.get(name)),
@@ -70,7 +72,7 @@ export class SessionRuntime implements OnModuleInit, OnApplicationShutdown {
       }
       this.dataSources.set(name, dataSource);
     }
-    const replicas = replicaPoolsOf(this.dataSources, this.options);
+    const replicas = replicaPoolsOf(this.dataSources, this.options, this.hooks.waits);
     if (replicas.size > 0) this.hooks.replicas = (name) => replicas.get(name);
     this.initialized = true;
     bindInstances(this.modules, this);
