@@ -1,4 +1,12 @@
-import { Controller, Injectable, Post, Scope } from '@nestjs/common';
+import {
+  Controller,
+  Injectable,
+  type MiddlewareConsumer,
+  Module,
+  type NestModule,
+  Post,
+  Scope,
+} from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { Client } from 'pg';
@@ -6,6 +14,7 @@ import { DataSource } from 'typeorm';
 import {
   ModuleNotInitializedError,
   SessionContext,
+  SessionContextMiddleware,
   SessionFactory,
   Transactional,
   TypeOrmContextModule,
@@ -73,10 +82,22 @@ async function secondPostgres(): Promise<Engine> {
   return { ...postgres, options: { ...postgres.options, url: url.toString() } };
 }
 
-async function startApp(engine: Engine): Promise<TestApp> {
+/** Mounts the library's middleware class itself, as an app with `middleware: false` does. */
+@Module({ controllers: [WriteController], providers: [RequestWriter] })
+class OwnMiddlewareModule implements NestModule {
+  configure(consumer: MiddlewareConsumer): void {
+    consumer.apply(SessionContextMiddleware).forRoutes(WriteController);
+  }
+}
+
+async function startApp(engine: Engine, ownMiddleware = false): Promise<TestApp> {
   const moduleRef = await Test.createTestingModule({
-    imports: [TypeOrmModule.forRoot(typeormOptions(engine)), TypeOrmContextModule.forRoot()],
-    controllers: [WriteController],
+    imports: [
+      TypeOrmModule.forRoot(typeormOptions(engine)),
+      TypeOrmContextModule.forRoot({ middleware: !ownMiddleware }),
+      ...(ownMiddleware ? [OwnMiddlewareModule] : []),
+    ],
+    controllers: ownMiddleware ? [] : [WriteController],
     providers: [Writer, RequestWriter, TransientWriter, TransientUser],
   }).compile();
   const app = moduleRef.createNestApplication({ logger: false });
@@ -147,6 +168,17 @@ describe.each(partners)(
       await b.http().post('/two-apps/request-scoped').expect(201);
       expect(await a.texts()).toEqual(['request-scoped']);
       expect(await b.texts()).toEqual(['request-scoped']);
+    });
+
+    it("with SessionContextMiddleware mounted by the app, a request's context is that app's", async () => {
+      const own = await startApp(engines[0]!, true);
+      try {
+        await own.http().post('/two-apps/request-scoped').expect(201);
+        expect(await own.texts()).toEqual(['request-scoped']);
+        expect(await b.rows()).toBe(0);
+      } finally {
+        await own.close();
+      }
     });
 
     it('transient instances run on the app that created them', async () => {
