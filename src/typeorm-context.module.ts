@@ -6,14 +6,17 @@ import {
   type NestInterceptor,
   type NestModule,
 } from '@nestjs/common';
-import { APP_INTERCEPTOR, HttpAdapterHost, ModuleRef } from '@nestjs/core';
+import { APP_INTERCEPTOR, HttpAdapterHost, ModuleRef, ModulesContainer } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { SessionContext } from './context/session-context.js';
 import { SessionRuntime } from './context/session-runtime.js';
 import { SessionFactory } from './factory/session-factory.js';
 import { AutoCommitInterceptor } from './interceptors/auto-commit.interceptor.js';
 import type { TypeOrmContextModuleOptions } from './interfaces/typeorm-context-options.interface.js';
-import { openRequestContext } from './middleware/session-context.middleware.js';
+import {
+  type ClosableResponse,
+  openRequestContext,
+} from './middleware/session-context.middleware.js';
 import {
   createRepositoryProviders,
   createSessionProvider,
@@ -47,9 +50,12 @@ const passThrough: NestInterceptor = { intercept: (_context, next) => next.handl
   providers: [
     {
       provide: SessionRuntime,
-      useFactory: (options: TypeOrmContextModuleOptions, moduleRef: ModuleRef) =>
-        new SessionRuntime(resolveModuleOptions(options), moduleRef),
-      inject: [TYPEORM_CONTEXT_MODULE_OPTIONS, ModuleRef],
+      useFactory: (
+        options: TypeOrmContextModuleOptions,
+        moduleRef: ModuleRef,
+        modules: ModulesContainer,
+      ) => new SessionRuntime(resolveModuleOptions(options), moduleRef, modules),
+      inject: [TYPEORM_CONTEXT_MODULE_OPTIONS, ModuleRef, ModulesContainer],
     },
     SessionContext,
     SessionFactory,
@@ -108,6 +114,9 @@ export class TypeOrmContextModule extends ConfigurableModuleClass implements Nes
   configure(_consumer: MiddlewareConsumer): void {
     const adapter = this.adapterHost.httpAdapter as HttpAdapterHost['httpAdapter'] | undefined;
     if (!this.runtime.options.middleware || adapter === undefined) return;
-    adapter.use(openRequestContext);
+    const runtime = this.runtime;
+    adapter.use((request: unknown, response: ClosableResponse, next: () => void) =>
+      openRequestContext(request, response, next, runtime),
+    );
   }
 }

@@ -56,8 +56,23 @@ function check(ok: boolean, option: string, value: unknown, expected: string): v
 
 const isName = (value: unknown): value is string => typeof value === 'string' && value.length > 0;
 const isOptionalFunction = (value: unknown) => value === undefined || typeof value === 'function';
-const isPositiveNumber = (value: unknown) =>
-  typeof value === 'number' && Number.isFinite(value) && value > 0;
+/** The longest a Node.js timer waits: a longer delay is clamped to 1 ms, so it fires at once. */
+export const MAX_TIMER_MS = 2_147_483_647;
+/** What a millisecond option accepts, in its error message. */
+const MILLISECONDS = (least: string): string =>
+  `a number of milliseconds ${least} and at most ${MAX_TIMER_MS} (about 24.8 days: Node.js ` +
+  'timers cannot wait longer, a longer delay fires at once)';
+const isMilliseconds = (value: unknown, min: number): value is number =>
+  typeof value === 'number' && value >= min && value <= MAX_TIMER_MS; // NaN fails both
+
+/**
+ * Fails with `InvalidOptionError` unless `value` is a number of milliseconds a Node.js timer can
+ * wait: above 0 (or from 0 with `allowZero`) and at most `MAX_TIMER_MS`.
+ */
+export function checkMilliseconds(option: string, value: unknown, allowZero = false): void {
+  const ok = isMilliseconds(value, 0) && (allowZero || value !== 0);
+  check(ok, option, value, MILLISECONDS(allowZero ? '0 or more' : 'greater than 0'));
+}
 const isOptionalBoolean = (value: unknown) => value === undefined || typeof value === 'boolean';
 
 /** Validates module options and applies their defaults (the one place defaults live). */
@@ -95,12 +110,7 @@ export function resolveModuleOptions(
     options.beforeCommit,
     'a function (session, dataSource) => void | Promise<void>',
   );
-  check(
-    isPositiveNumber(acquireTimeout),
-    'acquireTimeout',
-    acquireTimeout,
-    'a number of milliseconds greater than 0',
-  );
+  checkMilliseconds('acquireTimeout', acquireTimeout);
   check(
     callbackErrors === 'log' || callbackErrors === 'throw',
     'callbackErrors',
@@ -253,12 +263,7 @@ export function resolveTransactionOptions(
     resolved.retry,
     'a whole number of retries, 0 or more',
   );
-  check(
-    resolved.timeout === undefined || isPositiveNumber(resolved.timeout),
-    'timeout',
-    resolved.timeout,
-    'a number of milliseconds greater than 0',
-  );
+  if (resolved.timeout !== undefined) checkMilliseconds('timeout', resolved.timeout);
   if (WITHOUT_TRANSACTION.includes(resolved.propagation)) {
     for (const key of ['isolationLevel', 'readOnly', 'replica', 'timeout', 'retry'] as const) {
       if (options[key] === undefined || (key === 'retry' && options.retry === 0)) continue;

@@ -55,6 +55,21 @@ export class ContextFrame {
     return new ContextFrame(this.unit, this, session, lane);
   }
 
+  /**
+   * The innermost frame, this one or one its unit was opened in, whose unit belongs to `runtime`
+   * (or to no app in particular): another app's unit is no context for `runtime`'s sessions.
+   */
+  ownedBy(runtime: object): ContextFrame | undefined {
+    const owner = this.unit?.runtime;
+    if (owner === undefined || owner === runtime) return this;
+    return this.root().outer?.ownedBy(runtime);
+  }
+
+  /** The frame the unit of this one was opened with (the end of its `parent` chain). */
+  private root(): ContextFrame {
+    return this.parent?.root() ?? this;
+  }
+
   /** The session or manager a block of this frame chain put in place for `dataSource`. */
   find(dataSource: string): LazySession | EntityManager | undefined {
     return this.lookup(dataSource) as LazySession | EntityManager | undefined;

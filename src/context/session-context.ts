@@ -7,7 +7,6 @@ import type {
   TransactionOptions,
 } from '../interfaces/transaction-options.interface.js';
 import { DEFAULT_DATA_SOURCE } from '../typeorm-context.options.js';
-import { contextStorage } from './context-storage.js';
 import { LazySession } from '../session/lazy-session.js';
 import { type CompletionStatus, runCallbacks } from '../session/transaction-callbacks.js';
 import { SessionRuntime } from './session-runtime.js';
@@ -28,7 +27,7 @@ export class SessionContext {
 
   /** Whether a session context is current (and not ended) here. */
   isActive(): boolean {
-    const unit = contextStorage.getStore()?.unit;
+    const unit = this.runtime.frame()?.unit;
     return unit !== undefined && !unit.ended;
   }
 
@@ -51,7 +50,7 @@ export class SessionContext {
   async close(dataSource: string = DEFAULT_DATA_SOURCE): Promise<void> {
     const session = this.runtime.existing(dataSource);
     if (!(session instanceof LazySession)) return;
-    const unit = contextStorage.getStore()?.unit;
+    const unit = this.runtime.frame()?.unit;
     if (unit?.sessions.get(dataSource) !== session) {
       throw new TypeOrmContextError(messages.blockSessionClose(dataSource));
     }
@@ -99,7 +98,7 @@ export class SessionContext {
     // No transaction here: each statement commits on its own, nothing can roll back.
     if (on === 'rollback') return;
     const name = on === 'commit' ? 'afterCommit' : 'afterCompletion';
-    const follows = contextStorage.getStore()?.unit;
+    const follows = this.runtime.frame()?.unit;
     const run = () =>
       runCallbacks([{ name, run: () => callback('committed'), follows }], this.runtime.hooks);
     Promise.resolve()

@@ -1,5 +1,5 @@
 import type { OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
-import type { ModuleRef } from '@nestjs/core';
+import type { ModuleRef, ModulesContainer } from '@nestjs/core';
 import { getDataSourceToken } from '@nestjs/typeorm';
 import type { DataSource, EntityManager } from 'typeorm';
 import { messages } from '../errors/messages.js';
@@ -9,8 +9,11 @@ import { SessionContextEndedError } from '../errors/session-context-ended.error.
 import { UnknownDataSourceError } from '../errors/unknown-data-source.error.js';
 import { TransactionRunner } from '../transactional/transaction-runner.js';
 import type { ResolvedModuleOptions } from '../typeorm-context.options.js';
+import type { ContextFrame } from './context-frame.js';
 import { contextStorage } from './context-storage.js';
+import { bindInstances } from './instance-runtime.js';
 import { logger, reportError } from './logger.js';
+import { ConnectionWaits } from '../session/connection-wait.js';
 import { guardPool } from '../session/pool-guard.js';
 import { replicaPoolsOf } from '../session/replica-setup.js';
 import { LazySession } from '../session/lazy-session.js';
@@ -19,13 +22,11 @@ import type { SessionHooks, SessionOwner } from '../session/session-hooks.js';
 import { assertSupportedDriver, type BeginOptions } from '../session/transaction-dialect.js';
 
 /**
- * The module's runtime: the configured data sources, the hooks, and the lookup of the current
- * session. Decorators reach it without DI through `SessionRuntime.get()`.
+ * One app's runtime: the configured data sources, the hooks, and the lookup of the current
+ * session. `@Transactional()` reaches it without DI through the instance it runs on (bound at
+ * startup, see `instance-runtime.ts`) or the context it runs in: one per app, never a global.
  */
 export class SessionRuntime implements OnModuleInit, OnApplicationShutdown {
-  private static active?: SessionRuntime;
-  /** True once an application shut its runtime down and no other has started since. */
-  private static shutDown = false;
   private readonly dataSources = new Map<string, DataSource>();
   private initialized = false;
   private closed = false;
@@ -40,23 +41,18 @@ export class SessionRuntime implements OnModuleInit, OnApplicationShutdown {
     /** The module options, defaults applied. */
     readonly options: ResolvedModuleOptions,
     private readonly moduleRef: ModuleRef,
+    /** The app's modules, whose `@Transactional()` instances get bound to this runtime. */
+    private readonly modules: ModulesContainer,
   ) {
     this.hooks = {
       onSessionStart: options.onSessionStart,
       beforeCommit: options.beforeCommit,
       acquireTimeout: options.acquireTimeout,
+      waits: new ConnectionWaits(),
       reportError,
       throwErrors: options.callbackErrors === 'throw',
       lender: (name) => (this.lenders.size === 0 ? undefined : this.lenders.get(name)),
     };
-  }
-
-  /** The runtime of the initialized application. */
-  static get(): SessionRuntime {
-    if (SessionRuntime.active) return SessionRuntime.active;
-    throw new ModuleNotInitializedError(
-      SessionRuntime.shutDown ? messages.shutDown() : messages.notInitialized(),
-    );
   }
 
   /** Resolves every configured data source from `@nestjs/typeorm` at startup. */
@@ -77,19 +73,15 @@ export class SessionRuntime implements OnModuleInit, OnApplicationShutdown {
       }
       this.dataSources.set(name, dataSource);
     }
-    const replicas = replicaPoolsOf(this.dataSources, this.options);
+    const replicas = replicaPoolsOf(this.dataSources, this.options, this.hooks.waits);
     if (replicas.size > 0) this.hooks.replicas = (name) => replicas.get(name);
     this.initialized = true;
-    SessionRuntime.active = this;
-    SessionRuntime.shutDown = false;
+    bindInstances(this.modules, this);
   }
 
-  /** Refuses new work once the application shuts down, and forgets this runtime. */
+  /** Refuses new work once the application shuts down. */
   onApplicationShutdown(): void {
     this.closed = true;
-    if (SessionRuntime.active !== this) return;
-    SessionRuntime.active = undefined;
-    SessionRuntime.shutDown = true;
   }
 
   /**
@@ -144,8 +136,13 @@ export class SessionRuntime implements OnModuleInit, OnApplicationShutdown {
     return this.initialized;
   }
 
+  /** The current frame, if it (or one it was opened in) belongs to this app: see `ContextFrame.ownedBy()`. */
+  frame(): ContextFrame | undefined {
+    return contextStorage.getStore()?.ownedBy(this);
+  }
+
   private lookup(name: string): LazySession | EntityManager | undefined {
-    const frame = contextStorage.getStore();
+    const frame = this.frame();
     const override = frame?.find(name);
     if (override !== undefined) return override;
     const unit = frame?.unit;
@@ -156,7 +153,7 @@ export class SessionRuntime implements OnModuleInit, OnApplicationShutdown {
 
   /** Like `current()` but never creates a session. */
   existing(name: string): LazySession | EntityManager | undefined {
-    const frame = contextStorage.getStore();
+    const frame = this.frame();
     const override = frame?.find(name);
     if (override !== undefined) return override;
     const unit = frame?.unit;

@@ -1,6 +1,7 @@
 import { messages } from '../errors/messages.js';
 import { TypeOrmContextError } from '../errors/typeorm-context.error.js';
 import type { LazySession } from '../session/lazy-session.js';
+import type { SessionRuntime } from './session-runtime.js';
 
 const RESOLVED = Promise.resolve();
 
@@ -37,6 +38,8 @@ export class UnitOfWork {
      * after-completion callback opened it, if any: reads here follow what that one wrote.
      */
     private readonly parent?: UnitOfWork,
+    /** The app's runtime whose context this is; other apps' sessions never join it. */
+    readonly runtime?: SessionRuntime,
   ) {}
 
   /** Whether this unit, or one it was opened in, used the primary of `dataSource`. */

@@ -24,7 +24,7 @@ export class SessionFactory {
    */
   runInNewContext<T>(fn: () => Promise<T> | T): Promise<T> {
     const outer = contextStorage.getStore();
-    const unit = new UnitOfWork(outer?.routingUnit);
+    const unit = new UnitOfWork(outer?.ownedBy(this.runtime)?.routingUnit, this.runtime);
     return contextStorage.run(ContextFrame.forUnit(unit, outer), async () => {
       let result: T;
       try {

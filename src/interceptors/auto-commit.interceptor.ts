@@ -1,8 +1,10 @@
 import {
   type CallHandler,
   type ExecutionContext,
+  Inject,
   Injectable,
   type NestInterceptor,
+  Optional,
   StreamableFile,
 } from '@nestjs/common';
 import { finished } from 'node:stream';
@@ -10,6 +12,7 @@ import { Observable, type Subscriber } from 'rxjs';
 import { ContextFrame } from '../context/context-frame.js';
 import { contextStorage } from '../context/context-storage.js';
 import { reportError } from '../context/logger.js';
+import { SessionRuntime } from '../context/session-runtime.js';
 import { UnitOfWork } from '../context/unit-of-work.js';
 
 /** The part of a Node response (Express's, or Fastify's `reply.raw`) that tells it closed. */
@@ -26,16 +29,20 @@ interface ClosableResponse {
  */
 @Injectable()
 export class AutoCommitInterceptor implements NestInterceptor {
+  /** The app's runtime (a property, so that subclasses keep their own constructors). */
+  @Optional() @Inject(SessionRuntime) private readonly runtime?: SessionRuntime;
+
   /** Wraps the handler in the unit of work. */
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    const unit = contextStorage.getStore()?.unit;
+    const frame = contextStorage.getStore();
+    const unit = (this.runtime === undefined ? frame : frame?.ownedBy(this.runtime))?.unit;
     if (unit !== undefined && !unit.ended) {
       if (unit.claimed) return next.handle();
       unit.claimed = true;
       return this.around(unit, context, next.handle());
     }
     return new Observable((subscriber) => {
-      const fresh = new UnitOfWork();
+      const fresh = new UnitOfWork(undefined, this.runtime);
       fresh.claimed = true;
       return contextStorage.run(ContextFrame.forUnit(fresh, contextStorage.getStore()), () =>
         this.around(fresh, context, next.handle()).subscribe(subscriber),

@@ -1,11 +1,12 @@
-import { Injectable, type NestMiddleware } from '@nestjs/common';
+import { Inject, Injectable, type NestMiddleware, Optional } from '@nestjs/common';
 import { ContextFrame } from '../context/context-frame.js';
 import { contextStorage } from '../context/context-storage.js';
 import { reportError } from '../context/logger.js';
+import { SessionRuntime } from '../context/session-runtime.js';
 import { UnitOfWork } from '../context/unit-of-work.js';
 
 /** The part of a Node response the middleware needs (Express and Fastify raw responses alike). */
-interface ClosableResponse {
+export interface ClosableResponse {
   once(event: 'close', listener: () => void): unknown;
 }
 
@@ -13,14 +14,16 @@ interface ClosableResponse {
  * Runs the rest of the request in a new context. The interceptor claims and commits it; if it
  * never runs (a guard threw, or the route has none), a context that created a session is rolled
  * back and released when the response closes. A plain function: the module mounts it with the
- * HTTP adapter's own `use()`, the cheapest hook the platform has.
+ * HTTP adapter's own `use()`, the cheapest hook the platform has. The context belongs to
+ * `runtime`'s app: another app's sessions never join it.
  */
 export function openRequestContext(
   _request: unknown,
   response: ClosableResponse,
   next: () => void,
+  runtime?: SessionRuntime,
 ): void {
-  const unit = new UnitOfWork();
+  const unit = new UnitOfWork(undefined, runtime);
   unit.onFirstSession = () => {
     if (unit.claimed) return;
     response.once('close', () => {
@@ -38,8 +41,11 @@ export function openRequestContext(
  */
 @Injectable()
 export class SessionContextMiddleware implements NestMiddleware {
+  /** The app's runtime (a property, so that subclasses keep their own constructors). */
+  @Optional() @Inject(SessionRuntime) private readonly runtime?: SessionRuntime;
+
   /** Runs the rest of the request inside a new context. */
   use(request: unknown, response: ClosableResponse, next: () => void): void {
-    openRequestContext(request, response, next);
+    openRequestContext(request, response, next, this.runtime);
   }
 }

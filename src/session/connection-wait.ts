@@ -1,4 +1,4 @@
-/** How often the one shared timer looks for waiters past their deadline (ms). */
+/** How often the one timer looks for waiters past their deadline (ms). */
 const TICK = 25;
 
 interface Waiter {
@@ -6,67 +6,69 @@ interface Waiter {
   expire(): void;
 }
 
-const waiters = new Set<Waiter>();
-let timer: NodeJS.Timeout | undefined;
-
-function sweep(): void {
-  const now = Date.now();
-  for (const waiter of waiters) {
-    if (waiter.deadline > now) continue;
-    waiters.delete(waiter);
-    waiter.expire();
-  }
-  if (waiters.size === 0) {
-    clearInterval(timer);
-    timer = undefined;
-  }
-}
-
 /**
- * Waits at most `ms` (± 25 ms) for `connecting`. Resolves `undefined` on timeout, after arranging
- * for a connection that arrives later to be handed to `late` (which gives it back). Sessions call
- * it only when the pool is full. One shared timer watches every waiter, so a saturated pool costs
- * no timer per connect.
+ * The waits for connections of one app (its runtime owns it): one timer watches every waiter, so
+ * a saturated pool costs no timer per connect. Per app, so that nothing of one app's sessions is
+ * process-wide state another app shares.
  */
-export function within<T>(
-  connecting: Promise<T>,
-  ms: number,
-  late: (value: T) => void,
-): Promise<T | undefined> {
-  return new Promise<T | undefined>((resolve, reject) => {
-    const waiter: Waiter = {
-      deadline: Date.now() + ms,
-      expire: () => {
-        resolve(undefined);
-        connecting.then(late, () => undefined);
-      },
-    };
-    watch(waiter);
-    connecting.then(
-      (value) => {
-        if (waiters.delete(waiter)) resolve(value);
-      },
-      (error: unknown) => {
-        if (waiters.delete(waiter)) reject(error as Error);
-      },
-    );
-  });
-}
+export class ConnectionWaits {
+  private readonly waiters = new Set<Waiter>();
+  private timer: NodeJS.Timeout | undefined;
 
-function watch(waiter: Waiter): void {
-  waiters.add(waiter);
-  if (timer === undefined) {
-    timer = setInterval(sweep, TICK);
-    timer.unref();
+  /**
+   * Waits at most `ms` (± 25 ms) for `connecting`. Resolves `undefined` on timeout, after arranging
+   * for a connection that arrives later to be handed to `late` (which gives it back). Sessions call
+   * it only when the pool is full.
+   */
+  within<T>(connecting: Promise<T>, ms: number, late: (value: T) => void): Promise<T | undefined> {
+    return new Promise<T | undefined>((resolve, reject) => {
+      const waiter: Waiter = {
+        deadline: Date.now() + ms,
+        expire: () => {
+          resolve(undefined);
+          connecting.then(late, () => undefined);
+        },
+      };
+      this.watch(waiter);
+      connecting.then(
+        (value) => {
+          if (this.waiters.delete(waiter)) resolve(value);
+        },
+        (error: unknown) => {
+          if (this.waiters.delete(waiter)) reject(error as Error);
+        },
+      );
+    });
   }
-}
 
-/**
- * Calls `expire` once `ms` (± 25 ms) have passed, unless the returned function is called first.
- * On the same shared timer as `within`, and without a promise of its own: it watches every BEGIN.
- */
-export function deadline(ms: number, expire: () => void): () => void {
-  const waiter: Waiter = { deadline: Date.now() + ms, expire };
-  watch(waiter);
-  return () => void waiters.delete(waiter);
+  /**
+   * Calls `expire` once `ms` (± 25 ms) have passed, unless the returned function is called first.
+   * On the same timer as `within`, and without a promise of its own: it watches every BEGIN.
+   */
+  deadline(ms: number, expire: () => void): () => void {
+    const waiter: Waiter = { deadline: Date.now() + ms, expire };
+    this.watch(waiter);
+    return () => void this.waiters.delete(waiter);
+  }
+
+  private watch(waiter: Waiter): void {
+    this.waiters.add(waiter);
+    if (this.timer === undefined) {
+      this.timer = setInterval(() => this.sweep(), TICK);
+      this.timer.unref();
+    }
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const waiter of this.waiters) {
+      if (waiter.deadline > now) continue;
+      this.waiters.delete(waiter);
+      waiter.expire();
+    }
+    if (this.waiters.size === 0) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  }
 }

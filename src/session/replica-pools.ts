@@ -2,7 +2,7 @@ import type { DataSource } from 'typeorm';
 import { logger } from '../context/logger.js';
 import { messages } from '../errors/messages.js';
 import { ReplicaUnavailableError } from '../errors/replica-unavailable.error.js';
-import { within } from './connection-wait.js';
+import type { ConnectionWaits } from './connection-wait.js';
 import { connectPg, type PgPool, type PooledConnection } from './pooled-connection.js';
 
 /** pg-pool's counters, to know whether a connect waits for another connection to come back. */
@@ -35,13 +35,19 @@ export class ReplicaPools {
     private readonly name: string,
     private readonly pools: readonly CountedPool[],
     private readonly fallBack: boolean,
+    private readonly waits: ConnectionWaits,
   ) {}
 
   /** The replica pools of `dataSource`, or undefined when it has none. */
-  static of(name: string, dataSource: DataSource, fallBack: boolean): ReplicaPools | undefined {
+  static of(
+    name: string,
+    dataSource: DataSource,
+    fallBack: boolean,
+    waits: ConnectionWaits,
+  ): ReplicaPools | undefined {
     const slaves = (dataSource.driver as unknown as { slaves?: CountedPool[] }).slaves;
     if (!slaves || slaves.length === 0) return undefined;
-    return new ReplicaPools(name, slaves, fallBack);
+    return new ReplicaPools(name, slaves, fallBack, waits);
   }
 
   /**
@@ -56,7 +62,9 @@ export class ReplicaPools {
       try {
         const room = pool.idleCount > 0 || pool.totalCount < (pool.options?.max ?? 10);
         const connecting = connectPg(pool);
-        const pooled = room ? await connecting : await within(connecting, ms, releaseLate);
+        const pooled = room
+          ? await connecting
+          : await this.waits.within(connecting, ms, releaseLate);
         if (pooled === undefined) return 'busy';
         if (pooled.failure === undefined) {
           this.up();

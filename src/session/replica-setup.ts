@@ -3,6 +3,7 @@ import { logger } from '../context/logger.js';
 import { InvalidOptionError } from '../errors/invalid-option.error.js';
 import { messages } from '../errors/messages.js';
 import type { ResolvedModuleOptions } from '../typeorm-context.options.js';
+import type { ConnectionWaits } from './connection-wait.js';
 import { ReplicaPools } from './replica-pools.js';
 import { isPostgres } from './transaction-dialect.js';
 
@@ -15,6 +16,7 @@ import { isPostgres } from './transaction-dialect.js';
 export function replicaPoolsOf(
   dataSources: ReadonlyMap<string, DataSource>,
   options: Pick<ResolvedModuleOptions, 'readReplicas' | 'replicaDown'>,
+  waits: ConnectionWaits,
 ): Map<string, ReplicaPools> {
   const found = new Map<string, ReplicaPools>();
   if (options.readReplicas === 'off') return found;
@@ -27,7 +29,7 @@ export function replicaPoolsOf(
       logger.warn(`${message} (Every transaction of '${name}' runs on the primary.)`);
       continue;
     }
-    const pools = ReplicaPools.of(name, dataSource, options.replicaDown === 'primary');
+    const pools = ReplicaPools.of(name, dataSource, options.replicaDown === 'primary', waits);
     if (pools) found.set(name, pools);
   }
   return found;

@@ -1,5 +1,5 @@
 import type { DataSource, QueryRunner } from 'typeorm';
-import { within } from './connection-wait.js';
+import type { ConnectionWaits } from './connection-wait.js';
 import {
   type ConnectionLender,
   type HeldConnection,
@@ -58,6 +58,8 @@ export class SessionConnection {
     private readonly dataSource: DataSource,
     /** Called when the driver reports the held connection broken. */
     private readonly lost: (error: Error) => void,
+    /** The app's waits, which bound a wait for a full pool. */
+    private readonly waits: ConnectionWaits,
   ) {
     // TypeORM's own factory, also while a test transaction has the data source's one replaced.
     const create = (
@@ -117,7 +119,9 @@ export class SessionConnection {
         }
       }
       if (lender) {
-        const lent = await within(lender.lend(session, frame), ms, (late) => late.release());
+        const lent = await this.waits.within(lender.lend(session, frame), ms, (late) =>
+          late.release(),
+        );
         if (lent === undefined) return false;
         this.lend(lent);
         return true;
@@ -126,7 +130,7 @@ export class SessionConnection {
         const connecting = takeConnection(this.dataSource);
         const pooled = poolHasRoom(this.dataSource)
           ? await connecting
-          : await within(connecting, ms, (late) => late.release());
+          : await this.waits.within(connecting, ms, (late) => late.release());
         if (pooled === undefined) return false;
         if (pooled.failure === undefined) {
           this.lend(pooled);

@@ -1,4 +1,5 @@
 import type { SessionHook } from '../interfaces/typeorm-context-options.interface.js';
+import type { ConnectionWaits } from './connection-wait.js';
 import type { ConnectionLender } from './pooled-connection.js';
 import type { ReplicaPools } from './replica-pools.js';
 import type { CallbackPolicy } from './transaction-callbacks.js';
@@ -9,6 +10,8 @@ export interface SessionHooks extends CallbackPolicy {
   beforeCommit?: SessionHook;
   /** Milliseconds to wait for a pooled connection. Default: `DEFAULT_ACQUIRE_TIMEOUT`. */
   acquireTimeout?: number;
+  /** The app's waits for connections (one timer for all of them). */
+  waits: ConnectionWaits;
   /** Who lends connections of `dataSource` instead of its pool, if anyone (a test transaction). */
   lender?(dataSource: string): ConnectionLender | undefined;
   /** The replicas of `dataSource` read-only transactions may run on; absent when none has any. */

@@ -8,7 +8,6 @@ import { ModuleNotInitializedError } from '../errors/module-not-initialized.erro
 import { TransactionAbortedError } from '../errors/transaction-aborted.error.js';
 import type { IsolationLevel } from '../interfaces/transaction-options.interface.js';
 import { DEFAULT_ACQUIRE_TIMEOUT } from '../typeorm-context.options.js';
-import { deadline } from './connection-wait.js';
 import type { Block } from './block.js';
 import type { Lane } from './lane.js';
 import type { LazySession } from './lazy-session.js';
@@ -60,7 +59,11 @@ export class TransactionWire {
     /** The error of a use after the session ended, if it ended. */
     private readonly ended: () => Error | undefined,
   ) {
-    this.connection = new SessionConnection(dataSource, (error) => void this.lose(error));
+    this.connection = new SessionConnection(
+      dataSource,
+      (error) => void this.lose(error),
+      hooks.waits,
+    );
     this.type = dataSource.options.type;
     // The data source's own `isolationLevel` (TypeORM 1.x) applies unless the session sets one.
     const isolationLevel =
@@ -179,7 +182,7 @@ export class TransactionWire {
       // statement: a BEGIN it queues is a wait for a connection, bounded like the pool's.
       const stop = this.connection.statements
         ? undefined
-        : deadline(this.acquireTimeout, () => {
+        : this.hooks.waits.deadline(this.acquireTimeout, () => {
             waited = true;
             void this.connection.destroy(new Error('BEGIN got no answer within acquireTimeout'));
           });

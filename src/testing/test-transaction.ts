@@ -3,6 +3,7 @@ import type { DataSource, QueryRunner } from 'typeorm';
 import { SessionRuntime } from '../context/session-runtime.js';
 import { messages } from '../errors/messages.js';
 import { TestTransactionError } from '../errors/test-transaction.error.js';
+import { checkMilliseconds } from '../typeorm-context.options.js';
 import { type PooledConnection, takeConnection } from '../session/pooled-connection.js';
 import { CREATE_RUNNER } from '../session/session-connection.js';
 import { SharedConnection } from './shared-connection.js';
@@ -54,6 +55,8 @@ export class TestTransaction implements AsyncDisposable {
     app: INestApplicationContext,
     options: TestTransactionOptions = {},
   ): Promise<TestTransaction> {
+    const settleTimeout = options.settleTimeout ?? 2000;
+    checkMilliseconds('settleTimeout', settleTimeout, true);
     const runtime = app.get(SessionRuntime, { strict: false });
     if (runtime.lenders.size > 0) throw new TestTransactionError(messages.testAlreadyRunning());
     const names = options.dataSources ?? runtime.dataSourceNames;
@@ -73,7 +76,7 @@ export class TestTransaction implements AsyncDisposable {
       // An own property of this instance, shadowing the prototype's until rollback().
       source.createQueryRunner = (mode) => shareRunner(create.call(dataSource, mode), shared);
     }
-    return new TestTransaction(runtime, held, options.settleTimeout ?? 2000);
+    return new TestTransaction(runtime, held, settleTimeout);
   }
 
   /**

@@ -69,7 +69,7 @@ export class TransactionRunner {
   ): Promise<T> {
     const name = resolved.dataSource;
     this.runtime.dataSource(name);
-    const frame = contextStorage.getStore();
+    const frame = this.runtime.frame();
     const current = this.current(frame, name);
     switch (resolved.propagation) {
       case Propagation.REQUIRED:
@@ -200,10 +200,12 @@ export class TransactionRunner {
         ),
       );
     }
-    // Outside any context: a context of its own for the call, like runInNewContext().
-    const unit = new UnitOfWork(frame?.routingUnit);
+    // Outside any context of this app: a context of its own for the call, like runInNewContext()
+    // (opened in another app's context, if the call came from there).
+    const unit = new UnitOfWork(frame?.routingUnit, this.runtime);
     const session = unit.session(name, () => this.runtime.createSession(name, 'context', begin));
-    return contextStorage.run(ContextFrame.forUnit(unit), () =>
+    const foreign = contextStorage.getStore();
+    return contextStorage.run(ContextFrame.forUnit(unit, foreign?.unit && foreign), () =>
       this.settle(
         () => fn(session.manager),
         session,

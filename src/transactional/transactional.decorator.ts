@@ -1,14 +1,17 @@
-import { SessionRuntime } from '../context/session-runtime.js';
+import { contextStorage } from '../context/context-storage.js';
+import { markTransactional, runtimeOf } from '../context/instance-runtime.js';
 import { InvalidOptionError } from '../errors/invalid-option.error.js';
 import { messages } from '../errors/messages.js';
+import { ModuleNotInitializedError } from '../errors/module-not-initialized.error.js';
 import type { TransactionOptions } from '../interfaces/transaction-options.interface.js';
 import { resolveTransactionOptions } from '../typeorm-context.options.js';
 import { copyMethodMetadata } from './copy-method-metadata.js';
 
 /**
- * Runs the method atomically with the given propagation (`REQUIRED` by default). Outside any
- * context it opens one for the call. The method keeps its name and every other decorator's
- * metadata, in either decorator order; it always returns a Promise.
+ * Runs the method atomically with the given propagation (`REQUIRED` by default), on the app that
+ * created the instance (or, for an instance Nest did not create at startup, the app whose context
+ * the call runs in). Outside any context it opens one for the call. The method keeps its name and
+ * every other decorator's metadata, in either decorator order; it always returns a Promise.
  */
 export function Transactional(options?: TransactionOptions): MethodDecorator {
   const resolved = resolveTransactionOptions(options);
@@ -24,11 +27,10 @@ export function Transactional(options?: TransactionOptions): MethodDecorator {
     const named = { ...resolved, label: `${owner}.${String(key)}()` };
     // A plain function is cheaper to call than a Proxy; name, length and metadata are copied.
     const wrapped = function (this: unknown, ...args: unknown[]) {
-      let runtime: SessionRuntime;
-      try {
-        runtime = SessionRuntime.get();
-      } catch (error) {
-        return Promise.reject(error as Error); // always a Promise, even before the app started
+      const runtime = runtimeOf(this) ?? contextStorage.getStore()?.unit?.runtime;
+      if (runtime === undefined) {
+        // Always a Promise, even for an instance no app bound.
+        return Promise.reject(new ModuleNotInitializedError(messages.noRuntime(named.label)));
       }
       return runtime.transactions.runResolved(named, options, () => method.apply(this, args));
     };
@@ -36,5 +38,6 @@ export function Transactional(options?: TransactionOptions): MethodDecorator {
     Object.defineProperty(wrapped, 'length', { value: method.length });
     copyMethodMetadata(original, wrapped);
     descriptor.value = wrapped;
+    if (typeof target === 'object') markTransactional(target);
   };
 }

@@ -1,5 +1,7 @@
+import { Injectable, type Provider } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
 import {
   InvalidOptionError,
   ModuleNotInitializedError,
@@ -11,14 +13,26 @@ import {
   type TypeOrmContextModuleOptions,
   UnknownDataSourceError,
 } from '../../src/index.js';
+import { TestTransaction } from '../../src/testing/index.js';
 import { typeormOptions } from '../support/create-app.js';
+import { Example } from '../support/example.entity.js';
 import { engines } from '../support/engines.js';
 
 const engine = engines[0];
 
-async function start(options: TypeOrmContextModuleOptions) {
+/** A job with a `@Transactional()` method. */
+@Injectable()
+class Job {
+  @Transactional()
+  run() {
+    return 'ran';
+  }
+}
+
+async function start(options: TypeOrmContextModuleOptions, providers: Provider[] = []) {
   const moduleRef = await Test.createTestingModule({
     imports: [TypeOrmModule.forRoot(typeormOptions(engine)), TypeOrmContextModule.forRoot(options)],
+    providers,
   }).compile();
   const app = moduleRef.createNestApplication({ logger: false });
   try {
@@ -44,6 +58,8 @@ describe('bad input gets a clear error and loses nothing', () => {
     [{ dataSources: ['default', 'default'] }, /distinct/],
     [{ autoCommit: 'yes' as unknown as boolean }, /autoCommit/],
     [{ beforeCommit: 'nope' as unknown as () => void }, /beforeCommit/],
+    [{ acquireTimeout: 2 ** 31 }, /acquireTimeout.*at most 2147483647/],
+    [{ acquireTimeout: Number.MAX_SAFE_INTEGER }, /acquireTimeout.*at most 2147483647/],
   ])('module option %j is refused at startup', async (options, message) => {
     const failure = start(options);
     await expect(failure).rejects.toBeInstanceOf(InvalidOptionError);
@@ -51,18 +67,28 @@ describe('bad input gets a clear error and loses nothing', () => {
   });
 
   it('@Transactional() after app.close() says the module has shut down, not that it never started', async () => {
-    class Job {
-      @Transactional()
-      run() {
-        return 'ran';
-      }
-    }
-    const app = await start({});
-    await expect(new Job().run()).resolves.toBe('ran');
+    const app = await start({}, [Job]);
+    const job = app.get(Job);
+    await expect(job.run()).resolves.toBe('ran');
     await app.close();
-    const late = new Job().run();
+    const late = job.run();
     await expect(late).rejects.toBeInstanceOf(ModuleNotInitializedError);
     await expect(late).rejects.toThrow(/has shut down.*after app\.close\(\)/);
+  });
+
+  it('@Transactional() on an instance no app created, outside any context, says how to fix it', async () => {
+    const app = await start({}, [Job]);
+    try {
+      const stray = new Job().run();
+      await expect(stray).rejects.toBeInstanceOf(ModuleNotInitializedError);
+      await expect(stray).rejects.toThrow(
+        /Job\.run\(\) is @Transactional\(\).*app\.get\(\.\.\.\).*runInNewContext\(\)/,
+      );
+      const inContext = app.get(SessionFactory).runInNewContext(() => new Job().run());
+      await expect(inContext).resolves.toBe('ran');
+    } finally {
+      await app.close();
+    }
   });
 
   describe('at call time', () => {
@@ -81,6 +107,8 @@ describe('bad input gets a clear error and loses nothing', () => {
 
     it.each([
       [{ timeout: -5 }, /timeout/],
+      [{ timeout: 2 ** 31 }, /timeout.*at most 2147483647/],
+      [{ timeout: 1e12, propagation: Propagation.REQUIRES_NEW }, /timeout.*at most 2147483647/],
       [{ retry: 1.5 }, /retry/],
       [{ propagation: 'SOMETIMES' as Propagation }, /Propagation/],
       [{ isolationLevel: 'SNAPSHOT' as 'SERIALIZABLE' }, /isolationLevel/],
@@ -100,5 +128,52 @@ describe('bad input gets a clear error and loses nothing', () => {
         InvalidOptionError,
       );
     });
+
+    it('a timeout above what a Node timer can wait fails when the class is defined', () => {
+      // Node clamps a longer timer to 1 ms: such a transaction would time out at once.
+      expect(() => Transactional({ timeout: 2 ** 31 })).toThrow(InvalidOptionError);
+      expect(() => Transactional({ timeout: 2 ** 31 })).toThrow(/at most 2147483647/);
+    });
+
+    it('sessionContext.atomic() refuses a timeout above 2^31-1 ms before any work', async () => {
+      let ran = false;
+      const atomic = app.get(SessionFactory).runInNewContext(() =>
+        app.get(SessionContext).atomic(
+          () => {
+            ran = true;
+          },
+          { timeout: 2 ** 31, propagation: Propagation.REQUIRES_NEW },
+        ),
+      );
+      await expect(atomic).rejects.toBeInstanceOf(InvalidOptionError);
+      await expect(atomic).rejects.toThrow(/timeout.*at most 2147483647/);
+      expect(ran).toBe(false);
+    });
+
+    it('the longest timeout a Node timer can wait (2^31-1 ms) is accepted and does not expire early', async () => {
+      const dataSource = app.get(DataSource);
+      await dataSource.query('DELETE FROM example');
+      await app.get(SessionFactory).atomic(
+        async (manager) => {
+          await manager.query(engine.sleepSql(0.05));
+          await manager.insert(Example, { text: 'longest timeout' });
+        },
+        { timeout: 2 ** 31 - 1 },
+      );
+      const rows: Array<{ n: number | string }> = await dataSource.query(
+        "SELECT count(*) AS n FROM example WHERE text = 'longest timeout'",
+      );
+      expect(Number(rows[0]?.n)).toBe(1);
+      await dataSource.query('DELETE FROM example');
+    });
+
+    it.each([[2 ** 31], [-1], [Number.NaN]])(
+      'TestTransaction.start() refuses settleTimeout %p before taking a connection',
+      async (settleTimeout) => {
+        const start = TestTransaction.start(app, { settleTimeout });
+        await expect(start).rejects.toBeInstanceOf(InvalidOptionError);
+        await expect(start).rejects.toThrow(/settleTimeout/);
+      },
+    );
   });
 });

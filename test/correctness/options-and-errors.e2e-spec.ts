@@ -200,10 +200,11 @@ describe.each(engines)(
       const decorated = COMBINATIONS.map(({ propagation, extra }) =>
         decorate({ propagation, ...extra }, write),
       );
-      // Where the decorator accepted the options, the method runs (outside any context, as a job
-      // would) and writes with the options silently dropped.
+      // Where the decorator accepted the options, the method runs (in a context of its own, as a
+      // job's would: a `new` instance has no app of its own) and writes with the options dropped.
       for (const method of decorated) {
-        if (typeof method === 'function') await within(HANG_MS, 'a decorated method', method());
+        if (typeof method !== 'function') continue;
+        await within(HANG_MS, 'a decorated method', factory.runInNewContext(method));
       }
       expect(decorated).toEqual(
         COMBINATIONS.map(({ propagation, option }) =>
