@@ -49,7 +49,8 @@ let feed = new Feed();
 
 /**
  * Emits what the test pushes, writing each value as a row first (when `write` is given). 'end'
- * completes; a value starting with 'fail' is written, then the handler throws.
+ * completes; a value starting with 'fail' is written, then the handler throws; one starting with
+ * 'quiet' is written and not emitted.
  */
 async function* fed(write?: (text: string) => Promise<unknown>) {
   const source = feed;
@@ -58,6 +59,7 @@ async function* fed(write?: (text: string) => Promise<unknown>) {
     if (text === 'end') return;
     if (write) await write(text);
     if (text.startsWith('fail')) throw new Error(`refused ${text}`);
+    if (text.startsWith('quiet')) continue;
     yield { data: text };
   }
 }
@@ -70,6 +72,13 @@ const toCsvLines = () =>
       done(null, `${Object.values(row).join(',')}\n`);
     },
   });
+
+/** Rows whose first one fails on the server. */
+function failingFirstRowSql(engine: Engine): string {
+  return engine.name === 'postgres'
+    ? 'SELECT g, 1 / (1 - g) AS v FROM generate_series(1, 3000) g'
+    : 'SELECT seq, IF(seq = 1, (SELECT 1 UNION ALL SELECT 2), seq) AS v FROM seq_1_to_3000';
+}
 
 /** 3000 rows whose row 1,500 fails on the server (PostgreSQL: division by zero). */
 function failingRowsSql(engine: Engine): string {
@@ -95,6 +104,16 @@ class StreamedController {
     const session = this.context.session();
     await session.insert(Example, { text: 'written_before_export' });
     const rows = await session.queryRunner!.stream(failingRowsSql(probe.engine!));
+    return new StreamableFile(rows.pipe(toCsvLines()));
+  }
+
+  /** The docs' export over a database stream that failed before the handler returned. */
+  @Get('failed-export')
+  async failedExport() {
+    const session = this.context.session();
+    await session.insert(Example, { text: 'written_before_export' });
+    const rows = await session.queryRunner!.stream(failingFirstRowSql(probe.engine!));
+    await new Promise((resolve) => rows.once('error', resolve).resume()); // read: it fails at once
     return new StreamableFile(rows.pipe(toCsvLines()));
   }
 
@@ -235,6 +254,14 @@ describe.each(cases)('streamed responses ($engine.name, $platform)', ({ engine, 
     expect(await t.texts()).toEqual([]); // the handler's write was rolled back
   });
 
+  it('a StreamableFile whose database stream failed before the handler returned is an error response, rolled back', async () => {
+    const download = read('/streamed/failed-export');
+    await within(HANG_MS, 'the response of a failed export', download.end);
+    expect(download.status).toBe(500);
+    await expectReleased(engine, t.dataSource);
+    expect(await t.texts()).toEqual([]);
+  });
+
   it('a client that goes away midway through a streamed file releases the connection and rolls back', async () => {
     const download = read('/streamed/long-export');
     await download.waitFor('\n', 'the first rows of the export');
@@ -256,6 +283,17 @@ describe.each(cases)('streamed responses ($engine.name, $platform)', ({ engine, 
     events.close(); // the client leaves: what it was sent stays committed
     await expectReleased(engine, t.dataSource);
     expect(await t.texts()).toEqual(['one', 'two']);
+  });
+
+  it('@Sse(): a client that leaves rolls back only what no event reported yet', async () => {
+    const events = read('/streamed/events');
+    feed.push('one');
+    await events.waitFor('data: one\n', "event 'one'");
+    feed.push('quiet'); // written, never sent
+    await eventually(async () => (await idleInTransaction(engine, t.dataSource)) === 1, HANG_MS);
+    events.close();
+    await expectReleased(engine, t.dataSource);
+    expect(await t.texts()).toEqual(['one']);
   });
 
   it('@Sse(): a stream that completes ends the response with its writes committed', async () => {
