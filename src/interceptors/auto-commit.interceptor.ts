@@ -24,6 +24,8 @@ interface Batch {
   readonly values: unknown[];
   /** Taken by the source's completion in the same tick: they go out with the unit's end. */
   taken: boolean;
+  /** Queued when no other value waited: taken, nothing is left to wait for. */
+  readonly first: boolean;
 }
 
 /**
@@ -125,7 +127,8 @@ export class AutoCommitInterceptor implements NestInterceptor {
             return subscriber.next(value);
           }
           // The commit starts a microtask later: a completion in this tick takes the batch.
-          const batch: Batch = (fresh = { values: [value], taken: false });
+          const first = sending === undefined;
+          const batch: Batch = (fresh = { values: [value], taken: false, first });
           queue(() => send(batch));
         },
         error: (error: unknown) => {
@@ -136,11 +139,14 @@ export class AutoCommitInterceptor implements NestInterceptor {
           const tail = fresh;
           fresh = undefined;
           if (tail) tail.taken = true;
-          queue(() => {
+          const end = () => {
             if (done) return;
             done = true;
             this.end(unit, context, subscriber, tail?.values ?? [], last, commit);
-          }, true);
+          };
+          // A handler's one answer (its value and completion in one tick) ends without a wait.
+          if (tail?.first) end();
+          else queue(end, true);
         },
       });
       return () => {
