@@ -5,19 +5,14 @@ import {
   type NestInterceptor,
   StreamableFile,
 } from '@nestjs/common';
-import { finished } from 'node:stream';
 import { Observable, type Subscriber, type Subscription } from 'rxjs';
 import { ContextFrame } from '../context/context-frame.js';
 import { contextStorage } from '../context/context-storage.js';
 import { reportError } from '../context/logger.js';
 import { UnitOfWork } from '../context/unit-of-work.js';
+import { endAfterSending } from './streamed-file.js';
 
 const RESOLVED = Promise.resolve();
-
-/** The part of a Node response (Express's, or Fastify's `reply.raw`) that tells it closed. */
-interface ClosableResponse {
-  once(event: 'close', listener: () => void): unknown;
-}
 
 /** Values a streamed response emitted in one tick, sent together after one commit. */
 interface Batch {
@@ -195,7 +190,7 @@ export class AutoCommitInterceptor implements NestInterceptor {
       }
       if (unit.streaming) {
         emit();
-        return this.endAfterSending(unit, last, context, commit);
+        return endAfterSending(unit, last, context, commit);
       }
     }
     unit
@@ -225,39 +220,5 @@ export class AutoCommitInterceptor implements NestInterceptor {
     } catch (mapped) {
       return mapped;
     }
-  }
-
-  /**
-   * Ends the unit once the response body (which reads the unit's database stream) is sent, or
-   * rolls back when it failed or the client went away first.
-   */
-  private endAfterSending(
-    unit: UnitOfWork,
-    file: StreamableFile,
-    context: ExecutionContext,
-    commit: boolean,
-  ): void {
-    const body = file.getStream();
-    const cut = (error: Error) => {
-      if (!body.destroyed && !body.readableEnded) body.destroy(error);
-    };
-    // `pipe()` does not pass a source's error on: a failed database stream cuts the body itself.
-    for (const stream of unit.openStreams()) {
-      finished(stream, (error) => {
-        if (error) cut(error);
-      });
-    }
-    finished(body, (error) => {
-      unit
-        .end(commit && !error)
-        .catch((end: unknown) => reportError('Ending a streamed response failed', end));
-    });
-    if (context.getType() !== 'http') return;
-    const response = context
-      .switchToHttp()
-      .getResponse<ClosableResponse & { raw?: ClosableResponse }>();
-    (response.raw ?? response).once('close', () => {
-      if (!body.destroyed && !body.readableEnded) body.destroy();
-    });
   }
 }
