@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import { messages } from '../errors/messages.js';
 import { TypeOrmContextError } from '../errors/typeorm-context.error.js';
 import type { LazySession } from '../session/lazy-session.js';
@@ -104,6 +105,54 @@ export class UnitOfWork {
     return false;
   }
 
+  /** The database streams its sessions have open now (a response may be reading them). */
+  openStreams(): Readable[] {
+    const open: Readable[] = [];
+    for (const session of this.sessions.values()) open.push(...session.openStreams);
+    return open;
+  }
+
+  /** The first error a database stream of the unit failed with, if one did. */
+  get streamFailure(): Error | undefined {
+    for (const session of this.sessions.values()) {
+      if (session.streamFailure !== undefined) return session.streamFailure;
+    }
+    return undefined;
+  }
+
+  /** Whether every session is settled: nothing open, queued or waiting for a commit. */
+  get settled(): boolean {
+    for (const session of this.sessions.values()) {
+      if (!session.isEnded && !session.settled) return false;
+    }
+    return true;
+  }
+
+  /**
+   * Ends the transactions open so far, the unit staying open (a streamed response before each
+   * value): commits them (with what `beforeCommit` hooks write meanwhile) or, without `commit`,
+   * rolls them back; each gives its connection back, then their callbacks run. The sessions stay
+   * usable: their next statement begins a new transaction. Rethrows the first failure.
+   */
+  async endTransactions(commit: boolean): Promise<void> {
+    let failure: { error: unknown } | undefined;
+    try {
+      if (commit) await this.commitAll();
+      else {
+        for (const session of this.sessions.values()) {
+          if (!session.isEnded && !session.settled) await session.rollback();
+        }
+      }
+    } catch (error) {
+      failure = { error };
+    }
+    for (const session of this.sessions.values()) {
+      if (session.hasDueCallbacks)
+        await session.runDueCallbacks().catch((error: unknown) => (failure ??= { error }));
+    }
+    if (failure) throw failure.error;
+  }
+
   /** Ends at once a unit that never created a session (nothing to commit or release); false otherwise. */
   endIfEmpty(): boolean {
     if (this.sessions.size > 0) return false;
@@ -147,7 +196,7 @@ export class UnitOfWork {
         await session.commit();
         this.committed++;
       }
-      if (this.allSettled()) return;
+      if (this.settled) return;
       if (pass === MAX_COMMIT_PASSES) {
         const unsettled = [...this.sessions.values()].filter((s) => !s.isEnded && !s.settled);
         throw new TypeOrmContextError(
@@ -155,12 +204,5 @@ export class UnitOfWork {
         );
       }
     }
-  }
-
-  private allSettled(): boolean {
-    for (const session of this.sessions.values()) {
-      if (!session.isEnded && !session.settled) return false;
-    }
-    return true;
   }
 }

@@ -7,25 +7,32 @@ import {
   Optional,
   StreamableFile,
 } from '@nestjs/common';
-import { finished } from 'node:stream';
-import { Observable, type Subscriber } from 'rxjs';
+import { Observable, type Subscriber, type Subscription } from 'rxjs';
 import { ContextFrame } from '../context/context-frame.js';
 import { contextStorage } from '../context/context-storage.js';
 import { reportError } from '../context/logger.js';
 import { SessionRuntime } from '../context/session-runtime.js';
 import { UnitOfWork } from '../context/unit-of-work.js';
+import { endAfterSending } from './streamed-file.js';
 
-/** The part of a Node response (Express's, or Fastify's `reply.raw`) that tells it closed. */
-interface ClosableResponse {
-  once(event: 'close', listener: () => void): unknown;
+const RESOLVED = Promise.resolve();
+
+/** Values a streamed response emitted in one tick, sent together after one commit. */
+interface Batch {
+  readonly values: unknown[];
+  /** Taken by the source's completion in the same tick: they go out with the unit's end. */
+  taken: boolean;
+  /** Queued when no other value waited: taken, nothing is left to wait for. */
+  readonly first: boolean;
 }
 
 /**
  * Gives each request, message or WebSocket event a unit of work: it takes over the context the
  * middleware opened (or opens one), commits every session **before** the response is sent, rolls
- * back on any error, releases every connection and ends the context. A `StreamableFile` reading
- * a database stream is the one exception: it is sent first, and the unit ends when it has been
- * read (or the client went away).
+ * back on any error, releases every connection and ends the context. A handler whose Observable
+ * emits many values (`@Sse()`, a streamed microservice reply) has each value sent as soon as
+ * the writes made before it are committed. A `StreamableFile` reading a database stream is sent
+ * first, and the unit ends when it has been read (or failed, or the client went away).
  */
 @Injectable()
 export class AutoCommitInterceptor implements NestInterceptor {
@@ -39,13 +46,14 @@ export class AutoCommitInterceptor implements NestInterceptor {
     if (unit !== undefined && !unit.ended) {
       if (unit.claimed) return next.handle();
       unit.claimed = true;
-      return this.around(unit, context, next.handle());
+      return this.around(unit, frame!, context, next.handle());
     }
     return new Observable((subscriber) => {
       const fresh = new UnitOfWork(undefined, this.runtime);
       fresh.claimed = true;
-      return contextStorage.run(ContextFrame.forUnit(fresh, contextStorage.getStore()), () =>
-        this.around(fresh, context, next.handle()).subscribe(subscriber),
+      const own = ContextFrame.forUnit(fresh, contextStorage.getStore());
+      return contextStorage.run(own, () =>
+        this.around(fresh, own, context, next.handle()).subscribe(subscriber),
       );
     });
   }
@@ -61,58 +69,139 @@ export class AutoCommitInterceptor implements NestInterceptor {
   }
 
   /**
-   * Emits every value as it comes but holds back the last one until the commit is done, so the
-   * response (the last value) never leaves before its writes are durable.
+   * Sends the handler's values as they come, each once the writes made before it are committed
+   * (never held for the next one), and ends the unit when the source ends: a value the source
+   * completes with in the same tick (a handler's one answer) goes out after the unit ended, as
+   * the response. A consumer that leaves before the source ended rolls back what no value sent
+   * yet reported.
    */
   private around(
     unit: UnitOfWork,
+    frame: ContextFrame,
     context: ExecutionContext,
     source: Observable<unknown>,
   ): Observable<unknown> {
     return new Observable((subscriber) => {
-      let held: { value: unknown } | undefined;
-      let settled = false;
-      const subscription = source.subscribe({
+      let done = false;
+      let last: unknown;
+      let commit: boolean | undefined;
+      /** Values behind a commit, in order; undefined while none waits. */
+      let sending: Promise<unknown> | undefined;
+      /** The batch values of this tick join until its commit starts. */
+      let fresh: Batch | undefined;
+      const failWith = (error: unknown) => {
+        if (done) return;
+        done = true;
+        subscription?.unsubscribe(); // undefined when the source failed while subscribing
+        this.fail(unit, error, context, subscriber);
+      };
+      const send = async (batch: Batch) => {
+        if (fresh === batch) fresh = undefined;
+        if (batch.taken || done) return;
+        if (!unit.streaming && !unit.settled) {
+          try {
+            commit ??= this.shouldCommit(context);
+            await contextStorage.run(frame, () => unit.endTransactions(commit!));
+          } catch (error) {
+            return failWith(error);
+          }
+        }
+        for (const value of batch.values) subscriber.next(value);
+      };
+      /** Runs `step` after the values waiting for a commit (at once when none waits). */
+      const queue = (step: () => unknown, now = false) => {
+        if (now && sending === undefined) return void step();
+        const queued = (sending ?? RESOLVED).then(step);
+        sending = queued;
+        void queued.then(() => {
+          if (sending === queued) sending = undefined;
+        });
+      };
+      // eslint-disable-next-line prefer-const -- read by failWith, which the source may call first
+      let subscription: Subscription | undefined;
+      subscription = source.subscribe({
         next: (value) => {
-          if (held) subscriber.next(held.value);
-          held = { value };
+          last = value;
+          if (fresh !== undefined) return void fresh.values.push(value);
+          // Nothing to commit (a database stream holds its transaction until it closes): send now.
+          if (sending === undefined && (unit.streaming || unit.settled)) {
+            return subscriber.next(value);
+          }
+          // The commit starts a microtask later: a completion in this tick takes the batch.
+          const first = sending === undefined;
+          const batch: Batch = (fresh = { values: [value], taken: false, first });
+          queue(() => send(batch));
         },
         error: (error: unknown) => {
-          settled = true;
-          this.fail(unit, error, context, subscriber);
+          fresh = undefined;
+          queue(() => failWith(error), true);
         },
         complete: () => {
-          settled = true;
-          let commit: boolean;
-          try {
-            commit = this.shouldCommit(context);
-          } catch (error) {
-            return this.fail(unit, error, context, subscriber);
-          }
-          const emit = () => {
-            if (held) subscriber.next(held.value);
-            subscriber.complete();
+          const tail = fresh;
+          fresh = undefined;
+          if (tail) tail.taken = true;
+          const end = () => {
+            if (done) return;
+            done = true;
+            this.end(unit, context, subscriber, tail?.values ?? [], last, commit);
           };
-          // A unit without sessions ends at once: answer without a promise round.
-          if (unit.endIfEmpty()) return emit();
-          if (held?.value instanceof StreamableFile && unit.streaming) {
-            emit();
-            return this.endAfterSending(unit, held.value, context, commit);
-          }
-          unit
-            .end(commit)
-            .then(emit, (error: unknown) => subscriber.error(this.mapError(error, context)));
+          // A handler's one answer (its value and completion in one tick) ends without a wait.
+          if (tail?.first) end();
+          else queue(end, true);
         },
       });
       return () => {
-        subscription.unsubscribe();
-        if (!settled) {
+        subscription?.unsubscribe();
+        if (!done) {
+          done = true;
           unit
             .end(false)
             .catch((error: unknown) => reportError('Rollback on unsubscribe failed', error));
         }
       };
     });
+  }
+
+  /**
+   * Ends the unit after its source completed, then sends `tail` (the values of the last tick)
+   * and completes: commits first, or, for a `StreamableFile` still reading a database stream,
+   * sends it and ends the unit once it has been read.
+   */
+  private end(
+    unit: UnitOfWork,
+    context: ExecutionContext,
+    subscriber: Subscriber<unknown>,
+    tail: unknown[],
+    last: unknown,
+    decided: boolean | undefined,
+  ): void {
+    let commit: boolean;
+    try {
+      commit = decided ?? this.shouldCommit(context);
+    } catch (error) {
+      return this.fail(unit, error, context, subscriber);
+    }
+    const emit = () => {
+      for (const value of tail) subscriber.next(value);
+      subscriber.complete();
+    };
+    // A unit without sessions ends at once: answer without a promise round.
+    if (unit.endIfEmpty()) return emit();
+    if (last instanceof StreamableFile) {
+      // Its body may be piped from a database stream that failed: never send it as if whole.
+      const failure = unit.streamFailure;
+      if (failure !== undefined) {
+        last.getStream().destroy(failure);
+        return this.fail(unit, failure, context, subscriber);
+      }
+      if (unit.streaming) {
+        emit();
+        return endAfterSending(unit, last, context, commit);
+      }
+    }
+    unit
+      .end(commit)
+      .then(emit, (error: unknown) => subscriber.error(this.mapError(error, context)));
   }
 
   /** Rolls back, then errors with what `onError` makes of `error`. */
@@ -137,30 +226,5 @@ export class AutoCommitInterceptor implements NestInterceptor {
     } catch (mapped) {
       return mapped;
     }
-  }
-
-  /**
-   * Ends the unit once the response body (which reads the unit's database stream) is sent, or
-   * rolls back when it failed or the client went away first.
-   */
-  private endAfterSending(
-    unit: UnitOfWork,
-    file: StreamableFile,
-    context: ExecutionContext,
-    commit: boolean,
-  ): void {
-    const body = file.getStream();
-    finished(body, (error) => {
-      unit
-        .end(commit && !error)
-        .catch((end: unknown) => reportError('Ending a streamed response failed', end));
-    });
-    if (context.getType() !== 'http') return;
-    const response = context
-      .switchToHttp()
-      .getResponse<ClosableResponse & { raw?: ClosableResponse }>();
-    (response.raw ?? response).once('close', () => {
-      if (!body.destroyed && !body.readableEnded) body.destroy();
-    });
   }
 }

@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
 import { OUTSIDE } from '../context/context-frame.js';
 import { contextStorage } from '../context/context-storage.js';
@@ -36,6 +37,8 @@ export class LazySession {
   readonly lane = new Lane();
   private readonly wire: TransactionWire;
   private readonly streams = new SessionStreams();
+  /** The first error a stream of the session failed with (a response may be reading it). */
+  streamFailure?: Error;
   /** The transaction work joins now, begun on the server or not yet. */
   private current = new Block();
   private readonly end: SessionEnd;
@@ -77,6 +80,11 @@ export class LazySession {
   /** Whether a stream of the session is open. */
   get streaming(): boolean {
     return this.streams.size > 0;
+  }
+
+  /** The streams of the session that are open now. */
+  get openStreams(): Readable[] {
+    return this.streams.list();
   }
 
   /** Whether the session ended: it runs nothing more. */
@@ -125,7 +133,10 @@ export class LazySession {
         } catch (error) {
           return reject(error as Error);
         }
-        stream.once('error', (error) => this.wire.failed(block, error));
+        stream.once('error', (error) => {
+          this.streamFailure ??= error;
+          this.wire.failed(block, error);
+        });
         resolve(stream);
         await this.streams.hold(stream, lane);
       }).catch(reject);

@@ -38,6 +38,11 @@ export class SessionStreams {
     return this.open?.size ?? 0;
   }
 
+  /** The streams open now. */
+  list(): Readable[] {
+    return this.open === undefined ? [] : [...this.open.keys()];
+  }
+
   /** Keeps `stream` as open on `lane`; resolves when it has closed (ended, failed or destroyed). */
   hold(stream: Readable, lane: Lane): Promise<void> {
     const open = (this.open ??= new Map());
