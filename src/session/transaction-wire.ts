@@ -51,6 +51,8 @@ export class TransactionWire {
   private readonly request: BeginOptions;
   /** How long a connection may take to come: from the pool, or a pooler's answer to BEGIN. */
   private readonly acquireTimeout: number;
+  /** When the session was made (`performance.now()`): a test transaction's work stays in it. */
+  private readonly born = performance.now();
 
   constructor(
     private readonly session: LazySession,
@@ -326,8 +328,10 @@ export class TransactionWire {
   private async take(): Promise<void> {
     if (!this.dataSource.isInitialized) throw new ModuleNotInitializedError(messages.shutDown());
     const ms = this.acquireTimeout;
-    const lender = this.hooks.lender?.(this.name);
     const frame = contextStorage.getStore();
+    // Work born in a test transaction (its unit, or the session itself) stays in it.
+    const born = Math.min(frame?.unit?.born ?? Infinity, this.born);
+    const lender = this.hooks.lender?.(this.name, born);
     const replicas = replicaFor(this.replicas, lender, this.request, frame?.unit, this.name);
     const acquired = await this.connection
       .acquire(ms, lender, this.session, frame, replicas)

@@ -46,7 +46,7 @@ export function shareRunner(runner: QueryRunner, shared: SharedConnection): Quer
   }) as QueryRunner['query'];
   internals.stream = (...args) => send(() => stream.apply(runner, args));
   internals.startTransaction = async () => {
-    lease ??= await shared.lend(undefined, undefined);
+    lease ??= await shared.lendToBody();
     await runner.broadcaster.broadcast('BeforeTransactionStart');
     const name = names.length === 0 ? lease.name : `${lease.name}_${names.length}`;
     await exec(`SAVEPOINT ${name}`);
@@ -88,7 +88,7 @@ export function shareRunner(runner: QueryRunner, shared: SharedConnection): Quer
 
 /** A statement of the test body outside any transaction: in a savepoint of its own. */
 async function alone<T>(shared: SharedConnection, call: () => Promise<T>): Promise<T> {
-  const own = await shared.lend(undefined, undefined);
+  const own = await shared.lendToBody();
   try {
     await shared.exec(own, own.statements.begin[0]!);
     let result: T;
