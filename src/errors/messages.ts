@@ -121,6 +121,12 @@ export const messages = {
     'This work began during a TestTransaction that was rolled back already (a request, job or ' +
     'session the test started and did not await): its statements fail rather than run on the ' +
     'pool, where they would commit for real. Await every request and job before the test ends.',
+  testRolledBackByServer: (dataSource: string) =>
+    `The server rolled back the whole transaction of the running TestTransaction on data source ` +
+    `'${dataSource}', savepoints included (MySQL/MariaDB do on a deadlock, whichever savepoint it ` +
+    'happened in): the data of the test is gone, and its later statements fail rather than run ' +
+    'in autocommit mode, where they would commit for real. Test deadlocks, and retrying after ' +
+    'one, against a real pool (without TestTransaction).',
   testConnectionBusyPlain: (dataSource: string, ms: number) =>
     `A query of data source '${dataSource}' through plain TypeORM (the DataSource's own ` +
     'query(), manager or repositories, also a forFeature() repository used outside any context ' +

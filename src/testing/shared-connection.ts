@@ -2,8 +2,10 @@ import type { QueryRunner } from 'typeorm';
 import type { ContextFrame } from '../context/context-frame.js';
 import { ConnectionAcquireTimeoutError } from '../errors/connection-acquire-timeout.error.js';
 import { messages } from '../errors/messages.js';
+import { TestTransactionError } from '../errors/test-transaction.error.js';
 import { within } from '../session/connection-wait.js';
 import { Lane } from '../session/lane.js';
+import { rolledBackByServer } from '../session/transaction-dialect.js';
 import type { LazySession } from '../session/lazy-session.js';
 import type {
   ConnectionLender,
@@ -72,7 +74,9 @@ interface Waiter {
  * - a statement runs when its transaction is on top (the body's, when nothing holds it), one at
  *   a time, in order;
  * - once the test transaction ended, nothing more runs on it: what waits and what comes later
- *   fails with the `TestTransactionError` of `end()`.
+ *   fails with the `TestTransactionError` of `end()`. So it does once the server rolled the
+ *   whole transaction back (MySQL/MariaDB after a deadlock, savepoints included): the connection
+ *   is then in autocommit mode, where every statement would commit for real.
  */
 export class SharedConnection implements ConnectionLender {
   private readonly holders: Lease[] = [];
@@ -92,6 +96,8 @@ export class SharedConnection implements ConnectionLender {
     private readonly dataSource: string,
     /** How long a runner of the test body waits for the connection (the module's acquireTimeout). */
     private readonly acquireTimeout: number,
+    /** The data source's driver type (`postgres`, `mariadb`...). */
+    private readonly type: string,
   ) {}
 
   /** Whether a transaction holds the connection or anything waits for it. */
@@ -154,13 +160,24 @@ export class SharedConnection implements ConnectionLender {
       lease === undefined ? this.holders.length === 0 : this.holders.at(-1) === lease;
     return new Promise<T>((resolve, reject) =>
       // The statement takes its place on the wire the moment its turn comes.
-      this.wait(turn, () => this.wire.run(call).then(resolve, reject), reject),
+      this.wait(turn, () => this.wire.run(call).then(resolve, this.failed(reject)), reject),
     );
   }
 
   /** One of the kit's own statements, in `lease`'s turn. */
   exec(lease: Lease | undefined, sql: string): Promise<unknown> {
     return this.send(lease, () => this.runner.query(sql) as Promise<unknown>);
+  }
+
+  /** Rejects with a statement's error, after ending the test transaction if the server did. */
+  private failed(reject: (error: unknown) => void): (error: unknown) => void {
+    return (error) => {
+      if (!this.refusal && rolledBackByServer(this.type, error)) {
+        const name = this.dataSource;
+        this.end(() => new TestTransactionError(messages.testRolledBackByServer(name)));
+      }
+      reject(error);
+    };
   }
 
   private wait(ready: () => boolean, go: () => void, fail: (error: Error) => void): void {

@@ -127,7 +127,8 @@ async function hold(name: string, dataSource: DataSource, acquireTimeout: number
     pooled.release();
     throw error;
   }
-  const shared = new SharedConnection(runner, pooled.raw, 'ntc_test', name, acquireTimeout);
+  const type = dataSource.options.type;
+  const shared = new SharedConnection(runner, pooled.raw, 'ntc_test', name, acquireTimeout, type);
   return { name, dataSource, pooled, shared };
 }
 
