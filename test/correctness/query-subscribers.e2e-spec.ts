@@ -15,7 +15,7 @@ import { checkedOut, engines, idleInTransaction } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
 import { expectResolved, outcome, settle, within } from './support-a.js';
 
-type QueryEvent = BeforeQueryEvent<unknown> | AfterQueryEvent<unknown>;
+type QueryEvent = BeforeQueryEvent | AfterQueryEvent;
 
 /** What the subscriber does while a test is active, per statement event. */
 const probe: {
@@ -28,10 +28,10 @@ const probe: {
 /** A subscriber of every statement's events, which runs the test's action for them. */
 @EventSubscriber()
 class QueryProbe implements EntitySubscriberInterface {
-  async beforeQuery(event: BeforeQueryEvent<unknown>) {
+  async beforeQuery(event: BeforeQueryEvent) {
     if (probe.active) await probe.before?.(event);
   }
-  async afterQuery(event: AfterQueryEvent<unknown>) {
+  async afterQuery(event: AfterQueryEvent) {
     if (probe.active) await probe.after?.(event);
   }
 }
