@@ -17,7 +17,7 @@ import { ConnectionWaits } from '../session/connection-wait.js';
 import { guardPool } from '../session/pool-guard.js';
 import { replicaPoolsOf } from '../session/replica-setup.js';
 import { LazySession } from '../session/lazy-session.js';
-import type { ConnectionLender } from '../session/pooled-connection.js';
+import { Lenders } from '../session/lenders.js';
 import type { SessionHooks, SessionOwner } from '../session/session-hooks.js';
 import { assertSupportedDriver, type BeginOptions } from '../session/transaction-dialect.js';
 
@@ -30,8 +30,8 @@ export class SessionRuntime implements OnModuleInit, OnApplicationShutdown {
   private readonly dataSources = new Map<string, DataSource>();
   private initialized = false;
   private closed = false;
-  /** Connections lent to the sessions of a data source instead of its pool (a test transaction). */
-  readonly lenders = new Map<string, ConnectionLender>();
+  /** Connections lent to the sessions of a data source instead of its pool (test transactions). */
+  readonly lenders = new Lenders();
   /** Hooks every session of this runtime runs. */
   readonly hooks: SessionHooks;
   /** Decides propagation for every transactional block. */
@@ -51,7 +51,7 @@ export class SessionRuntime implements OnModuleInit, OnApplicationShutdown {
       waits: new ConnectionWaits(),
       reportError,
       throwErrors: options.callbackErrors === 'throw',
-      lender: (name) => (this.lenders.size === 0 ? undefined : this.lenders.get(name)),
+      lender: (name, born) => this.lenders.lender(name, born),
     };
   }
 

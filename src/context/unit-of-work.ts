@@ -27,6 +27,8 @@ export class UnitOfWork {
   readonly blocks = new Set<LazySession>();
   /** How many sessions committed while the unit ended (some may have before a later one failed). */
   committed = 0;
+  /** When the unit began (`performance.now()`): a test transaction's work stays in it (see `Lenders`). */
+  readonly born = performance.now();
   /** Called once, when the first session is created (the middleware arms its cleanup here). */
   onFirstSession?: () => void;
   private ending?: Promise<void>;

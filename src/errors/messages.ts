@@ -123,6 +123,24 @@ export const messages = {
     `TestTransaction.rollback(): work of the test was still running on its connection after ${ms} ms ` +
     '(a request, job or session the test started and did not await). It was rolled back with ' +
     'the rest and its later statements fail; await every request and job before the test ends.',
+  testEnded: () =>
+    'This work began during a TestTransaction that was rolled back already (a request, job or ' +
+    'session the test started and did not await): its statements fail rather than run on the ' +
+    'pool, where they would commit for real. Await every request and job before the test ends.',
+  testRolledBackByServer: (dataSource: string) =>
+    `The server rolled back the whole transaction of the running TestTransaction on data source ` +
+    `'${dataSource}', savepoints included (MySQL/MariaDB do on a deadlock, whichever savepoint it ` +
+    'happened in): the data of the test is gone, and its later statements fail rather than run ' +
+    'in autocommit mode, where they would commit for real. Test deadlocks, and retrying after ' +
+    'one, against a real pool (without TestTransaction).',
+  testConnectionBusyPlain: (dataSource: string, ms: number) =>
+    `A query of data source '${dataSource}' through plain TypeORM (the DataSource's own ` +
+    'query(), manager or repositories, also a forFeature() repository used outside any context ' +
+    `as in an afterCommit callback) waited ${ms} ms (acquireTimeout) for the one connection of ` +
+    'the running TestTransaction, which a unit of work of the app holds: most likely that unit ' +
+    'waits for this query (without the test transaction it would run on a connection of its ' +
+    'own). Inside a unit of work use its session (sessionContext.session(), forFeature() ' +
+    'repositories), or test this code path against a real pool (without TestTransaction).',
   testConnectionBusy: (dataSource: string, ms: number) =>
     `A session of data source '${dataSource}' waited ${ms} ms (acquireTimeout) for the one ` +
     'connection of the running TestTransaction, on which every session of the app takes its turn. ' +

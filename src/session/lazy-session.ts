@@ -103,7 +103,7 @@ export class LazySession {
     const block = lane.block;
     if (block === undefined) return lane.run(() => this.statement(args), this.failedInCurrent);
     return lane.run(
-      () => this.wire.send(args, block, lane.step),
+      () => this.wire.send(args, block, lane),
       (error) => this.wire.failed(block, error),
     );
   }
@@ -303,8 +303,8 @@ export class LazySession {
   }
 
   private statement(args: QueryArgs): Promise<unknown> {
-    if (this.wire.open) return this.wire.send(args, this.current);
-    return this.begun().then(() => this.wire.send(args, this.current));
+    if (this.wire.open) return this.wire.send(args, this.current, this.lane);
+    return this.begun().then(() => this.wire.send(args, this.current, this.lane));
   }
 
   /**

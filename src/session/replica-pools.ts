@@ -4,12 +4,12 @@ import { messages } from '../errors/messages.js';
 import { ReplicaUnavailableError } from '../errors/replica-unavailable.error.js';
 import type { ConnectionWaits } from './connection-wait.js';
 import { connectPg, type PgPool, type PooledConnection } from './pooled-connection.js';
+import { pgServesAtOnce } from './transaction-dialect.js';
 
 /** pg-pool's counters, to know whether a connect waits for another connection to come back. */
 interface CountedPool extends PgPool {
   idleCount: number;
-  totalCount: number;
-  options?: { max?: number };
+  waitingCount: number;
 }
 
 /** How long, after every replica failed, read-only transactions go straight to the primary. */
@@ -60,9 +60,8 @@ export class ReplicaPools {
     for (let tried = 0; tried < this.pools.length; tried++) {
       const pool = this.pools[this.turn++ % this.pools.length]!;
       try {
-        const room = pool.idleCount > 0 || pool.totalCount < (pool.options?.max ?? 10);
         const connecting = connectPg(pool);
-        const pooled = room
+        const pooled = pgServesAtOnce(pool)
           ? await connecting
           : await this.waits.within(connecting, ms, releaseLate);
         if (pooled === undefined) return 'busy';

@@ -24,7 +24,7 @@ export class Savepoints {
     const runner = this.wire.runner;
     const block = new Block(parent, lane, this.wire.savepointName(runner.transactionDepth));
     await this.steps.event(lane, parent, 'BeforeTransactionStart');
-    await this.wire.exec(`SAVEPOINT ${block.savepoint}`);
+    await this.wire.exec(`SAVEPOINT ${block.savepoint}`, lane, block);
     runner.transactionDepth += 1;
     try {
       await this.steps.event(lane, block, 'AfterTransactionStart');
@@ -48,7 +48,7 @@ export class Savepoints {
       let released = false;
       try {
         await this.steps.event(lane.parent!, block, 'BeforeTransactionCommit');
-        await this.wire.exec(`RELEASE SAVEPOINT ${block.savepoint}`);
+        await this.wire.exec(`RELEASE SAVEPOINT ${block.savepoint}`, lane.parent!, block.parent!);
         released = true;
         this.wire.runner.transactionDepth -= 1;
         block.parent!.callbacks.adopt(block.callbacks);
@@ -69,7 +69,7 @@ export class Savepoints {
     // As in TypeORM's manager.transaction(), errors of the rollback never replace the block's own.
     await this.steps.event(lane, block, 'BeforeTransactionRollback').catch(() => undefined);
     try {
-      await this.wire.exec(`ROLLBACK TO SAVEPOINT ${block.savepoint}`);
+      await this.wire.exec(`ROLLBACK TO SAVEPOINT ${block.savepoint}`, lane, parent);
     } catch (error) {
       // The transaction is in a state nobody knows: it must not commit.
       parent.root.broken ??= new TransactionAbortedError(

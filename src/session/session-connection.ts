@@ -172,10 +172,22 @@ export class SessionConnection {
     return this.pooled?.statements;
   }
 
+  /** Statements of this session in the hands of a shared connection's `send` right now. */
+  private running = 0;
+
   private send<T>(call: () => Promise<T>): Promise<T> {
     const held = this.pooled;
-    if (held?.send) return held.send(() => this.sendNow(call));
-    return this.sendNow(call);
+    // A statement sent while another of this session runs on a shared connection is part of it
+    // (a subscriber queries in that statement's events): it must not queue behind it there.
+    if (held?.send === undefined || this.running > 0) return this.sendNow(call);
+    return held.send(async () => {
+      this.running += 1;
+      try {
+        return await this.sendNow(call);
+      } finally {
+        this.running -= 1;
+      }
+    });
   }
 
   private sendNow<T>(call: () => Promise<T>): Promise<T> {

@@ -12,8 +12,11 @@ export interface SessionHooks extends CallbackPolicy {
   acquireTimeout?: number;
   /** The app's waits for connections (one timer for all of them). */
   waits: ConnectionWaits;
-  /** Who lends connections of `dataSource` instead of its pool, if anyone (a test transaction). */
-  lender?(dataSource: string): ConnectionLender | undefined;
+  /**
+   * Who lends connections of `dataSource` instead of its pool to work born at `born`
+   * (`performance.now()`), if anyone (a test transaction).
+   */
+  lender?(dataSource: string, born: number): ConnectionLender | undefined;
   /** The replicas of `dataSource` read-only transactions may run on; absent when none has any. */
   replicas?(dataSource: string): ReplicaPools | undefined;
 }

@@ -62,7 +62,7 @@ export function poolSize(dataSource: DataSource): number | undefined {
 
 /** The pool internals `poolHasRoom` reads (pg-pool, mysql2); anything else counts as full. */
 interface PoolCounters {
-  master?: { idleCount?: number; totalCount?: number; options?: { max?: number } };
+  master?: { idleCount?: number; waitingCount?: number };
   pool?: {
     _freeConnections?: { length: number };
     _allConnections?: { length: number };
@@ -70,16 +70,31 @@ interface PoolCounters {
   };
 }
 
-/** Whether the pool can hand out a connection without making anyone wait for another to return. */
+/**
+ * Whether the connection just asked of the pool comes without waiting for another to return.
+ * Called right after the ask (both pools take their decision at the ask, in the same tick):
+ * mysql2 has then already taken a free connection or opened a new one, or queued the ask. pg-pool
+ * queues an ask even when a client is idle, and hands idle clients to the queue only on its next
+ * tick, so its idle count alone cannot tell: the ask is served at once only while the queue holds
+ * no more asks than there are idle clients (asks made in the same tick share them).
+ */
 export function poolHasRoom(dataSource: DataSource): boolean {
   const { master, pool } = dataSource.driver as unknown as PoolCounters;
-  if (master?.idleCount !== undefined && master.totalCount !== undefined) {
-    return master.idleCount > 0 || master.totalCount < (master.options?.max ?? 10);
+  if (master?.idleCount !== undefined && master.waitingCount !== undefined) {
+    return pgServesAtOnce(master as { idleCount: number; waitingCount: number });
   }
   const free = pool?._freeConnections?.length;
   const all = pool?._allConnections?.length;
   if (free === undefined || all === undefined) return false;
   return free > 0 || all < (pool?.config?.connectionLimit ?? 10);
+}
+
+/**
+ * Whether a pg pool serves the ask just made of it without waiting for a client to return: it
+ * opened a new client (nothing queued), or the queued asks do not outnumber its idle clients.
+ */
+export function pgServesAtOnce(pool: { idleCount: number; waitingCount: number }): boolean {
+  return pool.waitingCount <= pool.idleCount;
 }
 
 /** The SQLSTATE or MySQL error number of a driver error, wrapped by TypeORM or not. */

@@ -50,6 +50,8 @@ export class TransactionWire {
   private readonly request: BeginOptions;
   /** How long a connection may take to come: from the pool, or a pooler's answer to BEGIN. */
   private readonly acquireTimeout: number;
+  /** When the session was made (`performance.now()`): a test transaction's work stays in it. */
+  private readonly born = performance.now();
 
   constructor(
     private readonly session: LazySession,
@@ -127,16 +129,18 @@ export class TransactionWire {
   }
 
   /**
-   * A user's statement in `block`, refused once the session ended (unless a hook or subscriber
-   * sends it in a step of the ending itself) or the server rolled the transaction back.
+   * A user's statement in `block`, sent by a task on `lane`; refused once the session ended
+   * (unless a hook or subscriber sends it in a step of the ending itself) or the server rolled
+   * the transaction back.
    */
-  send(args: QueryArgs, block: Block, inStep = false): Promise<unknown> {
+  send(args: QueryArgs, block: Block, lane: Lane): Promise<unknown> {
     const refusal =
-      this.refusal(block, inStep) ??
+      this.refusal(block, lane.step) ??
       (this.connection.onReplica
         ? writeOnReplica(args[0], this.name, this.request.label)
         : undefined);
-    return refusal ? Promise.reject(refusal) : this.connection.query(args);
+    if (refusal) return Promise.reject(refusal);
+    return this.asStep(lane, block, () => this.connection.query(args));
   }
 
   /** A user's stream in `block`, refused like a statement. */
@@ -187,7 +191,9 @@ export class TransactionWire {
             void this.connection.destroy(new Error('BEGIN got no answer within acquireTimeout'));
           });
       try {
-        for (const sql of this.connection.statements?.begin ?? this.beginSql) await this.exec(sql);
+        for (const sql of this.connection.statements?.begin ?? this.beginSql) {
+          await this.exec(sql, lane, block);
+        }
       } finally {
         stop?.();
       }
@@ -198,7 +204,7 @@ export class TransactionWire {
       const hook = this.hooks.onSessionStart;
       if (hook) await this.steps.run(lane, block, () => hook(this.runner.manager, this.name));
     } catch (error) {
-      await this.abandon(error);
+      await this.abandon(error, lane, block);
       if (!waited) throw error;
       throw new ConnectionAcquireTimeoutError(
         messages.beginTimeout(this.name, this.acquireTimeout),
@@ -233,7 +239,7 @@ export class TransactionWire {
     try {
       if (this.connection.observed) await this.steps.event(lane, block, 'BeforeTransactionCommit');
       sent = true;
-      await this.exec(this.connection.statements?.commit ?? 'COMMIT');
+      await this.exec(this.connection.statements?.commit ?? 'COMMIT', lane, block);
     } catch (error) {
       if (sent && isConnectionLost(this.type, error)) {
         this.lose(error);
@@ -264,7 +270,7 @@ export class TransactionWire {
     try {
       if (this.connection.observed)
         await this.steps.event(lane, block, 'BeforeTransactionRollback');
-      await this.exec(this.connection.statements?.rollback ?? 'ROLLBACK');
+      await this.exec(this.connection.statements?.rollback ?? 'ROLLBACK', lane, block);
     } catch (error) {
       this.open = false;
       await this.connection.destroy(error);
@@ -300,18 +306,35 @@ export class TransactionWire {
     return block.root.broken;
   }
 
-  /** Sends one of the session's own statements on the held connection. */
-  exec(sql: string): Promise<unknown> {
-    if (this.connection.held) return this.connection.exec(sql);
-    return Promise.reject(this.ended() ?? new Error(`No connection to send ${sql} on`));
+  /**
+   * Sends one of the session's own statements on the held connection, from a task on `lane`
+   * (a subscriber's statements in its query events join `block`).
+   */
+  exec(sql: string, lane: Lane, block: Block): Promise<unknown> {
+    if (!this.connection.held) {
+      return Promise.reject(this.ended() ?? new Error(`No connection to send ${sql} on`));
+    }
+    return this.asStep(lane, block, () => this.connection.exec(sql));
+  }
+
+  /**
+   * Sends a statement as a step of the task on `lane` when anyone subscribed to TypeORM's events:
+   * a subscriber may query through the event's runner while it handles the statement's
+   * `beforeQuery` or `afterQuery`, and that query must not queue behind the statement it is part
+   * of (as in plain TypeORM, it runs before the statement goes on).
+   */
+  private asStep<T>(lane: Lane, block: Block, send: () => Promise<T>): Promise<T> {
+    return this.connection.observed ? this.steps.run(lane, block, send) : send();
   }
 
   /** Takes a pooled connection within `acquireTimeout`; gives it back if the session ended meanwhile. */
   private async take(): Promise<void> {
     if (!this.dataSource.isInitialized) throw new ModuleNotInitializedError(messages.shutDown());
     const ms = this.acquireTimeout;
-    const lender = this.hooks.lender?.(this.name);
     const frame = contextStorage.getStore();
+    // Work born in a test transaction (its unit, or the session itself) stays in it.
+    const born = Math.min(frame?.unit?.born ?? Infinity, this.born);
+    const lender = this.hooks.lender?.(this.name, born);
     const replicas = replicaFor(this.replicas, lender, this.request, frame?.routingUnit, this.name);
     const acquired = await this.connection
       .acquire(ms, lender, this.session, frame, replicas)
@@ -338,12 +361,12 @@ export class TransactionWire {
   }
 
   /** After a failed BEGIN or start hook: a quiet ROLLBACK, or the connection dropped. */
-  private async abandon(error: unknown): Promise<void> {
+  private async abandon(error: unknown, lane: Lane, block: Block): Promise<void> {
     const open = this.open;
     this.open = false;
     if (open) {
       try {
-        await this.exec(this.connection.statements?.rollback ?? 'ROLLBACK');
+        await this.exec(this.connection.statements?.rollback ?? 'ROLLBACK', lane, block);
         this.connection.release();
         return;
       } catch {

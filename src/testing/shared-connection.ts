@@ -1,6 +1,11 @@
 import type { QueryRunner } from 'typeorm';
 import type { ContextFrame } from '../context/context-frame.js';
+import { ConnectionAcquireTimeoutError } from '../errors/connection-acquire-timeout.error.js';
+import { messages } from '../errors/messages.js';
+import { TestTransactionError } from '../errors/test-transaction.error.js';
+import type { ConnectionWaits } from '../session/connection-wait.js';
 import { Lane } from '../session/lane.js';
+import { rolledBackByServer } from '../session/transaction-dialect.js';
 import type { LazySession } from '../session/lazy-session.js';
 import type {
   ConnectionLender,
@@ -52,10 +57,11 @@ export class Lease implements HeldConnection {
   }
 }
 
-/** A wait for the connection: its condition, and what to do once it holds. */
+/** A wait for the connection: its condition, what to do once it holds, and if it never will. */
 interface Waiter {
   ready(): boolean;
   go(): void;
+  fail(error: Error): void;
 }
 
 /**
@@ -66,13 +72,19 @@ interface Waiter {
  *   REQUIRES_NEW block, a factory session, `runInNewContext()` called from a request) nests in
  *   it; any other (another request, the test body's own queries) waits until nothing holds it;
  * - a statement runs when its transaction is on top (the body's, when nothing holds it), one at
- *   a time, in order.
+ *   a time, in order;
+ * - once the test transaction ended, nothing more runs on it: what waits and what comes later
+ *   fails with the `TestTransactionError` of `end()`. So it does once the server rolled the
+ *   whole transaction back (MySQL/MariaDB after a deadlock, savepoints included): the connection
+ *   is then in autocommit mode, where every statement would commit for real.
  */
 export class SharedConnection implements ConnectionLender {
   private readonly holders: Lease[] = [];
   private waiting: Waiter[] = [];
   private readonly wire = new Lane();
   private count = 0;
+  /** Set once the test transaction ended: the error of everything sent later. */
+  private refusal?: () => Error;
 
   constructor(
     /** The test's own runner, holding the connection in the test's transaction. */
@@ -80,6 +92,12 @@ export class SharedConnection implements ConnectionLender {
     /** The driver's connection. */
     readonly raw: DriverConnection,
     private readonly prefix: string,
+    /** The data source's name, for messages. */
+    private readonly dataSource: string,
+    /** How long a runner of the test body waits for the connection (the module's acquireTimeout), on the app's timer. */
+    private readonly bodyWait: { ms: number; waits: ConnectionWaits },
+    /** The data source's driver type (`postgres`, `mariadb`...). */
+    private readonly type: string,
   ) {}
 
   /** Whether a transaction holds the connection or anything waits for it. */
@@ -96,13 +114,37 @@ export class SharedConnection implements ConnectionLender {
       const inside = frame as ContextFrame | undefined;
       return top.session !== undefined && inside?.runsInside(top.session) === true;
     };
-    return new Promise((resolve) =>
-      this.wait(fits, () => {
-        const lease = new Lease(this, owner, `${this.prefix}_${++this.count}`);
-        this.holders.push(lease);
-        resolve(lease);
-      }),
+    return new Promise((resolve, reject) =>
+      this.wait(
+        fits,
+        () => {
+          const lease = new Lease(this, owner, `${this.prefix}_${++this.count}`);
+          this.holders.push(lease);
+          resolve(lease);
+        },
+        reject,
+      ),
     );
+  }
+
+  /**
+   * A share for a runner of the test body (plain TypeORM: the `DataSource`'s own queries), once
+   * nothing holds the connection: within `acquireTimeout`, since what holds it may be waiting for
+   * this very query (plain TypeORM inside a unit of work, or in a callback of one).
+   */
+  async lendToBody(): Promise<Lease> {
+    const { ms, waits } = this.bodyWait;
+    const lease = await waits.within(this.lend(undefined, undefined), ms, (late) => late.release());
+    if (lease !== undefined) return lease;
+    throw new ConnectionAcquireTimeoutError(messages.testConnectionBusyPlain(this.dataSource, ms));
+  }
+
+  /** The test transaction ended: what waits fails with `refusal()`'s error, and so does what comes later. */
+  end(refusal: () => Error): void {
+    this.refusal = refusal;
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const waiter of waiting) waiter.fail(refusal());
   }
 
   /** Ends `lease`'s share of the connection. */
@@ -118,7 +160,7 @@ export class SharedConnection implements ConnectionLender {
       lease === undefined ? this.holders.length === 0 : this.holders.at(-1) === lease;
     return new Promise<T>((resolve, reject) =>
       // The statement takes its place on the wire the moment its turn comes.
-      this.wait(turn, () => this.wire.run(call).then(resolve, reject)),
+      this.wait(turn, () => this.wire.run(call).then(resolve, this.failed(reject)), reject),
     );
   }
 
@@ -127,9 +169,21 @@ export class SharedConnection implements ConnectionLender {
     return this.send(lease, () => this.runner.query(sql) as Promise<unknown>);
   }
 
-  private wait(ready: () => boolean, go: () => void): void {
-    if (ready()) go();
-    else this.waiting.push({ ready, go });
+  /** Rejects with a statement's error, after ending the test transaction if the server did. */
+  private failed(reject: (error: unknown) => void): (error: unknown) => void {
+    return (error) => {
+      if (!this.refusal && rolledBackByServer(this.type, error)) {
+        const name = this.dataSource;
+        this.end(() => new TestTransactionError(messages.testRolledBackByServer(name)));
+      }
+      reject(error);
+    };
+  }
+
+  private wait(ready: () => boolean, go: () => void, fail: (error: Error) => void): void {
+    if (this.refusal) fail(this.refusal());
+    else if (ready()) go();
+    else this.waiting.push({ ready, go, fail });
   }
 
   /** Lets every waiter whose turn has come go, in order; a new holder changes whose turn it is. */

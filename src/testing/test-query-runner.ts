@@ -21,17 +21,32 @@ export function shareRunner(runner: QueryRunner, shared: SharedConnection): Quer
   const { query, stream } = runner;
   let lease: Lease | undefined;
   const names: string[] = [];
-  const send = <T>(call: () => Promise<T>) => shared.send(lease, call);
+  /** This runner's statements on the connection right now. */
+  let running = 0;
+  const counted =
+    <T>(call: () => Promise<T>) =>
+    async (): Promise<T> => {
+      running += 1;
+      try {
+        return await call();
+      } finally {
+        running -= 1;
+      }
+    };
+  const send = <T>(call: () => Promise<T>) => shared.send(lease, counted(call));
   const exec = (sql: string) => send(() => query.call(runner, sql) as Promise<unknown>);
 
   internals.connect = () => Promise.resolve(shared.raw);
   internals.query = ((...args: Parameters<QueryRunner['query']>) => {
     const call = () => query.apply(runner, args) as Promise<unknown>;
-    return lease ? send(call) : alone(shared, call);
+    // Sent while one of this runner's statements runs: a subscriber's, from that statement's
+    // events, part of it (queued behind it, or in a savepoint of its own, it would never run).
+    if (running > 0) return call();
+    return lease ? send(call) : alone(shared, counted(call));
   }) as QueryRunner['query'];
   internals.stream = (...args) => send(() => stream.apply(runner, args));
   internals.startTransaction = async () => {
-    lease ??= await shared.lend(undefined, undefined);
+    lease ??= await shared.lendToBody();
     await runner.broadcaster.broadcast('BeforeTransactionStart');
     const name = names.length === 0 ? lease.name : `${lease.name}_${names.length}`;
     await exec(`SAVEPOINT ${name}`);
@@ -73,7 +88,7 @@ export function shareRunner(runner: QueryRunner, shared: SharedConnection): Quer
 
 /** A statement of the test body outside any transaction: in a savepoint of its own. */
 async function alone<T>(shared: SharedConnection, call: () => Promise<T>): Promise<T> {
-  const own = await shared.lend(undefined, undefined);
+  const own = await shared.lendToBody();
   try {
     await shared.exec(own, own.statements.begin[0]!);
     let result: T;

@@ -1,6 +1,7 @@
 import type { INestApplicationContext } from '@nestjs/common';
 import type { DataSource, QueryRunner } from 'typeorm';
 import { SessionRuntime } from '../context/session-runtime.js';
+import type { ConnectionWaits } from '../session/connection-wait.js';
 import { messages } from '../errors/messages.js';
 import { TestTransactionError } from '../errors/test-transaction.error.js';
 import { checkMilliseconds } from '../typeorm-context.options.js';
@@ -58,18 +59,19 @@ export class TestTransaction implements AsyncDisposable {
     const settleTimeout = options.settleTimeout ?? 2000;
     checkMilliseconds('settleTimeout', settleTimeout, true);
     const runtime = app.get(SessionRuntime, { strict: false });
-    if (runtime.lenders.size > 0) throw new TestTransactionError(messages.testAlreadyRunning());
+    if (runtime.lenders.active) throw new TestTransactionError(messages.testAlreadyRunning());
     const names = options.dataSources ?? runtime.dataSourceNames;
     const sources = names.map((name) => ({ name, dataSource: runtime.dataSource(name) }));
+    const wait = { ms: runtime.options.acquireTimeout, waits: runtime.hooks.waits };
     const held: Held[] = [];
     try {
-      for (const { name, dataSource } of sources) held.push(await hold(name, dataSource));
+      for (const { name, dataSource } of sources) held.push(await hold(name, dataSource, wait));
     } catch (error) {
       await Promise.all(held.map(letGo));
       throw error;
     }
-    for (const { name, dataSource, shared } of held) {
-      runtime.lenders.set(name, shared);
+    runtime.lenders.begin(new Map(held.map(({ name, shared }) => [name, shared])));
+    for (const { dataSource, shared } of held) {
       const source = dataSource as Replaceable;
       const create = dataSource.createQueryRunner;
       source[CREATE_RUNNER] = create;
@@ -81,14 +83,17 @@ export class TestTransaction implements AsyncDisposable {
 
   /**
    * Rolls back everything since `start()` and gives the app its pool back. Work of the test
-   * still running (a request it did not await) is rolled back too, and fails clearly.
+   * still running (a request it did not await) is rolled back too, and fails clearly: work that
+   * began during the test never runs on the pool, its later statements fail.
    */
   async rollback(): Promise<void> {
     if (this.ended) throw new TestTransactionError(messages.testRolledBack());
     this.ended = true;
     const settled = await this.settle();
-    for (const { name, dataSource } of this.held) {
-      this.runtime.lenders.delete(name);
+    const refusal = () => new TestTransactionError(messages.testEnded());
+    this.runtime.lenders.end({ lend: () => Promise.reject(refusal()) });
+    for (const { dataSource, shared } of this.held) {
+      shared.end(refusal);
       const source = dataSource as Replaceable;
       delete (source as Partial<DataSource>).createQueryRunner; // back to the prototype's
       delete source[CREATE_RUNNER];
@@ -114,7 +119,11 @@ export class TestTransaction implements AsyncDisposable {
 }
 
 /** Takes a pooled connection of `dataSource` and begins the test's transaction on it. */
-async function hold(name: string, dataSource: DataSource): Promise<Held> {
+async function hold(
+  name: string,
+  dataSource: DataSource,
+  wait: { ms: number; waits: ConnectionWaits },
+): Promise<Held> {
   const pooled = await takeConnection(dataSource);
   const runner = dataSource.createQueryRunner('master') as QueryRunner & {
     databaseConnection: unknown;
@@ -126,7 +135,9 @@ async function hold(name: string, dataSource: DataSource): Promise<Held> {
     pooled.release();
     throw error;
   }
-  return { name, dataSource, pooled, shared: new SharedConnection(runner, pooled.raw, 'ntc_test') };
+  const type = dataSource.options.type;
+  const shared = new SharedConnection(runner, pooled.raw, 'ntc_test', name, wait, type);
+  return { name, dataSource, pooled, shared };
 }
 
 /** Rolls the test's transaction back and gives its connection back to the pool. */

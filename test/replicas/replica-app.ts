@@ -39,6 +39,8 @@ export async function createReplicaApp(
     slaves?: string[];
     context?: TypeOrmContextModuleOptions;
     logger?: LoggerService;
+    /** Connections per pool (the primary's and each replica's). Default: 10. */
+    poolSize?: number;
   } = {},
 ): Promise<ReplicaApp> {
   const { primary, replica } = pair();
@@ -52,7 +54,7 @@ export async function createReplicaApp(
         },
         entities: [ReplicaItem],
         synchronize: true,
-        poolSize: 10,
+        poolSize: options.poolSize ?? 10,
         logging: false,
       }),
       TypeOrmContextModule.forRoot(options.context ?? {}),

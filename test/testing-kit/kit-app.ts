@@ -1,7 +1,7 @@
 import { Controller, Get, Injectable, Module, Post } from '@nestjs/common';
 import { MessagePattern } from '@nestjs/microservices';
 import { InjectRepository } from '@nestjs/typeorm';
-import type { EntityManager, Repository } from 'typeorm';
+import { DataSource, type EntityManager, type Repository } from 'typeorm';
 import {
   InjectSession,
   Propagation,
@@ -13,7 +13,10 @@ import {
 import { Example } from '../support/example.entity.js';
 
 /** What callbacks saw, for the kit's tests. */
-export const seen: { afterCommitRows: number[] } = { afterCommitRows: [] };
+export const seen: { afterCommitRows: number[]; callbackErrors: string[] } = {
+  afterCommitRows: [],
+  callbackErrors: [],
+};
 
 @Injectable()
 export class KitService {
@@ -34,6 +37,19 @@ export class KitService {
     await this.context.session().insert(Example, { text });
   }
 
+  /** A REQUIRES_NEW block whose afterCommit callback writes through the forFeature() repository. */
+  @Transactional({ propagation: Propagation.REQUIRES_NEW })
+  async independentWithCallback(text: string) {
+    await this.context.session().insert(Example, { text });
+    this.context.afterCommit(async () => {
+      try {
+        await this.examples.insert({ text: `${text}, after commit` });
+      } catch (error) {
+        seen.callbackErrors.push((error as Error).name);
+      }
+    });
+  }
+
   byRepository(text: string) {
     return this.examples.insert({ text });
   }
@@ -49,7 +65,24 @@ export class KitController {
     private readonly context: SessionContext,
     private readonly factory: SessionFactory,
     private readonly service: KitService,
+    private readonly dataSource: DataSource,
   ) {}
+
+  /** Plain TypeORM in a handler: the DataSource's own query while the unit holds a connection. */
+  @Post('plain-query')
+  async plainQuery() {
+    await this.context.session().insert(Example, { text: 'unit' });
+    await this.dataSource.query("INSERT INTO example (text) VALUES ('plain')");
+    return 'ok';
+  }
+
+  /** A REQUIRES_NEW block whose afterCommit callback uses a forFeature() repository. */
+  @Post('requires-new-callback')
+  async requiresNewCallback() {
+    await this.context.session().insert(Example, { text: 'unit' });
+    await this.service.independentWithCallback('requires-new');
+    return 'ok';
+  }
 
   @Post('insert')
   async insert() {
@@ -110,6 +143,23 @@ export class KitController {
   async slow() {
     await this.context.session().insert(Example, { text: 'slow' });
     await new Promise((resolve) => setTimeout(resolve, 300));
+    return 'ok';
+  }
+
+  /** Touches the database only after 150 ms. */
+  @Post('late')
+  async late() {
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    await this.context.session().insert(Example, { text: 'late' });
+    return 'ok';
+  }
+
+  /** Inserts, waits 300 ms holding its savepoint, inserts again. */
+  @Post('slow-twice')
+  async slowTwice() {
+    await this.context.session().insert(Example, { text: 'first' });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await this.context.session().insert(Example, { text: 'second' });
     return 'ok';
   }
 
