@@ -222,7 +222,12 @@ export class TransactionWire {
         throw error;
       }
     }
-    if (block.broken !== undefined) throw block.broken;
+    if (block.broken !== undefined) {
+      // MySQL/MariaDB rolled back on a deadlock and went on in autocommit mode: the ROLLBACK ends
+      // the transaction here too, so the next statement begins a new one on a pooled connection.
+      if (this.open) await this.rollback(block).catch(this.reportRollback);
+      throw block.broken;
+    }
     if (block.aborted !== undefined || this.connection.failedOnServer) {
       await this.rollback(block).catch(this.reportRollback);
       throw new TransactionAbortedError(messages.transactionAborted(this.name, false), {
