@@ -142,5 +142,26 @@ export function isConnectionLost(type: string, error: unknown): boolean {
   return typeof nodeCode.code === 'string' && MYSQL_GONE_CODES.has(nodeCode.code);
 }
 
+/** MySQL/MariaDB's server status flag of a session inside a transaction. */
+const SERVER_STATUS_IN_TRANS = 1;
+
+/**
+ * Whether a MySQL/MariaDB statement's OK packet (mysql2's `ResultSetHeader`, alone or as a
+ * TypeORM `QueryResult`'s `raw`) says that no transaction is open any more: the statement (DDL,
+ * `TRUNCATE`, `LOCK TABLES`...) committed it implicitly, and the server goes on in autocommit mode.
+ */
+export function endedTransaction(type: string, result: unknown): boolean {
+  if (!MYSQL.has(type)) return false;
+  const status = serverStatus(result) ?? serverStatus((result as { raw?: unknown } | null)?.raw);
+  return status !== undefined && (status & SERVER_STATUS_IN_TRANS) === 0;
+}
+
+/** The `serverStatus` of an OK packet, when `value` is one. */
+function serverStatus(value: unknown): number | undefined {
+  if (value === null || typeof value !== 'object') return undefined;
+  const status = (value as { serverStatus?: unknown }).serverStatus;
+  return typeof status === 'number' ? status : undefined;
+}
+
 /** MySQL/MariaDB `ER_LOCK_DEADLOCK`. */
 const MYSQL_DEADLOCK = 1213;

@@ -1,5 +1,6 @@
 import type { DataSource, QueryRunner } from 'typeorm';
 import { contextStorage } from '../context/context-storage.js';
+import { logger } from '../context/logger.js';
 import { CommitOutcomeUnknownError } from '../errors/commit-outcome-unknown.error.js';
 import { ConnectionAcquireTimeoutError } from '../errors/connection-acquire-timeout.error.js';
 import { ConnectionLostError } from '../errors/connection-lost.error.js';
@@ -22,7 +23,9 @@ import {
   abortsTransaction,
   type BeginOptions,
   beginStatements,
+  endedTransaction,
   isConnectionLost,
+  isPostgres,
   poolSize,
   rolledBackByServer,
 } from './transaction-dialect.js';
@@ -50,6 +53,8 @@ export class TransactionWire {
   private readonly request: BeginOptions;
   /** How long a connection may take to come: from the pool, or a pooler's answer to BEGIN. */
   private readonly acquireTimeout: number;
+  /** Whether the server may end a transaction without a COMMIT (MySQL/MariaDB, at DDL). */
+  private readonly endsOnItsOwn: boolean;
 
   constructor(
     private readonly session: LazySession,
@@ -74,6 +79,7 @@ export class TransactionWire {
     this.replicas = hooks.replicas?.(session.dataSourceName);
     this.request = this.replicas ? own : begin;
     this.acquireTimeout = hooks.acquireTimeout ?? DEFAULT_ACQUIRE_TIMEOUT;
+    this.endsOnItsOwn = !isPostgres(this.type);
   }
 
   /** SAVEPOINT and its ends. */
@@ -136,8 +142,25 @@ export class TransactionWire {
       (this.connection.onReplica
         ? writeOnReplica(args[0], this.name, this.request.label)
         : undefined);
-    return refusal ? Promise.reject(refusal) : this.connection.query(args);
+    if (refusal) return Promise.reject(refusal);
+    const sent = this.connection.query(args);
+    return this.endsOnItsOwn ? sent.then(this.beginAgainIfEnded) : sent;
   }
+
+  /**
+   * MySQL/MariaDB commit the open transaction implicitly at DDL, `TRUNCATE` (`repository.clear()`)
+   * and a few other statements, then go on in autocommit mode. The work before that statement
+   * stays committed (a warning says so); the session begins a new transaction at once on the same
+   * connection, so that what comes after it is still committed or rolled back as one.
+   */
+  private readonly beginAgainIfEnded = async (result: unknown): Promise<unknown> => {
+    if (!this.open || this.connection.statements || !endedTransaction(this.type, result)) {
+      return result;
+    }
+    logger.warn(messages.implicitCommit(this.name));
+    for (const sql of this.beginSql) await this.exec(sql);
+    return result;
+  };
 
   /** A user's stream in `block`, refused like a statement. */
   stream(args: StreamArgs, block: Block): ReturnType<QueryRunner['stream']> {
