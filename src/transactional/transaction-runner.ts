@@ -169,6 +169,11 @@ export class TransactionRunner {
     }
   }
 
+  /**
+   * One attempt of an owned block: a context of its own for every data source, like
+   * `runInNewContext()` (inside another context, a block of that context's unit: its sessions of
+   * other data sources are its own too, and commit or roll back with it, never with the caller's).
+   */
   private ownOnce<T>(
     options: ResolvedTransactionOptions,
     fn: SessionCallback<T>,
@@ -177,41 +182,22 @@ export class TransactionRunner {
   ): Promise<T> {
     const { dataSource: name, isolationLevel, readOnly, replica, timeout, label } = options;
     const begin = { isolationLevel, readOnly, replica, timeout, label };
-    if (frame?.unit !== undefined) {
-      // Inside a context: an independent session, current only for the code of this block.
-      const unit = frame.unit;
-      const session = this.runtime.createSession(name, 'block', begin);
-      const inner = frame.with(name, session);
-      unit.blocks.add(session);
-      return contextStorage.run(inner, () =>
-        this.settle(
-          () => fn(session.manager),
-          session,
-          options,
-          (commit) =>
-            session.withCallbacks(async () => {
-              try {
-                if (commit) await session.commit();
-              } finally {
-                unit.blocks.delete(session);
-                await session.close('context-ended');
-              }
-            }),
-        ),
-      );
-    }
-    // Outside any context of this app: a context of its own for the call, like runInNewContext()
-    // (opened in another app's context, if the call came from there).
-    const unit = new UnitOfWork(frame?.routingUnit, this.runtime);
-    const session = unit.session(name, () => this.runtime.createSession(name, 'context', begin));
+    const outer = frame?.unit;
+    // Outside any context of this app, a unit that follows the one whose callback runs this
+    // (read-your-writes), opened in another app's context if the call came from there.
+    const unit = outer ? outer.openBlock() : new UnitOfWork(frame?.routingUnit, this.runtime);
+    const owner = outer ? 'block' : 'context';
+    const session = unit.session(name, () => this.runtime.createSession(name, owner, begin));
     const foreign = contextStorage.getStore();
-    return contextStorage.run(ContextFrame.forUnit(unit, foreign?.unit && foreign), () =>
+    const around = outer ? frame : foreign?.unit && foreign;
+    return contextStorage.run(ContextFrame.forUnit(unit, around), () =>
       this.settle(
         () => fn(session.manager),
         session,
         options,
         (commit) =>
           unit.end(commit).catch((error: unknown) => {
+            // A block that committed (a callback failed after it) is never run again.
             outcome.partlyCommitted = unit.committed > 0;
             throw error;
           }),
