@@ -7,7 +7,8 @@ export const messages = {
   contextEnded: (dataSource: string) =>
     `The session context has ended: a session of data source '${dataSource}' was used after its ` +
     'request, job or runInNewContext() finished (a stream, a timer or a promise nobody awaited). ' +
-    'Await the work before the handler returns, or run it in sessionFactory.runInNewContext().',
+    'Await the work before the handler returns, or run it in sessionFactory.runInNewContext() or ' +
+    'sessionFactory.atomic().',
   callbackFailed: () =>
     'A transaction callback (afterCommit, afterRollback or afterCompletion) failed after its ' +
     "transaction ended; the transaction's outcome stands (a commit is not undone). The cause " +

@@ -70,12 +70,12 @@ export class TransactionRunner {
     const name = resolved.dataSource;
     this.runtime.dataSource(name);
     const frame = this.runtime.frame();
+    // An owned transaction needs no live unit: REQUIRES_NEW works after the context ended.
+    if (resolved.propagation === Propagation.REQUIRES_NEW) return this.own(resolved, fn, frame);
     const current = this.current(frame, name);
     switch (resolved.propagation) {
       case Propagation.REQUIRED:
         return current ? this.join(current, resolved, fn, options) : this.own(resolved, fn, frame);
-      case Propagation.REQUIRES_NEW:
-        return this.own(resolved, fn, frame);
       case Propagation.NESTED:
         return current ? this.nest(current, resolved, fn, options) : this.own(resolved, fn, frame);
       case Propagation.MANDATORY:
