@@ -41,7 +41,8 @@ export function beginStatements(type: string, options: BeginOptions): readonly s
     const modes = [isolationLevel && `ISOLATION LEVEL ${isolationLevel}`, readOnly && 'READ ONLY'];
     const tail = modes.filter(Boolean).join(', ');
     const start = tail ? `START TRANSACTION ${tail}` : 'START TRANSACTION';
-    return timeout ? [start, `SET LOCAL statement_timeout = ${Math.ceil(timeout)}`] : [start];
+    // One query of two statements (the simple query protocol allows it): one round trip.
+    return [timeout ? `${start}; SET LOCAL statement_timeout = ${Math.ceil(timeout)}` : start];
   }
   const start = readOnly ? 'START TRANSACTION READ ONLY' : 'START TRANSACTION';
   return isolationLevel ? [`SET TRANSACTION ISOLATION LEVEL ${isolationLevel}`, start] : [start];
