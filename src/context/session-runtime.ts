@@ -148,7 +148,9 @@ export class SessionRuntime implements OnModuleInit, OnApplicationShutdown {
     const unit = frame?.unit;
     if (unit === undefined) return undefined;
     if (unit.ended) throw new SessionContextEndedError(messages.contextEnded(name));
-    return unit.live(name) ?? unit.session(name, () => this.createSession(name, 'context'));
+    return (
+      unit.live(name) ?? unit.session(name, () => this.createSession(name, 'context', unit.begin))
+    );
   }
 
   /** Like `current()` but never creates a session. */

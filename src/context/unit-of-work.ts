@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import { messages } from '../errors/messages.js';
 import { TypeOrmContextError } from '../errors/typeorm-context.error.js';
 import type { LazySession } from '../session/lazy-session.js';
+import type { BeginOptions } from '../session/transaction-dialect.js';
 import type { SessionRuntime } from './session-runtime.js';
 
 const RESOLVED = Promise.resolve();
@@ -27,6 +28,8 @@ export class UnitOfWork {
   readonly blocks = new Set<UnitOfWork>();
   /** How many sessions committed while the unit ended (some may have before a later one failed). */
   committed = 0;
+  /** How the sessions this unit creates on first use begin (a block's `timeout`), if not plainly. */
+  begin?: BeginOptions;
   /** Called once, when the first session is created (the middleware arms its cleanup here). */
   onFirstSession?: () => void;
   private ending?: Promise<void>;

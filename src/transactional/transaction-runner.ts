@@ -19,7 +19,7 @@ import {
 } from '../typeorm-context.options.js';
 import { Propagation } from './propagation.enum.js';
 import { isRetryableError } from './retryable-error.js';
-import { raceTimeout } from './transaction-timeout.js';
+import { raceTimeout, type TimeoutTarget } from './transaction-timeout.js';
 
 /** The transaction a block finds for its data source: a session, the unit's lazy one, or none. */
 type Current = LazySession | UnitOfWork | undefined;
@@ -102,7 +102,8 @@ export class TransactionRunner {
   private session(current: LazySession | UnitOfWork, name: string): LazySession {
     if (current instanceof LazySession) return current;
     return (
-      current.live(name) ?? current.session(name, () => this.runtime.createSession(name, 'context'))
+      current.live(name) ??
+      current.session(name, () => this.runtime.createSession(name, 'context', current.begin))
     );
   }
 
@@ -138,15 +139,15 @@ export class TransactionRunner {
   }
 
   /**
-   * A transaction this call owns, re-run on a serialization failure or deadlock, unless a part of
-   * it (one data source of several) committed already.
+   * A transaction this call owns, re-run on a serialization failure or deadlock, unless any of it
+   * committed already (one data source of several, or all of it before a callback failed).
    */
   private own<T>(
     options: ResolvedTransactionOptions,
     fn: SessionCallback<T>,
     frame: ContextFrame | undefined,
   ): Promise<T> {
-    if (options.retry === 0) return this.ownOnce(options, fn, frame, { partlyCommitted: false });
+    if (options.retry === 0) return this.ownOnce(options, fn, frame, { committed: false });
     return this.ownRetrying(options, fn, frame);
   }
 
@@ -156,11 +157,11 @@ export class TransactionRunner {
     frame: ContextFrame | undefined,
   ): Promise<T> {
     for (let attempt = 0; ; attempt++) {
-      const outcome = { partlyCommitted: false };
+      const outcome = { committed: false };
       try {
         return await this.ownOnce(options, fn, frame, outcome);
       } catch (error) {
-        const retry = attempt < options.retry && !outcome.partlyCommitted;
+        const retry = attempt < options.retry && !outcome.committed;
         if (!retry || !isRetryableError(error)) throw error;
         logger.warn(
           `Retrying transaction of '${options.dataSource}' (${attempt + 1}/${options.retry}) after: ${String(error)}`,
@@ -178,7 +179,7 @@ export class TransactionRunner {
     options: ResolvedTransactionOptions,
     fn: SessionCallback<T>,
     frame: ContextFrame | undefined,
-    outcome: { partlyCommitted: boolean },
+    outcome: { committed: boolean },
   ): Promise<T> {
     const { dataSource: name, isolationLevel, readOnly, replica, timeout, label } = options;
     const begin = { isolationLevel, readOnly, replica, timeout, label };
@@ -186,19 +187,27 @@ export class TransactionRunner {
     // Outside any context of this app, a unit that follows the one whose callback runs this
     // (read-your-writes), opened in another app's context if the call came from there.
     const unit = outer ? outer.openBlock() : new UnitOfWork(frame?.routingUnit, this.runtime);
+    // Its sessions of other data sources get the statement timeout too (see `target` below).
+    if (timeout !== undefined) unit.begin = { timeout, label };
     const owner = outer ? 'block' : 'context';
     const session = unit.session(name, () => this.runtime.createSession(name, owner, begin));
+    // A timeout stops every session of the block, whichever data source it is of.
+    const target: TimeoutTarget = {
+      dataSourceName: name,
+      abort: (error) => {
+        for (const used of unit.sessions.values()) used.abort(error);
+      },
+    };
     const foreign = contextStorage.getStore();
     const around = outer ? frame : foreign?.unit && foreign;
     return contextStorage.run(ContextFrame.forUnit(unit, around), () =>
       this.settle(
         () => fn(session.manager),
-        session,
+        target,
         options,
         (commit) =>
           unit.end(commit).catch((error: unknown) => {
-            // A block that committed (a callback failed after it) is never run again.
-            outcome.partlyCommitted = unit.committed > 0;
+            outcome.committed = unit.committed > 0;
             throw error;
           }),
       ),
@@ -208,7 +217,7 @@ export class TransactionRunner {
   /** Runs `work`, then ends the transaction: commit on success, roll back on failure. */
   private async settle<T>(
     work: () => Promise<T> | T,
-    session: LazySession,
+    session: TimeoutTarget,
     options: ResolvedTransactionOptions,
     end: (commit: boolean) => Promise<void>,
   ): Promise<T> {
@@ -228,7 +237,7 @@ export class TransactionRunner {
   /** `work()`, or with a `timeout`, raced against it (no async frame when there is none). */
   private timed<T>(
     work: () => Promise<T> | T,
-    session: LazySession,
+    session: TimeoutTarget,
     options: ResolvedTransactionOptions,
   ): Promise<T> | T {
     return options.timeout === undefined ? work() : raceTimeout(work, session, options.timeout);

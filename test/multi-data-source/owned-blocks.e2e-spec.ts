@@ -18,7 +18,7 @@ import {
   TypeOrmContextModule,
 } from '../../src/index.js';
 import { settle } from '../correctness/support-a.js';
-import { typeormOptions, wrap, type TestApp } from '../support/create-app.js';
+import { eventually, typeormOptions, wrap, type TestApp } from '../support/create-app.js';
 import { checkedOut, engines, txid } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
 
@@ -142,6 +142,37 @@ describe.each(engines)('owned blocks inside a context ($name)', (engine) => {
     expect(seen.blockTxid).not.toBeNull();
     expect(seen.blockTxid).not.toBe(seen.requestTxid);
     expect(await texts()).toEqual(['block_analytics']);
+  });
+
+  it('the timeout bounds the whole block: a statement hanging on its second data source is stopped', async () => {
+    const result = await settle(
+      factory.runInNewContext(() =>
+        factory.atomic(
+          async (manager) => {
+            await manager.insert(Example, { text: 'block_default' });
+            const blockAnalytics = context.session('analytics');
+            await blockAnalytics.insert(Example, { text: 'block_analytics' });
+            await blockAnalytics.query(engine.sleepSql(10));
+          },
+          { timeout: 300 },
+        ),
+      ),
+      'a block whose timeout elapsed',
+      4000,
+    );
+    expect(result).toMatchObject({ ok: false, name: 'TransactionTimeoutError' });
+    expect(await texts()).toEqual([]);
+    // The server stopped the statement too (it would hold its locks for 10 s otherwise).
+    const running =
+      engine.name === 'postgres'
+        ? "SELECT count(*) AS n FROM pg_stat_activity WHERE state = 'active' AND query = $1"
+        : 'SELECT count(*) AS n FROM information_schema.processlist WHERE info = ?';
+    await eventually(async () => {
+      const rows: Array<{ n: string | number }> = await t.dataSource.query(running, [
+        engine.sleepSql(10),
+      ]);
+      return Number(rows[0]?.n) === 0;
+    }, 2000);
   });
 
   it('retry re-runs the block without duplicating its writes to a second data source', async () => {
