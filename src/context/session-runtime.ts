@@ -149,7 +149,8 @@ export class SessionRuntime implements OnModuleInit, OnApplicationShutdown {
     if (unit === undefined) return undefined;
     if (unit.ended) throw new SessionContextEndedError(messages.contextEnded(name));
     return (
-      unit.live(name) ?? unit.session(name, () => this.createSession(name, 'context', unit.begin))
+      unit.live(name) ??
+      unit.session(name, () => this.createSession(name, 'context', unit.begin?.(name)))
     );
   }
 

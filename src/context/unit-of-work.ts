@@ -28,8 +28,11 @@ export class UnitOfWork {
   readonly blocks = new Set<UnitOfWork>();
   /** How many sessions committed while the unit ended (some may have before a later one failed). */
   committed = 0;
-  /** How the sessions this unit creates on first use begin (a block's `timeout`), if not plainly. */
-  begin?: BeginOptions;
+  /**
+   * How the sessions this unit creates on first use begin, if not plainly: an owned block's options
+   * for its data source, its `timeout` for the others.
+   */
+  begin?: (dataSource: string) => BeginOptions | undefined;
   /** Called once, when the first session is created (the middleware arms its cleanup here). */
   onFirstSession?: () => void;
   private ending?: Promise<void>;

@@ -103,7 +103,9 @@ export class TransactionRunner {
     if (current instanceof LazySession) return current;
     return (
       current.live(name) ??
-      current.session(name, () => this.runtime.createSession(name, 'context', current.begin))
+      current.session(name, () =>
+        this.runtime.createSession(name, 'context', current.begin?.(name)),
+      )
     );
   }
 
@@ -187,8 +189,10 @@ export class TransactionRunner {
     // Outside any context of this app, a unit that follows the one whose callback runs this
     // (read-your-writes), opened in another app's context if the call came from there.
     const unit = outer ? outer.openBlock() : new UnitOfWork(frame?.routingUnit, this.runtime);
-    // Its sessions of other data sources get the statement timeout too (see `target` below).
-    if (timeout !== undefined) unit.begin = { timeout, label };
+    // A session the block replaces (after close()) begins like the first; its sessions of other
+    // data sources get the statement timeout (see `target` below).
+    const others = timeout === undefined ? undefined : { timeout, label };
+    unit.begin = (dataSource) => (dataSource === name ? begin : others);
     const owner = outer ? 'block' : 'context';
     const session = unit.session(name, () => this.runtime.createSession(name, owner, begin));
     // A timeout stops every session of the block, whichever data source it is of.

@@ -175,6 +175,25 @@ describe.each(engines)('owned blocks inside a context ($name)', (engine) => {
     }, 2000);
   });
 
+  if (engine.name === 'postgres')
+    it('a session the block closes and uses again begins with the block’s options', async () => {
+      const levels = await factory.runInNewContext(() =>
+        factory.atomic(
+          async (manager) => {
+            const show = 'SHOW transaction_isolation';
+            const before: Array<{ transaction_isolation: string }> = await manager.query(show);
+            await context.close();
+            const after: Array<{ transaction_isolation: string }> = await context
+              .session()
+              .query(show);
+            return [before[0]?.transaction_isolation, after[0]?.transaction_isolation];
+          },
+          { isolationLevel: 'SERIALIZABLE' },
+        ),
+      );
+      expect(levels).toEqual(['serializable', 'serializable']);
+    });
+
   it('retry re-runs the block without duplicating its writes to a second data source', async () => {
     let attempts = 0;
     const result = await settle(
