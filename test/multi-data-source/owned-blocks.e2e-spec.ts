@@ -19,7 +19,7 @@ import {
 } from '../../src/index.js';
 import { settle } from '../correctness/support-a.js';
 import { eventually, typeormOptions, wrap, type TestApp } from '../support/create-app.js';
-import { checkedOut, engines, txid } from '../support/engines.js';
+import { backendId, checkedOut, engines } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
 
 /** An error the retry treats as a serialization failure. */
@@ -119,17 +119,17 @@ describe.each(engines)('owned blocks inside a context ($name)', (engine) => {
   });
 
   it('REQUIRES_NEW commits its second data source with the block, even when the caller then fails', async () => {
-    const seen: { blockTxid?: string | null; requestTxid?: string | null } = {};
+    const seen: { blockBackend?: string; requestBackend?: string } = {};
     const result = await settle(
       factory.runInNewContext(async () => {
         const requestAnalytics = context.session('analytics');
         await requestAnalytics.insert(Example, { text: 'request_analytics' });
-        seen.requestTxid = await txid(engine, requestAnalytics);
+        seen.requestBackend = await backendId(engine, requestAnalytics);
         await context.atomic(
           async () => {
             const blockAnalytics = context.session('analytics');
             await blockAnalytics.insert(Example, { text: 'block_analytics' });
-            seen.blockTxid = await txid(engine, blockAnalytics);
+            seen.blockBackend = await backendId(engine, blockAnalytics);
           },
           { propagation: Propagation.REQUIRES_NEW },
         );
@@ -138,9 +138,9 @@ describe.each(engines)('owned blocks inside a context ($name)', (engine) => {
       'runInNewContext()',
     );
     expect(result).toMatchObject({ ok: false, message: 'the caller fails after the block' });
-    // The block's analytics session was a transaction of its own, not the request's.
-    expect(seen.blockTxid).not.toBeNull();
-    expect(seen.blockTxid).not.toBe(seen.requestTxid);
+    // The block's analytics session was a session (connection, transaction) of its own.
+    expect(seen.blockBackend).toEqual(expect.any(String));
+    expect(seen.blockBackend).not.toBe(seen.requestBackend);
     expect(await texts()).toEqual(['block_analytics']);
   });
 
