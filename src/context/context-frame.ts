@@ -75,9 +75,14 @@ export class ContextFrame {
     return this.lookup(dataSource) as LazySession | EntityManager | undefined;
   }
 
-  /** The lane of `session` for work issued in this frame, if a block or hook set one. */
+  /**
+   * The lane of `session` for work issued in this frame, if a block or hook set one (here, or in
+   * the frame a unit opened inside it ran in: an outer session's manager used there joins the
+   * block that was open around it).
+   */
   laneOf(session: LazySession): Lane | undefined {
-    return this.lookup(session) as Lane | undefined;
+    const lane = this.lookup(session) as Lane | undefined;
+    return lane ?? this.root().outer?.laneOf(session);
   }
 
   /**

@@ -148,7 +148,10 @@ export class SessionRuntime implements OnModuleInit, OnApplicationShutdown {
     const unit = frame?.unit;
     if (unit === undefined) return undefined;
     if (unit.ended) throw new SessionContextEndedError(messages.contextEnded(name));
-    return unit.live(name) ?? unit.session(name, () => this.createSession(name, 'context'));
+    return (
+      unit.live(name) ??
+      unit.session(name, () => this.createSession(name, 'context', unit.begin?.(name)))
+    );
   }
 
   /** Like `current()` but never creates a session. */

@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import { messages } from '../errors/messages.js';
 import { TypeOrmContextError } from '../errors/typeorm-context.error.js';
 import type { LazySession } from '../session/lazy-session.js';
+import type { BeginOptions } from '../session/transaction-dialect.js';
 import type { SessionRuntime } from './session-runtime.js';
 
 const RESOLVED = Promise.resolve();
@@ -23,12 +24,17 @@ export class UnitOfWork {
   ended = false;
   /** True once an interceptor owns ending this unit. */
   claimed = false;
-  /** Sessions of REQUIRES_NEW blocks running in this unit right now (they end with their block). */
-  readonly blocks = new Set<LazySession>();
+  /** Units of REQUIRES_NEW blocks running in this unit right now (each ends with its block). */
+  readonly blocks = new Set<UnitOfWork>();
   /** How many sessions committed while the unit ended (some may have before a later one failed). */
   committed = 0;
   /** When the unit began (`performance.now()`): a test transaction's work stays in it (see `Lenders`). */
   readonly born = performance.now();
+  /**
+   * How the sessions this unit creates on first use begin, if not plainly: an owned block's options
+   * for its data source, its `timeout` for the others.
+   */
+  begin?: (dataSource: string) => BeginOptions | undefined;
   /** Called once, when the first session is created (the middleware arms its cleanup here). */
   onFirstSession?: () => void;
   private ending?: Promise<void>;
@@ -43,7 +49,16 @@ export class UnitOfWork {
     private readonly parent?: UnitOfWork,
     /** The app's runtime whose context this is; other apps' sessions never join it. */
     readonly runtime?: SessionRuntime,
+    /** The unit whose REQUIRES_NEW block this one is: its connections count as that unit's. */
+    private readonly enclosing?: UnitOfWork,
   ) {}
+
+  /** A unit for a REQUIRES_NEW block run in this one: a fresh context for every data source. */
+  openBlock(): UnitOfWork {
+    const block = new UnitOfWork(this, this.runtime, this);
+    this.blocks.add(block);
+    return block;
+  }
 
   /** Whether this unit, or one it was opened in, used the primary of `dataSource`. */
   usedPrimary(dataSource: string): boolean {
@@ -79,12 +94,18 @@ export class UnitOfWork {
     return session;
   }
 
-  /** How many connections of `dataSource` this unit's sessions and blocks hold right now. */
+  /** How many connections of `dataSource` this unit's context (its sessions and blocks) holds right now. */
   connectionsHeld(dataSource: string): number {
+    if (this.enclosing) return this.enclosing.connectionsHeld(dataSource);
+    return this.heldWithBlocks(dataSource);
+  }
+
+  private heldWithBlocks(dataSource: string): number {
     let held = 0;
-    for (const session of [...this.sessions.values(), ...this.blocks]) {
+    for (const session of this.sessions.values()) {
       if (session.dataSourceName === dataSource && session.connected) held++;
     }
+    for (const block of this.blocks) held += block.heldWithBlocks(dataSource);
     return held;
   }
 
@@ -98,6 +119,7 @@ export class UnitOfWork {
    */
   end(commit: boolean): Promise<void> {
     if (this.ending === undefined && !this.endIfEmpty()) this.ending = this.endWith(commit);
+    this.enclosing?.blocks.delete(this);
     return this.ending ?? RESOLVED;
   }
 

@@ -7,7 +7,8 @@ export const messages = {
   contextEnded: (dataSource: string) =>
     `The session context has ended: a session of data source '${dataSource}' was used after its ` +
     'request, job or runInNewContext() finished (a stream, a timer or a promise nobody awaited). ' +
-    'Await the work before the handler returns, or run it in sessionFactory.runInNewContext().',
+    'Await the work before the handler returns, or run it in sessionFactory.runInNewContext() or ' +
+    'sessionFactory.atomic().',
   callbackFailed: () =>
     'A transaction callback (afterCommit, afterRollback or afterCompletion) failed after its ' +
     "transaction ended; the transaction's outcome stands (a commit is not undone). The cause " +
@@ -163,6 +164,11 @@ export const messages = {
     `Data source '${dataSource}' (${type}) has TypeORM replication, but routing read-only ` +
     "transactions to replicas (readReplicas: 'readOnly') is PostgreSQL-only. Set readReplicas: " +
     "'off' (every transaction on the primary, as before), or leave the option out.",
+  implicitCommit: (dataSource: string) =>
+    `A statement of data source '${dataSource}' (DDL, TRUNCATE, repository.clear(), LOCK TABLES...) ` +
+    'made MySQL/MariaDB commit the open transaction implicitly: the work before it is committed ' +
+    'and can no longer be rolled back. The session began a new transaction for what follows. Run ' +
+    'such statements outside a transaction (Propagation.NOT_SUPPORTED, or in a migration).',
   blockSessionClose: (dataSource: string) =>
     `close('${dataSource}') inside a REQUIRES_NEW block: the block owns that session and closes it ` +
     'when it ends. Call close() outside the block.',

@@ -41,7 +41,8 @@ export function beginStatements(type: string, options: BeginOptions): readonly s
     const modes = [isolationLevel && `ISOLATION LEVEL ${isolationLevel}`, readOnly && 'READ ONLY'];
     const tail = modes.filter(Boolean).join(', ');
     const start = tail ? `START TRANSACTION ${tail}` : 'START TRANSACTION';
-    return timeout ? [start, `SET LOCAL statement_timeout = ${Math.ceil(timeout)}`] : [start];
+    // One query of two statements (the simple query protocol allows it): one round trip.
+    return [timeout ? `${start}; SET LOCAL statement_timeout = ${Math.ceil(timeout)}` : start];
   }
   const start = readOnly ? 'START TRANSACTION READ ONLY' : 'START TRANSACTION';
   return isolationLevel ? [`SET TRANSACTION ISOLATION LEVEL ${isolationLevel}`, start] : [start];
@@ -155,6 +156,27 @@ export function isConnectionLost(type: string, error: unknown): boolean {
   }
   if (typeof code === 'number' && MYSQL_GONE.has(code)) return true;
   return typeof nodeCode.code === 'string' && MYSQL_GONE_CODES.has(nodeCode.code);
+}
+
+/** MySQL/MariaDB's server status flag of a session inside a transaction. */
+const SERVER_STATUS_IN_TRANS = 1;
+
+/**
+ * Whether a MySQL/MariaDB statement's OK packet (mysql2's `ResultSetHeader`, alone or as a
+ * TypeORM `QueryResult`'s `raw`) says that no transaction is open any more: the statement (DDL,
+ * `TRUNCATE`, `LOCK TABLES`...) committed it implicitly, and the server goes on in autocommit mode.
+ */
+export function endedTransaction(type: string, result: unknown): boolean {
+  if (!MYSQL.has(type)) return false;
+  const status = serverStatus(result) ?? serverStatus((result as { raw?: unknown } | null)?.raw);
+  return status !== undefined && (status & SERVER_STATUS_IN_TRANS) === 0;
+}
+
+/** The `serverStatus` of an OK packet, when `value` is one. */
+function serverStatus(value: unknown): number | undefined {
+  if (value === null || typeof value !== 'object') return undefined;
+  const status = (value as { serverStatus?: unknown }).serverStatus;
+  return typeof status === 'number' ? status : undefined;
 }
 
 /** MySQL/MariaDB `ER_LOCK_DEADLOCK`. */

@@ -1,5 +1,6 @@
 import type { DataSource, QueryRunner } from 'typeorm';
 import { contextStorage } from '../context/context-storage.js';
+import { logger } from '../context/logger.js';
 import { CommitOutcomeUnknownError } from '../errors/commit-outcome-unknown.error.js';
 import { ConnectionAcquireTimeoutError } from '../errors/connection-acquire-timeout.error.js';
 import { ConnectionLostError } from '../errors/connection-lost.error.js';
@@ -22,7 +23,9 @@ import {
   abortsTransaction,
   type BeginOptions,
   beginStatements,
+  endedTransaction,
   isConnectionLost,
+  isPostgres,
   poolSize,
   rolledBackByServer,
 } from './transaction-dialect.js';
@@ -52,6 +55,8 @@ export class TransactionWire {
   private readonly acquireTimeout: number;
   /** When the session was made (`performance.now()`): a test transaction's work stays in it. */
   private readonly born = performance.now();
+  /** Whether the server may end a transaction without a COMMIT (MySQL/MariaDB, at DDL). */
+  private readonly endsOnItsOwn: boolean;
 
   constructor(
     private readonly session: LazySession,
@@ -76,6 +81,7 @@ export class TransactionWire {
     this.replicas = hooks.replicas?.(session.dataSourceName);
     this.request = this.replicas ? own : begin;
     this.acquireTimeout = hooks.acquireTimeout ?? DEFAULT_ACQUIRE_TIMEOUT;
+    this.endsOnItsOwn = !isPostgres(this.type);
   }
 
   /** SAVEPOINT and its ends. */
@@ -140,8 +146,25 @@ export class TransactionWire {
         ? writeOnReplica(args[0], this.name, this.request.label)
         : undefined);
     if (refusal) return Promise.reject(refusal);
-    return this.asStep(lane, block, () => this.connection.query(args));
+    const sent = this.asStep(lane, block, () => this.connection.query(args));
+    return this.endsOnItsOwn ? sent.then(this.beginAgainIfEnded) : sent;
   }
+
+  /**
+   * MySQL/MariaDB commit the open transaction implicitly at DDL, `TRUNCATE` (`repository.clear()`)
+   * and a few other statements, then go on in autocommit mode. The work before that statement
+   * stays committed (a warning says so); the session begins a new transaction at once on the same
+   * connection, so that what comes after it is still committed or rolled back as one.
+   */
+  private readonly beginAgainIfEnded = async (result: unknown): Promise<unknown> => {
+    if (!this.open || this.connection.statements || !endedTransaction(this.type, result)) {
+      return result;
+    }
+    logger.warn(messages.implicitCommit(this.name));
+    // Straight on the connection: the statement that ended the transaction still holds its lane.
+    for (const sql of this.beginSql) await this.connection.exec(sql);
+    return result;
+  };
 
   /** A user's stream in `block`, refused like a statement. */
   stream(args: StreamArgs, block: Block): ReturnType<QueryRunner['stream']> {
@@ -228,7 +251,12 @@ export class TransactionWire {
         throw error;
       }
     }
-    if (block.broken !== undefined) throw block.broken;
+    if (block.broken !== undefined) {
+      // MySQL/MariaDB rolled back on a deadlock and went on in autocommit mode: the ROLLBACK ends
+      // the transaction here too, so the next statement begins a new one on a pooled connection.
+      if (this.open) await this.rollback(block).catch(this.reportRollback);
+      throw block.broken;
+    }
     if (block.aborted !== undefined || this.connection.failedOnServer) {
       await this.rollback(block).catch(this.reportRollback);
       throw new TransactionAbortedError(messages.transactionAborted(this.name, false), {

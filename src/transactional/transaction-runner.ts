@@ -19,7 +19,7 @@ import {
 } from '../typeorm-context.options.js';
 import { Propagation } from './propagation.enum.js';
 import { isRetryableError } from './retryable-error.js';
-import { raceTimeout } from './transaction-timeout.js';
+import { raceTimeout, type TimeoutTarget } from './transaction-timeout.js';
 
 /** The transaction a block finds for its data source: a session, the unit's lazy one, or none. */
 type Current = LazySession | UnitOfWork | undefined;
@@ -70,12 +70,12 @@ export class TransactionRunner {
     const name = resolved.dataSource;
     this.runtime.dataSource(name);
     const frame = this.runtime.frame();
+    // An owned transaction needs no live unit: REQUIRES_NEW works after the context ended.
+    if (resolved.propagation === Propagation.REQUIRES_NEW) return this.own(resolved, fn, frame);
     const current = this.current(frame, name);
     switch (resolved.propagation) {
       case Propagation.REQUIRED:
         return current ? this.join(current, resolved, fn, options) : this.own(resolved, fn, frame);
-      case Propagation.REQUIRES_NEW:
-        return this.own(resolved, fn, frame);
       case Propagation.NESTED:
         return current ? this.nest(current, resolved, fn, options) : this.own(resolved, fn, frame);
       case Propagation.MANDATORY:
@@ -102,7 +102,10 @@ export class TransactionRunner {
   private session(current: LazySession | UnitOfWork, name: string): LazySession {
     if (current instanceof LazySession) return current;
     return (
-      current.live(name) ?? current.session(name, () => this.runtime.createSession(name, 'context'))
+      current.live(name) ??
+      current.session(name, () =>
+        this.runtime.createSession(name, 'context', current.begin?.(name)),
+      )
     );
   }
 
@@ -138,15 +141,15 @@ export class TransactionRunner {
   }
 
   /**
-   * A transaction this call owns, re-run on a serialization failure or deadlock, unless a part of
-   * it (one data source of several) committed already.
+   * A transaction this call owns, re-run on a serialization failure or deadlock, unless any of it
+   * committed already (one data source of several, or all of it before a callback failed).
    */
   private own<T>(
     options: ResolvedTransactionOptions,
     fn: SessionCallback<T>,
     frame: ContextFrame | undefined,
   ): Promise<T> {
-    if (options.retry === 0) return this.ownOnce(options, fn, frame, { partlyCommitted: false });
+    if (options.retry === 0) return this.ownOnce(options, fn, frame, { committed: false });
     return this.ownRetrying(options, fn, frame);
   }
 
@@ -156,11 +159,11 @@ export class TransactionRunner {
     frame: ContextFrame | undefined,
   ): Promise<T> {
     for (let attempt = 0; ; attempt++) {
-      const outcome = { partlyCommitted: false };
+      const outcome = { committed: false };
       try {
         return await this.ownOnce(options, fn, frame, outcome);
       } catch (error) {
-        const retry = attempt < options.retry && !outcome.partlyCommitted;
+        const retry = attempt < options.retry && !outcome.committed;
         if (!retry || !isRetryableError(error)) throw error;
         logger.warn(
           `Retrying transaction of '${options.dataSource}' (${attempt + 1}/${options.retry}) after: ${String(error)}`,
@@ -169,50 +172,46 @@ export class TransactionRunner {
     }
   }
 
+  /**
+   * One attempt of an owned block: a context of its own for every data source, like
+   * `runInNewContext()` (inside another context, a block of that context's unit: its sessions of
+   * other data sources are its own too, and commit or roll back with it, never with the caller's).
+   */
   private ownOnce<T>(
     options: ResolvedTransactionOptions,
     fn: SessionCallback<T>,
     frame: ContextFrame | undefined,
-    outcome: { partlyCommitted: boolean },
+    outcome: { committed: boolean },
   ): Promise<T> {
     const { dataSource: name, isolationLevel, readOnly, replica, timeout, label } = options;
     const begin = { isolationLevel, readOnly, replica, timeout, label };
-    if (frame?.unit !== undefined) {
-      // Inside a context: an independent session, current only for the code of this block.
-      const unit = frame.unit;
-      const session = this.runtime.createSession(name, 'block', begin);
-      const inner = frame.with(name, session);
-      unit.blocks.add(session);
-      return contextStorage.run(inner, () =>
-        this.settle(
-          () => fn(session.manager),
-          session,
-          options,
-          (commit) =>
-            session.withCallbacks(async () => {
-              try {
-                if (commit) await session.commit();
-              } finally {
-                unit.blocks.delete(session);
-                await session.close('context-ended');
-              }
-            }),
-        ),
-      );
-    }
-    // Outside any context of this app: a context of its own for the call, like runInNewContext()
-    // (opened in another app's context, if the call came from there).
-    const unit = new UnitOfWork(frame?.routingUnit, this.runtime);
-    const session = unit.session(name, () => this.runtime.createSession(name, 'context', begin));
+    const outer = frame?.unit;
+    // Outside any context of this app, a unit that follows the one whose callback runs this
+    // (read-your-writes), opened in another app's context if the call came from there.
+    const unit = outer ? outer.openBlock() : new UnitOfWork(frame?.routingUnit, this.runtime);
+    // A session the block replaces (after close()) begins like the first; its sessions of other
+    // data sources get the statement timeout (see `target` below).
+    const others = timeout === undefined ? undefined : { timeout, label };
+    unit.begin = (dataSource) => (dataSource === name ? begin : others);
+    const owner = outer ? 'block' : 'context';
+    const session = unit.session(name, () => this.runtime.createSession(name, owner, begin));
+    // A timeout stops every session of the block, whichever data source it is of.
+    const target: TimeoutTarget = {
+      dataSourceName: name,
+      abort: (error) => {
+        for (const used of unit.sessions.values()) used.abort(error);
+      },
+    };
     const foreign = contextStorage.getStore();
-    return contextStorage.run(ContextFrame.forUnit(unit, foreign?.unit && foreign), () =>
+    const around = outer ? frame : foreign?.unit && foreign;
+    return contextStorage.run(ContextFrame.forUnit(unit, around), () =>
       this.settle(
         () => fn(session.manager),
-        session,
+        target,
         options,
         (commit) =>
           unit.end(commit).catch((error: unknown) => {
-            outcome.partlyCommitted = unit.committed > 0;
+            outcome.committed = unit.committed > 0;
             throw error;
           }),
       ),
@@ -222,7 +221,7 @@ export class TransactionRunner {
   /** Runs `work`, then ends the transaction: commit on success, roll back on failure. */
   private async settle<T>(
     work: () => Promise<T> | T,
-    session: LazySession,
+    session: TimeoutTarget,
     options: ResolvedTransactionOptions,
     end: (commit: boolean) => Promise<void>,
   ): Promise<T> {
@@ -242,7 +241,7 @@ export class TransactionRunner {
   /** `work()`, or with a `timeout`, raced against it (no async frame when there is none). */
   private timed<T>(
     work: () => Promise<T> | T,
-    session: LazySession,
+    session: TimeoutTarget,
     options: ResolvedTransactionOptions,
   ): Promise<T> | T {
     return options.timeout === undefined ? work() : raceTimeout(work, session, options.timeout);

@@ -3,6 +3,9 @@ import { TransactionTimeoutError } from '../errors/transaction-timeout.error.js'
 import type { LazySession } from '../session/lazy-session.js';
 import { isStatementTimeout } from './retryable-error.js';
 
+/** What a timeout stops: the block's sessions (a block may use several data sources). */
+export type TimeoutTarget = Pick<LazySession, 'dataSourceName' | 'abort'>;
+
 /**
  * Runs `work` against a `timeout` (ms): when it expires first, the session is aborted (its
  * connection dropped, so the server rolls back and stops the statement) and the call rejects with
@@ -10,7 +13,7 @@ import { isStatementTimeout } from './retryable-error.js';
  */
 export async function raceTimeout<T>(
   work: () => Promise<T> | T,
-  session: LazySession,
+  session: TimeoutTarget,
   timeout: number,
 ): Promise<T> {
   const error = new TransactionTimeoutError(messages.timeout(session.dataSourceName, timeout));
