@@ -1,57 +1,22 @@
 import type { Readable } from 'node:stream';
-import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
+import type { EntityManager, EntitySubscriberInterface, InsertEvent } from 'typeorm';
 import { SessionContext, SessionFactory } from '../../src/index.js';
 import { createTestApp, type TestApp } from '../support/create-app.js';
 import { backendId, type Engine, engines } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
-import { within } from '../correctness/support-a.js';
-import { closeApp, insertRows } from '../correctness/support-b.js';
+import { signal, takeIdle } from './cross-context-support.js';
+import { within } from './support-a.js';
+import { closeApp, insertRows } from './support-b.js';
 
 /**
- * Review of "stream events run in the context of the code that opened the stream" (ff61754).
- *
- * `queryRunner.stream(sql, parameters, onEnd, onError)` is TypeORM's API: `onEnd` / `onError` are
- * the stream's end and error handlers. On PostgreSQL TypeORM attaches them to the stream itself
- * (so the fix binds them); on MariaDB/MySQL TypeORM attaches them to the mysql2 *Query* object,
- * whose events the driver emits from the socket of the pooled connection, i.e. in the async
- * context of whoever created that connection. The fix binds only the stream's `emit`, so on
- * MariaDB these two callbacks still run in another unit's context: a `sessionContext.session()`
- * there is the other unit's session (a write there joins the other request's transaction).
- * Expected: they run in the context of the code that opened the stream, like every other stream
- * event (DESIGN.md: every callback handed to user code runs in the context it belongs to).
- * On PostgreSQL these cases hold (so only MariaDB is listed here).
+ * Callbacks user code hands to the session, run while it works on a pooled connection that another
+ * unit made: `onEnd` / `onError` of `queryRunner.stream()` (TypeORM's MySQL runner attaches them to
+ * the driver's query object, whose events carry the async context of whoever made the connection),
+ * a `manager.transaction()` callback and an entity subscriber. In each, `sessionContext.session()`
+ * must be the session of the code that handed the callback over, never the other unit's.
  */
-const mariadb = engines.filter((engine) => engine.name === 'mariadb');
-
-/** A promise with its resolve function, for handing a step from one unit to another. */
-function signal<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
-  let resolve!: (value: T) => void;
-  const promise = new Promise<T>((done) => (resolve = done));
-  return { promise, resolve };
-}
-
-/** Idle connections of the data source's pool right now. */
-function idle(dataSource: DataSource): number {
-  const driver = dataSource.driver as unknown as {
-    master?: { idleCount: number };
-    pool?: { _freeConnections: { length: number } };
-  };
-  return driver.master?.idleCount ?? driver.pool!._freeConnections.length;
-}
-
-/** Takes every idle connection, so that the next session to connect makes a new one. */
-async function takeIdle(dataSource: DataSource): Promise<QueryRunner[]> {
-  const runners: QueryRunner[] = [];
-  while (idle(dataSource) > 0) {
-    const runner = dataSource.createQueryRunner('master');
-    await runner.connect();
-    runners.push(runner);
-  }
-  return runners;
-}
-
-describe.each(mariadb)(
-  'review: queryRunner.stream() onEnd/onError run in the opener’s context ($name)',
+describe.each(engines)(
+  'callbacks on a connection another unit made run in their own unit ($name)',
   (engine: Engine) => {
     let t: TestApp;
     let context: SessionContext;
@@ -76,19 +41,18 @@ describe.each(mariadb)(
      */
     async function onConnectionMadeByA<T>(
       inB: (session: EntityManager) => Promise<T>,
-    ): Promise<{ aPid: string; bPid: string; value: T; aSession: EntityManager }> {
+    ): Promise<{ aPid: string; bPid: string; value: T }> {
       const holders = await takeIdle(t.dataSource);
-      const aConnected = signal<{ pid: string; session: EntityManager }>();
+      const aConnected = signal<string>();
       const bDone = signal();
       const a = factory.runInNewContext(async () => {
-        const session = context.session();
-        const pid = await backendId(engine, session);
+        const pid = await backendId(engine, context.session());
         for (const runner of holders) await runner.release();
         await context.commit();
-        aConnected.resolve({ pid, session });
+        aConnected.resolve(pid);
         await bDone.promise;
       });
-      const { pid: aPid, session: aSession } = await within(aConnected.promise, 'unit A');
+      const aPid = await within(aConnected.promise, 'unit A');
       try {
         const { bPid, value } = await within(
           factory.runInNewContext(async () => {
@@ -98,7 +62,7 @@ describe.each(mariadb)(
           }),
           'unit B',
         );
-        return { aPid, bPid, value, aSession };
+        return { aPid, bPid, value };
       } finally {
         bDone.resolve();
         await within(a, 'unit A ending');
@@ -114,7 +78,10 @@ describe.each(mariadb)(
       }
     }
 
-    it("onEnd passed to queryRunner.stream() sees the opener's session, not that of the unit that made the connection", async () => {
+    /** Rows with `text`, counted outside any unit. */
+    const committed = (text: string) => t.dataSource.getRepository(Example).countBy({ text });
+
+    it("onEnd passed to queryRunner.stream() sees the opener's session", async () => {
       const { aPid, bPid, value } = await onConnectionMadeByA(async (session) => {
         const ended = signal<string>();
         const rows = (await session.queryRunner!.stream(
@@ -129,7 +96,7 @@ describe.each(mariadb)(
       expect(value).toBe('own');
     });
 
-    it("onError passed to queryRunner.stream() sees the opener's session, not that of the unit that made the connection", async () => {
+    it("onError passed to queryRunner.stream() sees the opener's session", async () => {
       const { aPid, bPid, value } = await onConnectionMadeByA(async (session) => {
         const failed = signal<string>();
         const rows = (await session.queryRunner!.stream(
@@ -140,7 +107,9 @@ describe.each(mariadb)(
         )) as Readable;
         rows.on('error', () => undefined);
         rows.resume();
-        return within(failed.promise, 'onError');
+        const seen = await within(failed.promise, 'onError');
+        await context.rollback(); // PostgreSQL aborted the transaction
+        return seen;
       });
       expect(bPid).toBe(aPid);
       expect(value).toBe('own');
@@ -169,8 +138,47 @@ describe.each(mariadb)(
         await context.rollback(); // unit B rolls back everything it wrote
       });
       expect(bPid).toBe(aPid);
-      // B rolled back: a row written by B's onEnd must not survive (A committed it instead).
-      expect(await t.dataSource.getRepository(Example).countBy({ text: 'from onEnd' })).toBe(0);
+      expect(await committed('from onEnd')).toBe(0);
+    });
+
+    it("a manager.transaction() callback sees the caller's session; its writes roll back with the caller", async () => {
+      const { aPid, bPid, value } = await onConnectionMadeByA(async (session) => {
+        const seen = await session.transaction(async () => {
+          await context.session().insert(Example, { text: 'from transaction' });
+          return whose(session);
+        });
+        await context.rollback();
+        return seen;
+      });
+      expect(bPid).toBe(aPid);
+      expect(value).toBe('own');
+      expect(await committed('from transaction')).toBe(0);
+    });
+
+    it('an entity subscriber sees the session of the code that saved; its writes roll back with it', async () => {
+      const seen: string[] = [];
+      let owner: EntityManager | undefined;
+      const subscriber: EntitySubscriberInterface<Example> = {
+        listenTo: () => Example,
+        afterInsert: async (event: InsertEvent<Example>) => {
+          if (owner === undefined || event.entity.text !== 'saved') return;
+          seen.push(whose(owner));
+          await context.session().insert(Example, { text: 'from subscriber' });
+        },
+      };
+      t.dataSource.subscribers.push(subscriber);
+      try {
+        const { aPid, bPid } = await onConnectionMadeByA(async (session) => {
+          owner = session;
+          await session.save(Example, { text: 'saved' });
+          await context.rollback();
+        });
+        expect(bPid).toBe(aPid);
+        expect(seen).toEqual(['own']);
+        expect(await committed('from subscriber')).toBe(0);
+      } finally {
+        t.dataSource.subscribers.splice(t.dataSource.subscribers.indexOf(subscriber), 1);
+      }
     });
   },
 );
