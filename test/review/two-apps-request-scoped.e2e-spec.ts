@@ -15,7 +15,7 @@ import { partners, startApp } from './two-apps-support.js';
  *    the request's unit), so a request-scoped service's @Transactional() method there fails with
  *    ModuleNotInitializedError, while docs/transactions.md promises that "a @Transactional()
  *    method ... called from the callback opens and commits a transaction of its own". (Before
- *    98b7a94 this worked: the runtime was found without the instance.)
+ *    98b7a94 it ran on the app initialized last: fine with one app, B's database with two.)
  * 2. `AutoCommitInterceptor` used as an instance (`app.useGlobalInterceptors(new
  *    AutoCommitInterceptor())`, the usual Nest way) has no runtime: the unit it opens belongs to no
  *    app, so a request-scoped @Transactional() method inside the request fails, and another app's
