@@ -39,9 +39,26 @@ export class UnitOfWork {
      * after-completion callback opened it, if any: reads here follow what that one wrote.
      */
     private readonly parent?: UnitOfWork,
-    /** The app's runtime whose context this is; other apps' sessions never join it. */
-    readonly runtime?: SessionRuntime,
-  ) {}
+    runtime?: SessionRuntime,
+  ) {
+    this.owner = runtime;
+  }
+
+  private owner?: SessionRuntime;
+
+  /**
+   * The app's runtime whose context this is; other apps' sessions never join it. Undefined only
+   * for a request context opened without naming its app, until an app claims it.
+   */
+  get runtime(): SessionRuntime | undefined {
+    return this.owner;
+  }
+
+  /** Makes `runtime` the unit's app if it has none yet; returns the unit's app. */
+  claim(runtime: object): object {
+    this.owner ??= runtime as SessionRuntime;
+    return this.owner;
+  }
 
   /** Whether this unit, or one it was opened in, used the primary of `dataSource`. */
   usedPrimary(dataSource: string): boolean {

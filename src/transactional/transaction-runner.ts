@@ -181,7 +181,7 @@ export class TransactionRunner {
       // Inside a context: an independent session, current only for the code of this block.
       const unit = frame.unit;
       const session = this.runtime.createSession(name, 'block', begin);
-      const inner = frame.with(name, session);
+      const inner = frame.with(name, session, contextStorage.getStore());
       unit.blocks.add(session);
       return contextStorage.run(inner, () =>
         this.settle(
@@ -255,7 +255,12 @@ export class TransactionRunner {
     fn: SessionCallback<T>,
   ): Promise<T> {
     const manager: EntityManager = this.runtime.dataSource(name).manager;
-    const inner = (frame ?? new ContextFrame(undefined)).with(name, manager);
+    const current = contextStorage.getStore();
+    const inner = (frame ?? ContextFrame.outside(this.runtime, current)).with(
+      name,
+      manager,
+      current,
+    );
     return contextStorage.run(inner, () => fn(manager));
   }
 

@@ -2,11 +2,11 @@ import { SessionContext, SessionFactory } from '../../src/index.js';
 import type { TestApp } from '../support/create-app.js';
 import { createReplicaApp, pair, portOf, type ReplicaApp } from '../replicas/replica-app.js';
 import { type Where, where } from '../replicas/replica-item.js';
-import { within } from '../correctness/support-a.js';
+import { within } from './support-a.js';
 import { secondPostgres, startApp } from './two-apps-support.js';
 
 /**
- * Review of "no process-wide mutable state" (98b7a94): units of work belong to one app, and app
+ * Found in the review of "no process-wide mutable state" (98b7a94): units of work belong to one app, and app
  * A's code inside a context of app B still runs in A's context (found up the frame's outer chain).
  * But when A's context session takes its connection there, the primary is noted on the unit of
  * the CURRENT frame (B's, `transaction-wire.ts` take()), not on the unit the session belongs to.
@@ -14,7 +14,7 @@ import { secondPostgres, startApp } from './two-apps-support.js';
  * the read-your-writes rule of docs/scaling.md ("inside a unit of work that already used the
  * primary of that data source: the primary") is broken, and B's unit is marked instead.
  */
-describe("review: read-your-writes of app A's unit when A's session starts inside app B's context", () => {
+describe("two apps: read-your-writes of app A's unit when A's session starts inside app B's context", () => {
   let a: ReplicaApp;
   let b: TestApp;
   const onPrimary: Where = { replica: false, port: portOf(pair().primary) };
@@ -48,7 +48,7 @@ describe("review: read-your-writes of app A's unit when A's session starts insid
       });
       return factory.atomic(where, { readOnly: true });
     });
-    // Expected: the primary, as in the control. Today: the replica.
+    // Expected: the primary, as in the control. Before the fix: the replica.
     expect(await within(read, "A's context")).toEqual(onPrimary);
   });
 });

@@ -3,11 +3,11 @@ import { SessionContext, Transactional } from '../../src/index.js';
 import type { TestApp } from '../support/create-app.js';
 import { engines } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
-import { settle } from '../correctness/support-a.js';
+import { settle } from './support-a.js';
 import { partners, startApp } from './two-apps-support.js';
 
 /**
- * Review of "no process-wide mutable state" (98b7a94): the runtime binds the instances in ITS
+ * Found in the review of "no process-wide mutable state" (98b7a94): the runtime binds the instances in ITS
  * `onModuleInit`, and Nest runs the modules' hooks in order of distance, global modules first in
  * import order. A provider of a global module imported before `TypeOrmContextModule.forRoot()`
  * (a shared CoreModule that seeds reference data) runs its `onModuleInit` before the runtime
@@ -39,7 +39,7 @@ class Seeder implements OnModuleInit {
 class CoreModule {}
 
 describe.each(partners)(
-  'review: @Transactional() in onModuleInit; app A on PostgreSQL, app B (started first) on %s',
+  'two apps: @Transactional() in onModuleInit; app A on PostgreSQL, app B (started first) on %s',
   (_name, partner) => {
     let a: TestApp | undefined;
     let b: TestApp | undefined;

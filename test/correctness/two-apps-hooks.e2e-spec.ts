@@ -3,11 +3,11 @@ import { SessionContext, SessionFactory } from '../../src/index.js';
 import type { TestApp } from '../support/create-app.js';
 import { backendId, engines } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
-import { settle } from '../correctness/support-a.js';
+import { settle } from './support-a.js';
 import { partners, startApp } from './two-apps-support.js';
 
 /**
- * Review of "no process-wide mutable state" (98b7a94) against 3e21254 (docs/transactions.md,
+ * Found in the review of "no process-wide mutable state" (98b7a94) against 3e21254 (docs/transactions.md,
  * hooks: "inside a hook, `sessionContext.session()` of the same data source is that session too
  * ... in those of a `sessionFactory.open()` session, whichever context, or none, called its query
  * or `commit()`"). The hook's frame is a child of the CALLER's frame with the session put in place
@@ -37,7 +37,7 @@ async function probe(manager: EntityManager, hook: () => Promise<void>): Promise
 }
 
 describe.each(partners)(
-  'review: hooks of an app A factory session used in a context of app B; A on PostgreSQL, B on %s',
+  'two apps: hooks of an app A factory session used in a context of app B; A on PostgreSQL, B on %s',
   (_name, partner) => {
     let a: TestApp;
     let b: TestApp;
@@ -95,7 +95,7 @@ describe.each(partners)(
     it("in A's beforeCommit, A's sessionContext.session() is A's factory session, even when B's context committed it", async () => {
       const result = await settle(useFactorySessionOfAInsideB(), "B's context");
       expect(result.ok ? 'ok' : `${result.name}: ${result.message}`).toBe('ok');
-      // Expected: the hook's session() is the committing session. Today: NoSessionContextError.
+      // Expected: the hook's session() is the committing session. Before the fix: NoSessionContextError.
       expect(seen.errorOfA).toBeUndefined();
       expect(seen.viaContextOfA).toBe(seen.own);
       expect(await a.texts()).toEqual(['factory A']);
@@ -103,7 +103,7 @@ describe.each(partners)(
 
     it("in A's beforeCommit called from B's context, B's sessionContext.session() is B's, never A's session", async () => {
       await settle(useFactorySessionOfAInsideB(), "B's context");
-      // Expected: B's session() there is a session of B's context, on B's database. Today it is
+      // Expected: B's session() there is a session of B's context, on B's database. Before the fix, it is
       // A's factory session (the hook frame's override, keyed 'default', sits in B's unit).
       const databaseOfB = String(
         (

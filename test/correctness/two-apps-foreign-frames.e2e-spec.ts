@@ -10,11 +10,11 @@ import {
 import type { TestApp } from '../support/create-app.js';
 import { engines } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
-import { settle } from '../correctness/support-a.js';
+import { settle } from './support-a.js';
 import { partners, startApp } from './two-apps-support.js';
 
 /**
- * Review of "no process-wide mutable state" (98b7a94), promise: "another app's context is never
+ * Found in the review of "no process-wide mutable state" (98b7a94), promise: "another app's context is never
  * joined; each unit of work belongs to one app". Two holes in the frames:
  *
  * 1. A NOT_SUPPORTED / NEVER / SUPPORTS block opened outside any context of its app puts its
@@ -58,7 +58,7 @@ class Blocks {
 class FeatureModule {}
 
 describe.each(partners)(
-  'review: frames of one app seen by another; app A on PostgreSQL, app B on %s',
+  'two apps: frames of one app seen by another; app A on PostgreSQL, app B on %s',
   (_name, partner) => {
     let a: TestApp;
     let b: TestApp;
@@ -75,7 +75,7 @@ describe.each(partners)(
 
     it("B's repository inside A's NOT_SUPPORTED method (outside any context) writes into B's database, not A's", async () => {
       // Expected: outside any context of B, B's repository is a plain repository of B's data
-      // source (docs/repositories.md). Today it resolves 'default' to A's manager that A's
+      // source (docs/repositories.md). Before the fix, it resolves 'default' to A's manager that A's
       // NOT_SUPPORTED block put in a unit-less frame, and the row lands in A's database.
       const work = a.app
         .get(Blocks)
@@ -88,7 +88,7 @@ describe.each(partners)(
 
     it("inside B's context, A's NOT_SUPPORTED method leaves B's repository in B's unit (rolled back with it)", async () => {
       // Expected: B's write joins B's context and is rolled back when that context fails; A's
-      // database is untouched. Today the write goes to A's database, auto-committed.
+      // database is untouched. Before the fix, the write goes to A's database, auto-committed.
       const work = b.app.get(SessionFactory).runInNewContext(async () => {
         await a.app
           .get(Blocks)
@@ -103,7 +103,7 @@ describe.each(partners)(
 
     it("A's REQUIRES_NEW block inside B's context (inside A's) keeps B's code in B's unit", async () => {
       // A context of A -> a context of B -> A's REQUIRES_NEW method -> B's repository.
-      // Expected: B's write belongs to B's context, rolled back when it fails. Today A's block
+      // Expected: B's write belongs to B's context, rolled back when it fails. Before the fix, A's block
       // runs in a child of A's outer frame, B's frame is gone: B's repository finds no context
       // and auto-commits the row into B's database.
       const work = a.app.get(SessionFactory).runInNewContext(() =>

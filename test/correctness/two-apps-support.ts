@@ -7,8 +7,8 @@ import { TypeOrmContextModule, type TypeOrmContextModuleOptions } from '../../sr
 import { typeormOptions, wrap, type TestApp } from '../support/create-app.js';
 import { type Engine, engines } from '../support/engines.js';
 
-/** What one app of a review scenario is made of. */
-export interface ReviewParts {
+/** What one app of a two-apps scenario is made of. */
+export interface AppParts {
   imports?: Array<Type | DynamicModule>;
   /** Modules imported before TypeOrmModule / TypeOrmContextModule (to control hook order). */
   importsFirst?: Array<Type | DynamicModule>;
@@ -20,7 +20,7 @@ export interface ReviewParts {
 }
 
 /** Builds, starts and empties an app on `engine`. */
-export async function startApp(engine: Engine, parts: ReviewParts = {}): Promise<TestApp> {
+export async function startApp(engine: Engine, parts: AppParts = {}): Promise<TestApp> {
   const moduleRef = await Test.createTestingModule({
     imports: [
       ...(parts.importsFirst ?? []),
@@ -47,13 +47,13 @@ export async function secondPostgres(): Promise<Engine> {
   const admin = new Client({ connectionString: server });
   await admin.connect();
   try {
-    const found = await admin.query("SELECT 1 FROM pg_database WHERE datname = 'review_two_apps'");
-    if (found.rowCount === 0) await admin.query('CREATE DATABASE review_two_apps');
+    const found = await admin.query("SELECT 1 FROM pg_database WHERE datname = 'two_apps_partner'");
+    if (found.rowCount === 0) await admin.query('CREATE DATABASE two_apps_partner');
   } finally {
     await admin.end();
   }
   const url = new URL(server);
-  url.pathname = '/review_two_apps';
+  url.pathname = '/two_apps_partner';
   const postgres = engines[0]!;
   return { ...postgres, options: { ...postgres.options, url: url.toString() } };
 }

@@ -1,12 +1,18 @@
 import { Controller, Injectable, Post, Scope } from '@nestjs/common';
-import { AutoCommitInterceptor, SessionContext, Transactional } from '../../src/index.js';
+import {
+  AutoCommitInterceptor,
+  type ClosableResponse,
+  openRequestContext,
+  SessionContext,
+  Transactional,
+} from '../../src/index.js';
 import type { TestApp } from '../support/create-app.js';
 import { engines } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
 import { partners, startApp } from './two-apps-support.js';
 
 /**
- * Review of "no process-wide mutable state" (98b7a94): instances Nest creates after startup
+ * Found in the review of "no process-wide mutable state" (98b7a94): instances Nest creates after startup
  * (request-scoped ones, and every provider that depends on one) are not bound to an app; they
  * run on "the app whose context the call is in", read from the unit of the current frame. Two
  * places where the call IS in an app's work but that lookup finds no app:
@@ -57,7 +63,7 @@ class Writer {
 /** Set per test: what a request of app A calls of app B. */
 let other: (() => Promise<void>) | undefined;
 
-@Controller('review')
+@Controller('two-apps')
 class OrdersController {
   constructor(private readonly orders: Orders) {}
 
@@ -81,7 +87,7 @@ class OrdersController {
 }
 
 describe.each(partners)(
-  'review: request-scoped work of app A, app A on PostgreSQL, app B on %s',
+  'two apps: request-scoped work of app A, app A on PostgreSQL, app B on %s',
   (_name, partner) => {
     let a: TestApp | undefined;
     let b: TestApp | undefined;
@@ -96,8 +102,8 @@ describe.each(partners)(
     it("a request-scoped @Transactional() method called from the request's afterCommit commits on its own", async () => {
       a = await startApp(engines[0]!, { controllers: [OrdersController], providers: [Orders] });
       b = await startApp(await partner(), { controllers: [OrdersController], providers: [Orders] });
-      await a.http().post('/review/place').expect(201);
-      // Expected: the order and the outbox row, both in A's database. Today the callback fails
+      await a.http().post('/two-apps/place').expect(201);
+      // Expected: the order and the outbox row, both in A's database. Before the fix, the callback fails
       // (logged: "Orders.outbox() is @Transactional() but runs on an instance that no
       // initialized Nest application created") and the outbox row is never written.
       // (The callbacks run before the response is sent: docs/auto-commit.md.)
@@ -112,8 +118,31 @@ describe.each(partners)(
         context: { middleware: false, autoCommit: false },
         configure: (app) => app.useGlobalInterceptors(new AutoCommitInterceptor()),
       });
-      // Expected: 201 and the row in A's database. Today: 500, ModuleNotInitializedError.
-      await a.http().post('/review/write').expect(201);
+      // Expected: 201 and the row in A's database. Before the fix: 500, ModuleNotInitializedError.
+      await a.http().post('/two-apps/write').expect(201);
+      expect(await a.texts()).toEqual(['request-scoped']);
+    });
+
+    it('with `openRequestContext()` mounted by hand without a runtime, a request-scoped @Transactional() method works', async () => {
+      a = await startApp(engines[0]!, {
+        controllers: [OrdersController],
+        providers: [Orders],
+        context: { middleware: false },
+        configure: (app) =>
+          app.use((request: unknown, response: ClosableResponse, next: () => void) =>
+            openRequestContext(request, response, next),
+          ),
+      });
+      b = await startApp(await partner(), { providers: [Writer] });
+      // Expected: the context belongs to the first app that uses it (A's interceptor claims it).
+      // Before the fix: 500, ModuleNotInitializedError (the unit belonged to no app).
+      await a.http().post('/two-apps/write').expect(201);
+      expect(await a.texts()).toEqual(['request-scoped']);
+      const writerOfB = b.app.get(Writer);
+      other = () => writerOfB.write('B, committed by B');
+      // And B's method called in that request never joins it.
+      await a.http().post('/two-apps/other-then-fail').expect(500);
+      expect(await b.texts()).toEqual(['B, committed by B']);
       expect(await a.texts()).toEqual(['request-scoped']);
     });
 
@@ -128,9 +157,9 @@ describe.each(partners)(
       const writerOfB = b.app.get(Writer);
       other = () => writerOfB.write('B, committed by B');
       // Expected (docs/transactions.md): B's method opens a context of B's own, committed on its
-      // own, whatever A's request does next. Today it joins A's unit (which belongs to no app)
+      // own, whatever A's request does next. Before the fix, it joins A's unit (which belongs to no app)
       // and B's row is rolled back with A's failing request.
-      await a.http().post('/review/other-then-fail').expect(500);
+      await a.http().post('/two-apps/other-then-fail').expect(500);
       expect(await b.texts()).toEqual(['B, committed by B']);
       expect(await a.rows()).toBe(0);
     });
