@@ -41,7 +41,9 @@ export class SessionRuntime implements OnModuleInit, OnApplicationBootstrap, OnA
    * The runtimes of apps being started (created, not yet initialized), so that a `@Transactional()`
    * method called from an `onModuleInit` hook that runs before this module's finds its app.
    */
-  private static readonly starting = new Set<SessionRuntime>();
+  private static readonly starting = new Set<WeakRef<SessionRuntime>>();
+  /** This runtime's entry in `starting` (weak: a module compiled and never initialized is not kept). */
+  private readonly startingRef = new WeakRef(this);
 
   /**
    * The runtime of the app being started whose container holds `instance`, started now (its data
@@ -49,8 +51,10 @@ export class SessionRuntime implements OnModuleInit, OnApplicationBootstrap, OnA
    */
   static startingWith(instance: unknown): SessionRuntime | undefined {
     if (typeof instance !== 'object' || instance === null) return undefined;
-    for (const runtime of SessionRuntime.starting) {
-      if (!holds(runtime.modules, instance)) continue;
+    for (const ref of SessionRuntime.starting) {
+      const runtime = ref.deref();
+      if (runtime === undefined) SessionRuntime.starting.delete(ref);
+      if (runtime === undefined || !holds(runtime.modules, instance)) continue;
       runtime.onModuleInit();
       return runtime;
     }
@@ -64,7 +68,7 @@ export class SessionRuntime implements OnModuleInit, OnApplicationBootstrap, OnA
     /** The app's modules, whose `@Transactional()` instances get recorded for this runtime. */
     private readonly modules: ModulesContainer,
   ) {
-    SessionRuntime.starting.add(this);
+    SessionRuntime.starting.add(this.startingRef);
     this.hooks = {
       app: this,
       onSessionStart: options.onSessionStart,
@@ -83,7 +87,7 @@ export class SessionRuntime implements OnModuleInit, OnApplicationBootstrap, OnA
    */
   onModuleInit(): void {
     if (this.initialized) return;
-    SessionRuntime.starting.delete(this);
+    SessionRuntime.starting.delete(this.startingRef);
     for (const name of this.options.dataSources) {
       let dataSource: DataSource;
       try {
@@ -113,7 +117,7 @@ export class SessionRuntime implements OnModuleInit, OnApplicationBootstrap, OnA
 
   /** Refuses new work once the application shuts down. */
   onApplicationShutdown(): void {
-    SessionRuntime.starting.delete(this);
+    SessionRuntime.starting.delete(this.startingRef);
     this.closed = true;
   }
 

@@ -43,8 +43,8 @@ export class AutoCommitInterceptor implements NestInterceptor {
   /** Wraps the handler in the unit of work. */
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     // Created with `new` (no injection): the app that recorded it at startup (`instance-runtime.ts`).
-    const runtime = this.runtime ?? runtimeOf(this);
     const frame = contextStorage.getStore();
+    const runtime = this.runtime ?? runtimeOf(this, frame?.runtime);
     const unit = (runtime === undefined ? frame : frame?.ownedBy(runtime))?.unit;
     if (unit !== undefined && !unit.ended) {
       if (unit.claimed) return next.handle();

@@ -30,7 +30,12 @@ export function Transactional(options?: TransactionOptions): MethodDecorator {
     // A plain function is cheaper to call than a Proxy; name, length and metadata are copied.
     const wrapped = function (this: unknown, ...args: unknown[]) {
       const app = contextStorage.getStore()?.runtime as SessionRuntime | undefined;
-      const runtime = runtimeOf(this, app) ?? app ?? SessionRuntime.startingWith(this);
+      let runtime = runtimeOf(this, app) ?? app;
+      try {
+        runtime ??= SessionRuntime.startingWith(this); // from an earlier module's onModuleInit
+      } catch (error) {
+        return Promise.reject(error as Error);
+      }
       if (runtime === undefined) {
         // Always a Promise, even for an instance no app recorded.
         return Promise.reject(new ModuleNotInitializedError(messages.noRuntime(named.label)));
