@@ -2,13 +2,20 @@ import type { ModulesContainer } from '@nestjs/core';
 import type { SessionRuntime } from './session-runtime.js';
 
 /**
- * Which app's runtime an instance with `@Transactional()` methods belongs to. The decorator marks
- * the class; at startup each app's runtime binds itself to the instances its container created,
- * as a non-enumerable property of each instance: per instance, never a process-wide "current app".
- * Registered symbols, so that a CommonJS and an ESM copy of the library agree.
+ * Which app's runtime an instance with `@Transactional()` methods (or an `AutoCommitInterceptor`)
+ * belongs to. The decorator marks the class; at startup each app's runtime records itself for the
+ * instances its container holds, in a WeakMap keyed by instance (a frozen instance is recorded
+ * too): per instance, never a process-wide "current app". An instance several apps hold (one
+ * object given to both) keeps every app that recorded it, in order. Registered symbols, so that
+ * a CommonJS and an ESM copy of the library agree.
  */
 const TRANSACTIONAL = Symbol.for('nestjs-typeorm-context.transactional');
-const RUNTIME = Symbol.for('nestjs-typeorm-context.runtime');
+const RECORDS = Symbol.for('nestjs-typeorm-context.instance-runtimes');
+
+/** The apps that recorded each instance, in the order they did (one map per process, shared by copies). */
+const records: WeakMap<object, SessionRuntime[]> = ((globalThis as Record<symbol, unknown>)[
+  RECORDS
+] ??= new WeakMap()) as WeakMap<object, SessionRuntime[]>;
 
 /** Marks `prototype` (a class's) as having `@Transactional()` methods. */
 export function markTransactional(prototype: object): void {
@@ -16,19 +23,34 @@ export function markTransactional(prototype: object): void {
   Object.defineProperty(prototype, TRANSACTIONAL, { value: true });
 }
 
-/** The runtime of the app that created `instance`, if one bound it. */
-export function runtimeOf(instance: unknown): SessionRuntime | undefined {
+/**
+ * The runtime `instance` runs on, among the apps that recorded it: `preferred` (the app of the
+ * context the call runs in) if it is one of them, else the first one still running.
+ */
+export function runtimeOf(instance: unknown, preferred?: object): SessionRuntime | undefined {
   if (typeof instance !== 'object' || instance === null) return undefined;
-  return (instance as { [RUNTIME]?: SessionRuntime })[RUNTIME];
+  const runtimes = records.get(instance);
+  if (runtimes === undefined) return undefined;
+  if (runtimes.length === 1) return runtimes[0];
+  return (
+    runtimes.find((runtime) => runtime === preferred) ??
+    runtimes.find((runtime) => runtime.running) ??
+    runtimes[0]
+  );
 }
 
 /**
- * Binds `runtime` to every instance with `@Transactional()` methods that the app's container
- * holds: providers, controllers, enhancers, middleware, and the transient instances of each.
- * Request-scoped instances are created later, inside a request: they run on its context's runtime.
+ * Records `runtime` for every marked instance the app's container holds: providers, controllers,
+ * enhancers, middleware, and the transient instances of each, plus `extra` ones (the global
+ * interceptors `app.useGlobalInterceptors()` was given). Request-scoped instances are created
+ * later, inside a request: they run on its context's runtime.
  */
-export function bindInstances(modules: ModulesContainer, runtime: SessionRuntime): void {
-  for (const module of modules.values()) {
+export function recordInstances(
+  modules: ModulesContainer | undefined,
+  runtime: SessionRuntime,
+  extra: Iterable<unknown> = [],
+): void {
+  for (const module of modules?.values() ?? []) {
     const wrappers = [
       module.providers,
       module.controllers,
@@ -36,18 +58,30 @@ export function bindInstances(modules: ModulesContainer, runtime: SessionRuntime
       module.middlewares,
     ].flatMap((map) => [...map.values()]);
     for (const wrapper of wrappers) {
-      bind(wrapper.instance, runtime);
+      record(wrapper.instance, runtime);
       if (!wrapper.isTransient) continue;
       for (const transient of wrapper.getStaticTransientInstances()) {
-        bind(transient?.instance, runtime);
+        record(transient?.instance, runtime);
       }
     }
   }
+  for (const instance of extra) record(instance, runtime);
 }
 
-function bind(instance: unknown, runtime: SessionRuntime): void {
+/** Whether some app's container holds `instance` (so a lookup of its runtime is worth a scan). */
+export function holds(modules: ModulesContainer, instance: object): boolean {
+  for (const module of modules.values()) {
+    for (const map of [module.providers, module.controllers, module.injectables]) {
+      for (const wrapper of map.values()) if (wrapper.instance === instance) return true;
+    }
+  }
+  return false;
+}
+
+function record(instance: unknown, runtime: SessionRuntime): void {
   if (typeof instance !== 'object' || instance === null) return;
-  const marked = (instance as { [TRANSACTIONAL]?: boolean })[TRANSACTIONAL] === true;
-  if (!marked || !Object.isExtensible(instance)) return;
-  Object.defineProperty(instance, RUNTIME, { value: runtime, configurable: true });
+  if ((instance as { [TRANSACTIONAL]?: boolean })[TRANSACTIONAL] !== true) return;
+  const runtimes = records.get(instance);
+  if (runtimes === undefined) records.set(instance, [runtime]);
+  else if (!runtimes.includes(runtime)) runtimes.push(runtime);
 }

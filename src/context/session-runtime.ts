@@ -1,5 +1,5 @@
-import type { OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
-import type { ModuleRef, ModulesContainer } from '@nestjs/core';
+import type { OnApplicationBootstrap, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import { ApplicationConfig, type ModuleRef, type ModulesContainer } from '@nestjs/core';
 import { getDataSourceToken } from '@nestjs/typeorm';
 import type { DataSource, EntityManager } from 'typeorm';
 import { messages } from '../errors/messages.js';
@@ -11,7 +11,7 @@ import { TransactionRunner } from '../transactional/transaction-runner.js';
 import type { ResolvedModuleOptions } from '../typeorm-context.options.js';
 import type { ContextFrame } from './context-frame.js';
 import { contextStorage } from './context-storage.js';
-import { bindInstances } from './instance-runtime.js';
+import { holds, recordInstances } from './instance-runtime.js';
 import { logger, reportError } from './logger.js';
 import { ConnectionWaits } from '../session/connection-wait.js';
 import { guardPool } from '../session/pool-guard.js';
@@ -23,10 +23,10 @@ import { assertSupportedDriver, type BeginOptions } from '../session/transaction
 
 /**
  * One app's runtime: the configured data sources, the hooks, and the lookup of the current
- * session. `@Transactional()` reaches it without DI through the instance it runs on (bound at
+ * session. `@Transactional()` reaches it without DI through the instance it runs on (recorded at
  * startup, see `instance-runtime.ts`) or the context it runs in: one per app, never a global.
  */
-export class SessionRuntime implements OnModuleInit, OnApplicationShutdown {
+export class SessionRuntime implements OnModuleInit, OnApplicationBootstrap, OnApplicationShutdown {
   private readonly dataSources = new Map<string, DataSource>();
   private initialized = false;
   private closed = false;
@@ -37,14 +37,40 @@ export class SessionRuntime implements OnModuleInit, OnApplicationShutdown {
   /** Decides propagation for every transactional block. */
   readonly transactions = new TransactionRunner(this);
 
+  /**
+   * The runtimes of apps being started (created, not yet initialized), so that a `@Transactional()`
+   * method called from an `onModuleInit` hook that runs before this module's finds its app.
+   */
+  private static readonly starting = new Set<WeakRef<SessionRuntime>>();
+  /** This runtime's entry in `starting` (weak: a module compiled and never initialized is not kept). */
+  private readonly startingRef = new WeakRef(this);
+
+  /**
+   * The runtime of the app being started whose container holds `instance`, started now (its data
+   * sources resolved, its instances recorded), if there is one.
+   */
+  static startingWith(instance: unknown): SessionRuntime | undefined {
+    if (typeof instance !== 'object' || instance === null) return undefined;
+    for (const ref of SessionRuntime.starting) {
+      const runtime = ref.deref();
+      if (runtime === undefined) SessionRuntime.starting.delete(ref);
+      if (runtime === undefined || !holds(runtime.modules, instance)) continue;
+      runtime.onModuleInit();
+      return runtime;
+    }
+    return undefined;
+  }
+
   constructor(
     /** The module options, defaults applied. */
     readonly options: ResolvedModuleOptions,
     private readonly moduleRef: ModuleRef,
-    /** The app's modules, whose `@Transactional()` instances get bound to this runtime. */
+    /** The app's modules, whose `@Transactional()` instances get recorded for this runtime. */
     private readonly modules: ModulesContainer,
   ) {
+    SessionRuntime.starting.add(this.startingRef);
     this.hooks = {
+      app: this,
       onSessionStart: options.onSessionStart,
       beforeCommit: options.beforeCommit,
       acquireTimeout: options.acquireTimeout,
@@ -55,8 +81,13 @@ export class SessionRuntime implements OnModuleInit, OnApplicationShutdown {
     };
   }
 
-  /** Resolves every configured data source from `@nestjs/typeorm` at startup. */
+  /**
+   * Resolves every configured data source from `@nestjs/typeorm` at startup, and records this
+   * app for its instances (once; earlier if an `onModuleInit` hook called one first).
+   */
   onModuleInit(): void {
+    if (this.initialized) return;
+    SessionRuntime.starting.delete(this.startingRef);
     for (const name of this.options.dataSources) {
       let dataSource: DataSource;
       try {
@@ -76,12 +107,32 @@ export class SessionRuntime implements OnModuleInit, OnApplicationShutdown {
     const replicas = replicaPoolsOf(this.dataSources, this.options, this.hooks.waits);
     if (replicas.size > 0) this.hooks.replicas = (name) => replicas.get(name);
     this.initialized = true;
-    bindInstances(this.modules, this);
+    recordInstances(this.modules, this, this.globalInterceptors());
+  }
+
+  /** Records this app for global interceptors `app.useGlobalInterceptors()` got after its modules initialized. */
+  onApplicationBootstrap(): void {
+    recordInstances(undefined, this, this.globalInterceptors());
   }
 
   /** Refuses new work once the application shuts down. */
   onApplicationShutdown(): void {
+    SessionRuntime.starting.delete(this.startingRef);
     this.closed = true;
+  }
+
+  /** Whether the app is initialized and not shut down. */
+  get running(): boolean {
+    return this.initialized && !this.closed;
+  }
+
+  /** The interceptors given to `app.useGlobalInterceptors()` (an `AutoCommitInterceptor` created with `new`). */
+  private globalInterceptors(): unknown[] {
+    try {
+      return this.moduleRef.get(ApplicationConfig, { strict: false }).getGlobalInterceptors();
+    } catch {
+      return [];
+    }
   }
 
   /**

@@ -47,11 +47,28 @@ export class UnitOfWork {
      * after-completion callback opened it, if any: reads here follow what that one wrote.
      */
     private readonly parent?: UnitOfWork,
-    /** The app's runtime whose context this is; other apps' sessions never join it. */
-    readonly runtime?: SessionRuntime,
+    runtime?: SessionRuntime,
     /** The unit whose REQUIRES_NEW block this one is: its connections count as that unit's. */
     private readonly enclosing?: UnitOfWork,
-  ) {}
+  ) {
+    this.owner = runtime;
+  }
+
+  private owner?: SessionRuntime;
+
+  /**
+   * The app's runtime whose context this is; other apps' sessions never join it. Undefined only
+   * for a request context opened without naming its app, until an app claims it.
+   */
+  get runtime(): SessionRuntime | undefined {
+    return this.owner;
+  }
+
+  /** Makes `runtime` the unit's app if it has none yet; returns the unit's app. */
+  claim(runtime: object): object {
+    this.owner ??= runtime as SessionRuntime;
+    return this.owner;
+  }
 
   /** A unit for a REQUIRES_NEW block run in this one: a fresh context for every data source. */
   openBlock(): UnitOfWork {

@@ -68,11 +68,11 @@ export const messages = {
     'TypeOrmContextModule.forRoot() imported in the application and the application initialized ' +
     '(await app.init(), or NestFactory.create()).',
   noRuntime: (method: string) =>
-    `${method} is @Transactional() but runs on an instance that no initialized Nest application ` +
-    'created, outside any context (a `new` instance, a call before app.init(), or a ' +
-    'request-scoped instance used outside its request): it cannot know which application, so ' +
-    'which database, to use. Get the instance from the application (app.get(...) or injection) ' +
-    'and call it after app.init(), or call it inside sessionFactory.runInNewContext().',
+    `${method} is @Transactional() but runs on an instance that no Nest application with ` +
+    'TypeOrmContextModule created, outside any context (a `new` instance, or a request-scoped ' +
+    'instance used outside its request): it cannot know which application, so which database, ' +
+    'to use. Get the instance from the application (app.get(...) or injection), or call it ' +
+    'inside sessionFactory.runInNewContext().',
   shutDown: () =>
     'TypeOrmContextModule has shut down: this @Transactional() call or session arrived after ' +
     'app.close() began (a request still in flight, a timer or a job that outlived the app). ' +

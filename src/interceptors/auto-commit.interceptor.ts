@@ -10,6 +10,7 @@ import {
 import { Observable, type Subscriber, type Subscription } from 'rxjs';
 import { ContextFrame } from '../context/context-frame.js';
 import { contextStorage } from '../context/context-storage.js';
+import { markTransactional, runtimeOf } from '../context/instance-runtime.js';
 import { reportError } from '../context/logger.js';
 import { SessionRuntime } from '../context/session-runtime.js';
 import { UnitOfWork } from '../context/unit-of-work.js';
@@ -41,15 +42,18 @@ export class AutoCommitInterceptor implements NestInterceptor {
 
   /** Wraps the handler in the unit of work. */
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    // Created with `new` (no injection): the app that recorded it at startup (`instance-runtime.ts`).
     const frame = contextStorage.getStore();
-    const unit = (this.runtime === undefined ? frame : frame?.ownedBy(this.runtime))?.unit;
+    const runtime = this.runtime ?? runtimeOf(this, frame?.runtime);
+    const unit = (runtime === undefined ? frame : frame?.ownedBy(runtime))?.unit;
     if (unit !== undefined && !unit.ended) {
       if (unit.claimed) return next.handle();
       unit.claimed = true;
       return this.around(unit, frame!, context, next.handle());
     }
     return new Observable((subscriber) => {
-      const fresh = new UnitOfWork(undefined, this.runtime);
+      // No app known (registered after app.init()): the first app that uses the unit claims it.
+      const fresh = new UnitOfWork(undefined, runtime);
       fresh.claimed = true;
       const own = ContextFrame.forUnit(fresh, contextStorage.getStore());
       return contextStorage.run(own, () =>
@@ -228,3 +232,6 @@ export class AutoCommitInterceptor implements NestInterceptor {
     }
   }
 }
+
+// Recorded at startup like the instances with `@Transactional()` methods, for the app that holds it.
+markTransactional(AutoCommitInterceptor.prototype);

@@ -15,7 +15,8 @@ export interface ClosableResponse {
  * never runs (a guard threw, or the route has none), a context that created a session is rolled
  * back and released when the response closes. A plain function: the module mounts it with the
  * HTTP adapter's own `use()`, the cheapest hook the platform has. The context belongs to
- * `runtime`'s app: another app's sessions never join it.
+ * `runtime`'s app: another app's sessions never join it. Without `runtime` it belongs to the
+ * first app that uses it (the only one, in a process with one app).
  */
 export function openRequestContext(
   _request: unknown,

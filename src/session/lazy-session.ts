@@ -60,6 +60,11 @@ export class LazySession {
     installRunner(this, this.wire);
   }
 
+  /** The app (its runtime) whose session this is. */
+  get app(): object | undefined {
+    return this.hooks.app;
+  }
+
   /** Whether the session holds a pooled connection right now. */
   get connected(): boolean {
     return this.wire.held;

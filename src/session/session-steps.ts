@@ -1,4 +1,4 @@
-import { OUTSIDE } from '../context/context-frame.js';
+import { ContextFrame, OUTSIDE } from '../context/context-frame.js';
 import { contextStorage } from '../context/context-storage.js';
 import type { Block } from './block.js';
 import { Lane } from './lane.js';
@@ -33,8 +33,8 @@ export class SessionSteps {
   async run<T>(parent: Lane, block: Block, work: () => Promise<T> | T): Promise<T> {
     const lane = new Lane(parent, block, true);
     const session = this.session;
-    const frame = (contextStorage.getStore() ?? OUTSIDE)
-      .with(session.dataSourceName, session)
+    const frame = hookFrame(session.app, contextStorage.getStore())
+      .with(session.dataSourceName, session, contextStorage.getStore())
       .within(session, lane);
     try {
       return await contextStorage.run(frame, work);
@@ -42,4 +42,14 @@ export class SessionSteps {
       await lane.close();
     }
   }
+}
+
+/**
+ * The frame a step of a session of `app` runs in, opened in `current`: the app's own frame found
+ * there (its context), or one of the app outside any context of it. Never another app's frame:
+ * another app's code in the step keeps to its own context.
+ */
+function hookFrame(app: object | undefined, current: ContextFrame | undefined): ContextFrame {
+  if (app === undefined) return current ?? OUTSIDE;
+  return current?.ownedBy(app) ?? ContextFrame.outside(app, current);
 }

@@ -363,7 +363,10 @@ export class TransactionWire {
     // Work born in a test transaction (its unit, or the session itself) stays in it.
     const born = Math.min(frame?.unit?.born ?? Infinity, this.born);
     const lender = this.hooks.lender?.(this.name, born);
-    const replicas = replicaFor(this.replicas, lender, this.request, frame?.routingUnit, this.name);
+    // Routing follows this session's app's own frame there, not another app's frame around it.
+    const app = this.hooks.app;
+    const own = app === undefined ? frame : frame?.ownedBy(app);
+    const replicas = replicaFor(this.replicas, lender, this.request, own?.routingUnit, this.name);
     const acquired = await this.connection
       .acquire(ms, lender, this.session, frame, replicas)
       .catch((error: unknown) => {
@@ -371,7 +374,7 @@ export class TransactionWire {
         throw new ConnectionLostError(messages.connectionLost(this.name), { cause: error });
       });
     if (!acquired) {
-      const held = frame?.unit?.connectionsHeld(this.name) ?? 0;
+      const held = own?.unit?.connectionsHeld(this.name) ?? 0;
       throw new ConnectionAcquireTimeoutError(
         lender
           ? messages.testConnectionBusy(this.name, ms)
@@ -380,8 +383,7 @@ export class TransactionWire {
     }
     const ended = this.ended();
     if (ended === undefined) {
-      if (this.replicas && !lender && !this.connection.onReplica)
-        frame?.unit?.notePrimary(this.name);
+      if (this.replicas && !lender && !this.connection.onReplica) own?.unit?.notePrimary(this.name);
       return;
     }
     this.connection.release();

@@ -203,7 +203,9 @@ export class TransactionRunner {
       },
     };
     const foreign = contextStorage.getStore();
-    const around = outer ? frame : foreign?.unit && foreign;
+    // Inside a context, the block opens in the frame current here: another app's frame around it
+    // (A's block called from B's code in A's context) stays B's code's context inside the block.
+    const around = outer ? foreign : foreign?.unit && foreign;
     return contextStorage.run(ContextFrame.forUnit(unit, around), () =>
       this.settle(
         () => fn(session.manager),
@@ -254,7 +256,12 @@ export class TransactionRunner {
     fn: SessionCallback<T>,
   ): Promise<T> {
     const manager: EntityManager = this.runtime.dataSource(name).manager;
-    const inner = (frame ?? new ContextFrame(undefined)).with(name, manager);
+    const current = contextStorage.getStore();
+    const inner = (frame ?? ContextFrame.outside(this.runtime, current)).with(
+      name,
+      manager,
+      current,
+    );
     return contextStorage.run(inner, () => fn(manager));
   }
 

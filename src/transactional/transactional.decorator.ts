@@ -1,5 +1,6 @@
 import { contextStorage } from '../context/context-storage.js';
 import { markTransactional, runtimeOf } from '../context/instance-runtime.js';
+import { SessionRuntime } from '../context/session-runtime.js';
 import { InvalidOptionError } from '../errors/invalid-option.error.js';
 import { messages } from '../errors/messages.js';
 import { ModuleNotInitializedError } from '../errors/module-not-initialized.error.js';
@@ -9,8 +10,9 @@ import { copyMethodMetadata } from './copy-method-metadata.js';
 
 /**
  * Runs the method atomically with the given propagation (`REQUIRED` by default), on the app that
- * created the instance (or, for an instance Nest did not create at startup, the app whose context
- * the call runs in). Outside any context it opens one for the call. The method keeps its name and
+ * created the instance (held by several apps: the app whose context the call runs in if it is one
+ * of them, else the first one still running; created after startup, as request-scoped instances
+ * are: the app whose context, or after-completion callback, the call runs in). Outside any context it opens one for the call. The method keeps its name and
  * every other decorator's metadata, in either decorator order; it always returns a Promise.
  */
 export function Transactional(options?: TransactionOptions): MethodDecorator {
@@ -27,9 +29,15 @@ export function Transactional(options?: TransactionOptions): MethodDecorator {
     const named = { ...resolved, label: `${owner}.${String(key)}()` };
     // A plain function is cheaper to call than a Proxy; name, length and metadata are copied.
     const wrapped = function (this: unknown, ...args: unknown[]) {
-      const runtime = runtimeOf(this) ?? contextStorage.getStore()?.unit?.runtime;
+      const app = contextStorage.getStore()?.runtime as SessionRuntime | undefined;
+      let runtime = runtimeOf(this, app) ?? app;
+      try {
+        runtime ??= SessionRuntime.startingWith(this); // from an earlier module's onModuleInit
+      } catch (error) {
+        return Promise.reject(error as Error);
+      }
       if (runtime === undefined) {
-        // Always a Promise, even for an instance no app bound.
+        // Always a Promise, even for an instance no app recorded.
         return Promise.reject(new ModuleNotInitializedError(messages.noRuntime(named.label)));
       }
       return runtime.transactions.runResolved(named, options, () => method.apply(this, args));
