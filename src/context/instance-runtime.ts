@@ -68,16 +68,6 @@ export function recordInstances(
   for (const instance of extra) record(instance, runtime);
 }
 
-/** Whether some app's container holds `instance` (so a lookup of its runtime is worth a scan). */
-export function holds(modules: ModulesContainer, instance: object): boolean {
-  for (const module of modules.values()) {
-    for (const map of [module.providers, module.controllers, module.injectables]) {
-      for (const wrapper of map.values()) if (wrapper.instance === instance) return true;
-    }
-  }
-  return false;
-}
-
 function record(instance: unknown, runtime: SessionRuntime): void {
   if (typeof instance !== 'object' || instance === null) return;
   if ((instance as { [TRANSACTIONAL]?: boolean })[TRANSACTIONAL] !== true) return;

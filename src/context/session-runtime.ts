@@ -11,7 +11,7 @@ import { TransactionRunner } from '../transactional/transaction-runner.js';
 import type { ResolvedModuleOptions } from '../typeorm-context.options.js';
 import type { ContextFrame } from './context-frame.js';
 import { contextStorage } from './context-storage.js';
-import { holds, recordInstances } from './instance-runtime.js';
+import { recordInstances } from './instance-runtime.js';
 import { logger, reportError } from './logger.js';
 import { ConnectionWaits } from '../session/connection-wait.js';
 import { guardPool } from '../session/pool-guard.js';
@@ -37,30 +37,6 @@ export class SessionRuntime implements OnModuleInit, OnApplicationBootstrap, OnA
   /** Decides propagation for every transactional block. */
   readonly transactions = new TransactionRunner(this);
 
-  /**
-   * The runtimes of apps being started (created, not yet initialized), so that a `@Transactional()`
-   * method called from an `onModuleInit` hook that runs before this module's finds its app.
-   */
-  private static readonly starting = new Set<WeakRef<SessionRuntime>>();
-  /** This runtime's entry in `starting` (weak: a module compiled and never initialized is not kept). */
-  private readonly startingRef = new WeakRef(this);
-
-  /**
-   * The runtime of the app being started whose container holds `instance`, started now (its data
-   * sources resolved, its instances recorded), if there is one.
-   */
-  static startingWith(instance: unknown): SessionRuntime | undefined {
-    if (typeof instance !== 'object' || instance === null) return undefined;
-    for (const ref of SessionRuntime.starting) {
-      const runtime = ref.deref();
-      if (runtime === undefined) SessionRuntime.starting.delete(ref);
-      if (runtime === undefined || !holds(runtime.modules, instance)) continue;
-      runtime.onModuleInit();
-      return runtime;
-    }
-    return undefined;
-  }
-
   constructor(
     /** The module options, defaults applied. */
     readonly options: ResolvedModuleOptions,
@@ -68,7 +44,6 @@ export class SessionRuntime implements OnModuleInit, OnApplicationBootstrap, OnA
     /** The app's modules, whose `@Transactional()` instances get recorded for this runtime. */
     private readonly modules: ModulesContainer,
   ) {
-    SessionRuntime.starting.add(this.startingRef);
     this.hooks = {
       app: this,
       onSessionStart: options.onSessionStart,
@@ -83,11 +58,10 @@ export class SessionRuntime implements OnModuleInit, OnApplicationBootstrap, OnA
 
   /**
    * Resolves every configured data source from `@nestjs/typeorm` at startup, and records this
-   * app for its instances (once; earlier if an `onModuleInit` hook called one first).
+   * app for its instances.
    */
   onModuleInit(): void {
     if (this.initialized) return;
-    SessionRuntime.starting.delete(this.startingRef);
     for (const name of this.options.dataSources) {
       let dataSource: DataSource;
       try {
@@ -117,7 +91,6 @@ export class SessionRuntime implements OnModuleInit, OnApplicationBootstrap, OnA
 
   /** Refuses new work once the application shuts down. */
   onApplicationShutdown(): void {
-    SessionRuntime.starting.delete(this.startingRef);
     this.closed = true;
   }
 

@@ -72,7 +72,8 @@ export const messages = {
     'TypeOrmContextModule created, outside any context (a `new` instance, or a request-scoped ' +
     'instance used outside its request): it cannot know which application, so which database, ' +
     'to use. Get the instance from the application (app.get(...) or injection), or call it ' +
-    'inside sessionFactory.runInNewContext().',
+    'inside sessionFactory.runInNewContext(). Called from an onModuleInit hook? Nest may run it ' +
+    "before TypeOrmContextModule's own: call it from onApplicationBootstrap instead.",
   shutDown: () =>
     'TypeOrmContextModule has shut down: this @Transactional() call or session arrived after ' +
     'app.close() began (a request still in flight, a timer or a job that outlived the app). ' +

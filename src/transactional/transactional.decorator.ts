@@ -1,6 +1,6 @@
 import { contextStorage } from '../context/context-storage.js';
 import { markTransactional, runtimeOf } from '../context/instance-runtime.js';
-import { SessionRuntime } from '../context/session-runtime.js';
+import type { SessionRuntime } from '../context/session-runtime.js';
 import { InvalidOptionError } from '../errors/invalid-option.error.js';
 import { messages } from '../errors/messages.js';
 import { ModuleNotInitializedError } from '../errors/module-not-initialized.error.js';
@@ -30,12 +30,7 @@ export function Transactional(options?: TransactionOptions): MethodDecorator {
     // A plain function is cheaper to call than a Proxy; name, length and metadata are copied.
     const wrapped = function (this: unknown, ...args: unknown[]) {
       const app = contextStorage.getStore()?.runtime as SessionRuntime | undefined;
-      let runtime = runtimeOf(this, app) ?? app;
-      try {
-        runtime ??= SessionRuntime.startingWith(this); // from an earlier module's onModuleInit
-      } catch (error) {
-        return Promise.reject(error as Error);
-      }
+      const runtime = runtimeOf(this, app) ?? app;
       if (runtime === undefined) {
         // Always a Promise, even for an instance no app recorded.
         return Promise.reject(new ModuleNotInitializedError(messages.noRuntime(named.label)));

@@ -1,4 +1,10 @@
-import { Global, Injectable, Module, type OnModuleInit } from '@nestjs/common';
+import {
+  Global,
+  Injectable,
+  Module,
+  type OnApplicationBootstrap,
+  type OnModuleInit,
+} from '@nestjs/common';
 import { SessionContext, Transactional } from '../../src/index.js';
 import type { TestApp } from '../support/create-app.js';
 import { engines } from '../support/engines.js';
@@ -7,21 +13,15 @@ import { settle } from './support-a.js';
 import { partners, startApp } from './two-apps-support.js';
 
 /**
- * Found in the review of "no process-wide mutable state" (98b7a94): the runtime binds the instances in ITS
- * `onModuleInit`, and Nest runs the modules' hooks in order of distance, global modules first in
- * import order. A provider of a global module imported before `TypeOrmContextModule.forRoot()`
- * (a shared CoreModule that seeds reference data) runs its `onModuleInit` before the runtime
- * bound anything: its @Transactional() seed fails, and app.init() with it, with a message that
- * says "a call before app.init()" and "call it after app.init()". Its data source is ready at that
- * point (repositories work there, docs/repositories.md: "outside any context (a script,
- * `onModuleInit`, ...)"), and README promises that outside any context @Transactional() "opens a
- * context for the call". Expected: the seed runs on the app that created the service.
- * (Not a regression of 98b7a94, which only renamed the failure; with two apps, before it, the
- * seed of the second app ran on the FIRST app's database.)
+ * An app records the instances with `@Transactional()` methods in TypeOrmContextModule's own
+ * `onModuleInit`; Nest runs a `@Global()` module imported before `TypeOrmContextModule.forRoot()`
+ * first. Nothing process-wide guesses the app for a call from there (with two apps in the process,
+ * a guess wrote into the other app's database): the call fails with a message that says to seed
+ * from `onApplicationBootstrap`, and from there the seed runs on its own app.
  */
 
 @Injectable()
-class Seeder implements OnModuleInit {
+class EarlySeeder implements OnModuleInit {
   constructor(private readonly context: SessionContext) {}
 
   async onModuleInit(): Promise<void> {
@@ -34,12 +34,33 @@ class Seeder implements OnModuleInit {
   }
 }
 
+@Injectable()
+class BootstrapSeeder implements OnApplicationBootstrap {
+  seeded = false;
+
+  constructor(private readonly context: SessionContext) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    await this.seed();
+    this.seeded = true;
+  }
+
+  @Transactional()
+  async seed(): Promise<void> {
+    await this.context.session().insert(Example, { text: 'seeded' });
+  }
+}
+
 @Global()
-@Module({ providers: [Seeder], exports: [Seeder] })
-class CoreModule {}
+@Module({ providers: [EarlySeeder], exports: [EarlySeeder] })
+class EarlyModule {}
+
+@Global()
+@Module({ providers: [BootstrapSeeder], exports: [BootstrapSeeder] })
+class BootstrapModule {}
 
 describe.each(partners)(
-  'two apps: @Transactional() in onModuleInit; app A on PostgreSQL, app B (started first) on %s',
+  'two apps: @Transactional() while an app starts; app A on PostgreSQL, app B (started first) on %s',
   (_name, partner) => {
     let a: TestApp | undefined;
     let b: TestApp | undefined;
@@ -50,17 +71,26 @@ describe.each(partners)(
       a = b = undefined;
     });
 
-    it('a global module imported before TypeOrmContextModule seeds in onModuleInit, on its own app', async () => {
+    it('from an onModuleInit that runs before the module records its instances: a clear error, nothing written anywhere', async () => {
       b = await startApp(await partner());
-      // startApp() empties `example` after init: count the seed through a hook that runs later.
       const started = await settle(
-        startApp(engines[0]!, { importsFirst: [CoreModule] }).then((app) => (a = app)),
+        startApp(engines[0]!, { importsFirst: [EarlyModule] }).then((app) => (a = app)),
         "app A's init",
       );
-      expect(started.ok ? 'ok' : `${started.name}: ${started.message}`).toBe('ok');
-      // Seeded on A (the row was emptied by startApp, so seed again now to see where it goes).
-      await a!.app.get(Seeder).seed();
-      expect(await a!.texts()).toEqual(['seeded']);
+      expect(started.ok).toBe(false);
+      if (started.ok) return;
+      expect(started.name).toBe('ModuleNotInitializedError');
+      expect(started.message).toContain('onApplicationBootstrap');
+      expect(await b.rows()).toBe(0);
+    });
+
+    it('from onApplicationBootstrap: the seed runs on its own app', async () => {
+      b = await startApp(await partner());
+      a = await startApp(engines[0]!, { importsFirst: [BootstrapModule] });
+      expect(a.app.get(BootstrapSeeder).seeded).toBe(true);
+      // startApp() empties `example` after init: seed again to see where it goes.
+      await a.app.get(BootstrapSeeder).seed();
+      expect(await a.texts()).toEqual(['seeded']);
       expect(await b.rows()).toBe(0);
     });
   },

@@ -35,7 +35,12 @@ export async function startApp(engine: Engine, parts: AppParts = {}): Promise<Te
     logger: process.env.TEST_LOG ? ['error', 'warn'] : false,
   });
   parts.configure?.(app);
-  await app.init();
+  try {
+    await app.init();
+  } catch (error) {
+    await app.close().catch(() => undefined); // its data sources may be open already
+    throw error;
+  }
   const dataSource = app.get(DataSource);
   await dataSource.query('DELETE FROM example');
   return wrap(app, engine, dataSource);
