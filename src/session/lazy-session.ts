@@ -12,7 +12,7 @@ import type { QueryArgs, StreamArgs } from './session-connection.js';
 import { SessionEnd } from './session-end.js';
 import type { EndReason, SessionHooks, SessionOwner } from './session-hooks.js';
 import { installRunner } from './session-runner.js';
-import { bindEvents, SessionStreams, streamScope } from './session-streams.js';
+import { bindCallbacks, bindEvents, SessionStreams, streamScope } from './session-streams.js';
 import { type Callback, type CompletionStatus, runCallbacks } from './transaction-callbacks.js';
 import type { BeginOptions } from './transaction-dialect.js';
 import { TransactionWire } from './transaction-wire.js';
@@ -123,13 +123,13 @@ export class LazySession {
 
   /** Opens a stream that holds its lane until it closes, and dies with its block or context. */
   stream(args: StreamArgs): ReturnType<QueryRunner['stream']> {
-    // Its events run in the caller's context, not in that of whoever made the connection.
+    // Its events, onEnd and onError run in the caller's context, not the connection maker's.
     const scope = streamScope();
     return new Promise((resolve, reject) => {
       void this.inTransaction(async (lane, block) => {
         let stream: Awaited<ReturnType<QueryRunner['stream']>>;
         try {
-          stream = bindEvents(await this.wire.stream(args, block), scope);
+          stream = bindEvents(await this.wire.stream(bindCallbacks(args, scope), block), scope);
         } catch (error) {
           return reject(error as Error);
         }

@@ -1,6 +1,7 @@
 import { AsyncResource } from 'node:async_hooks';
 import { finished, type Readable } from 'node:stream';
 import type { Lane } from './lane.js';
+import type { StreamArgs } from './session-connection.js';
 
 /**
  * The async context of the code opening a stream, to bind the stream's events to (`bindEvents`).
@@ -22,6 +23,17 @@ export function bindEvents<S extends Readable>(stream: S, scope: AsyncResource):
     return scope.runInAsyncScope(emit, this, ...args);
   } as S['emit'];
   return stream;
+}
+
+/**
+ * `queryRunner.stream()`'s arguments with its `onEnd` / `onError` bound to `scope` too: TypeORM's
+ * MySQL runner hands them to the driver's query object, not to the stream `bindEvents` binds.
+ */
+export function bindCallbacks(args: StreamArgs, scope: AsyncResource): StreamArgs {
+  const bind = (callback: StreamArgs[2]) =>
+    callback && scope.bind(callback as (...values: unknown[]) => unknown);
+  const [sql, parameters, onEnd, onError] = args;
+  return [sql, parameters, bind(onEnd), bind(onError)];
 }
 
 /**

@@ -1,44 +1,15 @@
 import { finished } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
-import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
+import type { EntityManager } from 'typeorm';
 import { SessionContext, SessionFactory } from '../../src/index.js';
 import { createTestApp, type TestApp } from '../support/create-app.js';
 import { backendId, type Engine, engines } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
+import { signal, takeIdle } from './cross-context-support.js';
 import { within } from './support-a.js';
 import { closeApp, insertRows } from './support-b.js';
 
 const ROWS = 20;
-
-/** A promise with its resolve function, for handing a step from one unit to another. */
-function signal<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
-  let resolve!: (value: T) => void;
-  const promise = new Promise<T>((done) => (resolve = done));
-  return { promise, resolve };
-}
-
-/** Idle connections of the data source's pool right now. */
-function idle(dataSource: DataSource): number {
-  const driver = dataSource.driver as unknown as {
-    master?: { idleCount: number };
-    pool?: { _freeConnections: { length: number } };
-  };
-  return driver.master?.idleCount ?? driver.pool!._freeConnections.length;
-}
-
-/**
- * Takes every idle connection of the pool through TypeORM's own runners, so that the next session
- * to connect makes a new connection (its socket then belongs to the async context that made it).
- */
-async function takeIdle(dataSource: DataSource): Promise<QueryRunner[]> {
-  const runners: QueryRunner[] = [];
-  while (idle(dataSource) > 0) {
-    const runner = dataSource.createQueryRunner('master');
-    await runner.connect();
-    runners.push(runner);
-  }
-  return runners;
-}
 
 describe.each(engines)('callbacks run in the context they belong to ($name)', (engine: Engine) => {
   let t: TestApp;
