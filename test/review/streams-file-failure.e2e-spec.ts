@@ -47,8 +47,11 @@ class FileController {
       .atomic(
         async (manager) => {
           const rows = await manager.queryRunner!.stream(failingFirstRowSql(probe.engine!));
-          await new Promise((resolve, reject) =>
-            rows.once('error', reject).once('end', resolve).resume(),
+          await new Promise<void>((resolve, reject) =>
+            rows
+              .once('error', reject)
+              .once('end', () => resolve())
+              .resume(),
           );
         },
         { propagation: Propagation.NESTED },
