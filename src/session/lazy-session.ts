@@ -37,7 +37,10 @@ export class LazySession {
   readonly lane = new Lane();
   private readonly wire: TransactionWire;
   private readonly streams = new SessionStreams();
-  /** The first error a stream of the session failed with (a response may be reading it). */
+  /**
+   * The first error a stream of the current transaction (not of a savepoint or hook in it) failed
+   * with: a response may be reading it. Cleared when that transaction ends.
+   */
   streamFailure?: Error;
   /** The transaction work joins now, begun on the server or not yet. */
   private current = new Block();
@@ -134,7 +137,8 @@ export class LazySession {
           return reject(error as Error);
         }
         stream.once('error', (error) => {
-          this.streamFailure ??= error;
+          // One of a savepoint or hook dies with it: only the transaction's own can reach a response.
+          if (lane === this.lane) this.streamFailure ??= error;
           this.wire.failed(block, error);
         });
         resolve(stream);
@@ -327,6 +331,7 @@ export class LazySession {
 
   /** The transaction now current, replaced by a fresh one for the work that comes after. */
   private take(): Block {
+    this.streamFailure = undefined;
     const block = this.current;
     this.current = new Block();
     return block;

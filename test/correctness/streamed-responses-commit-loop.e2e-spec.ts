@@ -1,11 +1,11 @@
 import { Controller, type MessageEvent, Sse } from '@nestjs/common';
 import { Observable } from 'rxjs';
 import { SessionContext } from '../../src/index.js';
-import { closeApp } from '../correctness/support-b.js';
+import { closeApp } from './support-b.js';
 import type { TestApp } from '../support/create-app.js';
 import { type Engine, engines } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
-import { expectReleased, HANG_MS, listen, Reading, within } from './streams-support.js';
+import { expectReleased, HANG_MS, listen, Reading, within } from './streamed-responses-support.js';
 
 @Controller('loop')
 class BusyWriterController {
@@ -41,7 +41,7 @@ class BusyWriterController {
 }
 
 describe.each(engines)(
-  'review: per-value commits next to a busy writer ($name)',
+  'streamed responses: per-value commits next to a busy writer ($name)',
   (engine: Engine) => {
     let t: TestApp;
     let port: number;
@@ -59,7 +59,7 @@ describe.each(engines)(
 
     // Expected: each progress value goes out once the writes made before it are committed; a
     // writer that keeps writing meanwhile only means its later rows go with a later value. The
-    // stream ends with 'done' and all 150 rows committed. Actual: the commit before a value keeps
+    // stream ends with 'done' and all 150 rows committed. Before the fix: the commit before a value keeps
     // finding a new transaction begun by the writer, gives up after 5 passes with
     // TypeOrmContextError ("beforeCommit hooks kept beginning new transactions" although there is
     // no hook), the stream ends with an error event and the rows since the last value are lost.

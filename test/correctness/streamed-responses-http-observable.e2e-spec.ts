@@ -1,11 +1,11 @@
 import { BadRequestException, Controller, Get } from '@nestjs/common';
 import { concat, defer, interval, mergeMap, type Observable, take } from 'rxjs';
 import { SessionContext } from '../../src/index.js';
-import { closeApp } from '../correctness/support-b.js';
+import { closeApp } from './support-b.js';
 import type { TestApp } from '../support/create-app.js';
 import { type Engine, engines } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
-import { expectReleased, listen, sleep } from './streams-support.js';
+import { expectReleased, listen, sleep } from './streamed-responses-support.js';
 
 @Controller('plain')
 class PlainObservableController {
@@ -41,7 +41,7 @@ class PlainObservableController {
 }
 
 describe.each(engines)(
-  'review: a plain HTTP handler returning an Observable ($name)',
+  'streamed responses: a plain HTTP handler returning an Observable ($name)',
   (engine: Engine) => {
     let t: TestApp;
 
@@ -55,7 +55,7 @@ describe.each(engines)(
     // Expected: over plain HTTP Nest sends one response (the last value, or the error); the
     // intermediate values are sent to no one, so the handler is one unit: "handler throws ->
     // ROLLBACK" (docs/auto-commit.md). The client gets 400 and nothing is committed.
-    // Actual: the write before the first value was committed on that value (as if it were an SSE
+    // Before the fix: the write before the first value was committed on that value (as if it were an SSE
     // event), then the handler failed: a 400 response with its write kept.
     it('a value then an error: the error response, and the write before the value is rolled back', async () => {
       const response = await t.http().get('/plain/value-then-error');
@@ -63,7 +63,7 @@ describe.each(engines)(
       expect(await t.texts()).toEqual([]);
     });
 
-    // Expected: 400, nothing committed. Actual: 'value_0' and 'value_1' (and on some runs
+    // Expected: 400, nothing committed. Before the fix: 'value_0' and 'value_1' (and on some runs
     // 'value_2') stay committed behind a 400 response.
     it('interval(10).pipe(take(3)) whose third value fails: the error response, nothing committed', async () => {
       const response = await t.http().get('/plain/interval');

@@ -1,11 +1,11 @@
 import type { Readable } from 'node:stream';
 import { Controller, Get, StreamableFile } from '@nestjs/common';
 import { Propagation, SessionContext } from '../../src/index.js';
-import { closeApp } from '../correctness/support-b.js';
+import { closeApp } from './support-b.js';
 import type { TestApp } from '../support/create-app.js';
 import { type Engine, engines } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
-import { expectReleased, listen } from './streams-support.js';
+import { expectReleased, listen } from './streamed-responses-support.js';
 
 const probe: { engine?: Engine; unhandled: unknown[] } = { unhandled: [] };
 
@@ -68,7 +68,7 @@ const cases = engines.flatMap((engine) =>
 );
 
 describe.each(cases)(
-  'review: StreamableFile and failed database streams ($engine.name, $platform)',
+  'streamed responses: StreamableFile and failed database streams ($engine.name, $platform)',
   ({ engine, platform }) => {
     let t: TestApp;
 
@@ -87,7 +87,7 @@ describe.each(cases)(
     // Expected: a database stream whose failure the handler caught (and whose savepoint it rolled
     // back) is over; a StreamableFile that does not read it is sent like any response: 200 with
     // its body, and the handler's write committed (as the same handler returning JSON does).
-    // Actual: the unit remembers the old stream failure (LazySession.streamFailure is never
+    // Before the fix: the unit remembers the old stream failure (LazySession.streamFailure is never
     // cleared) and the interceptor answers 500 and rolls back 'kept'.
     it('a database stream that failed and was handled earlier does not fail an unrelated StreamableFile', async () => {
       const response = await t.http().get('/file/fallback');
@@ -96,7 +96,7 @@ describe.each(cases)(
     });
 
     // Expected: whatever the status, the interceptor emits no 'error' nobody listens for.
-    // Actual: it destroys the in-memory file's stream (a Buffer StreamableFile: Nest attaches no
+    // Before the fix: it destroys the in-memory file's stream (a Buffer StreamableFile: Nest attaches no
     // error listener to it) with the old database error, before Nest got the file: an unhandled
     // 'error' event, i.e. outside a test an uncaught exception that brings the process down.
     it('the fallback file is not destroyed with an error nobody listens for', async () => {

@@ -7,7 +7,7 @@ import { DataSource } from 'typeorm';
 import { TypeOrmContextModule, type TypeOrmContextModuleOptions } from '../../src/index.js';
 import { eventually, type TestApp, typeormOptions, wrap } from '../support/create-app.js';
 import { checkedOut, type Engine, idleInTransaction } from '../support/engines.js';
-import { HANG_MS, within } from '../correctness/support-b.js';
+import { HANG_MS, within } from './support-b.js';
 
 export { HANG_MS, within };
 

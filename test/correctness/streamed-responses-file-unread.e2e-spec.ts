@@ -1,11 +1,11 @@
 import { Readable } from 'node:stream';
 import { Controller, Get, StreamableFile } from '@nestjs/common';
 import { SessionContext } from '../../src/index.js';
-import { closeApp } from '../correctness/support-b.js';
+import { closeApp } from './support-b.js';
 import type { TestApp } from '../support/create-app.js';
 import { type Engine, engines } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
-import { expectReleased, listen } from './streams-support.js';
+import { expectReleased, listen } from './streamed-responses-support.js';
 
 const probe: { engine?: Engine; refuse: boolean } = { refuse: false };
 
@@ -42,7 +42,7 @@ const cases = engines.flatMap((engine) =>
 );
 
 describe.each(cases)(
-  'review: a StreamableFile not reading the unread database stream of its unit ($engine.name, $platform)',
+  'streamed responses: a StreamableFile not reading the unread database stream of its unit ($engine.name, $platform)',
   ({ engine, platform }) => {
     let t: TestApp;
 
@@ -77,7 +77,7 @@ describe.each(cases)(
     // Expected: the file does not read the database stream, so nothing needs the transaction
     // after the handler returned: "commit before the response" applies (docs/auto-commit.md; an
     // unread stream is destroyed when its context ends, and the context commits). A commit that
-    // fails is then an error response. Actual: because a database stream of the unit is open,
+    // fails is then an error response. Before the fix: because a database stream of the unit is open,
     // the interceptor sends the file first and commits after it was sent: the client got 200
     // and the whole body, and the write was rolled back behind its back.
     it('a database stream left unread does not turn the file into send-then-commit: a failed commit is an error response', async () => {
