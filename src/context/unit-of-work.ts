@@ -229,6 +229,11 @@ export class UnitOfWork {
     if (failure) throw failure.error;
   }
 
+  /** Makes the commits under way roll back when they reach their COMMIT statement (see `LazySession.abandonCommit()`). */
+  abandonCommits(): void {
+    for (const session of this.sessions.values()) session.abandonCommit();
+  }
+
   /** Ends at once a unit that never created a session (nothing to commit or release); false otherwise. */
   endIfEmpty(): boolean {
     if (this.sessions.size > 0) return false;

@@ -189,6 +189,8 @@ export class AutoCommitInterceptor implements NestInterceptor {
         subscription?.unsubscribe();
         if (!done) {
           done = true;
+          // A value whose COMMIT was not sent yet reached no one: roll it back too.
+          unit.abandonCommits();
           unit
             .end(false)
             .catch((error: unknown) => reportError('Rollback on unsubscribe failed', error));

@@ -44,6 +44,8 @@ export class LazySession {
   streamFailure?: Error;
   /** The transaction work joins now, begun on the server or not yet. */
   private current = new Block();
+  /** The transaction being committed now, if any (see `abandonCommit()`). */
+  private committing?: Block;
   private readonly end: SessionEnd;
   private closing?: Promise<void>;
   /** Callbacks of transactions that ended, to run once their connection is back in the pool. */
@@ -193,6 +195,16 @@ export class LazySession {
     return this.lane.run(() => this.commitNow());
   }
 
+  /**
+   * Makes the commit under way, if any, roll back instead when it reaches its COMMIT statement
+   * (after `beforeCommit`): nobody wants it any more (a streamed response's client left).
+   */
+  abandonCommit(): void {
+    const block = this.committing;
+    if (block === undefined) return;
+    block.broken ??= new SessionContextEndedError(messages.contextEnded(this.dataSourceName));
+  }
+
   /** Rolls back the current transaction (its rollback callbacks are then due) and clears a rollback-only mark. */
   rollback(): Promise<void> {
     const refused = this.refuseInsideBlock('rollback') ?? this.end.error();
@@ -277,6 +289,7 @@ export class LazySession {
 
   private async commitNow(): Promise<void> {
     const block = this.take();
+    this.committing = block;
     try {
       if (block.rollbackOnly) {
         await this.wire.rollback(block).catch(this.wire.reportRollback);
@@ -284,9 +297,11 @@ export class LazySession {
       }
       await this.wire.commit(block);
     } catch (error) {
+      this.committing = undefined;
       this.ended(block, 'rolled back');
       throw error;
     }
+    this.committing = undefined;
     this.ended(block, 'committed');
   }
 
