@@ -40,6 +40,15 @@ export class UnitOfWork {
   private ending?: Promise<void>;
   /** Data sources with replicas whose primary a transaction of this unit used (see `connection-route.ts`). */
   private primaries?: Set<string>;
+  /**
+   * Set by the interceptor when it sends the unit's values one by one (`@Sse()`, rpc, ws): the
+   * transaction runner then counts the blocks open in it, so that a value's commit never splits one.
+   */
+  countsBlocks = false;
+  /** Transaction blocks running in the unit now (counted only while `countsBlocks`). */
+  private openBlocks = 0;
+  /** Resolves `noBlockOpen()` once the last open block ended. */
+  private blocksEnded?: { promise: Promise<void>; resolve: () => void };
 
   constructor(
     /**
@@ -75,6 +84,47 @@ export class UnitOfWork {
     const block = new UnitOfWork(this, this.runtime, this);
     this.blocks.add(block);
     return block;
+  }
+
+  /** The unit of the request, job or context this one is a REQUIRES_NEW block of (itself if none). */
+  get outermost(): UnitOfWork {
+    return this.enclosing?.outermost ?? this;
+  }
+
+  /** Runs a transaction block (`run` starts it), counted as open in this unit until it settles. */
+  countBlock<T>(run: () => Promise<T>): Promise<T> {
+    this.openBlocks++;
+    let result: Promise<T>;
+    try {
+      result = run();
+    } catch (error) {
+      this.blockEnded();
+      throw error;
+    }
+    return result.finally(() => this.blockEnded());
+  }
+
+  /** Whether a counted transaction block (see `countBlock()`) is running in the unit. */
+  get blockOpen(): boolean {
+    return this.openBlocks > 0;
+  }
+
+  /** Resolves once no counted block is open (check `blockOpen` again: another may begin meanwhile). */
+  noBlockOpen(): Promise<void> {
+    if (this.openBlocks === 0) return RESOLVED;
+    if (this.blocksEnded === undefined) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((done) => (resolve = done));
+      this.blocksEnded = { promise, resolve };
+    }
+    return this.blocksEnded.promise;
+  }
+
+  private blockEnded(): void {
+    if (--this.openBlocks > 0) return;
+    const waiting = this.blocksEnded;
+    this.blocksEnded = undefined;
+    waiting?.resolve();
   }
 
   /** Whether this unit, or one it was opened in, used the primary of `dataSource`. */
@@ -171,14 +221,16 @@ export class UnitOfWork {
 
   /**
    * Ends the transactions open so far, the unit staying open (a streamed response before each
-   * value): commits them (with what `beforeCommit` hooks write meanwhile) or, without `commit`,
-   * rolls them back; each gives its connection back, then their callbacks run. The sessions stay
-   * usable: their next statement begins a new transaction. Rethrows the first failure.
+   * value): commits them in one pass (with what `beforeCommit` hooks write meanwhile in sessions
+   * the pass has not reached; a transaction other code begins meanwhile is left for the next
+   * call or the unit's end) or, without `commit`, rolls them back; each gives its connection
+   * back, then their callbacks run. The sessions stay usable: their next statement begins a new
+   * transaction. Rethrows the first failure.
    */
   async endTransactions(commit: boolean): Promise<void> {
     let failure: { error: unknown } | undefined;
     try {
-      if (commit) await this.commitAll();
+      if (commit) await this.commitAll(1);
       else {
         for (const session of this.sessions.values()) {
           if (!session.isEnded && !session.settled) await session.rollback();
@@ -192,6 +244,11 @@ export class UnitOfWork {
         await session.runDueCallbacks().catch((error: unknown) => (failure ??= { error }));
     }
     if (failure) throw failure.error;
+  }
+
+  /** Makes the commits under way roll back when they reach their COMMIT statement (see `LazySession.abandonCommit()`). */
+  abandonCommits(): void {
+    for (const session of this.sessions.values()) session.abandonCommit();
   }
 
   /** Ends at once a unit that never created a session (nothing to commit or release); false otherwise. */
@@ -228,8 +285,8 @@ export class UnitOfWork {
     if (failure) throw failure.error;
   }
 
-  /** Commits until every session settled, at most `MAX_COMMIT_PASSES` times. */
-  private async commitAll(): Promise<void> {
+  /** Commits until every session settled, at most `passes` times (then fails, unless just one). */
+  private async commitAll(passes = MAX_COMMIT_PASSES): Promise<void> {
     for (let pass = 1; ; pass++) {
       // A Map iterates over entries added while it runs: sessions hooks create commit in this pass.
       for (const session of this.sessions.values()) {
@@ -237,8 +294,8 @@ export class UnitOfWork {
         await session.commit();
         this.committed++;
       }
-      if (this.settled) return;
-      if (pass === MAX_COMMIT_PASSES) {
+      if (passes === 1 || this.settled) return;
+      if (pass === passes) {
         const unsettled = [...this.sessions.values()].filter((s) => !s.isEnded && !s.settled);
         throw new TypeOrmContextError(
           messages.commitLoop(unsettled.map((session) => session.dataSourceName)),

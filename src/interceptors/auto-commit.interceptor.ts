@@ -14,9 +14,12 @@ import { markTransactional, runtimeOf } from '../context/instance-runtime.js';
 import { reportError } from '../context/logger.js';
 import { SessionRuntime } from '../context/session-runtime.js';
 import { UnitOfWork } from '../context/unit-of-work.js';
-import { endAfterSending } from './streamed-file.js';
+import { endAfterSending, readsDatabase } from './streamed-file.js';
 
 const RESOLVED = Promise.resolve();
+const NO_VALUES: readonly unknown[] = [];
+/** Nest's `SSE_METADATA`: set on the handler by `@Sse()`. */
+const SSE_METADATA = '__sse__';
 
 /** Values a streamed response emitted in one tick, sent together after one commit. */
 interface Batch {
@@ -30,10 +33,11 @@ interface Batch {
 /**
  * Gives each request, message or WebSocket event a unit of work: it takes over the context the
  * middleware opened (or opens one), commits every session **before** the response is sent, rolls
- * back on any error, releases every connection and ends the context. A handler whose Observable
- * emits many values (`@Sse()`, a streamed microservice reply) has each value sent as soon as
- * the writes made before it are committed. A `StreamableFile` reading a database stream is sent
- * first, and the unit ends when it has been read (or failed, or the client went away).
+ * back on any error, releases every connection and ends the context. Where every value of an
+ * Observable is sent (`@Sse()`, a streamed microservice reply, a WebSocket gateway), each value
+ * is sent once the writes made before it are committed (and no transaction block is open). A
+ * `StreamableFile` reading a database stream is sent first, and the unit ends when it has been
+ * read (or failed, or the client went away).
  */
 @Injectable()
 export class AutoCommitInterceptor implements NestInterceptor {
@@ -67,17 +71,29 @@ export class AutoCommitInterceptor implements NestInterceptor {
     return true;
   }
 
+  /**
+   * Whether the transport sends every value the handler's Observable emits (`@Sse()` routes,
+   * microservice and WebSocket handlers): each is then committed and sent in turn. Plain HTTP
+   * sends only the last value: the handler is one answer, committed once when it completes.
+   */
+  protected sendsEveryValue(context: ExecutionContext): boolean {
+    const type = context.getType();
+    if (type === 'http') return Reflect.getMetadata(SSE_METADATA, context.getHandler()) === true;
+    return type === 'rpc' || type === 'ws';
+  }
+
   /** Maps an error of the handler or of the commit to what the caller gets. Default: itself. */
   protected onError(error: unknown, _context: ExecutionContext): unknown {
     return error;
   }
 
   /**
-   * Sends the handler's values as they come, each once the writes made before it are committed
-   * (never held for the next one), and ends the unit when the source ends: a value the source
-   * completes with in the same tick (a handler's one answer) goes out after the unit ended, as
-   * the response. A consumer that leaves before the source ended rolls back what no value sent
-   * yet reported.
+   * Where every value is sent, sends them as they come, each once no transaction block of the
+   * unit is open and the writes made before it are committed (never held for the next one), and
+   * ends the unit when the source ends: a value the source completes with in the same tick (a
+   * handler's one answer) goes out after the unit ended, as the response. A consumer that leaves
+   * before the source ended rolls back what no value sent yet reported. Elsewhere (plain HTTP)
+   * the last value is the answer, sent after the unit ended.
    */
   private around(
     unit: UnitOfWork,
@@ -85,8 +101,16 @@ export class AutoCommitInterceptor implements NestInterceptor {
     context: ExecutionContext,
     source: Observable<unknown>,
   ): Observable<unknown> {
+    let everyValue: boolean;
+    try {
+      everyValue = this.sendsEveryValue(context);
+    } catch (error) {
+      return new Observable((subscriber) => this.fail(unit, error, context, subscriber));
+    }
+    if (everyValue) unit.countsBlocks = true;
     return new Observable((subscriber) => {
       let done = false;
+      let seen = false;
       let last: unknown;
       let commit: boolean | undefined;
       /** Values behind a commit, in order; undefined while none waits. */
@@ -102,6 +126,11 @@ export class AutoCommitInterceptor implements NestInterceptor {
       const send = async (batch: Batch) => {
         if (fresh === batch) fresh = undefined;
         if (batch.taken || done) return;
+        // Never split a block: its writes are committed (or not) together, after it ended.
+        while (unit.blockOpen) {
+          await unit.noBlockOpen();
+          if (done) return;
+        }
         if (!unit.streaming && !unit.settled) {
           try {
             commit ??= this.shouldCommit(context);
@@ -126,9 +155,11 @@ export class AutoCommitInterceptor implements NestInterceptor {
       subscription = source.subscribe({
         next: (value) => {
           last = value;
+          seen = true;
+          if (!everyValue) return; // only the last value is sent: it waits for the unit's end
           if (fresh !== undefined) return void fresh.values.push(value);
           // Nothing to commit (a database stream holds its transaction until it closes): send now.
-          if (sending === undefined && (unit.streaming || unit.settled)) {
+          if (sending === undefined && !unit.blockOpen && (unit.streaming || unit.settled)) {
             return subscriber.next(value);
           }
           // The commit starts a microtask later: a completion in this tick takes the batch.
@@ -141,6 +172,10 @@ export class AutoCommitInterceptor implements NestInterceptor {
           queue(() => failWith(error), true);
         },
         complete: () => {
+          if (!everyValue) {
+            done = true;
+            return this.end(unit, context, subscriber, seen ? [last] : NO_VALUES, last, commit);
+          }
           const tail = fresh;
           fresh = undefined;
           if (tail) tail.taken = true;
@@ -158,6 +193,8 @@ export class AutoCommitInterceptor implements NestInterceptor {
         subscription?.unsubscribe();
         if (!done) {
           done = true;
+          // A value whose COMMIT was not sent yet reached no one: roll it back too.
+          unit.abandonCommits();
           unit
             .end(false)
             .catch((error: unknown) => reportError('Rollback on unsubscribe failed', error));
@@ -175,7 +212,7 @@ export class AutoCommitInterceptor implements NestInterceptor {
     unit: UnitOfWork,
     context: ExecutionContext,
     subscriber: Subscriber<unknown>,
-    tail: unknown[],
+    tail: readonly unknown[],
     last: unknown,
     decided: boolean | undefined,
   ): void {
@@ -195,10 +232,12 @@ export class AutoCommitInterceptor implements NestInterceptor {
       // Its body may be piped from a database stream that failed: never send it as if whole.
       const failure = unit.streamFailure;
       if (failure !== undefined) {
-        last.getStream().destroy(failure);
+        // Without the error: Nest listens for its body's errors only once it sends it.
+        last.getStream().destroy();
         return this.fail(unit, failure, context, subscriber);
       }
-      if (unit.streaming) {
+      // A body reading a database stream must be sent first; unread ones close as the unit ends.
+      if (unit.streaming && readsDatabase(last.getStream(), unit.openStreams())) {
         emit();
         return endAfterSending(unit, last, context, commit);
       }

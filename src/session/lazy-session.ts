@@ -37,10 +37,15 @@ export class LazySession {
   readonly lane = new Lane();
   private readonly wire: TransactionWire;
   private readonly streams = new SessionStreams();
-  /** The first error a stream of the session failed with (a response may be reading it). */
+  /**
+   * The first error a stream of the current transaction (not of a savepoint or hook in it) failed
+   * with: a response may be reading it. Cleared when that transaction ends.
+   */
   streamFailure?: Error;
   /** The transaction work joins now, begun on the server or not yet. */
   private current = new Block();
+  /** The transaction being committed now, if any (see `abandonCommit()`). */
+  private committing?: Block;
   private readonly end: SessionEnd;
   private closing?: Promise<void>;
   /** Callbacks of transactions that ended, to run once their connection is back in the pool. */
@@ -139,7 +144,8 @@ export class LazySession {
           return reject(error as Error);
         }
         stream.once('error', (error) => {
-          this.streamFailure ??= error;
+          // One of a savepoint or hook dies with it: only the transaction's own can reach a response.
+          if (lane === this.lane) this.streamFailure ??= error;
           this.wire.failed(block, error);
         });
         resolve(stream);
@@ -192,6 +198,16 @@ export class LazySession {
     if (refused) return Promise.reject(refused);
     if (this.settled) return RESOLVED;
     return this.lane.run(() => this.commitNow());
+  }
+
+  /**
+   * Makes the commit under way, if any, roll back instead when it reaches its COMMIT statement
+   * (after `beforeCommit`): nobody wants it any more (a streamed response's client left).
+   */
+  abandonCommit(): void {
+    const block = this.committing;
+    if (block === undefined) return;
+    block.broken ??= new SessionContextEndedError(messages.contextEnded(this.dataSourceName));
   }
 
   /** Rolls back the current transaction (its rollback callbacks are then due) and clears a rollback-only mark. */
@@ -278,6 +294,7 @@ export class LazySession {
 
   private async commitNow(): Promise<void> {
     const block = this.take();
+    this.committing = block;
     try {
       if (block.rollbackOnly) {
         await this.wire.rollback(block).catch(this.wire.reportRollback);
@@ -285,9 +302,11 @@ export class LazySession {
       }
       await this.wire.commit(block);
     } catch (error) {
+      this.committing = undefined;
       this.ended(block, 'rolled back');
       throw error;
     }
+    this.committing = undefined;
     this.ended(block, 'committed');
   }
 
@@ -332,6 +351,7 @@ export class LazySession {
 
   /** The transaction now current, replaced by a fresh one for the work that comes after. */
   private take(): Block {
+    this.streamFailure = undefined;
     const block = this.current;
     this.current = new Block();
     return block;

@@ -70,6 +70,21 @@ export class TransactionRunner {
     const name = resolved.dataSource;
     this.runtime.dataSource(name);
     const frame = this.runtime.frame();
+    // A response sent value by value waits for its unit's open blocks before a value's commit.
+    const unit = frame?.unit?.outermost;
+    if (unit?.countsBlocks) {
+      return unit.countBlock(() => this.propagate(resolved, options, fn, frame, name));
+    }
+    return this.propagate(resolved, options, fn, frame, name);
+  }
+
+  private propagate<T>(
+    resolved: ResolvedTransactionOptions,
+    options: TransactionOptions | undefined,
+    fn: SessionCallback<T>,
+    frame: ContextFrame | undefined,
+    name: string,
+  ): Promise<T> {
     // An owned transaction needs no live unit: REQUIRES_NEW works after the context ended.
     if (resolved.propagation === Propagation.REQUIRES_NEW) return this.own(resolved, fn, frame);
     const current = this.current(frame, name);
