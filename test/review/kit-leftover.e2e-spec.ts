@@ -1,0 +1,137 @@
+import { Controller, type INestApplication, Post } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import request from 'supertest';
+import { DataSource } from 'typeorm';
+import { SessionContext, TypeOrmContextModule } from '../../src/index.js';
+import { TestTransaction } from '../../src/testing/index.js';
+import { settle, sleep, within } from '../correctness/support-a.js';
+import { typeormOptions } from '../support/create-app.js';
+import { checkedOut, engines } from '../support/engines.js';
+import { Example } from '../support/example.entity.js';
+
+/** Resolved when a handler began (the request's unit of work exists then). */
+let entered: () => void = () => undefined;
+
+/** Handlers that touch the database only after 150 ms: a test that does not await them ends first. */
+@Controller('leftover')
+class LeftoverController {
+  constructor(
+    private readonly context: SessionContext,
+    private readonly dataSource: DataSource,
+  ) {}
+
+  /** Plain TypeORM in a handler (docs/testing.md: allowed, it waits for the test's connection). */
+  @Post('plain')
+  async plain() {
+    entered();
+    await sleep(150);
+    await this.dataSource.query("INSERT INTO example (text) VALUES ('late plain')");
+    return 'ok';
+  }
+
+  /** The same through the unit's session (the case the fix covers): control. */
+  @Post('session')
+  async session() {
+    entered();
+    await sleep(150);
+    await this.context.session().insert(Example, { text: 'late session' });
+    return 'ok';
+  }
+}
+
+/**
+ * docs/testing.md: "Work that began during a test stays in its transaction after that: a request
+ * ... that goes on after rollback() gets a TestTransactionError at its next statement. It never
+ * runs on the pool, where it would commit for real, into the next test."
+ */
+describe.each(engines)('review: work a test left running, after rollback() ($name)', (engine) => {
+  let app: INestApplication;
+  let dataSource: DataSource;
+
+  /** Rows of `example` on the pool (outside any test transaction). */
+  const committed = async () =>
+    (
+      (await dataSource.query("SELECT text FROM example WHERE text LIKE 'late%'")) as Array<{
+        text: string;
+      }>
+    ).map((row) => row.text);
+
+  beforeAll(async () => {
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        TypeOrmModule.forRoot(typeormOptions(engine)),
+        TypeOrmContextModule.forRoot({ acquireTimeout: 500 }),
+        TypeOrmModule.forFeature([Example]),
+      ],
+      controllers: [LeftoverController],
+    }).compile();
+    app = moduleRef.createNestApplication({ logger: false });
+    await app.init();
+    dataSource = app.get(DataSource);
+    await dataSource.query('DELETE FROM example');
+  });
+  afterEach(() => dataSource.query('DELETE FROM example'));
+  afterAll(() => within(app.close(), 'app.close()'));
+
+  async function leftover(path: string) {
+    const tx = await TestTransaction.start(app);
+    const began = new Promise<void>((resolve) => (entered = resolve));
+    // Fired, not awaited: the handler touches the database only after the test rolled back.
+    const response = within(
+      new Promise<number>((resolve) =>
+        request(app.getHttpServer())
+          .post(path)
+          .end((_, res) => resolve(res?.status ?? 0)),
+      ),
+      `POST ${path}`,
+    );
+    await within(began, `POST ${path} reaching its handler`);
+    const rolledBack = await settle(tx.rollback(), 'tx.rollback()');
+    expect(rolledBack.ok).toBe(true);
+    const status = await response;
+    await sleep(50);
+    return { status, committed: await committed(), checkedOut: checkedOut(dataSource) };
+  }
+
+  it('control: a late statement of the request through its session fails and commits nothing', async () => {
+    const result = await leftover('/leftover/session');
+    expect(result).toEqual({ status: 500, committed: [], checkedOut: 0 });
+  });
+
+  // Expected: the request's plain TypeORM INSERT (the DataSource's own query(), which the docs say a
+  // handler may use inside the kit) also began during the test, so it must fail (500) and never
+  // commit on the pool. Actually: rollback() restored the DataSource, the INSERT takes a pooled
+  // connection and autocommits: the row 'late plain' is committed for real, into the next test.
+  it("a late plain TypeORM statement of the request (DataSource's own query) never commits on the pool", async () => {
+    const result = await leftover('/leftover/plain');
+    expect(result).toEqual({ status: 500, committed: [], checkedOut: 0 });
+  });
+
+  // Expected (docs/testing.md, "never ... into the next test"): the request's plain TypeORM INSERT
+  // began during test 1; while test 2's TestTransaction runs it must fail, not write into test 2.
+  // Actually: it runs in test 2's transaction, which sees the row 'late plain' of test 1.
+  it("a late plain TypeORM statement of test 1's request never lands in test 2's transaction", async () => {
+    const tx1 = await TestTransaction.start(app);
+    const began = new Promise<void>((resolve) => (entered = resolve));
+    const response = within(
+      new Promise<number>((resolve) =>
+        request(app.getHttpServer())
+          .post('/leftover/plain')
+          .end((_, res) => resolve(res?.status ?? 0)),
+      ),
+      'POST /leftover/plain',
+    );
+    await within(began, 'POST /leftover/plain reaching its handler');
+    expect((await settle(tx1.rollback(), 'tx1.rollback()')).ok).toBe(true);
+    const tx2 = await TestTransaction.start(app); // the next test
+    try {
+      const status = await response;
+      const seenInTest2 = await committed();
+      expect({ status, seenInTest2 }).toEqual({ status: 500, seenInTest2: [] });
+    } finally {
+      await settle(tx2.rollback(), 'tx2.rollback()');
+    }
+    expect(await committed()).toEqual([]);
+  });
+});
