@@ -3,7 +3,7 @@ import { Test } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
-import { SessionContext, TypeOrmContextModule } from '../../src/index.js';
+import { SessionContext, SessionFactory, TypeOrmContextModule } from '../../src/index.js';
 import { TestTransaction } from '../../src/testing/index.js';
 import { settle, sleep, within } from '../correctness/support-a.js';
 import { typeormOptions } from '../support/create-app.js';
@@ -132,6 +132,60 @@ describe.each(engines)('review: work a test left running, after rollback() ($nam
     } finally {
       await settle(tx2.rollback(), 'tx2.rollback()');
     }
+    expect(await committed()).toEqual([]);
+  });
+
+  // A job that test 1's unit of work schedules (setTimeout inside runInNewContext, the unit awaited)
+  // and that writes in a runInNewContext() of its own when the timer fires, while test 2 runs. The
+  // timer callback runs in the async context of test 1's unit (the new unit's outer frame is that
+  // unit's): it is work of test 1 and must never run in test 2 (the brief's born-time rule: work
+  // born in test 1 never runs in test 2 nor on the pool). Actually: the new unit is "born" when the
+  // timer fires, so its write lands in test 2's transaction, which sees the row of test 1's job.
+  it("a timer test 1's unit scheduled writes in runInNewContext() during test 2: not into test 2", async () => {
+    const factory = app.get(SessionFactory);
+    const context = app.get(SessionContext);
+    let job: Promise<unknown> | undefined;
+    const tx1 = await TestTransaction.start(app);
+    await factory.runInNewContext(async () => {
+      await context.session().insert(Example, { text: 'test 1' });
+      setTimeout(() => {
+        job = settle(
+          factory.runInNewContext(() => context.session().insert(Example, { text: 'late timer' })),
+          "the timer's job",
+        );
+      }, 150);
+    });
+    expect((await settle(tx1.rollback(), 'tx1.rollback()')).ok).toBe(true);
+    const tx2 = await TestTransaction.start(app); // the next test
+    try {
+      await sleep(300);
+      await within(job ?? Promise.resolve(), "the timer's job");
+      expect(await committed()).toEqual([]);
+    } finally {
+      await settle(tx2.rollback(), 'tx2.rollback()');
+    }
+    expect(await committed()).toEqual([]);
+  });
+
+  // The same job when no test runs as the timer fires: it must fail, not commit on the pool.
+  // Actually: the write commits for real.
+  it("a timer test 1's unit scheduled writes in runInNewContext() after rollback(): never on the pool", async () => {
+    const factory = app.get(SessionFactory);
+    const context = app.get(SessionContext);
+    let job: Promise<unknown> | undefined;
+    const tx1 = await TestTransaction.start(app);
+    await factory.runInNewContext(async () => {
+      await context.session().insert(Example, { text: 'test 1' });
+      setTimeout(() => {
+        job = settle(
+          factory.runInNewContext(() => context.session().insert(Example, { text: 'late timer' })),
+          "the timer's job",
+        );
+      }, 150);
+    });
+    expect((await settle(tx1.rollback(), 'tx1.rollback()')).ok).toBe(true);
+    await sleep(300);
+    await within(job ?? Promise.resolve(), "the timer's job");
     expect(await committed()).toEqual([]);
   });
 });
