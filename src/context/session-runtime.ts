@@ -78,6 +78,7 @@ export class SessionRuntime implements OnModuleInit, OnApplicationBootstrap, OnA
       reportError,
       throwErrors: options.callbackErrors === 'throw',
       lender: (name, born) => this.lenders.lender(name, born),
+      testRun: () => this.lenders.current,
     };
   }
 

@@ -14,7 +14,7 @@ import { Example } from '../support/example.entity.js';
  * A suite that freezes the clock with Jest's fake timers (Date and performance faked, the timers
  * the drivers need left real): the testing kit must still keep test 1's work out of test 2.
  */
-describe.each(engines)('review: TestTransaction with a frozen clock ($name)', (engine) => {
+describe.each(engines)('testing kit: TestTransaction with a frozen clock ($name)', (engine) => {
   let app: INestApplication;
   let dataSource: DataSource;
 
@@ -39,7 +39,7 @@ describe.each(engines)('review: TestTransaction with a frozen clock ($name)', (e
   });
 
   // Expected (docs/testing.md): a unit that began during test 1 and goes on after rollback() fails
-  // at its next statement with TestTransactionError, also when test 2 already started. Actually,
+  // at its next statement with TestTransactionError, also when test 2 already started. Before the fix,
   // with performance.now() frozen, test 1's end and test 2's start have the same time as the unit's
   // birth, and the unit's write is lent test 2's connection: it lands in test 2's transaction.
   it.each([
