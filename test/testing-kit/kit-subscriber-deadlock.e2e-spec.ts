@@ -39,12 +39,12 @@ class AuditProbe implements EntitySubscriberInterface {
  * (d8aaca3: part of the statement whose event it handles), and the subscriber catches its error.
  * Expected: the unit fails (its session sees the rollback: TransactionAbortedError), and the test's
  * later statements (its body's, a later unit's) fail with TestTransactionError; nothing commits.
- * Actually (MariaDB): the subscriber's statement bypasses the shared connection's queue, so the
+ * Before the fix (MariaDB): the subscriber's statement bypasses the shared connection's queue, so the
  * test transaction never learns the server rolled it back: the test's later statements run in
  * autocommit mode and commit for real.
  */
 describe.each(engines.filter((e) => e.name === 'mariadb'))(
-  'review: a deadlock in a subscriber query inside a TestTransaction ($name)',
+  'testing kit: a deadlock in a subscriber query inside a TestTransaction ($name)',
   (engine) => {
     let app: INestApplication;
     let dataSource: DataSource;

@@ -27,7 +27,7 @@ class Probe implements EntitySubscriberInterface {
 const ACQUIRE_TIMEOUT = 500;
 
 /** Plain TypeORM of the test body and of handlers inside a TestTransaction (docs/testing.md). */
-describe.each(engines)('review: plain TypeORM inside a TestTransaction ($name)', (engine) => {
+describe.each(engines)('testing kit: plain TypeORM inside a TestTransaction ($name)', (engine) => {
   let app: INestApplication;
   let dataSource: DataSource;
   let context: SessionContext;
@@ -62,7 +62,7 @@ describe.each(engines)('review: plain TypeORM inside a TestTransaction ($name)',
 
   // docs/testing.md: plain TypeORM used while a unit of work holds the test's connection "waits
   // until no unit holds the connection, at most acquireTimeout" (ConnectionAcquireTimeoutError).
-  // A query builder's stream() is plain TypeORM too. Actually: it waits with no bound (the
+  // A query builder's stream() is plain TypeORM too. Before the fix: it waits with no bound (the
   // runner's stream goes to SharedConnection.send without a lease, not through lendToBody), so
   // the unit waits forever for its own stream.
   it('a plain TypeORM stream() in a unit fails after acquireTimeout instead of hanging', async () => {
@@ -86,7 +86,7 @@ describe.each(engines)('review: plain TypeORM inside a TestTransaction ($name)',
   // that fails ... leaves the test's transaction usable, as autocommit would." A subscriber query
   // that fails (caught by the subscriber) in the afterQuery of the test body's INSERT: under
   // autocommit the INSERT commits, the subscriber's query fails alone, the next statement runs.
-  // Actually on PostgreSQL: the subscriber's failure aborts the INSERT's own savepoint, its RELEASE
+  // Before the fix, on PostgreSQL: the subscriber's failure aborts the INSERT's own savepoint, its RELEASE
   // fails, the INSERT rejects, and the test's whole transaction stays aborted (every later statement
   // of the test fails with "current transaction is aborted").
   it("the test body's INSERT whose subscriber query fails (caught): as autocommit, the test goes on", async () => {
@@ -113,7 +113,7 @@ describe.each(engines)('review: plain TypeORM inside a TestTransaction ($name)',
   });
 
   // The same runner used twice at once by the test body (as plain TypeORM allows: the driver queues
-  // the second statement): the second runs alone, as autocommit would. Actually: while the first
+  // the second statement): the second runs alone, as autocommit would. Before the fix: while the first
   // runs, the second is sent straight inside the first's savepoint (the "subscriber's query"
   // shortcut), so when the first fails the second is undone (or, on PostgreSQL, fails too).
   it('two statements on one runner of the test body, the first failing late: the second commits alone', async () => {
