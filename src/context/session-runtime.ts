@@ -78,7 +78,6 @@ export class SessionRuntime implements OnModuleInit, OnApplicationBootstrap, OnA
       reportError,
       throwErrors: options.callbackErrors === 'throw',
       lender: (name, born) => this.lenders.lender(name, born),
-      testRun: () => this.lenders.current,
     };
   }
 

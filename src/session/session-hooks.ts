@@ -20,7 +20,10 @@ export interface SessionHooks extends CallbackPolicy {
    * transaction `born` (none: born outside any), if anyone (a test transaction).
    */
   lender?(dataSource: string, born: TestRun | undefined): ConnectionLender | undefined;
-  /** The test transaction running now, which a session born outside any unit belongs to. */
+  /**
+   * The test transaction running now, which a session born outside any unit belongs to; set by
+   * the testing kit at the app's first test (sessions note their test only from then on).
+   */
   testRun?(): TestRun | undefined;
   /** The replicas of `dataSource` read-only transactions may run on; absent when none has any. */
   replicas?(dataSource: string): ReplicaPools | undefined;

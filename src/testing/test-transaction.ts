@@ -72,6 +72,8 @@ export class TestTransaction implements AsyncDisposable {
       throw error;
     }
     runtime.lenders.begin(new Map(held.map(({ name, shared }) => [name, shared])));
+    // From the app's first test on, each session notes the test it was born in (none before).
+    runtime.hooks.testRun ??= () => runtime.lenders.current;
     const run = runtime.lenders.current;
     for (const { dataSource, shared } of held) {
       const source = dataSource as Replaceable;
