@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import { messages } from '../errors/messages.js';
 import { TypeOrmContextError } from '../errors/typeorm-context.error.js';
 import type { LazySession } from '../session/lazy-session.js';
+import type { TestRun } from '../session/lenders.js';
 import type { BeginOptions } from '../session/transaction-dialect.js';
 import type { SessionRuntime } from './session-runtime.js';
 
@@ -28,8 +29,11 @@ export class UnitOfWork {
   readonly blocks = new Set<UnitOfWork>();
   /** How many sessions committed while the unit ended (some may have before a later one failed). */
   committed = 0;
-  /** When the unit began (`performance.now()`): a test transaction's work stays in it (see `Lenders`). */
-  readonly born = performance.now();
+  /**
+   * The test transaction the unit was born in: its parent's, else the one running when it began
+   * (see `Lenders`). Its sessions stay in it, also once it ended.
+   */
+  born?: TestRun;
   /**
    * How the sessions this unit creates on first use begin, if not plainly: an owned block's options
    * for its data source, its `timeout` for the others.
@@ -61,6 +65,7 @@ export class UnitOfWork {
     private readonly enclosing?: UnitOfWork,
   ) {
     this.owner = runtime;
+    this.born = parent?.born ?? runtime?.lenders.current;
   }
 
   private owner?: SessionRuntime;
@@ -75,7 +80,10 @@ export class UnitOfWork {
 
   /** Makes `runtime` the unit's app if it has none yet; returns the unit's app. */
   claim(runtime: object): object {
-    this.owner ??= runtime as SessionRuntime;
+    if (this.owner === undefined) {
+      this.owner = runtime as SessionRuntime;
+      this.born ??= this.owner.lenders?.current;
+    }
     return this.owner;
   }
 

@@ -135,6 +135,13 @@ export const messages = {
     'happened in): the data of the test is gone, and its later statements fail rather than run ' +
     'in autocommit mode, where they would commit for real. Test deadlocks, and retrying after ' +
     'one, against a real pool (without TestTransaction).',
+  testImplicitCommit: (dataSource: string) =>
+    `A statement on data source '${dataSource}' committed the transaction of the running ` +
+    'TestTransaction (MySQL/MariaDB commit the open transaction implicitly at DDL such as CREATE, ' +
+    'ALTER or DROP TABLE, at TRUNCATE, which repository.clear() sends, and at LOCK TABLES): DDL ' +
+    'cannot run inside a test transaction on MySQL/MariaDB. The data of the test so far is ' +
+    'committed for real, and its later statements fail rather than run in autocommit mode. Run ' +
+    'schema changes before TestTransaction.start() (in beforeAll), and use DELETE instead of clear().',
   testConnectionBusyPlain: (dataSource: string, ms: number) =>
     `A query of data source '${dataSource}' through plain TypeORM (the DataSource's own ` +
     'query(), manager or repositories, also a forFeature() repository used outside any context ' +

@@ -37,6 +37,8 @@ export interface HeldConnection {
   destroy(error: Error): Promise<void>;
   /** Sends a statement; a shared connection serializes the statements of all its holders. */
   send?<T>(call: () => Promise<T>): Promise<T>;
+  /** Sends at once a statement that is part of one `send` runs (a subscriber's, from its events). */
+  inline?<T>(call: () => Promise<T>): Promise<T>;
 }
 
 /** Who lends a session a connection instead of its data source's pool (the testing kit). */

@@ -179,7 +179,9 @@ export class SessionConnection {
     const held = this.pooled;
     // A statement sent while another of this session runs on a shared connection is part of it
     // (a subscriber queries in that statement's events): it must not queue behind it there.
-    if (held?.send === undefined || this.running > 0) return this.sendNow(call);
+    if (held?.send === undefined) return this.sendNow(call);
+    if (this.running > 0)
+      return held.inline ? held.inline(() => this.sendNow(call)) : this.sendNow(call);
     return held.send(async () => {
       this.running += 1;
       try {

@@ -1,5 +1,6 @@
 import type { SessionHook } from '../interfaces/typeorm-context-options.interface.js';
 import type { ConnectionWaits } from './connection-wait.js';
+import type { TestRun } from './lenders.js';
 import type { ConnectionLender } from './pooled-connection.js';
 import type { ReplicaPools } from './replica-pools.js';
 import type { CallbackPolicy } from './transaction-callbacks.js';
@@ -15,10 +16,15 @@ export interface SessionHooks extends CallbackPolicy {
   /** The app's waits for connections (one timer for all of them). */
   waits: ConnectionWaits;
   /**
-   * Who lends connections of `dataSource` instead of its pool to work born at `born`
-   * (`performance.now()`), if anyone (a test transaction).
+   * Who lends connections of `dataSource` instead of its pool to work born in the test
+   * transaction `born` (none: born outside any), if anyone (a test transaction).
    */
-  lender?(dataSource: string, born: number): ConnectionLender | undefined;
+  lender?(dataSource: string, born: TestRun | undefined): ConnectionLender | undefined;
+  /**
+   * The test transaction running now, which a session born outside any unit belongs to; set by
+   * the testing kit at the app's first test (sessions note their test only from then on).
+   */
+  testRun?(): TestRun | undefined;
   /** The replicas of `dataSource` read-only transactions may run on; absent when none has any. */
   replicas?(dataSource: string): ReplicaPools | undefined;
 }

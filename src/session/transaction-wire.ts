@@ -11,6 +11,7 @@ import type { IsolationLevel } from '../interfaces/transaction-options.interface
 import { DEFAULT_ACQUIRE_TIMEOUT } from '../typeorm-context.options.js';
 import type { Block } from './block.js';
 import type { Lane } from './lane.js';
+import type { TestRun } from './lenders.js';
 import type { LazySession } from './lazy-session.js';
 import { replicaFor } from './connection-route.js';
 import type { ReplicaPools } from './replica-pools.js';
@@ -53,8 +54,11 @@ export class TransactionWire {
   private readonly request: BeginOptions;
   /** How long a connection may take to come: from the pool, or a pooler's answer to BEGIN. */
   private readonly acquireTimeout: number;
-  /** When the session was made (`performance.now()`): a test transaction's work stays in it. */
-  private readonly born = performance.now();
+  /**
+   * The test transaction the session was born in: its unit's (the frame's where it was made),
+   * else the one running then. A test transaction's work stays in it (see `Lenders`).
+   */
+  private readonly born?: TestRun;
   /** Whether the server may end a transaction without a COMMIT (MySQL/MariaDB, at DDL). */
   private readonly endsOnItsOwn: boolean;
 
@@ -82,6 +86,11 @@ export class TransactionWire {
     this.request = this.replicas ? own : begin;
     this.acquireTimeout = hooks.acquireTimeout ?? DEFAULT_ACQUIRE_TIMEOUT;
     this.endsOnItsOwn = !isPostgres(this.type);
+    if (hooks.testRun) {
+      const frame = contextStorage.getStore();
+      const own = hooks.app === undefined ? frame : frame?.ownedBy(hooks.app);
+      this.born = own?.routingUnit?.born ?? hooks.testRun();
+    }
   }
 
   /** SAVEPOINT and its ends. */
@@ -361,8 +370,7 @@ export class TransactionWire {
     const ms = this.acquireTimeout;
     const frame = contextStorage.getStore();
     // Work born in a test transaction (its unit, or the session itself) stays in it.
-    const born = Math.min(frame?.unit?.born ?? Infinity, this.born);
-    const lender = this.hooks.lender?.(this.name, born);
+    const lender = this.hooks.lender?.(this.name, this.born);
     // Routing follows this session's app's own frame there, not another app's frame around it.
     const app = this.hooks.app;
     const own = app === undefined ? frame : frame?.ownedBy(app);

@@ -5,7 +5,7 @@ import { messages } from '../errors/messages.js';
 import { TestTransactionError } from '../errors/test-transaction.error.js';
 import type { ConnectionWaits } from '../session/connection-wait.js';
 import { Lane } from '../session/lane.js';
-import { rolledBackByServer } from '../session/transaction-dialect.js';
+import { endedTransaction, rolledBackByServer } from '../session/transaction-dialect.js';
 import type { LazySession } from '../session/lazy-session.js';
 import type {
   ConnectionLender,
@@ -55,6 +55,11 @@ export class Lease implements HeldConnection {
   send<T>(call: () => Promise<T>): Promise<T> {
     return this.shared.send(this, call);
   }
+
+  /** Sends at once a statement that is part of one running (a subscriber's, from its events). */
+  inline<T>(call: () => Promise<T>): Promise<T> {
+    return this.shared.inline(call);
+  }
 }
 
 /** A wait for the connection: its condition, what to do once it holds, and if it never will. */
@@ -75,8 +80,10 @@ interface Waiter {
  *   a time, in order;
  * - once the test transaction ended, nothing more runs on it: what waits and what comes later
  *   fails with the `TestTransactionError` of `end()`. So it does once the server rolled the
- *   whole transaction back (MySQL/MariaDB after a deadlock, savepoints included): the connection
- *   is then in autocommit mode, where every statement would commit for real.
+ *   whole transaction back (MySQL/MariaDB after a deadlock, savepoints included), or says a
+ *   statement ended it (MySQL/MariaDB commit it implicitly at DDL and `TRUNCATE`; that statement
+ *   fails too): the connection is then in autocommit mode, where every statement would commit
+ *   for real. A subscriber's statement, sent at once from another's events (`inline()`), counts.
  */
 export class SharedConnection implements ConnectionLender {
   private readonly holders: Lease[] = [];
@@ -97,7 +104,7 @@ export class SharedConnection implements ConnectionLender {
     /** How long a runner of the test body waits for the connection (the module's acquireTimeout), on the app's timer. */
     private readonly bodyWait: { ms: number; waits: ConnectionWaits },
     /** The data source's driver type (`postgres`, `mariadb`...). */
-    private readonly type: string,
+    readonly type: string,
   ) {}
 
   /** Whether a transaction holds the connection or anything waits for it. */
@@ -160,8 +167,38 @@ export class SharedConnection implements ConnectionLender {
       lease === undefined ? this.holders.length === 0 : this.holders.at(-1) === lease;
     return new Promise<T>((resolve, reject) =>
       // The statement takes its place on the wire the moment its turn comes.
-      this.wait(turn, () => this.wire.run(call).then(resolve, this.failed(reject)), reject),
+      this.wait(
+        turn,
+        () => this.wire.run(call).then(this.answered(resolve, reject), this.failed(reject)),
+        reject,
+      ),
     );
+  }
+
+  /**
+   * Sends at once a statement that is part of one running on the connection (a subscriber's,
+   * sent from that statement's query events: queued behind it, it would never run); what the
+   * server says of the transaction is noted as for any other.
+   */
+  inline<T>(call: () => Promise<T>): Promise<T> {
+    if (this.refusal) return Promise.reject(this.refusal());
+    return new Promise<T>((resolve, reject) =>
+      call().then(this.answered(resolve, reject), this.failed(reject)),
+    );
+  }
+
+  /**
+   * Resolves with a statement's result, unless the server says it ended the test's transaction
+   * (MySQL/MariaDB: an implicit commit at DDL): then the test transaction ends, and the
+   * statement fails with the error everything later gets.
+   */
+  private answered<T>(resolve: (value: T) => void, reject: (error: unknown) => void) {
+    return (result: T) => {
+      if (this.refusal || !endedTransaction(this.type, result)) return resolve(result);
+      const name = this.dataSource;
+      this.end(() => new TestTransactionError(messages.testImplicitCommit(name)));
+      reject(this.refusal!());
+    };
   }
 
   /** One of the kit's own statements, in `lease`'s turn. */

@@ -1,4 +1,6 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { QueryRunner } from 'typeorm';
+import { isPostgres } from '../session/transaction-dialect.js';
 import type { Lease, SharedConnection } from './shared-connection.js';
 
 /** QueryRunner members TypeORM keeps read-only that the test runner drives. */
@@ -7,6 +9,11 @@ type Internals = QueryRunner & {
   isReleased: boolean;
   transactionDepth: number;
 };
+
+/** The runner whose statement (and its query events) runs in this async context. */
+const sending = new AsyncLocalStorage<QueryRunner>();
+/** Names the savepoints of subscribers' statements. */
+let parts = 0;
 
 /**
  * Points a plain TypeORM runner of the test body (`dataSource.query()`, `dataSource.manager`,
@@ -21,30 +28,59 @@ export function shareRunner(runner: QueryRunner, shared: SharedConnection): Quer
   const { query, stream } = runner;
   let lease: Lease | undefined;
   const names: string[] = [];
-  /** This runner's statements on the connection right now. */
-  let running = 0;
-  const counted =
-    <T>(call: () => Promise<T>) =>
-    async (): Promise<T> => {
-      running += 1;
-      try {
-        return await call();
-      } finally {
-        running -= 1;
-      }
-    };
-  const send = <T>(call: () => Promise<T>) => shared.send(lease, counted(call));
-  const exec = (sql: string) => send(() => query.call(runner, sql) as Promise<unknown>);
+  const send = <T>(call: () => Promise<T>) => shared.send(lease, call);
+  const exec = (sql: string) =>
+    send(() => sending.run(runner, () => query.call(runner, sql) as Promise<unknown>));
+  /** A statement of a subscriber, sent from the query events of this runner's statement. */
+  const inline = (sql: string, parameters?: unknown[]) =>
+    shared.inline(() => query.call(runner, sql, parameters) as Promise<unknown>);
 
   internals.connect = () => Promise.resolve(shared.raw);
   internals.query = ((...args: Parameters<QueryRunner['query']>) => {
-    const call = () => query.apply(runner, args) as Promise<unknown>;
-    // Sent while one of this runner's statements runs: a subscriber's, from that statement's
-    // events, part of it (queued behind it, or in a savepoint of its own, it would never run).
-    if (running > 0) return call();
-    return lease ? send(call) : alone(shared, counted(call));
+    // Sent from the query events of one of this runner's statements (a subscriber's): part of
+    // that statement (queued behind it, or in a savepoint of its own, it would never run). Only
+    // these: a statement the caller sends while another runs (the driver queues it) waits its turn.
+    if (sending.getStore() === runner) return partOf(args);
+    const call = () => sending.run(runner, () => query.apply(runner, args) as Promise<unknown>);
+    return lease ? send(call) : alone(shared, call);
   }) as QueryRunner['query'];
-  internals.stream = (...args) => send(() => stream.apply(runner, args));
+  /**
+   * A subscriber's statement. On PostgreSQL, when the statement it is part of runs alone (as if
+   * in autocommit), in a savepoint of its own: its failure leaves that statement standing.
+   */
+  const partOf = async (args: Parameters<QueryRunner['query']>): Promise<unknown> => {
+    const run = () => shared.inline(() => query.apply(runner, args) as Promise<unknown>);
+    if (lease || !isPostgres(shared.type)) return run();
+    const name = `ntc_part_${++parts}`;
+    await inline(`SAVEPOINT ${name}`);
+    try {
+      const result = await run();
+      await inline(`RELEASE SAVEPOINT ${name}`);
+      return result;
+    } catch (error) {
+      await inline(`ROLLBACK TO SAVEPOINT ${name}`).catch(() => undefined);
+      throw error;
+    }
+  };
+  // A stream outside the runner's transactions takes the connection like a statement (at most
+  // acquireTimeout: plain TypeORM in a unit waits for that unit), and holds it until it ends.
+  internals.stream = async (...args) => {
+    if (lease) return send(() => stream.apply(runner, args));
+    const own = await shared.lendToBody();
+    try {
+      const opened = await shared.send(own, () => stream.apply(runner, args));
+      let held = true;
+      const free = () => {
+        if (held) own.release();
+        held = false;
+      };
+      for (const event of ['end', 'close', 'error']) opened.once(event, free);
+      return opened;
+    } catch (error) {
+      own.release();
+      throw error;
+    }
+  };
   internals.startTransaction = async () => {
     lease ??= await shared.lendToBody();
     await runner.broadcaster.broadcast('BeforeTransactionStart');

@@ -1,5 +1,6 @@
 import type { INestApplicationContext } from '@nestjs/common';
 import type { DataSource, QueryRunner } from 'typeorm';
+import { contextStorage } from '../context/context-storage.js';
 import { SessionRuntime } from '../context/session-runtime.js';
 import type { ConnectionWaits } from '../session/connection-wait.js';
 import { messages } from '../errors/messages.js';
@@ -71,12 +72,20 @@ export class TestTransaction implements AsyncDisposable {
       throw error;
     }
     runtime.lenders.begin(new Map(held.map(({ name, shared }) => [name, shared])));
+    // From the app's first test on, each session notes the test it was born in (none before).
+    runtime.hooks.testRun ??= () => runtime.lenders.current;
+    const run = runtime.lenders.current;
     for (const { dataSource, shared } of held) {
       const source = dataSource as Replaceable;
       const create = dataSource.createQueryRunner;
       source[CREATE_RUNNER] = create;
-      // An own property of this instance, shadowing the prototype's until rollback().
-      source.createQueryRunner = (mode) => shareRunner(create.call(dataSource, mode), shared);
+      // An own property of this instance, shadowing the prototype's until rollback(). Plain
+      // TypeORM of work an earlier test left running (its unit born there) is refused here.
+      source.createQueryRunner = (mode) => {
+        const runner = create.call(dataSource, mode);
+        const born = contextStorage.getStore()?.ownedBy(runtime)?.routingUnit?.born;
+        return born === undefined || born === run ? shareRunner(runner, shared) : refuse(runner);
+      };
     }
     return new TestTransaction(runtime, held, settleTimeout);
   }
@@ -148,4 +157,14 @@ async function letGo({ pooled, shared }: Held): Promise<void> {
   } catch (error) {
     await pooled.destroy(error as Error);
   }
+}
+
+/** A runner of work an ended test left running: each of its statements fails. */
+function refuse(runner: QueryRunner): QueryRunner {
+  const refused = () => Promise.reject(new TestTransactionError(messages.testEnded()));
+  const internals = runner as QueryRunner & Record<string, unknown>;
+  for (const method of ['connect', 'query', 'stream', 'startTransaction']) {
+    internals[method] = refused;
+  }
+  return runner;
 }

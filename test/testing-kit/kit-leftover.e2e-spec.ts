@@ -1,0 +1,189 @@
+import { Controller, type INestApplication, Post } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import request from 'supertest';
+import { DataSource } from 'typeorm';
+import { SessionContext, SessionFactory, TypeOrmContextModule } from '../../src/index.js';
+import { TestTransaction } from '../../src/testing/index.js';
+import { settle, sleep, within } from '../correctness/support-a.js';
+import { typeormOptions } from '../support/create-app.js';
+import { checkedOut, engines } from '../support/engines.js';
+import { Example } from '../support/example.entity.js';
+
+/** Resolved when a handler began (the request's unit of work exists then). */
+let entered: () => void = () => undefined;
+
+/** Handlers that touch the database only after 150 ms: a test that does not await them ends first. */
+@Controller('leftover')
+class LeftoverController {
+  constructor(
+    private readonly context: SessionContext,
+    private readonly dataSource: DataSource,
+  ) {}
+
+  /** Plain TypeORM in a handler (docs/testing.md: allowed, it waits for the test's connection). */
+  @Post('plain')
+  async plain() {
+    entered();
+    await sleep(150);
+    await this.dataSource.query("INSERT INTO example (text) VALUES ('late plain')");
+    return 'ok';
+  }
+
+  /** The same through the unit's session (the case the fix covers): control. */
+  @Post('session')
+  async session() {
+    entered();
+    await sleep(150);
+    await this.context.session().insert(Example, { text: 'late session' });
+    return 'ok';
+  }
+}
+
+/**
+ * docs/testing.md: "Work that began during a test stays in its transaction after that: a request
+ * ... that goes on after rollback() gets a TestTransactionError at its next statement. It never
+ * runs on the pool, where it would commit for real, into the next test."
+ */
+describe.each(engines)(
+  'testing kit: work a test left running, after rollback() ($name)',
+  (engine) => {
+    let app: INestApplication;
+    let dataSource: DataSource;
+
+    /** Rows of `example` on the pool (outside any test transaction). */
+    const committed = async () =>
+      (
+        (await dataSource.query("SELECT text FROM example WHERE text LIKE 'late%'")) as Array<{
+          text: string;
+        }>
+      ).map((row) => row.text);
+
+    beforeAll(async () => {
+      const moduleRef = await Test.createTestingModule({
+        imports: [
+          TypeOrmModule.forRoot(typeormOptions(engine)),
+          TypeOrmContextModule.forRoot({ acquireTimeout: 500 }),
+          TypeOrmModule.forFeature([Example]),
+        ],
+        controllers: [LeftoverController],
+      }).compile();
+      app = moduleRef.createNestApplication({ logger: false });
+      await app.init();
+      dataSource = app.get(DataSource);
+      await dataSource.query('DELETE FROM example');
+    });
+    afterEach(() => dataSource.query('DELETE FROM example'));
+    afterAll(() => within(app.close(), 'app.close()'));
+
+    async function leftover(path: string) {
+      const tx = await TestTransaction.start(app);
+      const began = new Promise<void>((resolve) => (entered = resolve));
+      // Fired, not awaited: the handler touches the database only after the test rolled back.
+      const response = within(
+        new Promise<number>((resolve) =>
+          request(app.getHttpServer())
+            .post(path)
+            .end((_, res) => resolve(res?.status ?? 0)),
+        ),
+        `POST ${path}`,
+      );
+      await within(began, `POST ${path} reaching its handler`);
+      const rolledBack = await settle(tx.rollback(), 'tx.rollback()');
+      expect(rolledBack.ok).toBe(true);
+      const status = await response;
+      await sleep(50);
+      return { status, committed: await committed(), checkedOut: checkedOut(dataSource) };
+    }
+
+    it('a late statement of the request through its session fails and commits nothing', async () => {
+      const result = await leftover('/leftover/session');
+      expect(result).toEqual({ status: 500, committed: [], checkedOut: 0 });
+    });
+
+    // Expected (docs/testing.md, "never ... into the next test"): the request's plain TypeORM INSERT
+    // began during test 1; while test 2's TestTransaction runs it must fail, not write into test 2.
+    // Before the fix: it runs in test 2's transaction, which sees the row 'late plain' of test 1.
+    it("a late plain TypeORM statement of test 1's request never lands in test 2's transaction", async () => {
+      const tx1 = await TestTransaction.start(app);
+      const began = new Promise<void>((resolve) => (entered = resolve));
+      const response = within(
+        new Promise<number>((resolve) =>
+          request(app.getHttpServer())
+            .post('/leftover/plain')
+            .end((_, res) => resolve(res?.status ?? 0)),
+        ),
+        'POST /leftover/plain',
+      );
+      await within(began, 'POST /leftover/plain reaching its handler');
+      expect((await settle(tx1.rollback(), 'tx1.rollback()')).ok).toBe(true);
+      const tx2 = await TestTransaction.start(app); // the next test
+      try {
+        const status = await response;
+        const seenInTest2 = await committed();
+        expect({ status, seenInTest2 }).toEqual({ status: 500, seenInTest2: [] });
+      } finally {
+        await settle(tx2.rollback(), 'tx2.rollback()');
+      }
+      expect(await committed()).toEqual([]);
+    });
+
+    // A job that test 1's unit of work schedules (setTimeout inside runInNewContext, the unit awaited)
+    // and that writes in a runInNewContext() of its own when the timer fires, while test 2 runs. The
+    // timer callback runs in the async context of test 1's unit (the new unit's outer frame is that
+    // unit's): it is work of test 1 and must never run in test 2 (docs/testing.md: work
+    // born in test 1 never runs in test 2 nor on the pool). Before the fix: the new unit is "born" when the
+    // timer fires, so its write lands in test 2's transaction, which sees the row of test 1's job.
+    it("a timer test 1's unit scheduled writes in runInNewContext() during test 2: not into test 2", async () => {
+      const factory = app.get(SessionFactory);
+      const context = app.get(SessionContext);
+      let job: Promise<unknown> | undefined;
+      const tx1 = await TestTransaction.start(app);
+      await factory.runInNewContext(async () => {
+        await context.session().insert(Example, { text: 'test 1' });
+        setTimeout(() => {
+          job = settle(
+            factory.runInNewContext(() =>
+              context.session().insert(Example, { text: 'late timer' }),
+            ),
+            "the timer's job",
+          );
+        }, 150);
+      });
+      expect((await settle(tx1.rollback(), 'tx1.rollback()')).ok).toBe(true);
+      const tx2 = await TestTransaction.start(app); // the next test
+      try {
+        await sleep(300);
+        await within(job ?? Promise.resolve(), "the timer's job");
+        expect(await committed()).toEqual([]);
+      } finally {
+        await settle(tx2.rollback(), 'tx2.rollback()');
+      }
+      expect(await committed()).toEqual([]);
+    });
+
+    // The same job when no test runs as the timer fires: it must fail, not commit on the pool.
+    // Before the fix: the write commits for real.
+    it("a timer test 1's unit scheduled writes in runInNewContext() after rollback(): never on the pool", async () => {
+      const factory = app.get(SessionFactory);
+      const context = app.get(SessionContext);
+      let job: Promise<unknown> | undefined;
+      const tx1 = await TestTransaction.start(app);
+      await factory.runInNewContext(async () => {
+        await context.session().insert(Example, { text: 'test 1' });
+        setTimeout(() => {
+          job = settle(
+            factory.runInNewContext(() =>
+              context.session().insert(Example, { text: 'late timer' }),
+            ),
+            "the timer's job",
+          );
+        }, 150);
+      });
+      expect((await settle(tx1.rollback(), 'tx1.rollback()')).ok).toBe(true);
+      await sleep(300);
+      await within(job ?? Promise.resolve(), "the timer's job");
+      expect(await committed()).toEqual([]);
+    });
+  },
+);
