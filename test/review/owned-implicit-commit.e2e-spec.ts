@@ -1,0 +1,93 @@
+import { SessionContext, SessionFactory } from '../../src/index.js';
+import { TestTransaction } from '../../src/testing/index.js';
+import { createTestApp, type TestApp } from '../support/create-app.js';
+import { engines } from '../support/engines.js';
+import { Example } from '../support/example.entity.js';
+import { outcome, within } from '../correctness/support-a.js';
+
+/**
+ * Review of 11d21da (MySQL/MariaDB: "after a statement that commits implicitly (DDL, TRUNCATE,
+ * repository.clear()), the session begins a new transaction at once").
+ *
+ * MariaDB commits the open transaction implicitly BEFORE it runs a DDL statement, even when that
+ * statement then fails (checked by hand on 10.11: `START TRANSACTION; INSERT ...; DROP TABLE
+ * missing;` -> ERROR 1051, and the INSERT is committed). The fix only looks at the OK packet of a
+ * statement that succeeded, so after a FAILED DDL the session stays in autocommit mode: every
+ * later statement commits on its own and a rollback of the unit undoes nothing.
+ */
+const mariadb = engines.filter((engine) => engine.name === 'mariadb');
+const MISSING = 'r5_review_no_such_table';
+
+for (const engine of mariadb)
+  describe(`review: implicit commits on MySQL/MariaDB (${engine.name})`, () => {
+    let t: TestApp;
+    let context: SessionContext;
+    let factory: SessionFactory;
+
+    beforeAll(async () => {
+      t = await createTestApp(engine);
+      context = t.app.get(SessionContext);
+      factory = t.app.get(SessionFactory);
+      await t.dataSource.query(`DROP TABLE IF EXISTS ${MISSING}`);
+    });
+    beforeEach(() => t.dataSource.query('DELETE FROM example'));
+    afterAll(() => t.close());
+
+    it('a DDL statement that FAILS (and so commits implicitly) does not leave later statements autocommitting', async () => {
+      // Expected: the server committed 'before_ddl' (nobody can undo that), but 'after_ddl' runs
+      // in a transaction of the unit and is rolled back when the unit fails, exactly as after a
+      // DDL that succeeded (docs/sessions.md "DDL and TRUNCATE on MySQL/MariaDB").
+      const result = await within(
+        outcome(
+          factory.runInNewContext(async () => {
+            const session = context.session();
+            await session.insert(Example, { text: 'before_ddl' });
+            // e.g. a cleanup step that tolerates a table that is already gone
+            await session.query(`DROP TABLE ${MISSING}`).catch(() => undefined);
+            await session.insert(Example, { text: 'after_ddl' });
+            throw new Error('the job fails after the failed DDL');
+          }),
+        ),
+        'runInNewContext()',
+      );
+      expect(result).toMatchObject({ ok: false, message: 'the job fails after the failed DDL' });
+      // Actual: ['after_ddl', 'before_ddl'] - the insert after the failed DDL committed on its own.
+      expect(await t.texts()).toEqual(['before_ddl']);
+      await t.expectClean();
+    });
+
+    it('testing kit: DDL inside a test transaction does not make the rest of the test commit for real', async () => {
+      // Expected (docs/testing.md): "rollback() rolls everything back"; work of the test "never
+      // runs on the pool, where it would commit for real, into the next test" - and after a
+      // deadlock (the other way the server ends the test's transaction) later statements fail
+      // with TestTransactionError. After repository.clear() (TRUNCATE) the server committed the
+      // test's transaction and went on in autocommit mode: what the test writes afterwards must
+      // not survive tx.rollback() (refused, or rolled back), nor leak into the next test.
+      let tx: TestTransaction | undefined = await TestTransaction.start(t.app);
+      try {
+        await within(
+          outcome(
+            factory.runInNewContext(async () => {
+              await context.session().getRepository(Example).clear();
+            }),
+          ),
+          'clear() in the test transaction',
+        );
+        await within(
+          outcome(
+            factory.runInNewContext(async () => {
+              await context.session().insert(Example, { text: 'written_by_the_test' });
+            }),
+          ),
+          'insert in the test transaction',
+        );
+        const ending = tx;
+        tx = undefined;
+        await within(outcome(ending.rollback()), 'tx.rollback()');
+      } finally {
+        if (tx) await tx.rollback().catch(() => undefined);
+      }
+      // Actual: ['written_by_the_test'] - committed for real, visible to the next test.
+      expect(await t.texts()).toEqual([]);
+    });
+  });
