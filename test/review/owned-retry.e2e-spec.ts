@@ -1,0 +1,117 @@
+import { Test } from '@nestjs/testing';
+import { TypeOrmModule, getDataSourceToken } from '@nestjs/typeorm';
+import type { DataSource, EntityManager } from 'typeorm';
+import {
+  Propagation,
+  SessionContext,
+  SessionFactory,
+  TypeOrmContextModule,
+} from '../../src/index.js';
+import { typeormOptions, wrap, type TestApp } from '../support/create-app.js';
+import { type Engine, checkedOut, engines } from '../support/engines.js';
+import { Example } from '../support/example.entity.js';
+import { outcome, within } from '../correctness/support-a.js';
+
+/**
+ * Review of 21ea73c / c087fe0 / a4317f0: "inside a context, REQUIRES_NEW and
+ * sessionFactory.atomic() are a fresh context for EVERY data source ... a block where anything
+ * committed is never re-run (retry)".
+ */
+
+/** A statement the server answers with a serialization failure / deadlock error (retryable). */
+function retryableFailure(engine: Engine): string {
+  return engine.name === 'postgres'
+    ? "DO $$ BEGIN RAISE EXCEPTION 'simulated serialization failure' USING ERRCODE = '40001'; END $$"
+    : "BEGIN NOT ATOMIC SIGNAL SQLSTATE '40001' SET MYSQL_ERRNO = 1213, MESSAGE_TEXT = 'simulated deadlock'; END";
+}
+
+describe.each(engines)('review: owned blocks with two data sources, retry ($name)', (engine) => {
+  let t: TestApp;
+  let analytics: DataSource;
+  let context: SessionContext;
+  let factory: SessionFactory;
+
+  /** Texts of rows written through 'analytics' (same table, marked by an 'a:' prefix). */
+  const analyticsTexts = async () => (await t.texts()).filter((text) => text.startsWith('a:'));
+  const defaultTexts = async () => (await t.texts()).filter((text) => !text.startsWith('a:'));
+
+  beforeAll(async () => {
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        TypeOrmModule.forRoot(typeormOptions(engine)),
+        TypeOrmModule.forRoot(typeormOptions(engine, 10, 'analytics')),
+        TypeOrmContextModule.forRoot({
+          dataSources: ['default', 'analytics'],
+        }),
+      ],
+    }).compile();
+    const app = moduleRef.createNestApplication({ logger: false });
+    await app.init();
+    analytics = app.get(getDataSourceToken('analytics'));
+    context = app.get(SessionContext);
+    factory = app.get(SessionFactory);
+    t = wrap(app, engine, app.get(getDataSourceToken()));
+  });
+  beforeEach(async () => {
+    await t.dataSource.query('DELETE FROM example');
+  });
+  afterEach(async () => {
+    await t.expectClean();
+    expect(checkedOut(analytics)).toBe(0);
+  });
+  afterAll(() => t.close());
+
+  it('a block that committed its analytics session midway (sessionContext.commit) is not re-run', async () => {
+    // Expected: "a block where anything committed is never re-run". The block committed
+    // 'a:midway' through sessionContext.commit('analytics'); when its default session then fails
+    // with a retryable error, the error escapes after one attempt. A re-run would write the
+    // committed analytics row a second time.
+    let attempts = 0;
+    const result = await within(
+      outcome(
+        factory.runInNewContext(() =>
+          factory.atomic(
+            async (manager: EntityManager) => {
+              attempts++;
+              await context.session('analytics').insert(Example, { text: 'a:midway' });
+              await context.commit('analytics');
+              await manager.insert(Example, { text: `default attempt ${attempts}` });
+              if (attempts === 1) await manager.query(retryableFailure(engine));
+            },
+            { retry: 2 },
+          ),
+        ),
+      ),
+      'atomic() with retry',
+    );
+    // Actual: attempts 2, result ok, analytics ['a:midway', 'a:midway'] - run twice.
+    expect({ attempts, ok: result.ok }).toEqual({ attempts: 1, ok: false });
+    expect(await analyticsTexts()).toEqual(['a:midway']);
+  });
+
+  it('a block that committed the default data source midway is not re-run either', async () => {
+    let attempts = 0;
+    const result = await within(
+      outcome(
+        factory.runInNewContext(() =>
+          context.atomic(
+            async (manager: EntityManager) => {
+              attempts++;
+              await manager.insert(Example, { text: 'committed midway' });
+              await context.commit();
+              await context.session('analytics').insert(Example, { text: `a:${attempts}` });
+              if (attempts === 1) {
+                await context.session('analytics').query(retryableFailure(engine));
+              }
+            },
+            { propagation: Propagation.REQUIRES_NEW, retry: 2 },
+          ),
+        ),
+      ),
+      'REQUIRES_NEW with retry',
+    );
+    // Actual: attempts 2, default ['committed midway', 'committed midway'].
+    expect({ attempts, ok: result.ok }).toEqual({ attempts: 1, ok: false });
+    expect(await defaultTexts()).toEqual(['committed midway']);
+  });
+});
