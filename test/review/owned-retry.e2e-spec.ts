@@ -39,9 +39,10 @@ describe.each(engines)('review: owned blocks with two data sources, retry ($name
     const moduleRef = await Test.createTestingModule({
       imports: [
         TypeOrmModule.forRoot(typeormOptions(engine)),
-        TypeOrmModule.forRoot(typeormOptions(engine, 10, 'analytics')),
+        TypeOrmModule.forRoot({ ...typeormOptions(engine, 10, 'analytics'), synchronize: false }),
         TypeOrmContextModule.forRoot({
           dataSources: ['default', 'analytics'],
+          callbackErrors: 'throw',
         }),
       ],
     }).compile();
@@ -113,5 +114,44 @@ describe.each(engines)('review: owned blocks with two data sources, retry ($name
     // Actual: attempts 2, default ['committed midway', 'committed midway'].
     expect({ attempts, ok: result.ok }).toEqual({ attempts: 1, ok: false });
     expect(await defaultTexts()).toEqual(['committed midway']);
+  });
+
+  it('an inner owned block that committed is not re-run by the outer retry when its afterCommit throws a retryable error', async () => {
+    // Expected: the inner block committed; its afterCommit callback then failed with a
+    // serialization failure of its own, so the inner call rejects with CallbackError, whose
+    // message says "the transaction's outcome stands (a commit is not undone)". That is no
+    // serialization failure of the OUTER block's transaction: the outer block must not be re-run
+    // (it would commit the inner block's work a second time); the CallbackError escapes.
+    let callbacks = 0;
+    let attempts = 0;
+    const result = await within(
+      outcome(
+        factory.atomic(
+          async () => {
+            attempts++;
+            await factory.atomic(async (manager: EntityManager) => {
+              await manager.insert(Example, { text: 'inner' });
+              context.afterCommit(() => {
+                callbacks++;
+                if (callbacks === 1) {
+                  throw Object.assign(new Error('serialization failure in a callback'), {
+                    code: '40001',
+                  });
+                }
+              });
+            });
+          },
+          { retry: 2 },
+        ),
+      ),
+      'outer atomic() with retry',
+    );
+    // Actual: attempts 2, ok, rows ['inner', 'inner'] - the committed inner block ran twice.
+    expect({ attempts, ok: result.ok, name: result.ok ? undefined : result.name }).toEqual({
+      attempts: 1,
+      ok: false,
+      name: 'CallbackError',
+    });
+    expect(await defaultTexts()).toEqual(['inner']);
   });
 });
