@@ -90,4 +90,38 @@ for (const engine of mariadb)
       // Actual: ['written_by_the_test'] - committed for real, visible to the next test.
       expect(await t.texts()).toEqual([]);
     });
+
+    it('LOCK TABLES in a session is not silently undone by the START TRANSACTION the session sends after it', async () => {
+      // docs/sessions.md lists LOCK TABLES among the statements that commit implicitly, and the
+      // session "begins a new transaction ... at once". On MySQL/MariaDB START TRANSACTION also
+      // releases the table locks (UNLOCK TABLES), so the lock the code just asked for is gone
+      // before its next line runs, and other connections write to a table it believes it holds
+      // exclusively. Expected: either LOCK TABLES is refused with a clear error, or the lock holds
+      // (another connection cannot write meanwhile) - never a lock silently released.
+      let locked: { ok: boolean } = { ok: false };
+      let other: { ok: boolean } = { ok: false };
+      await within(
+        factory.runInNewContext(async () => {
+          const session = context.session();
+          locked = await outcome(session.query('LOCK TABLES example WRITE'));
+          const runner = t.dataSource.createQueryRunner();
+          try {
+            await runner.query('SET SESSION lock_wait_timeout = 1'); // bounded: 1 s at most
+            other = await outcome(runner.query("INSERT INTO example (text) VALUES ('other')"));
+            await runner.query('SET SESSION lock_wait_timeout = DEFAULT');
+          } finally {
+            await runner.release();
+          }
+          if (locked.ok) await session.query('UNLOCK TABLES').catch(() => undefined);
+        }),
+        'LOCK TABLES in a context',
+        10000,
+      );
+      // Actual: locked ok, other ok - the insert of another connection went through at once.
+      expect({ locked: locked.ok, otherWroteMeanwhile: locked.ok && other.ok }).not.toEqual({
+        locked: true,
+        otherWroteMeanwhile: true,
+      });
+      await t.expectClean();
+    });
   });
