@@ -25,6 +25,8 @@ function retryableFailure(engine: Engine): string {
     : "BEGIN NOT ATOMIC SIGNAL SQLSTATE '40001' SET MYSQL_ERRNO = 1213, MESSAGE_TEXT = 'simulated deadlock'; END";
 }
 
+const failCommitOf: { name?: string } = {};
+
 describe.each(engines)('review: owned blocks with two data sources, retry ($name)', (engine) => {
   let t: TestApp;
   let analytics: DataSource;
@@ -43,6 +45,14 @@ describe.each(engines)('review: owned blocks with two data sources, retry ($name
         TypeOrmContextModule.forRoot({
           dataSources: ['default', 'analytics'],
           callbackErrors: 'throw',
+          // Fails the commit of one data source once, with a serialization failure.
+          beforeCommit: (_manager, name) => {
+            if (failCommitOf.name !== name) return;
+            failCommitOf.name = undefined;
+            throw Object.assign(new Error(`serialization failure at the commit of '${name}'`), {
+              code: '40001',
+            });
+          },
         }),
       ],
     }).compile();
@@ -54,6 +64,7 @@ describe.each(engines)('review: owned blocks with two data sources, retry ($name
     t = wrap(app, engine, app.get(getDataSourceToken()));
   });
   beforeEach(async () => {
+    failCommitOf.name = undefined;
     await t.dataSource.query('DELETE FROM example');
   });
   afterEach(async () => {
@@ -153,5 +164,33 @@ describe.each(engines)('review: owned blocks with two data sources, retry ($name
       name: 'CallbackError',
     });
     expect(await defaultTexts()).toEqual(['inner']);
+  });
+  it('a partly committed inner block is not re-run by the retry of the block around it', async () => {
+    // The inner atomic() wrote to 'default' and 'analytics'; 'default' committed, then the
+    // commit of 'analytics' failed with a serialization failure. The library knows the inner
+    // block partly committed (it does not re-run it itself), yet the error escapes as the raw
+    // serialization failure, so the retry of the block around it re-runs everything, and the
+    // committed 'default' row is written twice. Expected: an error that says the block partly
+    // committed (not retryable), and no re-run: 'inner default' once.
+    let attempts = 0;
+    const result = await within(
+      outcome(
+        factory.atomic(
+          async () => {
+            attempts++;
+            await factory.atomic(async (manager: EntityManager) => {
+              await manager.insert(Example, { text: 'inner default' });
+              await context.session('analytics').insert(Example, { text: 'a:inner' });
+              if (attempts === 1) failCommitOf.name = 'analytics';
+            });
+          },
+          { retry: 2, dataSource: 'analytics' },
+        ),
+      ),
+      'outer atomic() with retry',
+    );
+    // Actual: attempts 2, ok, default ['inner default', 'inner default'].
+    expect({ attempts, ok: result.ok }).toEqual({ attempts: 1, ok: false });
+    expect(await defaultTexts()).toEqual(['inner default']);
   });
 });
