@@ -28,6 +28,8 @@ export class UnitOfWork {
   readonly blocks = new Set<UnitOfWork>();
   /** How many sessions committed while the unit ended (some may have before a later one failed). */
   committed = 0;
+  /** Data sources whose sessions this unit replaced (after close()) had committed something. */
+  private retiredCommits?: Set<string>;
   /** When the unit began (`performance.now()`): a test transaction's work stays in it (see `Lenders`). */
   readonly born = performance.now();
   /**
@@ -100,6 +102,7 @@ export class UnitOfWork {
   session(dataSource: string, create: () => LazySession): LazySession {
     let session = this.sessions.get(dataSource);
     if (session === undefined || session.replaceable) {
+      if (session?.commits) (this.retiredCommits ??= new Set()).add(dataSource);
       session = create();
       this.sessions.set(dataSource, session);
       const armCleanup = this.onFirstSession;
@@ -109,6 +112,16 @@ export class UnitOfWork {
       }
     }
     return session;
+  }
+
+  /**
+   * The data sources of which anything committed in this unit so far: midway
+   * (`sessionContext.commit()`, an implicit commit on MySQL/MariaDB) or when it ended.
+   */
+  committedDataSources(): string[] {
+    const names = new Set(this.retiredCommits);
+    for (const [name, session] of this.sessions) if (session.commits > 0) names.add(name);
+    return [...names];
   }
 
   /** How many connections of `dataSource` this unit's context (its sessions and blocks) holds right now. */

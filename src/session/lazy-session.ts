@@ -39,6 +39,8 @@ export class LazySession {
   private readonly streams = new SessionStreams();
   /** The first error a stream of the session failed with (a response may be reading it). */
   streamFailure?: Error;
+  /** How many of its transactions committed: by a COMMIT, or implicitly (MySQL/MariaDB DDL). */
+  commits = 0;
   /** The transaction work joins now, begun on the server or not yet. */
   private current = new Block();
   private readonly end: SessionEnd;
@@ -278,6 +280,7 @@ export class LazySession {
 
   private async commitNow(): Promise<void> {
     const block = this.take();
+    const open = this.wire.open;
     try {
       if (block.rollbackOnly) {
         await this.wire.rollback(block).catch(this.wire.reportRollback);
@@ -288,6 +291,7 @@ export class LazySession {
       this.ended(block, 'rolled back');
       throw error;
     }
+    if (open) this.commits++;
     this.ended(block, 'committed');
   }
 
