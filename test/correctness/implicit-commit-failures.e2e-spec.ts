@@ -81,6 +81,29 @@ for (const engine of mariadb)
       expect(await t.texts()).toEqual([]);
     });
 
+    it('a block with retry whose DDL committed implicitly is not re-run on a deadlock', async () => {
+      let attempts = 0;
+      const result = await within(
+        outcome(
+          factory.atomic(
+            async (manager: EntityManager) => {
+              attempts++;
+              await manager.insert(Example, { text: `before_ddl ${attempts}` });
+              await manager.query(`DROP TABLE IF EXISTS ${MISSING}`); // commits implicitly
+              await manager.query(
+                "BEGIN NOT ATOMIC SIGNAL SQLSTATE '40001' SET MYSQL_ERRNO = 1213, MESSAGE_TEXT = 'simulated deadlock'; END",
+              );
+            },
+            { retry: 2 },
+          ),
+        ),
+        'atomic() with retry',
+      );
+      expect({ attempts, ok: result.ok }).toEqual({ attempts: 1, ok: false });
+      expect(result).toMatchObject({ name: 'PartlyCommittedError' });
+      expect(await t.texts()).toEqual(['before_ddl 1']);
+    });
+
     it('LOCK TABLES in a session is refused clearly, before it commits anything; another connection is not blocked', async () => {
       // On MySQL/MariaDB LOCK TABLES commits the transaction, and the START TRANSACTION the
       // session sends after it releases the locks: the lock would be gone before the next line.
