@@ -34,6 +34,8 @@ export class UnitOfWork {
    * (see `Lenders`). Its sessions stay in it, also once it ended.
    */
   born?: TestRun;
+  /** Data sources whose sessions this unit replaced (after close()) had committed something. */
+  private retiredCommits?: Set<string>;
   /**
    * How the sessions this unit creates on first use begin, if not plainly: an owned block's options
    * for its data source, its `timeout` for the others.
@@ -158,6 +160,7 @@ export class UnitOfWork {
   session(dataSource: string, create: () => LazySession): LazySession {
     let session = this.sessions.get(dataSource);
     if (session === undefined || session.replaceable) {
+      if (session?.commits) (this.retiredCommits ??= new Set()).add(dataSource);
       session = create();
       this.sessions.set(dataSource, session);
       const armCleanup = this.onFirstSession;
@@ -167,6 +170,16 @@ export class UnitOfWork {
       }
     }
     return session;
+  }
+
+  /**
+   * The data sources of which anything committed in this unit so far: midway
+   * (`sessionContext.commit()`, an implicit commit on MySQL/MariaDB) or when it ended.
+   */
+  committedDataSources(): string[] {
+    const names = new Set(this.retiredCommits);
+    for (const [name, session] of this.sessions) if (session.commits > 0) names.add(name);
+    return [...names];
   }
 
   /** How many connections of `dataSource` this unit's context (its sessions and blocks) holds right now. */

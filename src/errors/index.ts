@@ -5,6 +5,7 @@ export * from './connection-lost.error.js';
 export * from './invalid-option.error.js';
 export * from './module-not-initialized.error.js';
 export * from './no-session-context.error.js';
+export * from './partly-committed.error.js';
 export * from './replica-unavailable.error.js';
 export * from './replica-write.error.js';
 export * from './rollback-only.error.js';

@@ -24,6 +24,19 @@ export const messages = {
     'database may have committed the transaction or not, and this connection cannot tell. Make ' +
     'the work safe to repeat (an idempotency key, a unique constraint) before retrying it, or ' +
     "check whether its rows exist; the cause is the driver's error.",
+  partlyCommitted: (committed: readonly string[], block: string | undefined) =>
+    `${block ?? 'A block that owns its transactions'} failed after part of its work had committed ` +
+    `(data source ${committed.map((name) => `'${name}'`).join(', ')}): a commit is not undone, ` +
+    'the rest was rolled back. It is not run again, by its retry or by one around it, since that ' +
+    'would commit the committed part twice; the cause is the failure. Write to one data source ' +
+    'per block (or commit nothing midway) to make it retryable, or make the work safe to repeat ' +
+    '(an idempotency key, a unique constraint) before retrying it yourself.',
+  lockTables: (dataSource: string) =>
+    `LOCK TABLES cannot run inside a session's transaction on MySQL/MariaDB (data source ` +
+    `'${dataSource}'): it commits the transaction, and the START TRANSACTION that the session ` +
+    "then sends releases the locks. Use SELECT ... FOR UPDATE (TypeORM's pessimistic_write " +
+    'lock), or run it outside any session, on a QueryRunner of your own ' +
+    '(dataSource.createQueryRunner()).',
   blockEnded: (dataSource: string) =>
     `A stream of data source '${dataSource}' was still open when the NESTED block (or ` +
     'manager.transaction() callback) it was opened in ended, so it was destroyed: the savepoint ' +
@@ -173,7 +186,7 @@ export const messages = {
     "transactions to replicas (readReplicas: 'readOnly') is PostgreSQL-only. Set readReplicas: " +
     "'off' (every transaction on the primary, as before), or leave the option out.",
   implicitCommit: (dataSource: string) =>
-    `A statement of data source '${dataSource}' (DDL, TRUNCATE, repository.clear(), LOCK TABLES...) ` +
+    `A statement of data source '${dataSource}' (DDL, TRUNCATE, repository.clear()...) ` +
     'made MySQL/MariaDB commit the open transaction implicitly: the work before it is committed ' +
     'and can no longer be rolled back. The session began a new transaction for what follows. Run ' +
     'such statements outside a transaction (Propagation.NOT_SUPPORTED, or in a migration).',

@@ -42,6 +42,8 @@ export class LazySession {
    * with: a response may be reading it. Cleared when that transaction ends.
    */
   streamFailure?: Error;
+  /** How many of its transactions committed: by a COMMIT, or implicitly (MySQL/MariaDB DDL). */
+  commits = 0;
   /** The transaction work joins now, begun on the server or not yet. */
   private current = new Block();
   /** The transaction being committed now, if any (see `abandonCommit()`). */
@@ -295,6 +297,7 @@ export class LazySession {
   private async commitNow(): Promise<void> {
     const block = this.take();
     this.committing = block;
+    const open = this.wire.open;
     try {
       if (block.rollbackOnly) {
         await this.wire.rollback(block).catch(this.wire.reportRollback);
@@ -307,6 +310,7 @@ export class LazySession {
       throw error;
     }
     this.committing = undefined;
+    if (open) this.commits++;
     this.ended(block, 'committed');
   }
 

@@ -7,6 +7,7 @@ import { ConnectionLostError } from '../errors/connection-lost.error.js';
 import { messages } from '../errors/messages.js';
 import { ModuleNotInitializedError } from '../errors/module-not-initialized.error.js';
 import { TransactionAbortedError } from '../errors/transaction-aborted.error.js';
+import { TransactionNotAllowedError } from '../errors/transaction-not-allowed.error.js';
 import type { IsolationLevel } from '../interfaces/transaction-options.interface.js';
 import { DEFAULT_ACQUIRE_TIMEOUT } from '../typeorm-context.options.js';
 import type { Block } from './block.js';
@@ -30,6 +31,12 @@ import {
   poolSize,
   rolledBackByServer,
 } from './transaction-dialect.js';
+
+/** MySQL/MariaDB `LOCK TABLES`: refused in a session (see `messages.lockTables`). */
+const LOCK_TABLES = /^\s*lock\s+tables?\s/i;
+/** Statements that may commit implicitly on MySQL/MariaDB (DDL and a few others), even if they fail. */
+const MAY_COMMIT =
+  /^\s*(?:create|alter|drop|truncate|rename|unlock|grant|revoke|analyze|optimize|repair|flush|install|uninstall|cache|load\s+index)\s/i;
 
 /**
  * The statements of one session's transactions, in the order TypeORM itself sends them: take a
@@ -155,8 +162,16 @@ export class TransactionWire {
         ? writeOnReplica(args[0], this.name, this.request.label)
         : undefined);
     if (refusal) return Promise.reject(refusal);
+    if (!this.endsOnItsOwn) return this.asStep(lane, block, () => this.connection.query(args));
+    const sql = args[0];
+    if (LOCK_TABLES.test(sql)) {
+      return Promise.reject(new TransactionNotAllowedError(messages.lockTables(this.name)));
+    }
     const sent = this.asStep(lane, block, () => this.connection.query(args));
-    return this.endsOnItsOwn ? sent.then(this.beginAgainIfEnded) : sent;
+    // A DDL statement commits before it runs: even when it then fails, the transaction is over.
+    return MAY_COMMIT.test(sql)
+      ? sent.then(this.beginAgainIfEnded, this.beginAgainAfterFailure)
+      : sent.then(this.beginAgainIfEnded);
   }
 
   /**
@@ -170,9 +185,26 @@ export class TransactionWire {
       return result;
     }
     logger.warn(messages.implicitCommit(this.name));
+    this.session.commits++;
     // Straight on the connection: the statement that ended the transaction still holds its lane.
     for (const sql of this.beginSql) await this.connection.exec(sql);
     return result;
+  };
+
+  /**
+   * After a statement that may commit implicitly failed: asks the server (`DO 0`, whose answer
+   * carries the transaction status) whether the transaction is still open, and begins a new one
+   * if it is not. Rethrows the statement's error.
+   */
+  private readonly beginAgainAfterFailure = async (error: unknown): Promise<never> => {
+    if (this.open && this.connection.held && !this.connection.statements) {
+      try {
+        await this.beginAgainIfEnded(await this.connection.exec('DO 0'));
+      } catch {
+        // The connection failed too: the statement's own error says what happened.
+      }
+    }
+    throw error;
   };
 
   /** A user's stream in `block`, refused like a statement. */

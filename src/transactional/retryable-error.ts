@@ -1,3 +1,6 @@
+import { CallbackError } from '../errors/callback.error.js';
+import { PartlyCommittedError } from '../errors/partly-committed.error.js';
+
 /** PostgreSQL SQLSTATEs and MySQL/MariaDB error numbers worth re-running a transaction for. */
 const RETRYABLE_CODES = new Set(['40001', '40P01', 'ER_LOCK_DEADLOCK']);
 const RETRYABLE_ERRNOS = new Set([1213]);
@@ -15,10 +18,14 @@ function driverErrors(error: unknown): Array<{ code?: unknown; errno?: unknown }
 
 /**
  * Whether `error` is a serialization failure or a deadlock, possibly wrapped by TypeORM or by a
- * `TransactionAbortedError` (a caught deadlock that the server answered by rolling back).
+ * `TransactionAbortedError` (a caught deadlock that the server answered by rolling back). Never
+ * a `CallbackError` or `PartlyCommittedError`, whatever their cause: their commit stands.
  */
 export function isRetryableError(error: unknown): boolean {
-  return driverErrors(error).some(
+  const chain = driverErrors(error);
+  if (chain.some((link) => link instanceof CallbackError || link instanceof PartlyCommittedError))
+    return false;
+  return chain.some(
     (driver) =>
       RETRYABLE_CODES.has(String(driver.code)) || RETRYABLE_ERRNOS.has(Number(driver.errno)),
   );

@@ -6,6 +6,8 @@ import type { SessionRuntime } from '../context/session-runtime.js';
 import { UnitOfWork } from '../context/unit-of-work.js';
 import { LazySession } from '../session/lazy-session.js';
 import { messages } from '../errors/messages.js';
+import { CallbackError } from '../errors/callback.error.js';
+import { PartlyCommittedError } from '../errors/partly-committed.error.js';
 import { SessionContextEndedError } from '../errors/session-context-ended.error.js';
 import { TransactionNotAllowedError } from '../errors/transaction-not-allowed.error.js';
 import { TransactionRequiredError } from '../errors/transaction-required.error.js';
@@ -221,18 +223,49 @@ export class TransactionRunner {
     // Inside a context, the block opens in the frame current here: another app's frame around it
     // (A's block called from B's code in A's context) stays B's code's context inside the block.
     const around = outer ? foreign : foreign?.unit && foreign;
-    return contextStorage.run(ContextFrame.forUnit(unit, around), () =>
-      this.settle(
-        () => fn(session.manager),
-        target,
-        options,
-        (commit) =>
-          unit.end(commit).catch((error: unknown) => {
-            outcome.committed = unit.committed > 0;
-            throw error;
-          }),
-      ),
-    );
+    let atCommit = false;
+    return contextStorage
+      .run(ContextFrame.forUnit(unit, around), () =>
+        this.settle(
+          () => fn(session.manager),
+          target,
+          options,
+          (commit) =>
+            unit.end(commit).catch((error: unknown) => {
+              atCommit = commit;
+              throw error;
+            }),
+        ),
+      )
+      .catch((error: unknown) => {
+        throw this.failedAfterCommit(unit, options, error, atCommit, outcome);
+      });
+  }
+
+  /**
+   * The error an owned block that failed rejects with. Once anything of it committed (midway, or
+   * one data source before the next one's COMMIT failed) it is never re-run; a failure at its
+   * COMMIT, or one that would make a block around it re-run it, becomes `PartlyCommittedError`.
+   * A `CallbackError` (everything committed, then a callback failed) stays as it is.
+   */
+  private failedAfterCommit(
+    unit: UnitOfWork,
+    options: ResolvedTransactionOptions,
+    error: unknown,
+    atCommit: boolean,
+    outcome: { committed: boolean },
+  ): unknown {
+    if (error instanceof CallbackError || error instanceof PartlyCommittedError) {
+      outcome.committed = true;
+      return error;
+    }
+    const committed = unit.committedDataSources();
+    if (committed.length === 0) return error;
+    outcome.committed = true;
+    if (!atCommit && !isRetryableError(error)) return error;
+    return new PartlyCommittedError(messages.partlyCommitted(committed, options.label), {
+      cause: error,
+    });
   }
 
   /** Runs `work`, then ends the transaction: commit on success, roll back on failure. */

@@ -75,7 +75,7 @@ describe.each(engines.filter((engine) => engine.name === 'postgres'))(
       await closeApp(t, engine);
     });
 
-    it("@Transactional({ retry }) whose second data source's COMMIT fails after the first committed: runs once, rejects with the commit's error", async () => {
+    it("@Transactional({ retry }) whose second data source's COMMIT fails after the first committed: runs once, rejects with PartlyCommittedError", async () => {
       const writer = t.app.get(TwoDatabaseWriter);
       const failure = await within(
         HANG_MS,
@@ -92,9 +92,16 @@ describe.each(engines.filter((engine) => engine.name === 'postgres'))(
         'SELECT count(*) AS n FROM audit_log',
       );
       expect(Number(audit[0]?.n)).toBe(0);
+      // The block partly committed: PartlyCommittedError, the COMMIT's error as its cause.
       expect(failure).toMatchObject({
-        message: expect.stringMatching(/conflict/),
-        driverError: expect.objectContaining({ code: '40001' }),
+        name: 'PartlyCommittedError',
+        message: expect.stringMatching(
+          /^TwoDatabaseWriter\.write\(\) failed after part .*'default'/,
+        ),
+        cause: expect.objectContaining({
+          message: expect.stringMatching(/conflict/),
+          driverError: expect.objectContaining({ code: '40001' }),
+        }),
       });
     });
   },
