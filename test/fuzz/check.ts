@@ -7,21 +7,41 @@
  * the user's own.
  */
 import { appendFileSync } from 'node:fs';
-import { QueryFailedError } from 'typeorm';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type DataSource, QueryFailedError } from 'typeorm';
 import { TypeOrmContextError } from '../../src/index.js';
 import { TestTransaction } from '../../src/testing/index.js';
 import { type Engine, checkedOut, idleInTransaction } from '../support/engines.js';
-import { type FuzzApp, HttpFailure, type Row, UserError } from './fuzz-app.js';
-import { type Program, demand, judge } from './model.js';
+import type { FuzzApp } from './fuzz-app.js';
+import { HttpFailure, type Row, UserError } from './interpreter.js';
+import { type Program, type Report, type Verdict, demand, judge } from './model.js';
 
 /** How long one program may take before it counts as hung. */
 const BOUND_MS = 20_000;
 
 /** Errors the environment may cause (a full pool), rather than the program. */
-const ENVIRONMENTAL = new Set(['ConnectionAcquireTimeoutError']);
+const POOL = new Set(['ConnectionAcquireTimeoutError']);
+
+/** ... and a killed server connection. */
+const KILLED = new Set([...POOL, 'ConnectionLostError', 'CommitOutcomeUnknownError']);
+
+/** Kills the `victim`-th server connection of the app's database (by id) from `admin`. */
+async function kill(engine: Engine, admin: DataSource, victim: number): Promise<void> {
+  const ids: Array<{ id: number | string }> = await admin.query(
+    engine.name === 'postgres'
+      ? `SELECT pid AS id FROM pg_stat_activity WHERE datname = current_database()
+           AND pid <> pg_backend_pid() AND backend_type = 'client backend' ORDER BY pid`
+      : 'SELECT id FROM information_schema.processlist WHERE db = DATABASE() AND id <> CONNECTION_ID() ORDER BY id',
+  );
+  if (ids.length === 0) return;
+  const id = Number(ids[victim % ids.length]!.id);
+  await (engine.name === 'postgres'
+    ? admin.query('SELECT pg_terminate_backend($1)', [id])
+    : admin.query(`KILL ${id}`).catch(() => undefined)); // it may have ended meanwhile
+}
 
 /** Rejects with `what` when `work` has not settled within `ms`. */
-async function bounded<T>(work: Promise<T>, what: string, ms: number): Promise<T> {
+export async function bounded<T>(work: Promise<T>, what: string, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const hung = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`hung: ${what} did not settle within ${ms} ms`)), ms);
@@ -46,9 +66,13 @@ async function clean(engine: Engine, fuzz: FuzzApp): Promise<string | undefined>
   }
 }
 
-/** The rows of the table. */
-async function readRows(fuzz: FuzzApp): Promise<Row[]> {
-  return fuzz.dataSource.query('SELECT tag, txid, backend, in_tx FROM fuzz_row');
+/** The rows of the table, read through `source` within a bound. */
+function readRows(source: DataSource): Promise<Row[]> {
+  return bounded(
+    source.query('SELECT tag, txid, backend, in_tx FROM fuzz_row'),
+    'reading the table',
+    BOUND_MS,
+  );
 }
 
 /** Whether an error is one a program may see: the library's, the user's, or the bad statement's. */
@@ -66,16 +90,43 @@ function allowedError(error: unknown): boolean {
   return false;
 }
 
+/**
+ * The model's verdict. A scope that reported `CommitOutcomeUnknownError` (its connection died
+ * during COMMIT) may have committed or not: the verdict is the one of those readings whose rows
+ * match the table, so its rows must be all there or all absent.
+ */
+function verdictFor(program: Program, recorder: Report, rows: Row[]): Verdict {
+  const unknown = [...recorder.outcomes]
+    .filter(([, outcome]) => outcome === 'CommitOutcomeUnknownError')
+    .map(([key]) => key)
+    .slice(0, 4);
+  const tags = new Set(rows.map((row) => row.tag));
+  let first: Verdict | undefined;
+  for (let mask = 0; mask < 1 << unknown.length; mask++) {
+    const outcomes = new Map(recorder.outcomes);
+    unknown.forEach((key, i) => {
+      if (mask & (1 << i)) outcomes.set(key, 'ok');
+    });
+    const verdict = judge(program, { ...recorder, outcomes });
+    first ??= verdict;
+    const expected = new Set(verdict.rows.map((row) => row.tag));
+    if (expected.size === tags.size && [...expected].every((tag) => tags.has(tag))) return verdict;
+  }
+  return first!;
+}
+
 /** Compares the rows with the model; returns the problems found. */
 function compare(engine: Engine, program: Program, fuzz: FuzzApp, rows: Row[]): string[] {
   const { recorder } = fuzz.interpreter;
-  const verdict = judge(program, recorder);
+  const verdict = verdictFor(program, recorder, rows);
   const problems: string[] = [];
   const expected = new Map(verdict.rows.map((row) => [row.tag, row.tx]));
   const actual = new Map(rows.map((row) => [row.tag, row]));
   for (const tag of expected.keys()) if (!actual.has(tag)) problems.push(`row ${tag} missing`);
   for (const tag of actual.keys())
     if (!expected.has(tag)) problems.push(`row ${tag} present but must not be`);
+  for (const [tag, outcome] of recorder.late)
+    if (outcome === 'ok') problems.push(`${tag}: work that outlived its context wrote a row`);
 
   // Each transaction's rows: one transaction id and one connection, shared with no other.
   const groups = new Map<string, Row[]>();
@@ -99,6 +150,7 @@ function compare(engine: Engine, program: Program, fuzz: FuzzApp, rows: Row[]): 
   }
 
   // Outcomes: what each unit and block reported against what the model predicts.
+  const ENVIRONMENTAL = program.kill ? KILLED : POOL;
   const contended =
     program.kit || program.units.reduce((sum, unit) => sum + demand(unit), 0) > program.pool;
   const disturbed = new Set<number>();
@@ -115,10 +167,12 @@ function compare(engine: Engine, program: Program, fuzz: FuzzApp, rows: Row[]): 
     const u = Number(/^u(\d+)/.exec(key)![1]);
     if (predicted === 'fail' && outcome === 'ok') problems.push(`${key} succeeded but must fail`);
     if (predicted === 'ok' && outcome !== 'ok') {
-      if (!(contended && disturbed.has(u))) problems.push(`${key} failed with ${outcome}`);
+      if (!((contended || program.kill) && disturbed.has(u)))
+        problems.push(`${key} failed with ${outcome}`);
     }
   }
-  if (disturbed.size > 0 && !contended) problems.push('a pool timeout although the pool suffices');
+  if (disturbed.size > 0 && !contended && !program.kill)
+    problems.push('a pool timeout although the pool suffices');
   for (const [tag, ran] of verdict.callbacksRun) {
     const outcome = recorder.callbacks.get(tag);
     if (ran && outcome === undefined) problems.push(`afterCommit ${tag} did not run`);
@@ -136,7 +190,12 @@ function compare(engine: Engine, program: Program, fuzz: FuzzApp, rows: Row[]): 
 }
 
 /** Runs `program` on `fuzz` and throws a description of every broken invariant. */
-export async function runProgram(engine: Engine, fuzz: FuzzApp, program: Program): Promise<void> {
+export async function runProgram(
+  engine: Engine,
+  fuzz: FuzzApp,
+  program: Program,
+  admin: DataSource,
+): Promise<void> {
   const { interpreter } = fuzz;
   if (process.env.FUZZ_LOG)
     appendFileSync(process.env.FUZZ_LOG, `${engine.name} ${JSON.stringify(program)}\n`);
@@ -147,23 +206,29 @@ export async function runProgram(engine: Engine, fuzz: FuzzApp, program: Program
   const problems: string[] = [];
   let tx: TestTransaction | undefined;
   try {
-    const stray = await readRows(fuzz);
+    const stray = await readRows(admin);
     if (stray.length > 0)
       problems.push(
         `rows written after their program ended: ${stray.map((row) => row.tag).join(', ')}`,
       );
     if (program.kit) tx = await TestTransaction.start(fuzz.app);
+    const { kill: killing } = program;
     await bounded(
-      Promise.all(program.units.map((_, u) => interpreter.runUnit(u, () => fuzz.post(u)))),
+      Promise.all([
+        ...program.units.map((_, u) => interpreter.runUnit(u, () => fuzz.post(u))),
+        killing && sleep(killing.afterMs).then(() => kill(engine, admin, killing.victim)),
+      ]),
       'the program',
       BOUND_MS,
     );
-    problems.push(...compare(engine, program, fuzz, await readRows(fuzz)));
+    await bounded(Promise.all(interpreter.recorder.pending), 'work after its context', BOUND_MS);
+    // Under the kit the app's own DataSource sees the test's transaction; else a fresh connection.
+    problems.push(...compare(engine, program, fuzz, await readRows(tx ? fuzz.dataSource : admin)));
     if (tx) {
       const kit = tx;
       tx = undefined;
       await bounded(kit.rollback(), 'tx.rollback()', BOUND_MS);
-      const left = await readRows(fuzz);
+      const left = await readRows(admin);
       if (left.length > 0) problems.push(`after tx.rollback() ${left.length} row(s) remain`);
     }
     const dirty = await clean(engine, fuzz);
@@ -175,10 +240,11 @@ export async function runProgram(engine: Engine, fuzz: FuzzApp, program: Program
       );
   } catch (error) {
     problems.push(`${(error as Error).name}: ${(error as Error).message}`);
+    fuzz.broken = true; // a hung program leaves work behind: the next program gets a fresh app
   } finally {
     process.off('unhandledRejection', onUnhandled);
-    if (tx) await tx.rollback().catch(() => undefined);
-    await fuzz.dataSource.query('DELETE FROM fuzz_row').catch(() => undefined);
+    if (tx) await bounded(tx.rollback(), 'tx.rollback()', 5000).catch(() => undefined);
+    await bounded(admin.query('DELETE FROM fuzz_row'), 'DELETE', BOUND_MS).catch(() => undefined);
   }
   if (problems.length > 0) {
     const outcomes = [...interpreter.recorder.outcomes].map(([k, v]) => `${k}=${v}`).join(' ');

@@ -5,10 +5,13 @@
  * `npm run fuzz -- --runs 500` runs more; `npm run fuzz -- --seed <seed> --path <path>` replays.
  */
 import fc from 'fast-check';
+import { DataSource } from 'typeorm';
 import { type Engine, engines } from '../support/engines.js';
-import { runProgram } from './check.js';
-import { type FuzzApp, createFuzzApp, tableSql } from './fuzz-app.js';
-import { type Program, pendingFixes, programArb } from './model.js';
+import { bounded, runProgram } from './check.js';
+import { type FuzzApp, createFuzzApp } from './fuzz-app.js';
+import { tableSql } from './interpreter.js';
+import { pendingFixes, programArb } from './generator.js';
+import type { Program } from './model.js';
 import { regressions } from './regressions.js';
 
 const runs = Number(process.env.FUZZ_RUNS ?? 40);
@@ -26,9 +29,15 @@ describe.each(engines)('randomized model-based test on $name', (engine: Engine) 
   /** The app of a pool size, created on first use (the table with the first one). */
   async function appFor(pool: number): Promise<FuzzApp> {
     let fuzz = apps.get(pool);
+    if (fuzz?.broken) {
+      await bounded(fuzz.app.close(), 'closing a broken app', 5000).catch(() => undefined);
+      apps.delete(pool);
+      fuzz = undefined;
+    }
     if (!fuzz) {
       if (pendingFixes.includes('two-apps')) {
-        for (const other of apps.values()) await other.app.close();
+        for (const other of apps.values())
+          await bounded(other.app.close(), 'closing an app', 5000).catch(() => undefined);
         apps.clear();
       }
       fuzz = await createFuzzApp(engine, pool);
@@ -39,15 +48,22 @@ describe.each(engines)('randomized model-based test on $name', (engine: Engine) 
     return fuzz;
   }
 
-  beforeAll(() => appFor(3));
+  /** A connection of its own, to kill the app's connections from. */
+  let admin: DataSource;
+
+  beforeAll(async () => {
+    admin = await new DataSource({ ...engine.options, poolSize: 1 }).initialize();
+    await appFor(3);
+  });
   afterAll(async () => {
     for (const fuzz of apps.values()) await fuzz.app.close();
+    await admin.destroy();
   });
 
   it(`${runs} random programs keep every invariant (seed ${seed})`, async () => {
     await fc.assert(
       fc.asyncProperty(programArb({ engine: engine.name }), async (program) =>
-        runProgram(engine, await appFor(program.pool), program),
+        runProgram(engine, await appFor(program.pool), program, admin),
       ),
       { seed, numRuns: runs, path, endOnFailure: process.env.FUZZ_SHRINK === '0' },
     );
@@ -58,7 +74,7 @@ describe.each(engines)('randomized model-based test on $name', (engine: Engine) 
   );
   for (const { name, program } of mine) {
     it(`replays the program that once found: ${name}`, async () => {
-      await runProgram(engine, await appFor(program.pool), program);
+      await runProgram(engine, await appFor(program.pool), program, admin);
     }, 60_000);
   }
 
@@ -69,7 +85,7 @@ describe.each(engines)('randomized model-based test on $name', (engine: Engine) 
     it(`replays FUZZ_PROGRAM ${replays} time(s)`, async () => {
       for (let i = 0; i < replays; i++)
         for (const program of programs)
-          await runProgram(engine, await appFor(program.pool), program);
+          await runProgram(engine, await appFor(program.pool), program, admin);
     }, 3_600_000);
   }
 });

@@ -7,7 +7,6 @@
  * the unit and the statement's place in the program, so the model can say which rows must exist
  * given what each unit and block reported, and what each of them should have reported.
  */
-import fc from 'fast-check';
 
 /** One statement or block of a unit's body. Throwing steps (`throw`, `bad`) end their body. */
 export type Step =
@@ -27,6 +26,12 @@ export type Step =
   | { t: 'afterCommit'; throws: boolean }
   /** `sessionContext.commit()` (top level of request and runInNewContext units only). */
   | { t: 'commit' }
+  /** `sessionContext.rollback()`: undoes the transaction so far and clears its rollback-only mark (same places). */
+  | { t: 'rollback' }
+  /** A query-builder stream of `n` rows whose 'data' events each write a row on the session. */
+  | { t: 'stream'; n: number }
+  /** Work that outlives its context: after the unit ended it writes through `session()` or a kept manager. */
+  | { t: 'late'; how: 'session' | 'manager' }
   /** A row that makes `beforeCommit` throw, or (PostgreSQL) a row whose deferred constraint fails at COMMIT. */
   | { t: 'arm'; hook: 'beforeCommit' | 'deferred' }
   /** Throws the user's own error. */
@@ -57,157 +62,10 @@ export interface Program {
   pool: number;
   /** Runs the program inside `TestTransaction.start(app)` ... `tx.rollback()`. */
   kit: boolean;
+  /** Kills the server connection of rank `victim` (by id, any of the app's) `afterMs` into the program. */
+  kill?: { afterMs: number; victim: number };
   units: Unit[];
 }
-
-/**
- * What the test leaves out until the fix of a bug it found is merged (remove an entry to re-enable):
- * - `two-apps`: `@Transactional()` reaches the runtime of the app initialized last
- *   (`SessionRuntime.active`), so a decorated REQUIRES_NEW method of one app writes through another
- *   app's pool (outside its TestTransaction). While pending, one fuzz app is live at a time.
- */
-export const pendingFixes: string[] = ['two-apps'];
-
-/** What the generator may produce for an engine. */
-export interface GenOptions {
-  engine: 'postgres' | 'mariadb';
-}
-
-const via = fc.constantFrom<Via>('atomic', 'decorator');
-
-/** A body: a few steps, maybe ending with a throwing step. */
-function bodyArb(
-  depth: number,
-  where: 'top' | 'block',
-  kit: boolean,
-  options: GenOptions,
-): fc.Arbitrary<Step[]> {
-  const inner =
-    depth > 0 ? bodyArb(depth - 1, 'block', kit, options) : fc.constant<Step[]>([{ t: 'insert' }]);
-  const plain: Array<fc.Arbitrary<Step>> = [
-    fc.constant<Step>({ t: 'insert' }),
-    fc.integer({ min: 2, max: 3 }).map((n): Step => ({ t: 'parallel', n })),
-    fc.record({ t: fc.constant('nested' as const), via, body: inner }),
-    fc
-      .array(inner, { minLength: 2, maxLength: 2 })
-      .map((blocks): Step => ({ t: 'nestedAll', blocks })),
-    fc.record({ t: fc.constant('requiresNew' as const), via, body: inner }),
-    // A failed statement escaping a joined block leaves PostgreSQL's transaction aborted, so every
-    // later statement of the caller fails too: a joined block fails by throwing instead.
-    fc.record({ t: fc.constant('required' as const), body: inner.map(noBadEnd) }),
-  ];
-  // Under the kit a callback that writes from inside a REQUIRES_NEW block waits for the connection
-  // its own unit holds (documented: it fails after acquireTimeout); keep callbacks at the top there.
-  if (where === 'top' || !kit)
-    plain.push(fc.record({ t: fc.constant('afterCommit' as const), throws: fc.boolean() }));
-  if (where === 'top') plain.push(fc.constant<Step>({ t: 'commit' }));
-  const ending: Array<fc.Arbitrary<Step[]>> = [
-    fc.constant([]),
-    fc.constant<Step[]>([{ t: 'throw' }]),
-    fc.constant<Step[]>([{ t: 'bad' }]),
-  ];
-  if (where === 'top') {
-    ending.push(fc.constant<Step[]>([{ t: 'arm', hook: 'beforeCommit' }]));
-    if (options.engine === 'postgres' && !kit)
-      ending.push(fc.constant<Step[]>([{ t: 'arm', hook: 'deferred' }]));
-  }
-  return fc
-    .tuple(
-      fc.array(fc.oneof(...plain), { minLength: 1, maxLength: where === 'top' ? 4 : 2 }),
-      fc.oneof(
-        { weight: 3, arbitrary: ending[0]! },
-        ...ending.slice(1).map((arbitrary) => ({ weight: 1, arbitrary })),
-      ),
-    )
-    .map(([steps, end]) => [...steps, ...end]);
-}
-
-/** The body with a final `bad` step turned into a `throw`. */
-const noBadEnd = (body: Step[]): Step[] =>
-  body.at(-1)?.t === 'bad' ? [...body.slice(0, -1), { t: 'throw' }] : body;
-
-/** A unit of any kind. */
-function unitArb(kit: boolean, options: GenOptions): fc.Arbitrary<Unit> {
-  const top = bodyArb(2, 'top', kit, options);
-  const noCommit = top
-    .map((body) => body.filter((step) => step.t !== 'commit'))
-    .filter((body) => body.length > 0);
-  const failBegin = fc.oneof(
-    { weight: 5, arbitrary: fc.constant(false) },
-    { weight: 1, arbitrary: fc.constant(true) },
-  );
-  return fc.oneof(
-    fc.record({
-      kind: fc.constantFrom('http' as const, 'newContext' as const),
-      body: top,
-      failBegin,
-    }),
-    fc.record({ kind: fc.constant('factoryAtomic' as const), body: noCommit, failBegin }),
-    fc.record({
-      kind: fc.constant('transactional' as const),
-      propagation: fc.constantFrom('REQUIRED' as const, 'REQUIRES_NEW' as const, 'NESTED' as const),
-      body: noCommit,
-      failBegin,
-    }),
-    fc.record({
-      kind: fc.constant('open' as const),
-      ops: fc.array(
-        fc.constantFrom<OpenOp>('insert', 'insert', 'parallel', 'commit', 'rollback', 'throw'),
-        { minLength: 1, maxLength: 5 },
-      ),
-    }),
-  );
-}
-
-/** Programs for one engine. */
-export function programArb(options: GenOptions): fc.Arbitrary<Program> {
-  return fc
-    .record({
-      pool: fc.integer({ min: 1, max: 3 }),
-      kit: fc.oneof(
-        { weight: 4, arbitrary: fc.constant(false) },
-        { weight: 1, arbitrary: fc.constant(true) },
-      ),
-    })
-    .chain(({ pool, kit }) =>
-      fc.record({
-        pool: fc.constant(pool),
-        kit: fc.constant(kit),
-        units: fc.array(unitArb(kit, options), { minLength: 1, maxLength: 4 }),
-      }),
-    )
-    .map(normalize);
-}
-
-/**
- * A unit that fails its BEGIN must query first: its body then starts with an INSERT. Under the kit
- * every body starts with one: a REQUIRES_NEW block is a savepoint of the unit or block around it
- * only once that one has begun (sessions are lazy), so an INSERT first makes the nesting certain.
- */
-function normalize(program: Program): Program {
-  const first = (body: Step[]): Step[] => {
-    const inner = body.map((step): Step => {
-      if (step.t === 'nested' || step.t === 'requiresNew' || step.t === 'required')
-        return { ...step, body: first(step.body) };
-      if (step.t === 'nestedAll') return { ...step, blocks: step.blocks.map(first) };
-      return step;
-    });
-    return inner[0]?.t === 'insert' ? inner : [{ t: 'insert' }, ...inner];
-  };
-  return {
-    ...program,
-    units: program.units.map((unit) => {
-      if (unit.kind === 'open') return unit;
-      if (program.kit) return { ...unit, body: first(unit.body) };
-      return unit.failBegin && unit.body[0]?.t !== 'insert'
-        ? { ...unit, body: [{ t: 'insert' }, ...unit.body] }
-        : unit;
-    }),
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Tags and keys shared by the interpreter and the model.
 
 /** The tag of the row a step writes (`k`: index among a parallel step's rows). */
 export const tagOf = (unit: number, path: number[], k?: number) =>
@@ -224,6 +82,9 @@ export interface Report {
   outcomes: Map<string, string>;
   callbacks: Map<string, string>;
 }
+
+/** The tag of the row a `late` step tries to write once its unit ended (it must never exist). */
+export const lateTag = (unit: number, path: number[]) => `${tagOf(unit, path)}/late`;
 
 /** One row the model expects, with the transaction (scope key) that must have written it. */
 export interface Expected {
@@ -266,11 +127,15 @@ export function judge(program: Program, report: Report): Verdict {
     let segmentChain = chain;
     let segmentTx = tx;
     let segmentFine = true;
-    const commits = body.map((step, i) => (step.t === 'commit' ? i : -1)).filter((i) => i >= 0);
-    const segmentEnd = (i: number) => commits.find((c) => c >= i);
+    const ends = body
+      .map((step, i) => (step.t === 'commit' || step.t === 'rollback' ? i : -1))
+      .filter((i) => i >= 0);
+    const segmentEnd = (i: number) => ends.find((c) => c >= i);
+    // A segment that a rollback ends never commits: its chain holds a key nothing reports.
     const segmentKey = (i: number) => {
       const end = segmentEnd(i);
-      return end === undefined ? undefined : scopeKey(unit, [...path, end]);
+      if (end === undefined) return undefined;
+      return body[end]!.t === 'rollback' ? 'rolled back' : scopeKey(unit, [...path, end]);
     };
     body.forEach((step, i) => {
       const here = [...path, i];
@@ -288,7 +153,14 @@ export function judge(program: Program, report: Report): Verdict {
           row(tagOf(unit, here));
           break;
         case 'parallel':
+        case 'stream':
           for (let k = 0; k < step.n; k++) row(tagOf(unit, here, k));
+          break;
+        case 'rollback':
+          verdict.predicted.set(scopeKey(unit, here), 'ok');
+          segmentFine = true;
+          break;
+        case 'late':
           break;
         case 'afterCommit': {
           row(tagOf(unit, here));
