@@ -200,6 +200,7 @@ export async function runProgram(
   if (process.env.FUZZ_LOG)
     appendFileSync(process.env.FUZZ_LOG, `${engine.name} ${JSON.stringify(program)}\n`);
   interpreter.recorder.reset(program);
+  interpreter.admin = admin;
   const unhandled: unknown[] = [];
   const onUnhandled = (reason: unknown) => unhandled.push(reason);
   process.on('unhandledRejection', onUnhandled);

@@ -73,7 +73,7 @@ describe.each(engines)('randomized model-based test on $name', (engine: Engine) 
     (regression) => (regression.engine ?? engine.name) === engine.name,
   );
   for (const { name, program } of mine) {
-    it(`replays the program that once found: ${name}`, async () => {
+    it(`replays regression: ${name}`, async () => {
       await runProgram(engine, await appFor(program.pool), program, admin);
     }, 60_000);
   }

@@ -13,10 +13,12 @@ import type { OpenOp, Program, Step, Unit, Via } from './model.js';
  * - `stream-writes`: a query-builder stream whose 'data' events write on the same session never
  *   ends (the writes wait for the stream, the stream for them), on both engines. While pending,
  *   programs have no `stream` step.
- * - `kills`: a statement on a server connection killed from outside (pg_terminate_backend, KILL)
- *   fails with the driver's QueryFailedError ("terminating connection due to administrator
- *   command", "Connection lost", "Can't add new command when connection is in closed state"), not
- *   ConnectionLostError. While pending, no program kills a connection.
+ * - `kills`: a server connection killed from outside (pg_terminate_backend, KILL) while idle in
+ *   the pool is handed to a session, whose statements then fail with the driver's QueryFailedError
+ *   ("terminating connection due to administrator command"; MariaDB "Connection lost: The server
+ *   closed the connection.", then "Can't add new command when connection is in closed state"),
+ *   not ConnectionLostError. While pending, no program kills a connection at a random moment
+ *   (`killSelf`, a kill of the unit's own connection in its transaction, stays).
  */
 export const pendingFixes: string[] = ['two-apps', 'stream-writes', 'kills'];
 
@@ -64,6 +66,7 @@ function bodyArb(
     fc.constant<Step[]>([{ t: 'bad' }]),
   ];
   if (where === 'top') {
+    if (!kit) ending.push(fc.constant<Step[]>([{ t: 'killSelf' }]));
     ending.push(fc.constant<Step[]>([{ t: 'arm', hook: 'beforeCommit' }]));
     if (options.engine === 'postgres' && !kit)
       ending.push(fc.constant<Step[]>([{ t: 'arm', hook: 'deferred' }]));

@@ -5,9 +5,9 @@
  */
 import { Injectable } from '@nestjs/common';
 import { AsyncLocalStorage } from 'node:async_hooks';
-import type { EntityManager } from 'typeorm';
+import type { DataSource, EntityManager } from 'typeorm';
 import { Propagation, SessionContext, SessionFactory, Transactional } from '../../src/index.js';
-import type { Engine } from '../support/engines.js';
+import { type Engine, backendId } from '../support/engines.js';
 import {
   type OpenOp,
   type Program,
@@ -155,6 +155,8 @@ export class Blocks {
 @Injectable()
 export class Interpreter {
   engine!: Engine;
+  /** A connection outside the app's pool, to kill the app's connections from. */
+  admin!: DataSource;
   readonly recorder = new Recorder();
 
   constructor(
@@ -263,6 +265,15 @@ export class Interpreter {
         return void (await insert(this.engine, this.session(), tagOf(unit, here), step.hook));
       case 'throw':
         throw new UserError(`thrown at ${tagOf(unit, here)}`);
+      case 'killSelf': {
+        const session = this.session();
+        const id = await backendId(this.engine, session);
+        await this.admin.query(
+          this.engine.name === 'postgres' ? `SELECT pg_terminate_backend(${id})` : `KILL ${id}`,
+        );
+        await insert(this.engine, session, tagOf(unit, here));
+        throw new Error('unreachable: a statement on a killed connection succeeded');
+      }
       case 'bad':
         await this.session().query('SELECT * FROM fuzz_missing_table');
         throw new Error('unreachable: the bad statement succeeded');

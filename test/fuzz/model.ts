@@ -37,7 +37,9 @@ export type Step =
   /** Throws the user's own error. */
   | { t: 'throw' }
   /** A statement the database rejects. */
-  | { t: 'bad' };
+  | { t: 'bad' }
+  /** Kills the session's own server connection from outside, then queries on it. */
+  | { t: 'killSelf' };
 
 /** How a block is opened: `sessionContext.atomic()` or a `@Transactional()` method. */
 export type Via = 'atomic' | 'decorator';
@@ -215,6 +217,7 @@ export function judge(program: Program, report: Report): Verdict {
           break;
         case 'throw':
         case 'bad':
+        case 'killSelf':
           fine = false;
           break;
       }
