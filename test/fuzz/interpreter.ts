@@ -212,7 +212,30 @@ export class Interpreter {
         );
         return;
       case 'required':
-        await this.recorder.settle(key, () => this.blocks.required(run(step.body)));
+        await this.recorder.settle(key, () =>
+          step.prop
+            ? this.context.atomic(run(step.body), { propagation: Propagation[step.prop] })
+            : this.blocks.required(run(step.body)),
+        );
+        return;
+      case 'notSupported':
+        await this.recorder.settle(key, () =>
+          this.context.atomic(
+            async () => {
+              for (let k = 0; k < step.n; k++)
+                await insert(this.engine, this.session(), tagOf(unit, here, k));
+              if (step.throws) throw new UserError(`thrown at ${tagOf(unit, here)}`);
+            },
+            { propagation: Propagation.NOT_SUPPORTED },
+          ),
+        );
+        return;
+      case 'never':
+        await this.recorder.settle(key, () =>
+          this.context.atomic(() => insert(this.engine, this.session(), tagOf(unit, here)), {
+            propagation: Propagation.NEVER,
+          }),
+        );
         return;
       case 'afterCommit': {
         await insert(this.engine, this.session(), tagOf(unit, here));

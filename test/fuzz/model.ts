@@ -21,7 +21,11 @@ export type Step =
   /** A REQUIRES_NEW block (its own transaction); its error, if any, is caught. */
   | { t: 'requiresNew'; via: Via; body: Step[] }
   /** A REQUIRED block that joins; an escaping error is caught, which makes the transaction rollback-only. */
-  | { t: 'required'; body: Step[] }
+  | { t: 'required'; body: Step[]; prop?: 'MANDATORY' | 'SUPPORTS' }
+  /** A NOT_SUPPORTED block: each of its INSERTs commits on its own; maybe a throw at the end. */
+  | { t: 'notSupported'; n: number; throws: boolean }
+  /** A NEVER block inside a transaction: refused with TransactionNotAllowedError, runs nothing. */
+  | { t: 'never' }
   /** An INSERT, then `afterCommit(cb)`: the callback writes a row through `sessionFactory.atomic()` and maybe throws. */
   | { t: 'afterCommit'; throws: boolean }
   /** `sessionContext.commit()` (top level of request and runInNewContext units only). */
@@ -97,6 +101,8 @@ export interface Expected {
 /** What the model derives from a program and a report. */
 export interface Verdict {
   rows: Expected[];
+  /** Rows that may or may not exist (a statement that committed on its own, or failed to run). */
+  either: Set<string>;
   /** Scope key -> the outcome the model predicts (`'ok'` or `'fail'`). */
   predicted: Map<string, 'ok' | 'fail'>;
   /** Callback tag -> whether the callback must have run. */
@@ -109,7 +115,12 @@ export interface Verdict {
  * success (under the kit a REQUIRES_NEW block is a savepoint of its unit: up to the unit).
  */
 export function judge(program: Program, report: Report): Verdict {
-  const verdict: Verdict = { rows: [], predicted: new Map(), callbacksRun: new Map() };
+  const verdict: Verdict = {
+    rows: [],
+    either: new Set(),
+    predicted: new Map(),
+    callbacksRun: new Map(),
+  };
   const ok = (key: string) => report.outcomes.get(key) === 'ok';
 
   /**
@@ -157,6 +168,23 @@ export function judge(program: Program, report: Report): Verdict {
         case 'parallel':
         case 'stream':
           for (let k = 0; k < step.n; k++) row(tagOf(unit, here, k));
+          break;
+        case 'notSupported': {
+          // Each INSERT commits on its own whatever happens around it; an escaping error of the
+          // block makes nothing rollback-only (there is no transaction in it).
+          const key = scopeKey(unit, here);
+          verdict.predicted.set(key, step.throws ? 'fail' : 'ok');
+          const outcome = report.outcomes.get(key);
+          const ran = outcome === 'ok' || outcome === 'UserError';
+          for (let k = 0; k < step.n; k++) {
+            const tag = tagOf(unit, here, k);
+            if (ran) verdict.rows.push({ tag, tx: `plain ${tag}` });
+            else verdict.either.add(tag);
+          }
+          break;
+        }
+        case 'never':
+          verdict.predicted.set(scopeKey(unit, here), 'fail');
           break;
         case 'rollback':
           verdict.predicted.set(scopeKey(unit, here), 'ok');
@@ -274,7 +302,7 @@ export function demand(unit: Unit): number {
         if (step.t === 'requiresNew') return 1 + depth(step.body);
         if (step.t === 'nested' || step.t === 'required') return depth(step.body);
         if (step.t === 'nestedAll') return Math.max(...step.blocks.map(depth));
-        if (step.t === 'afterCommit') return 1;
+        if (step.t === 'afterCommit' || step.t === 'notSupported') return 1;
         return 0;
       }),
     );
