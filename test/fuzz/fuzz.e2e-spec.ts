@@ -14,7 +14,7 @@ import { pendingFixes, programArb } from './generator.js';
 import type { Program } from './model.js';
 import { regressions } from './regressions.js';
 
-const runs = Number(process.env.FUZZ_RUNS ?? 40);
+const runs = Number(process.env.FUZZ_RUNS ?? 60);
 const seed =
   process.env.FUZZ_SEED === undefined
     ? Date.now() ^ (Math.random() * 0x100000000)

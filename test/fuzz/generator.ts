@@ -38,6 +38,12 @@ export interface GenOptions {
 
 const via = fc.constantFrom<Via>('atomic', 'decorator');
 
+/** The ops of a `sessionFactory.open()` session. */
+const openOps = fc.array(
+  fc.constantFrom<OpenOp>('insert', 'insert', 'parallel', 'commit', 'rollback', 'throw'),
+  { minLength: 1, maxLength: 5 },
+);
+
 /** A body: a few steps, maybe ending with a throwing step. */
 function bodyArb(
   depth: number,
@@ -64,6 +70,7 @@ function bodyArb(
       prop: fc.constantFrom('MANDATORY' as const, 'SUPPORTS' as const),
     }),
     fc.constant<Step>({ t: 'never' }),
+    fc.record({ t: fc.constant('open' as const), ops: openOps }),
   ];
   // Under the kit a statement outside a transaction runs in the test's one transaction, inside
   // whatever savepoint its unit has open: it does not commit on its own there.
@@ -136,10 +143,7 @@ function unitArb(kit: boolean, options: GenOptions): fc.Arbitrary<Unit> {
     }),
     fc.record({
       kind: fc.constant('open' as const),
-      ops: fc.array(
-        fc.constantFrom<OpenOp>('insert', 'insert', 'parallel', 'commit', 'rollback', 'throw'),
-        { minLength: 1, maxLength: 5 },
-      ),
+      ops: openOps,
     }),
   );
 }

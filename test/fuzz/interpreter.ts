@@ -230,6 +230,9 @@ export class Interpreter {
           ),
         );
         return;
+      case 'open':
+        await this.recorder.settle(key, () => this.open(unit, step.ops, here));
+        return;
       case 'never':
         await this.recorder.settle(key, () =>
           this.context.atomic(() => insert(this.engine, this.session(), tagOf(unit, here)), {
@@ -363,10 +366,10 @@ export class Interpreter {
   }
 
   /** A `sessionFactory.open()` unit: its ops, then `close()`. */
-  private async open(u: number, ops: OpenOp[]): Promise<void> {
+  private async open(u: number, ops: OpenOp[], path: number[] = []): Promise<void> {
     await using session = this.factory.open();
     for (const [i, op] of ops.entries()) {
-      const here = [i];
+      const here = [...path, i];
       if (op === 'insert') await insert(this.engine, session.manager, tagOf(u, here));
       if (op === 'parallel')
         await Promise.all(

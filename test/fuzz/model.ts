@@ -26,6 +26,8 @@ export type Step =
   | { t: 'notSupported'; n: number; throws: boolean }
   /** A NEVER block inside a transaction: refused with TransactionNotAllowedError, runs nothing. */
   | { t: 'never' }
+  /** A `sessionFactory.open()` session used inside the unit (its error, if any, is caught). */
+  | { t: 'open'; ops: OpenOp[] }
   /** An INSERT, then `afterCommit(cb)`: the callback writes a row through `sessionFactory.atomic()` and maybe throws. */
   | { t: 'afterCommit'; throws: boolean }
   /** `sessionContext.commit()` (top level of request and runInNewContext units only). */
@@ -186,6 +188,15 @@ export function judge(program: Program, report: Report): Verdict {
         case 'never':
           verdict.predicted.set(scopeKey(unit, here), 'fail');
           break;
+        case 'open': {
+          const key = scopeKey(unit, here);
+          const chain = program.kit ? segmentChain : [];
+          verdict.predicted.set(
+            key,
+            openSession(unit, here, step.ops, chain, segmentTx) ? 'ok' : 'fail',
+          );
+          break;
+        }
         case 'rollback':
           verdict.predicted.set(scopeKey(unit, here), 'ok');
           segmentFine = true;
@@ -252,6 +263,37 @@ export function judge(program: Program, report: Report): Verdict {
     });
     return { fine, poisoned: !segmentFine };
   };
+  /**
+   * A `sessionFactory.open()` session's ops at `path`: rows up to a commit that succeeded exist if
+   * `chain` is ok too (under the kit: the scopes it nests in). Returns predicted ok.
+   */
+  const openSession = (
+    unit: number,
+    path: number[],
+    ops: OpenOp[],
+    chain: string[],
+    tx: string,
+  ): boolean => {
+    let fine = true;
+    let pending: string[] = [];
+    ops.forEach((op, i) => {
+      if (!fine) return;
+      const here = [...path, i];
+      if (op === 'insert') pending.push(tagOf(unit, here));
+      if (op === 'parallel') pending.push(tagOf(unit, here, 0), tagOf(unit, here, 1));
+      if (op === 'commit') {
+        const commitKey = scopeKey(unit, here);
+        verdict.predicted.set(commitKey, 'ok');
+        if (ok(commitKey) && chain.every(ok))
+          for (const tag of pending) verdict.rows.push({ tag, tx: program.kit ? tx : commitKey });
+        if (!ok(commitKey)) fine = false;
+        pending = [];
+      }
+      if (op === 'rollback') pending = [];
+      if (op === 'throw') fine = false;
+    });
+    return fine;
+  };
   /** A block that owns its savepoint or transaction fails if an error escapes or it is poisoned. */
   const owned = ({ fine, poisoned }: { fine: boolean; poisoned: boolean }) =>
     fine && !poisoned ? 'ok' : 'fail';
@@ -259,24 +301,7 @@ export function judge(program: Program, report: Report): Verdict {
   program.units.forEach((unit, u) => {
     const key = scopeKey(u, []);
     if (unit.kind === 'open') {
-      let fine = true;
-      let pending: string[] = [];
-      unit.ops.forEach((op, i) => {
-        if (!fine) return;
-        const here = [i];
-        if (op === 'insert') pending.push(tagOf(u, here));
-        if (op === 'parallel') pending.push(tagOf(u, here, 0), tagOf(u, here, 1));
-        if (op === 'commit') {
-          const commitKey = scopeKey(u, here);
-          verdict.predicted.set(commitKey, 'ok');
-          if (ok(commitKey)) for (const tag of pending) verdict.rows.push({ tag, tx: commitKey });
-          if (!ok(commitKey)) fine = false;
-          pending = [];
-        }
-        if (op === 'rollback') pending = [];
-        if (op === 'throw') fine = false;
-      });
-      verdict.predicted.set(key, fine ? 'ok' : 'fail');
+      verdict.predicted.set(key, openSession(u, [], unit.ops, [], key) ? 'ok' : 'fail');
       return;
     }
     const body = walk(
@@ -302,7 +327,7 @@ export function demand(unit: Unit): number {
         if (step.t === 'requiresNew') return 1 + depth(step.body);
         if (step.t === 'nested' || step.t === 'required') return depth(step.body);
         if (step.t === 'nestedAll') return Math.max(...step.blocks.map(depth));
-        if (step.t === 'afterCommit' || step.t === 'notSupported') return 1;
+        if (step.t === 'afterCommit' || step.t === 'notSupported' || step.t === 'open') return 1;
         return 0;
       }),
     );
