@@ -54,11 +54,16 @@ export async function bounded<T>(work: Promise<T>, what: string, ms: number): Pr
 }
 
 /** Polls until no connection is checked out and none is idle in transaction. */
-async function clean(engine: Engine, fuzz: FuzzApp): Promise<string | undefined> {
+async function clean(
+  engine: Engine,
+  fuzz: FuzzApp,
+  admin: DataSource,
+): Promise<string | undefined> {
   const deadline = Date.now() + 3000;
   for (;;) {
     const out = checkedOut(fuzz.dataSource);
-    const idle = await idleInTransaction(engine, fuzz.dataSource);
+    // Asked on a connection of its own: the app's pool may hold a connection a program killed.
+    const idle = await idleInTransaction(engine, admin);
     if (out === 0 && idle === 0) return undefined;
     if (Date.now() > deadline)
       return `${out} connection(s) checked out, ${idle} idle in transaction`;
@@ -234,7 +239,7 @@ export async function runProgram(
       const left = await readRows(admin);
       if (left.length > 0) problems.push(`after tx.rollback() ${left.length} row(s) remain`);
     }
-    const dirty = await clean(engine, fuzz);
+    const dirty = await clean(engine, fuzz, admin);
     if (dirty) problems.push(`after the program: ${dirty}`);
     await new Promise((resolve) => setImmediate(resolve));
     for (const reason of unhandled)

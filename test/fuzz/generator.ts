@@ -24,12 +24,7 @@ import { type OpenOp, type Program, type Step, type Unit, type Via, demand } fro
  *   runs out this way the program hangs (forever on MariaDB, whose pool has no acquire timeout).
  *   While pending, NOT_SUPPORTED blocks appear only in programs whose pool cannot run out.
  */
-export const pendingFixes: string[] = [
-  'two-apps',
-  'stream-writes',
-  'kills',
-  'not-supported-unbounded',
-];
+export const pendingFixes: string[] = ['two-apps', 'stream-writes', 'not-supported-unbounded'];
 
 /** What the generator may produce for an engine. */
 export interface GenOptions {
