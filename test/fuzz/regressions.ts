@@ -1,0 +1,98 @@
+/**
+ * Every program the fuzz test ever found failing, replayed on every run (issue 18). Add the
+ * program printed by the failure (its `program: {...}` line) once the bug it found is fixed.
+ */
+import type { Program } from './model.js';
+
+/** A program that once broke an invariant; `engine` limits it to the engine it failed on. */
+export interface Regression {
+  name: string;
+  engine?: 'postgres' | 'mariadb';
+  program: Program;
+}
+
+/** The regressions, oldest first. */
+export const regressions: Regression[] = [
+  {
+    // The model once expected a joined block to fail when a joined block inside it failed: the
+    // outer one returns normally, the transaction that owns both is what becomes rollback-only.
+    name: 'a REQUIRED block around a failed REQUIRED block resolves; its transaction rolls back',
+    engine: 'postgres',
+    program: {
+      pool: 3,
+      kit: false,
+      units: [
+        {
+          kind: 'transactional',
+          propagation: 'REQUIRED',
+          body: [
+            { t: 'required', body: [{ t: 'required', body: [{ t: 'insert' }, { t: 'throw' }] }] },
+            { t: 'nested', via: 'atomic', body: [{ t: 'insert' }, { t: 'throw' }] },
+            { t: 'arm', hook: 'deferred' },
+          ],
+          failBegin: false,
+        },
+      ],
+    },
+  },
+  {
+    // A PostgreSQL statement failing inside a joined block aborts the transaction for the caller
+    // too: later statements fail with the server's "current transaction is aborted".
+    name: 'NESTED blocks side by side, one with a failed joined block inside',
+    program: {
+      pool: 2,
+      kit: false,
+      units: [
+        {
+          kind: 'transactional',
+          propagation: 'REQUIRED',
+          body: [
+            {
+              t: 'nestedAll',
+              blocks: [
+                [
+                  {
+                    t: 'required',
+                    body: [
+                      { t: 'requiresNew', via: 'decorator', body: [{ t: 'insert' }] },
+                      { t: 'parallel', n: 2 },
+                      { t: 'throw' },
+                    ],
+                  },
+                  { t: 'insert' },
+                ],
+                [
+                  {
+                    t: 'nested',
+                    via: 'atomic',
+                    body: [{ t: 'requiresNew', via: 'atomic', body: [{ t: 'insert' }] }],
+                  },
+                ],
+              ],
+            },
+            { t: 'nested', via: 'atomic', body: [{ t: 'parallel', n: 2 }, { t: 'throw' }] },
+            { t: 'insert' },
+          ],
+          failBegin: false,
+        },
+      ],
+    },
+  },
+  {
+    // A unit's own connection killed inside its transaction: ConnectionLostError, nothing written.
+    name: 'a request and runInNewContext() whose connection is killed mid-transaction',
+    program: {
+      pool: 2,
+      kit: false,
+      units: [
+        { kind: 'http', body: [{ t: 'insert' }, { t: 'killSelf' }], failBegin: false },
+        {
+          kind: 'newContext',
+          body: [{ t: 'insert' }, { t: 'commit' }, { t: 'insert' }, { t: 'killSelf' }],
+          failBegin: false,
+        },
+        { kind: 'open', ops: ['insert', 'commit'] },
+      ],
+    },
+  },
+];
