@@ -10,7 +10,7 @@ import { type Engine, engines } from '../support/engines.js';
 import { bounded, runProgram } from './check.js';
 import { type FuzzApp, createFuzzApp } from './fuzz-app.js';
 import { tableSql } from './interpreter.js';
-import { pendingFixes, programArb } from './generator.js';
+import { programArb } from './generator.js';
 import type { Program } from './model.js';
 import { regressions } from './regressions.js';
 
@@ -35,11 +35,6 @@ describe.each(engines)('randomized model-based test on $name', (engine: Engine) 
       fuzz = undefined;
     }
     if (!fuzz) {
-      if (pendingFixes.includes('two-apps')) {
-        for (const other of apps.values())
-          await bounded(other.app.close(), 'closing an app', 5000).catch(() => undefined);
-        apps.clear();
-      }
       fuzz = await createFuzzApp(engine, pool);
       if (!tableCreated) for (const sql of tableSql(engine)) await fuzz.dataSource.query(sql);
       tableCreated = true;

@@ -7,9 +7,6 @@ import { type OpenOp, type Program, type Step, type Unit, type Via, demand } fro
 
 /**
  * What the test leaves out until the fix of a bug it found is merged (remove an entry to re-enable):
- * - `two-apps`: `@Transactional()` reaches the runtime of the app initialized last
- *   (`SessionRuntime.active`), so a decorated REQUIRES_NEW method of one app writes through another
- *   app's pool (outside its TestTransaction). While pending, one fuzz app is live at a time.
  * - `stream-writes`: a query-builder stream whose 'data' events write on the same session never
  *   ends (the writes wait for the stream, the stream for them), on both engines. While pending,
  *   programs have no `stream` step.
@@ -24,12 +21,7 @@ import { type OpenOp, type Program, type Step, type Unit, type Via, demand } fro
  *   runs out this way the program hangs (forever on MariaDB, whose pool has no acquire timeout).
  *   While pending, NOT_SUPPORTED blocks appear only in programs whose pool cannot run out.
  */
-export const pendingFixes: string[] = [
-  'two-apps',
-  'stream-writes',
-  'kills-mariadb',
-  'not-supported-unbounded',
-];
+export const pendingFixes: string[] = ['stream-writes', 'kills-mariadb', 'not-supported-unbounded'];
 
 /** What the generator may produce for an engine. */
 export interface GenOptions {

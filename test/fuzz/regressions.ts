@@ -95,4 +95,24 @@ export const regressions: Regression[] = [
       ],
     },
   },
+  {
+    // Two fuzz apps live (pool 3 from the start, pool 1 made after it): app A's decorated
+    // REQUIRES_NEW method ran on the app initialized last, outside A's TestTransaction.
+    name: 'two apps: a second app initialized, then a @Transactional() REQUIRES_NEW block of the first',
+    program: { pool: 1, kit: false, units: [{ kind: 'open', ops: ['insert'] }] },
+  },
+  {
+    name: 'two apps: the first app, under the testing kit, after the second started',
+    program: {
+      pool: 3,
+      kit: true,
+      units: [
+        {
+          kind: 'newContext',
+          body: [{ t: 'insert' }, { t: 'requiresNew', via: 'decorator', body: [{ t: 'insert' }] }],
+          failBegin: false,
+        },
+      ],
+    },
+  },
 ];

@@ -9,7 +9,6 @@ import {
 import { APP_FILTER } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
 import { TypeOrmModule, getDataSourceToken } from '@nestjs/typeorm';
-import type { Response } from 'express';
 import type { DataSource } from 'typeorm';
 import {
   Propagation,
@@ -47,7 +46,11 @@ class ErrorLogFilter implements ExceptionFilter {
       this.factory.atomic((manager) => manager.insert(Example, { text: 'error_log' })),
       'atomic() in the exception filter',
     );
-    host.switchToHttp().getResponse<Response>().status(500).json({ logged: true });
+    host
+      .switchToHttp()
+      .getResponse<{ status(code: number): { json(body: unknown): void } }>()
+      .status(500)
+      .json({ logged: true });
   }
 }
 
