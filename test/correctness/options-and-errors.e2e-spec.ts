@@ -24,12 +24,16 @@ async function isolationOf(engine: Engine, manager: EntityManager): Promise<stri
     );
     return String(rows[0]?.transaction_isolation).toUpperCase();
   }
-  // InnoDB lists a transaction once it wrote; its table is refreshed at most every 0.1 s.
+  // InnoDB lists a transaction once it wrote; its table is a cache refreshed only once nobody
+  // read it for 0.1 s (another process polling it keeps it stale): read until the row shows.
   await manager.insert(Example, { text: 'isolation_probe' });
-  await manager.query('DO SLEEP(0.12)');
-  const rows: Array<{ level: string }> = await manager.query(
-    'SELECT trx_isolation_level AS level FROM information_schema.innodb_trx WHERE trx_mysql_thread_id = CONNECTION_ID()',
-  );
+  let rows: Array<{ level: string }> = [];
+  for (let tries = 0; rows.length === 0 && tries < 20; tries++) {
+    await manager.query('DO SLEEP(0.12)');
+    rows = await manager.query(
+      'SELECT trx_isolation_level AS level FROM information_schema.innodb_trx WHERE trx_mysql_thread_id = CONNECTION_ID()',
+    );
+  }
   return String(rows[0]?.level).toUpperCase();
 }
 

@@ -38,10 +38,31 @@ export const engines: Engine[] = process.env.MYSQL_URL ? [postgres, mariadb] : [
 
 /** The current transaction id seen through `manager` (null when none is assigned). */
 export async function txid(engine: Engine, manager: EntityManager): Promise<string | null> {
-  // MariaDB refreshes information_schema.innodb_trx from a cache at most every 0.1 s.
-  if (engine.name === 'mariadb') await manager.query('DO SLEEP(0.12)');
+  if (engine.name === 'mariadb') return innodbTxid(manager);
   const rows: Array<{ id: string | null }> = await manager.query(engine.txidSql);
   return rows[0]?.id ?? null;
+}
+
+/**
+ * MariaDB's transaction id of the connection behind `manager` (null when none is started).
+ * Read live from the InnoDB monitor: information_schema.innodb_trx is a server-wide cache,
+ * refreshed only once nobody read it for 0.1 s, so any other process polling it kept it stale.
+ */
+async function innodbTxid(manager: EntityManager): Promise<string | null> {
+  const [own]: Array<{ id: unknown }> = await manager.query('SELECT CONNECTION_ID() AS id');
+  return (await innodbTransactions(manager)).get(String(own!.id)) ?? null;
+}
+
+/** The started InnoDB transactions by connection id (a read-only one by its handle), live. */
+async function innodbTransactions(manager: EntityManager): Promise<Map<string, string>> {
+  const [status]: Array<{ Status: string }> = await manager.query('SHOW ENGINE INNODB STATUS');
+  const started = new Map<string, string>();
+  for (const entry of status!.Status.split('\n---TRANSACTION ').slice(1)) {
+    const thread = /(?:MySQL|MariaDB) thread id (\d+)/.exec(entry)?.[1];
+    const [id, state] = entry.split('\n')[0]!.split(', ');
+    if (thread !== undefined && !state?.startsWith('not started')) started.set(thread, id!);
+  }
+  return started;
 }
 
 /** The server-side connection id behind `manager`. */
@@ -63,14 +84,17 @@ export function checkedOut(dataSource: DataSource): number {
 
 /** Sessions the server sees open inside a transaction but doing nothing, for this database. */
 export async function idleInTransaction(engine: Engine, dataSource: DataSource): Promise<number> {
-  const sql =
-    engine.name === 'postgres'
-      ? "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'"
-      : "SELECT count(*) AS n FROM information_schema.innodb_trx t JOIN information_schema.processlist p ON p.id = t.trx_mysql_thread_id WHERE p.command = 'Sleep' AND p.db = DATABASE()";
-  // MariaDB refreshes innodb_trx only when it was not read for 0.1 s: a faster poll would keep
-  // reading the same stale snapshot.
-  if (engine.name === 'mariadb') await new Promise((resolve) => setTimeout(resolve, 120));
-  const rows: Array<{ n: number | string }> = await dataSource.query(sql);
+  if (engine.name === 'mariadb') {
+    const threads = [...(await innodbTransactions(dataSource.manager)).keys()];
+    if (threads.length === 0) return 0;
+    const rows: Array<{ n: number | string }> = await dataSource.query(
+      `SELECT count(*) AS n FROM information_schema.processlist WHERE command = 'Sleep' AND db = DATABASE() AND id IN (${threads.join(', ')})`,
+    );
+    return Number(rows[0]?.n);
+  }
+  const rows: Array<{ n: number | string }> = await dataSource.query(
+    "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'",
+  );
   return Number(rows[0]?.n);
 }
 
