@@ -1,4 +1,3 @@
-import { get, type IncomingMessage } from 'node:http';
 import { Transform } from 'node:stream';
 import { Controller, Get, type INestApplication, Sse, StreamableFile } from '@nestjs/common';
 import {
@@ -18,6 +17,7 @@ import { eventually, type TestApp, typeormOptions, wrap } from '../support/creat
 import { checkedOut, type Engine, engines, idleInTransaction } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
 import { closeApp, HANG_MS, within } from './support-b.js';
+import { Reading } from './streamed-responses-support.js';
 
 /** Set by the spec: the engine the app runs on (the SQL of the exports differs). */
 const probe: { engine?: Engine } = {};
@@ -147,54 +147,6 @@ class StreamedMessagesController {
   @MessagePattern('events')
   events() {
     return from(fed((text) => this.context.session().insert(Example, { text })));
-  }
-}
-
-/** A response read as it arrives, the way an SSE client or a download reads it. */
-class Reading {
-  body = '';
-  status = 0;
-  /** 'ended' when the body came whole, 'failed' when the connection ended before that. */
-  readonly end: Promise<'ended' | 'failed'>;
-  private readonly request: ReturnType<typeof get>;
-  private readonly onData = new Set<() => void>();
-
-  constructor(port: number, path: string) {
-    let resolveEnd!: (how: 'ended' | 'failed') => void;
-    this.end = new Promise((resolve) => (resolveEnd = resolve));
-    this.request = get({ host: '127.0.0.1', port, path }, (response: IncomingMessage) => {
-      this.status = response.statusCode ?? 0;
-      response.setEncoding('utf8');
-      response.on('data', (chunk: string) => {
-        this.body += chunk;
-        for (const listener of this.onData) listener();
-      });
-      response.on('error', () => undefined);
-      response.on('close', () => resolveEnd(response.complete ? 'ended' : 'failed'));
-    });
-    this.request.on('error', () => resolveEnd('failed'));
-  }
-
-  /** Resolves once the body contains `fragment`; fails the test if it did not arrive in time. */
-  async waitFor(fragment: string, what: string): Promise<void> {
-    let listener!: () => void;
-    const arrived = new Promise<void>((resolve) => {
-      listener = () => {
-        if (this.body.includes(fragment)) resolve();
-      };
-      this.onData.add(listener);
-      listener();
-    });
-    try {
-      await within(HANG_MS, what, arrived);
-    } finally {
-      this.onData.delete(listener);
-    }
-  }
-
-  /** The client goes away. */
-  close(): void {
-    this.request.destroy();
   }
 }
 
