@@ -1,21 +1,16 @@
 import type { DataSource, QueryRunner } from 'typeorm';
-import { contextStorage } from '../context/context-storage.js';
-import { logger } from '../context/logger.js';
 import { CommitOutcomeUnknownError } from '../errors/commit-outcome-unknown.error.js';
 import { ConnectionAcquireTimeoutError } from '../errors/connection-acquire-timeout.error.js';
 import { ConnectionLostError } from '../errors/connection-lost.error.js';
 import { messages } from '../errors/messages.js';
-import { ModuleNotInitializedError } from '../errors/module-not-initialized.error.js';
 import { TransactionAbortedError } from '../errors/transaction-aborted.error.js';
-import { TransactionNotAllowedError } from '../errors/transaction-not-allowed.error.js';
 import type { IsolationLevel } from '../interfaces/transaction-options.interface.js';
 import { DEFAULT_ACQUIRE_TIMEOUT } from '../typeorm-context.options.js';
 import type { Block } from './block.js';
+import { ConnectionTaker } from './connection-taker.js';
+import { ImplicitCommits } from './implicit-commits.js';
 import type { Lane } from './lane.js';
-import type { TestRun } from './lenders.js';
 import type { LazySession } from './lazy-session.js';
-import { replicaFor } from './connection-route.js';
-import type { ReplicaPools } from './replica-pools.js';
 import { replicaRefusal, writeOnReplica } from './replica-writes.js';
 import { Savepoints } from './savepoints.js';
 import { type QueryArgs, SessionConnection, type StreamArgs } from './session-connection.js';
@@ -25,18 +20,10 @@ import {
   abortsTransaction,
   type BeginOptions,
   beginStatements,
-  endedTransaction,
   isConnectionLost,
   isPostgres,
-  poolSize,
   rolledBackByServer,
 } from './transaction-dialect.js';
-
-/** MySQL/MariaDB `LOCK TABLES`: refused in a session (see `messages.lockTables`). */
-const LOCK_TABLES = /^\s*lock\s+tables?\s/i;
-/** Statements that may commit implicitly on MySQL/MariaDB (DDL and a few others), even if they fail. */
-const MAY_COMMIT =
-  /^\s*(?:create|alter|drop|truncate|rename|unlock|grant|revoke|analyze|optimize|repair|flush|install|uninstall|cache|load\s+index)\s/i;
 
 /**
  * The statements of one session's transactions, in the order TypeORM itself sends them: take a
@@ -56,22 +43,16 @@ export class TransactionWire {
   private madeSavepoints?: Savepoints;
   private readonly type: string;
   private readonly beginSql: readonly string[];
-  /** The data source's replicas, when it has any; `begin` says whether this session wants one. */
-  private readonly replicas?: ReplicaPools;
   private readonly request: BeginOptions;
   /** How long a connection may take to come: from the pool, or a pooler's answer to BEGIN. */
   private readonly acquireTimeout: number;
-  /**
-   * The test transaction the session was born in: its unit's (the frame's where it was made),
-   * else the one running then. A test transaction's work stays in it (see `Lenders`).
-   */
-  private readonly born?: TestRun;
-  /** Whether the server may end a transaction without a COMMIT (MySQL/MariaDB, at DDL). */
-  private readonly endsOnItsOwn: boolean;
+  private readonly taker: ConnectionTaker;
+  /** Set where the server may end a transaction without a COMMIT (MySQL/MariaDB, at DDL). */
+  private readonly implicitCommits?: ImplicitCommits;
 
   constructor(
     private readonly session: LazySession,
-    private readonly dataSource: DataSource,
+    dataSource: DataSource,
     private readonly hooks: SessionHooks,
     begin: BeginOptions,
     /** The error of a use after the session ended, if it ended. */
@@ -89,15 +70,29 @@ export class TransactionWire {
       (dataSource.options as { isolationLevel?: IsolationLevel }).isolationLevel;
     const own = isolationLevel === begin.isolationLevel ? begin : { ...begin, isolationLevel };
     this.beginSql = beginStatements(this.type, own);
-    this.replicas = hooks.replicas?.(session.dataSourceName);
-    this.request = this.replicas ? own : begin;
+    // The data source's replicas, when it has any; `begin` says whether this session wants one.
+    const replicas = hooks.replicas?.(session.dataSourceName);
+    this.request = replicas ? own : begin;
     this.acquireTimeout = hooks.acquireTimeout ?? DEFAULT_ACQUIRE_TIMEOUT;
-    this.endsOnItsOwn = !isPostgres(this.type);
-    if (hooks.testRun) {
-      const frame = contextStorage.getStore();
-      const own = hooks.app === undefined ? frame : frame?.ownedBy(hooks.app);
-      this.born = own?.routingUnit?.born ?? hooks.testRun();
+    if (!isPostgres(this.type)) {
+      this.implicitCommits = new ImplicitCommits(
+        session,
+        this.connection,
+        this.type,
+        this.beginSql,
+        () => this.open,
+      );
     }
+    this.taker = new ConnectionTaker(
+      session,
+      dataSource,
+      this.connection,
+      hooks,
+      replicas,
+      this.request,
+      this.acquireTimeout,
+      ended,
+    );
   }
 
   /** SAVEPOINT and its ends. */
@@ -162,50 +157,9 @@ export class TransactionWire {
         ? writeOnReplica(args[0], this.name, this.request.label)
         : undefined);
     if (refusal) return Promise.reject(refusal);
-    if (!this.endsOnItsOwn) return this.asStep(lane, block, () => this.connection.query(args));
-    const sql = args[0];
-    if (LOCK_TABLES.test(sql)) {
-      return Promise.reject(new TransactionNotAllowedError(messages.lockTables(this.name)));
-    }
-    const sent = this.asStep(lane, block, () => this.connection.query(args));
-    // A DDL statement commits before it runs: even when it then fails, the transaction is over.
-    return MAY_COMMIT.test(sql)
-      ? sent.then(this.beginAgainIfEnded, this.beginAgainAfterFailure)
-      : sent.then(this.beginAgainIfEnded);
+    const sent = () => this.asStep(lane, block, () => this.connection.query(args));
+    return this.implicitCommits ? this.implicitCommits.send(args[0], sent) : sent();
   }
-
-  /**
-   * MySQL/MariaDB commit the open transaction implicitly at DDL, `TRUNCATE` (`repository.clear()`)
-   * and a few other statements, then go on in autocommit mode. The work before that statement
-   * stays committed (a warning says so); the session begins a new transaction at once on the same
-   * connection, so that what comes after it is still committed or rolled back as one.
-   */
-  private readonly beginAgainIfEnded = async (result: unknown): Promise<unknown> => {
-    if (!this.open || this.connection.statements || !endedTransaction(this.type, result)) {
-      return result;
-    }
-    logger.warn(messages.implicitCommit(this.name));
-    this.session.commits++;
-    // Straight on the connection: the statement that ended the transaction still holds its lane.
-    for (const sql of this.beginSql) await this.connection.exec(sql);
-    return result;
-  };
-
-  /**
-   * After a statement that may commit implicitly failed: asks the server (`DO 0`, whose answer
-   * carries the transaction status) whether the transaction is still open, and begins a new one
-   * if it is not. Rethrows the statement's error.
-   */
-  private readonly beginAgainAfterFailure = async (error: unknown): Promise<never> => {
-    if (this.open && this.connection.held && !this.connection.statements) {
-      try {
-        await this.beginAgainIfEnded(await this.connection.exec('DO 0'));
-      } catch {
-        // The connection failed too: the statement's own error says what happened.
-      }
-    }
-    throw error;
-  };
 
   /** A user's stream in `block`, refused like a statement. */
   stream(args: StreamArgs, block: Block): ReturnType<QueryRunner['stream']> {
@@ -242,7 +196,7 @@ export class TransactionWire {
 
   /** Takes a connection and begins a transaction: BEGIN, TypeORM's start events, `onSessionStart`. */
   async begin(lane: Lane, block: Block): Promise<void> {
-    await this.take();
+    await this.taker.take();
     let waited = false;
     try {
       if (this.connection.observed) await this.steps.event(lane, block, 'BeforeTransactionStart');
@@ -394,40 +348,6 @@ export class TransactionWire {
    */
   private asStep<T>(lane: Lane, block: Block, send: () => Promise<T>): Promise<T> {
     return this.connection.observed ? this.steps.run(lane, block, send) : send();
-  }
-
-  /** Takes a pooled connection within `acquireTimeout`; gives it back if the session ended meanwhile. */
-  private async take(): Promise<void> {
-    if (!this.dataSource.isInitialized) throw new ModuleNotInitializedError(messages.shutDown());
-    const ms = this.acquireTimeout;
-    const frame = contextStorage.getStore();
-    // Work born in a test transaction (its unit, or the session itself) stays in it.
-    const lender = this.hooks.lender?.(this.name, this.born);
-    // Routing follows this session's app's own frame there, not another app's frame around it.
-    const app = this.hooks.app;
-    const own = app === undefined ? frame : frame?.ownedBy(app);
-    const replicas = replicaFor(this.replicas, lender, this.request, own?.routingUnit, this.name);
-    const acquired = await this.connection
-      .acquire(ms, lender, this.session, frame, replicas)
-      .catch((error: unknown) => {
-        if (!isConnectionLost(this.type, error)) throw error;
-        throw new ConnectionLostError(messages.connectionLost(this.name), { cause: error });
-      });
-    if (!acquired) {
-      const held = own?.unit?.connectionsHeld(this.name) ?? 0;
-      throw new ConnectionAcquireTimeoutError(
-        lender
-          ? messages.testConnectionBusy(this.name, ms)
-          : messages.acquireTimeout(this.name, ms, poolSize(this.dataSource), held),
-      );
-    }
-    const ended = this.ended();
-    if (ended === undefined) {
-      if (this.replicas && !lender && !this.connection.onReplica) own?.unit?.notePrimary(this.name);
-      return;
-    }
-    this.connection.release();
-    throw ended;
   }
 
   /** After a failed BEGIN or start hook: a quiet ROLLBACK, or the connection dropped. */
