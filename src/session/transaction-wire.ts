@@ -1,9 +1,6 @@
 import type { DataSource, QueryRunner } from 'typeorm';
-import { CommitOutcomeUnknownError } from '../errors/commit-outcome-unknown.error.js';
-import { ConnectionAcquireTimeoutError } from '../errors/connection-acquire-timeout.error.js';
 import { ConnectionLostError } from '../errors/connection-lost.error.js';
 import { messages } from '../errors/messages.js';
-import { TransactionAbortedError } from '../errors/transaction-aborted.error.js';
 import type { IsolationLevel } from '../interfaces/transaction-options.interface.js';
 import { DEFAULT_ACQUIRE_TIMEOUT } from '../typeorm-context.options.js';
 import type { Block } from './block.js';
@@ -11,19 +8,14 @@ import { ConnectionTaker } from './connection-taker.js';
 import { ImplicitCommits } from './implicit-commits.js';
 import type { Lane } from './lane.js';
 import type { LazySession } from './lazy-session.js';
-import { replicaRefusal, writeOnReplica } from './replica-writes.js';
+import { writeOnReplica } from './replica-writes.js';
 import { Savepoints } from './savepoints.js';
 import { type QueryArgs, SessionConnection, type StreamArgs } from './session-connection.js';
 import type { SessionHooks } from './session-hooks.js';
 import { SessionSteps } from './session-steps.js';
-import {
-  abortsTransaction,
-  type BeginOptions,
-  beginStatements,
-  isConnectionLost,
-  isPostgres,
-  rolledBackByServer,
-} from './transaction-dialect.js';
+import { TransactionBounds } from './transaction-bounds.js';
+import { TransactionFailures } from './transaction-failures.js';
+import { type BeginOptions, beginStatements, isPostgres } from './transaction-dialect.js';
 
 /**
  * The statements of one session's transactions, in the order TypeORM itself sends them: take a
@@ -35,18 +27,15 @@ import {
 export class TransactionWire {
   /** True while a transaction is open on the server. */
   open = false;
-  /** The transaction open on the held connection (until its end is known). */
-  private opened?: Block;
+  /** What failed statements and a lost connection did to the transaction. */
+  readonly failures: TransactionFailures;
   private readonly connection: SessionConnection;
   /** Made at first use: most sessions run no hook, event subscriber or savepoint. */
   private madeSteps?: SessionSteps;
   private madeSavepoints?: Savepoints;
   private readonly type: string;
-  private readonly beginSql: readonly string[];
   private readonly request: BeginOptions;
-  /** How long a connection may take to come: from the pool, or a pooler's answer to BEGIN. */
-  private readonly acquireTimeout: number;
-  private readonly taker: ConnectionTaker;
+  private readonly bounds: TransactionBounds;
   /** Set where the server may end a transaction without a COMMIT (MySQL/MariaDB, at DDL). */
   private readonly implicitCommits?: ImplicitCommits;
 
@@ -60,7 +49,7 @@ export class TransactionWire {
   ) {
     this.connection = new SessionConnection(
       dataSource,
-      (error) => void this.lose(error),
+      (error) => void this.failures.lose(error),
       hooks.waits,
     );
     this.type = dataSource.options.type;
@@ -69,29 +58,42 @@ export class TransactionWire {
       begin.isolationLevel ??
       (dataSource.options as { isolationLevel?: IsolationLevel }).isolationLevel;
     const own = isolationLevel === begin.isolationLevel ? begin : { ...begin, isolationLevel };
-    this.beginSql = beginStatements(this.type, own);
+    const beginSql = beginStatements(this.type, own);
     // The data source's replicas, when it has any; `begin` says whether this session wants one.
     const replicas = hooks.replicas?.(session.dataSourceName);
     this.request = replicas ? own : begin;
-    this.acquireTimeout = hooks.acquireTimeout ?? DEFAULT_ACQUIRE_TIMEOUT;
+    this.failures = new TransactionFailures(this, this.connection, this.type, this.request);
+    // How long a connection may take to come: from the pool, or a pooler's answer to BEGIN.
+    const acquireTimeout = hooks.acquireTimeout ?? DEFAULT_ACQUIRE_TIMEOUT;
     if (!isPostgres(this.type)) {
       this.implicitCommits = new ImplicitCommits(
         session,
         this.connection,
         this.type,
-        this.beginSql,
+        beginSql,
         () => this.open,
       );
     }
-    this.taker = new ConnectionTaker(
+    const taker = new ConnectionTaker(
       session,
       dataSource,
       this.connection,
       hooks,
       replicas,
       this.request,
-      this.acquireTimeout,
+      acquireTimeout,
       ended,
+    );
+    this.bounds = new TransactionBounds(
+      this,
+      session,
+      this.connection,
+      taker,
+      hooks,
+      () => this.steps,
+      this.type,
+      beginSql,
+      acquireTimeout,
     );
   }
 
@@ -172,139 +174,22 @@ export class TransactionWire {
    * error the statement's caller gets instead, when there is a clearer one (a lost connection).
    */
   failed(block: Block, error: unknown): Error | undefined {
-    if (isConnectionLost(this.type, error)) {
-      if (this.open || this.connection.held) return this.lose(error);
-      // The driver's 'error' event can arrive first (PgBouncer forwards the server's FATAL): the
-      // loss is already known, and the statement gets the same error as the rest.
-      const known = block.root.broken;
-      if (known instanceof ConnectionLostError) return known;
-    }
-    const clearer = this.connection.onReplica
-      ? replicaRefusal(error, this.name, this.request.label)
-      : undefined;
-    if (!this.open || !abortsTransaction(this.type, error)) return clearer;
-    if (rolledBackByServer(this.type, error)) {
-      block.root.broken ??= new TransactionAbortedError(
-        messages.transactionAborted(this.name, false),
-        {
-          cause: error,
-        },
-      );
-    } else block.aborted ??= error;
-    return clearer;
+    return this.failures.failed(block, error);
   }
 
   /** Takes a connection and begins a transaction: BEGIN, TypeORM's start events, `onSessionStart`. */
-  async begin(lane: Lane, block: Block): Promise<void> {
-    await this.taker.take();
-    let waited = false;
-    try {
-      if (this.connection.observed) await this.steps.event(lane, block, 'BeforeTransactionStart');
-      // A pooler in transaction mode (PgBouncer) hands out a server connection at the first
-      // statement: a BEGIN it queues is a wait for a connection, bounded like the pool's.
-      const stop = this.connection.statements
-        ? undefined
-        : this.hooks.waits.deadline(this.acquireTimeout, () => {
-            waited = true;
-            void this.connection.destroy(new Error('BEGIN got no answer within acquireTimeout'));
-          });
-      try {
-        for (const sql of this.connection.statements?.begin ?? this.beginSql) {
-          await this.exec(sql, lane, block);
-        }
-      } finally {
-        stop?.();
-      }
-      this.open = true;
-      this.opened = block;
-      this.runner.transactionDepth = 1;
-      if (this.connection.observed) await this.steps.event(lane, block, 'AfterTransactionStart');
-      const hook = this.hooks.onSessionStart;
-      if (hook) await this.steps.run(lane, block, () => hook(this.runner.manager, this.name));
-    } catch (error) {
-      await this.abandon(error, lane, block);
-      if (!waited) throw error;
-      throw new ConnectionAcquireTimeoutError(
-        messages.beginTimeout(this.name, this.acquireTimeout),
-        {
-          cause: error,
-        },
-      );
-    }
+  begin(lane: Lane, block: Block): Promise<void> {
+    return this.bounds.begin(lane, block);
   }
 
   /** Commits `block` (after `beforeCommit`) and gives the connection back. */
-  async commit(block: Block): Promise<void> {
-    if (!this.open && block.broken === undefined) return;
-    const lane = this.session.lane;
-    const hook = this.hooks.beforeCommit;
-    if (hook && block.broken === undefined) {
-      try {
-        await this.steps.run(lane, block, () => hook(this.runner.manager, this.name));
-      } catch (error) {
-        await this.rollback(block).catch(this.reportRollback);
-        throw error;
-      }
-    }
-    if (block.broken !== undefined) {
-      // MySQL/MariaDB rolled back on a deadlock and went on in autocommit mode: the ROLLBACK ends
-      // the transaction here too, so the next statement begins a new one on a pooled connection.
-      if (this.open) await this.rollback(block).catch(this.reportRollback);
-      throw block.broken;
-    }
-    if (block.aborted !== undefined || this.connection.failedOnServer) {
-      await this.rollback(block).catch(this.reportRollback);
-      throw new TransactionAbortedError(messages.transactionAborted(this.name, false), {
-        cause: block.aborted,
-      });
-    }
-    let sent = false;
-    try {
-      if (this.connection.observed) await this.steps.event(lane, block, 'BeforeTransactionCommit');
-      sent = true;
-      await this.exec(this.connection.statements?.commit ?? 'COMMIT', lane, block);
-    } catch (error) {
-      if (sent && isConnectionLost(this.type, error)) {
-        this.lose(error);
-        throw new CommitOutcomeUnknownError(messages.commitOutcomeUnknown(this.name), {
-          cause: error,
-        });
-      }
-      await this.rollback(block).catch(() => undefined);
-      throw error;
-    }
-    this.open = false;
-    try {
-      if (this.connection.observed) await this.steps.event(lane, block, 'AfterTransactionCommit');
-    } catch (error) {
-      this.report(
-        `An afterTransactionCommit subscriber of '${this.name}' failed (the commit stands)`,
-        error,
-      );
-    } finally {
-      this.connection.release();
-    }
+  commit(block: Block): Promise<void> {
+    return this.bounds.commit(block);
   }
 
   /** Rolls `block` back and gives the connection back (or has the pool drop a broken one). */
-  async rollback(block: Block): Promise<void> {
-    if (!this.open) return;
-    const lane = this.session.lane;
-    try {
-      if (this.connection.observed)
-        await this.steps.event(lane, block, 'BeforeTransactionRollback');
-      await this.exec(this.connection.statements?.rollback ?? 'ROLLBACK', lane, block);
-    } catch (error) {
-      this.open = false;
-      await this.connection.destroy(error);
-      throw error;
-    }
-    this.open = false;
-    try {
-      if (this.connection.observed) await this.steps.event(lane, block, 'AfterTransactionRollback');
-    } finally {
-      this.connection.release();
-    }
+  rollback(block: Block): Promise<void> {
+    return this.bounds.rollback(block);
   }
 
   /** Drops the connection at once (the server rolls back); used by a timeout. */
@@ -348,35 +233,5 @@ export class TransactionWire {
    */
   private asStep<T>(lane: Lane, block: Block, send: () => Promise<T>): Promise<T> {
     return this.connection.observed ? this.steps.run(lane, block, send) : send();
-  }
-
-  /** After a failed BEGIN or start hook: a quiet ROLLBACK, or the connection dropped. */
-  private async abandon(error: unknown, lane: Lane, block: Block): Promise<void> {
-    const open = this.open;
-    this.open = false;
-    if (open) {
-      try {
-        await this.exec(this.connection.statements?.rollback ?? 'ROLLBACK', lane, block);
-        this.connection.release();
-        return;
-      } catch {
-        // the connection broke: the pool drops it below
-      }
-    }
-    await this.connection.destroy(error);
-  }
-
-  /**
-   * The connection broke (a statement failed for it, or the driver said so): the transaction it
-   * carried is gone. Its later statements and its commit fail with the `ConnectionLostError`.
-   */
-  private lose(cause: unknown): ConnectionLostError {
-    const lost = new ConnectionLostError(messages.connectionLost(this.name), { cause });
-    // The transaction the connection carried (the session may already be on to the next one:
-    // a COMMIT's answer and the server's goodbye can arrive in one read).
-    if (this.open) this.opened!.broken ??= lost;
-    this.open = false;
-    void this.connection.destroy(cause);
-    return lost;
   }
 }
