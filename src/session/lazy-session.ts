@@ -3,17 +3,18 @@ import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
 import { OUTSIDE } from '../context/context-frame.js';
 import { contextStorage } from '../context/context-storage.js';
 import { messages } from '../errors/messages.js';
-import { RollbackOnlyError } from '../errors/rollback-only.error.js';
 import { SessionBusyError } from '../errors/session-busy.error.js';
 import { SessionContextEndedError } from '../errors/session-context-ended.error.js';
 import { Block } from './block.js';
+import { DueCallbacks } from './due-callbacks.js';
 import { Lane } from './lane.js';
 import type { QueryArgs, StreamArgs } from './session-connection.js';
 import { SessionEnd } from './session-end.js';
 import type { EndReason, SessionHooks, SessionOwner } from './session-hooks.js';
+import { SessionCommits } from './session-commits.js';
 import { installRunner } from './session-runner.js';
 import { bindCallbacks, bindEvents, SessionStreams, streamScope } from './session-streams.js';
-import { type Callback, type CompletionStatus, runCallbacks } from './transaction-callbacks.js';
+import type { CompletionStatus } from './transaction-callbacks.js';
 import type { BeginOptions } from './transaction-dialect.js';
 import { TransactionWire } from './transaction-wire.js';
 
@@ -46,12 +47,10 @@ export class LazySession {
   commits = 0;
   /** The transaction work joins now, begun on the server or not yet. */
   private current = new Block();
-  /** The transaction being committed now, if any (see `abandonCommit()`). */
-  private committing?: Block;
   private readonly end: SessionEnd;
   private closing?: Promise<void>;
-  /** Callbacks of transactions that ended, to run once their connection is back in the pool. */
-  private due?: Callback[];
+  private readonly callbacks: DueCallbacks;
+  private readonly ends: SessionCommits;
 
   constructor(
     /** Name of the data source this session belongs to. */
@@ -64,6 +63,8 @@ export class LazySession {
     this.end = new SessionEnd(dataSourceName, owner);
     this.wire = new TransactionWire(this, dataSource, hooks, begin, () => this.end.error());
     this.manager = this.wire.runner.manager;
+    this.callbacks = new DueCallbacks(hooks);
+    this.ends = new SessionCommits(this, this.wire, this.callbacks);
     installRunner(this, this.wire);
   }
 
@@ -199,7 +200,7 @@ export class LazySession {
     const refused = this.refuseInsideBlock('commit') ?? this.end.error();
     if (refused) return Promise.reject(refused);
     if (this.settled) return RESOLVED;
-    return this.lane.run(() => this.commitNow());
+    return this.lane.run(() => this.ends.commit(this.take()));
   }
 
   /**
@@ -207,9 +208,7 @@ export class LazySession {
    * (after `beforeCommit`): nobody wants it any more (a streamed response's client left).
    */
   abandonCommit(): void {
-    const block = this.committing;
-    if (block === undefined) return;
-    block.broken ??= new SessionContextEndedError(messages.contextEnded(this.dataSourceName));
+    this.ends.abandon();
   }
 
   /** Rolls back the current transaction (its rollback callbacks are then due) and clears a rollback-only mark. */
@@ -217,37 +216,28 @@ export class LazySession {
     const refused = this.refuseInsideBlock('rollback') ?? this.end.error();
     if (refused) return Promise.reject(refused);
     if (!this.wire.open && !this.lane.busy) {
-      this.ended(this.take(), 'rolled back');
+      this.callbacks.note(this.take(), 'rolled back');
       return RESOLVED;
     }
-    return this.lane.run(() => this.rollbackNow());
+    return this.lane.run(() => this.ends.rollback(this.take()));
   }
 
   /** Whether callbacks of transactions that ended wait to run (`runDueCallbacks()`). */
   get hasDueCallbacks(): boolean {
-    return this.due !== undefined;
+    return this.callbacks.pending;
   }
 
   /** Runs the callbacks of the transactions that ended so far, now that their connection is back. */
   runDueCallbacks(): Promise<void> {
-    const due = this.due;
-    if (due === undefined) return RESOLVED;
-    this.due = undefined;
-    return runCallbacks(due, this.hooks);
+    return this.callbacks.run();
   }
 
   /**
    * Runs `operation` (a commit, rollback or close), then the callbacks it made due, whether it
    * succeeded or not; its own error wins over a callback's.
    */
-  async withCallbacks(operation: () => Promise<void>): Promise<void> {
-    try {
-      await operation();
-    } catch (error) {
-      await this.runDueCallbacks().catch(() => undefined);
-      throw error;
-    }
-    await this.runDueCallbacks();
+  withCallbacks(operation: () => Promise<void>): Promise<void> {
+    return this.callbacks.around(operation);
   }
 
   /**
@@ -264,8 +254,8 @@ export class LazySession {
     this.streams.destroy(() => this.end.error()!);
     // A session still waiting for a connection gives it back when it arrives (`TransactionWire`).
     const busy = this.wire.open || (this.lane.busy && !this.wire.acquiring);
-    if (!busy) this.ended(this.take(), 'rolled back');
-    this.closing = busy ? this.lane.run(() => this.rollbackNow()) : RESOLVED;
+    if (!busy) this.callbacks.note(this.take(), 'rolled back');
+    this.closing = busy ? this.lane.run(() => this.ends.rollback(this.take())) : RESOLVED;
     return this.closing;
   }
 
@@ -273,7 +263,7 @@ export class LazySession {
   abort(error: Error): void {
     if (!this.end.mark(error)) return;
     this.streams.destroy(() => error);
-    this.ended(this.take(), 'rolled back');
+    this.callbacks.note(this.take(), 'rolled back');
     this.wire.drop(error);
   }
 
@@ -292,42 +282,6 @@ export class LazySession {
   laneHere(): Lane {
     const lane = contextStorage.getStore()?.laneOf(this);
     return lane === undefined ? this.lane : lane.open;
-  }
-
-  private async commitNow(): Promise<void> {
-    const block = this.take();
-    this.committing = block;
-    const open = this.wire.open;
-    try {
-      if (block.rollbackOnly) {
-        await this.wire.rollback(block).catch(this.wire.reportRollback);
-        throw new RollbackOnlyError(messages.rollbackOnly(this.dataSourceName));
-      }
-      await this.wire.commit(block);
-    } catch (error) {
-      this.committing = undefined;
-      this.ended(block, 'rolled back');
-      throw error;
-    }
-    this.committing = undefined;
-    if (open) this.commits++;
-    this.ended(block, 'committed');
-  }
-
-  private async rollbackNow(): Promise<void> {
-    const block = this.take();
-    try {
-      await this.wire.rollback(block);
-    } finally {
-      this.ended(block, 'rolled back');
-    }
-  }
-
-  /** Makes the callbacks of a transaction that ended with `status` due. */
-  private ended(block: Block, status: CompletionStatus): void {
-    if (!block.callbacks.pending) return;
-    const due = block.callbacks.due(status);
-    if (due.length > 0) (this.due ??= []).push(...due);
   }
 
   private statement(args: QueryArgs): Promise<unknown> {
