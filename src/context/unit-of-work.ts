@@ -4,6 +4,7 @@ import { TypeOrmContextError } from '../errors/typeorm-context.error.js';
 import type { LazySession } from '../session/lazy-session.js';
 import type { TestRun } from '../session/lenders.js';
 import type { BeginOptions } from '../session/transaction-dialect.js';
+import { OpenBlocks } from './open-blocks.js';
 import type { SessionRuntime } from './session-runtime.js';
 
 const RESOLVED = Promise.resolve();
@@ -46,15 +47,8 @@ export class UnitOfWork {
   private ending?: Promise<void>;
   /** Data sources with replicas whose primary a transaction of this unit used (see `connection-route.ts`). */
   private primaries?: Set<string>;
-  /**
-   * Set by the interceptor when it sends the unit's values one by one (`@Sse()`, rpc, ws): the
-   * transaction runner then counts the blocks open in it, so that a value's commit never splits one.
-   */
-  countsBlocks = false;
-  /** Transaction blocks running in the unit now (counted only while `countsBlocks`). */
-  private openBlocks = 0;
-  /** Resolves `noBlockOpen()` once the last open block ended. */
-  private blocksEnded?: { promise: Promise<void>; resolve: () => void };
+  /** The transaction blocks running in the unit now (counted while the interceptor asks). */
+  readonly openBlocks = new OpenBlocks();
 
   constructor(
     /**
@@ -99,42 +93,6 @@ export class UnitOfWork {
   /** The unit of the request, job or context this one is a REQUIRES_NEW block of (itself if none). */
   get outermost(): UnitOfWork {
     return this.enclosing?.outermost ?? this;
-  }
-
-  /** Runs a transaction block (`run` starts it), counted as open in this unit until it settles. */
-  countBlock<T>(run: () => Promise<T>): Promise<T> {
-    this.openBlocks++;
-    let result: Promise<T>;
-    try {
-      result = run();
-    } catch (error) {
-      this.blockEnded();
-      throw error;
-    }
-    return result.finally(() => this.blockEnded());
-  }
-
-  /** Whether a counted transaction block (see `countBlock()`) is running in the unit. */
-  get blockOpen(): boolean {
-    return this.openBlocks > 0;
-  }
-
-  /** Resolves once no counted block is open (check `blockOpen` again: another may begin meanwhile). */
-  noBlockOpen(): Promise<void> {
-    if (this.openBlocks === 0) return RESOLVED;
-    if (this.blocksEnded === undefined) {
-      let resolve!: () => void;
-      const promise = new Promise<void>((done) => (resolve = done));
-      this.blocksEnded = { promise, resolve };
-    }
-    return this.blocksEnded.promise;
-  }
-
-  private blockEnded(): void {
-    if (--this.openBlocks > 0) return;
-    const waiting = this.blocksEnded;
-    this.blocksEnded = undefined;
-    waiting?.resolve();
   }
 
   /** Whether this unit, or one it was opened in, used the primary of `dataSource`. */

@@ -107,7 +107,7 @@ export class AutoCommitInterceptor implements NestInterceptor {
     } catch (error) {
       return new Observable((subscriber) => this.fail(unit, error, context, subscriber));
     }
-    if (everyValue) unit.countsBlocks = true;
+    if (everyValue) unit.openBlocks.counting = true;
     return new Observable((subscriber) => {
       let done = false;
       let seen = false;
@@ -127,8 +127,8 @@ export class AutoCommitInterceptor implements NestInterceptor {
         if (fresh === batch) fresh = undefined;
         if (batch.taken || done) return;
         // Never split a block: its writes are committed (or not) together, after it ended.
-        while (unit.blockOpen) {
-          await unit.noBlockOpen();
+        while (unit.openBlocks.any) {
+          await unit.openBlocks.noneOpen();
           if (done) return;
         }
         if (!unit.streaming && !unit.settled) {
@@ -159,7 +159,7 @@ export class AutoCommitInterceptor implements NestInterceptor {
           if (!everyValue) return; // only the last value is sent: it waits for the unit's end
           if (fresh !== undefined) return void fresh.values.push(value);
           // Nothing to commit (a database stream holds its transaction until it closes): send now.
-          if (sending === undefined && !unit.blockOpen && (unit.streaming || unit.settled)) {
+          if (sending === undefined && !unit.openBlocks.any && (unit.streaming || unit.settled)) {
             return subscriber.next(value);
           }
           // The commit starts a microtask later: a completion in this tick takes the batch.

@@ -74,8 +74,8 @@ export class TransactionRunner {
     const frame = this.runtime.frame();
     // A response sent value by value waits for its unit's open blocks before a value's commit.
     const unit = frame?.unit?.outermost;
-    if (unit?.countsBlocks) {
-      return unit.countBlock(() => this.propagate(resolved, options, fn, frame, name));
+    if (unit?.openBlocks.counting) {
+      return unit.openBlocks.run(() => this.propagate(resolved, options, fn, frame, name));
     }
     return this.propagate(resolved, options, fn, frame, name);
   }
