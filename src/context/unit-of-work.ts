@@ -1,16 +1,12 @@
 import type { Readable } from 'node:stream';
-import { messages } from '../errors/messages.js';
-import { TypeOrmContextError } from '../errors/typeorm-context.error.js';
 import type { LazySession } from '../session/lazy-session.js';
 import type { TestRun } from '../session/lenders.js';
 import type { BeginOptions } from '../session/transaction-dialect.js';
 import { OpenBlocks } from './open-blocks.js';
+import { endTransactions, endUnit } from './unit-commits.js';
 import type { SessionRuntime } from './session-runtime.js';
 
 const RESOLVED = Promise.resolve();
-
-/** Commit passes after which beforeCommit hooks that keep writing are considered looping. */
-const MAX_COMMIT_PASSES = 5;
 
 /**
  * The sessions of one request, job or `runInNewContext()`: at most one per data source, created
@@ -164,7 +160,7 @@ export class UnitOfWork {
    * others). Rethrows the first commit failure. Calling it again returns the same end.
    */
   end(commit: boolean): Promise<void> {
-    if (this.ending === undefined && !this.endIfEmpty()) this.ending = this.endWith(commit);
+    if (this.ending === undefined && !this.endIfEmpty()) this.ending = endUnit(this, commit);
     this.enclosing?.blocks.delete(this);
     return this.ending ?? RESOLVED;
   }
@@ -206,23 +202,8 @@ export class UnitOfWork {
    * back, then their callbacks run. The sessions stay usable: their next statement begins a new
    * transaction. Rethrows the first failure.
    */
-  async endTransactions(commit: boolean): Promise<void> {
-    let failure: { error: unknown } | undefined;
-    try {
-      if (commit) await this.commitAll(1);
-      else {
-        for (const session of this.sessions.values()) {
-          if (!session.isEnded && !session.settled) await session.rollback();
-        }
-      }
-    } catch (error) {
-      failure = { error };
-    }
-    for (const session of this.sessions.values()) {
-      if (session.hasDueCallbacks)
-        await session.runDueCallbacks().catch((error: unknown) => (failure ??= { error }));
-    }
-    if (failure) throw failure.error;
+  endTransactions(commit: boolean): Promise<void> {
+    return endTransactions(this, commit);
   }
 
   /** Makes the commits under way roll back when they reach their COMMIT statement (see `LazySession.abandonCommit()`). */
@@ -236,50 +217,5 @@ export class UnitOfWork {
     this.ended = true;
     this.ending ??= RESOLVED;
     return true;
-  }
-
-  private async endWith(commit: boolean): Promise<void> {
-    for (const session of this.sessions.values()) session.endOpenStreams();
-    let failure: { error: unknown } | undefined;
-    if (commit) {
-      try {
-        await this.commitAll();
-      } catch (error) {
-        failure = { error };
-      }
-    }
-    // Synchronously after the last check that every session settled: nothing new can begin.
-    this.ended = true;
-    const sessions = [...this.sessions.values()];
-    const closing = sessions.map((session) => session.close('context-ended'));
-    await (closing.length === 1 ? closing[0] : Promise.all(closing));
-    for (const session of sessions) {
-      if (!session.hasDueCallbacks) continue; // no promise round for nothing
-      try {
-        await session.runDueCallbacks();
-      } catch (error) {
-        failure ??= { error }; // callbackErrors: 'throw'
-      }
-    }
-    if (failure) throw failure.error;
-  }
-
-  /** Commits until every session settled, at most `passes` times (then fails, unless just one). */
-  private async commitAll(passes = MAX_COMMIT_PASSES): Promise<void> {
-    for (let pass = 1; ; pass++) {
-      // A Map iterates over entries added while it runs: sessions hooks create commit in this pass.
-      for (const session of this.sessions.values()) {
-        if (session.isEnded || session.settled) continue;
-        await session.commit();
-        this.committed++;
-      }
-      if (passes === 1 || this.settled) return;
-      if (pass === passes) {
-        const unsettled = [...this.sessions.values()].filter((s) => !s.isEnded && !s.settled);
-        throw new TypeOrmContextError(
-          messages.commitLoop(unsettled.map((session) => session.dataSourceName)),
-        );
-      }
-    }
   }
 }
