@@ -11,7 +11,7 @@ import { Observable, type Subscriber, type Subscription } from 'rxjs';
 import { ContextFrame } from '../context/context-frame.js';
 import { contextStorage } from '../context/context-storage.js';
 import { markTransactional, runtimeOf } from '../context/instance-runtime.js';
-import { reportError } from '../context/logger.js';
+import { reportError } from '../logger.js';
 import { SessionRuntime } from '../context/session-runtime.js';
 import { UnitOfWork } from '../context/unit-of-work.js';
 import { endAfterSending, readsDatabase } from './streamed-file.js';

@@ -1,5 +1,4 @@
 import type { DataSource } from 'typeorm';
-import { contextStorage } from '../context/context-storage.js';
 import { ConnectionAcquireTimeoutError } from '../errors/connection-acquire-timeout.error.js';
 import { ConnectionLostError } from '../errors/connection-lost.error.js';
 import { messages } from '../errors/messages.js';
@@ -36,7 +35,7 @@ export class ConnectionTaker {
     private readonly ended: () => Error | undefined,
   ) {
     if (hooks.testRun) {
-      const frame = contextStorage.getStore();
+      const frame = hooks.frames.current();
       const own = hooks.app === undefined ? frame : frame?.ownedBy(hooks.app);
       this.born = own?.routingUnit?.born ?? hooks.testRun();
     }
@@ -47,7 +46,7 @@ export class ConnectionTaker {
     if (!this.dataSource.isInitialized) throw new ModuleNotInitializedError(messages.shutDown());
     const name = this.session.dataSourceName;
     const ms = this.acquireTimeout;
-    const frame = contextStorage.getStore();
+    const frame = this.hooks.frames.current();
     // Work born in a test transaction (its unit, or the session itself) stays in it.
     const lender = this.hooks.lender?.(name, this.born);
     // Routing follows this session's app's own frame there, not another app's frame around it.

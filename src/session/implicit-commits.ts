@@ -1,4 +1,4 @@
-import { logger } from '../context/logger.js';
+import { logger } from '../logger.js';
 import { messages } from '../errors/messages.js';
 import { TransactionNotAllowedError } from '../errors/transaction-not-allowed.error.js';
 import type { LazySession } from './lazy-session.js';

@@ -1,7 +1,5 @@
 import type { Readable } from 'node:stream';
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
-import { OUTSIDE } from '../context/context-frame.js';
-import { contextStorage } from '../context/context-storage.js';
 import { messages } from '../errors/messages.js';
 import { SessionBusyError } from '../errors/session-busy.error.js';
 import { SessionContextEndedError } from '../errors/session-context-ended.error.js';
@@ -161,12 +159,13 @@ export class LazySession {
   nested<T>(fn: (manager: EntityManager) => Promise<T> | T): Promise<T> {
     const ended = this.end.error();
     if (ended) return Promise.reject(ended);
-    const frame = contextStorage.getStore() ?? OUTSIDE;
+    const frames = this.hooks.frames;
+    const frame = frames.current() ?? frames.outside;
     return this.inTransaction(async (lane, parent) => {
       const block = await this.wire.savepoints.open(lane, parent);
       let result: T;
       try {
-        result = await contextStorage.run(frame.within(this, block.lane!), () => fn(this.manager));
+        result = await frames.run(frame.within(this, block.lane!), () => fn(this.manager));
       } catch (error) {
         await this.endSavepoint(block, false);
         throw error;
@@ -184,7 +183,7 @@ export class LazySession {
     on: 'commit' | 'rollback' | 'always',
     callback: (status: CompletionStatus) => unknown,
   ): void {
-    this.blockHere().callbacks.add(on, callback, contextStorage.getStore()?.unit);
+    this.blockHere().callbacks.add(on, callback, this.hooks.frames.current()?.unit);
   }
 
   /** Marks the transaction (or savepoint) current here rollback-only. */
@@ -280,7 +279,7 @@ export class LazySession {
 
   /** The lane work issued here goes to: the innermost open block or hook of this session, or its own. */
   laneHere(): Lane {
-    const lane = contextStorage.getStore()?.laneOf(this);
+    const lane = this.hooks.frames.current()?.laneOf(this);
     return lane === undefined ? this.lane : lane.open;
   }
 

@@ -104,7 +104,7 @@ export class TransactionWire {
 
   /** Hooks and TypeORM's transaction events, as steps of the task running them. */
   private get steps(): SessionSteps {
-    return (this.madeSteps ??= new SessionSteps(this.session, this.connection));
+    return (this.madeSteps ??= new SessionSteps(this.session, this.connection, this.hooks.frames));
   }
 
   /** The session's QueryRunner. */

@@ -1,7 +1,7 @@
 import type { SessionRuntime } from '../context/session-runtime.js';
 import { ContextFrame } from '../context/context-frame.js';
 import { contextStorage } from '../context/context-storage.js';
-import { logger } from '../context/logger.js';
+import { logger } from '../logger.js';
 import { UnitOfWork } from '../context/unit-of-work.js';
 import { CallbackError } from '../errors/callback.error.js';
 import { messages } from '../errors/messages.js';

@@ -1,7 +1,7 @@
 import type { EntityManager } from 'typeorm';
 import { ContextFrame } from '../context/context-frame.js';
 import { contextStorage } from '../context/context-storage.js';
-import { logger } from '../context/logger.js';
+import { logger } from '../logger.js';
 import type { SessionRuntime } from '../context/session-runtime.js';
 import type { UnitOfWork } from '../context/unit-of-work.js';
 import { LazySession } from '../session/lazy-session.js';
