@@ -11,7 +11,8 @@ import { SessionEnd } from './session-end.js';
 import type { EndReason, SessionHooks, SessionOwner } from './session-hooks.js';
 import { SessionCommits } from './session-commits.js';
 import { installRunner } from './session-runner.js';
-import { bindCallbacks, bindEvents, SessionStreams, streamScope } from './session-streams.js';
+import { SessionWork } from './session-work.js';
+import { SessionStreams } from './session-streams.js';
 import type { CompletionStatus } from './transaction-callbacks.js';
 import type { BeginOptions } from './transaction-dialect.js';
 import { TransactionWire } from './transaction-wire.js';
@@ -36,6 +37,7 @@ export class LazySession {
   readonly lane = new Lane();
   private readonly wire: TransactionWire;
   private readonly streams = new SessionStreams();
+  private readonly work: SessionWork;
   /**
    * The first error a stream of the current transaction (not of a savepoint or hook in it) failed
    * with: a response may be reading it. Cleared when that transaction ends.
@@ -62,6 +64,14 @@ export class LazySession {
     this.wire = new TransactionWire(this, dataSource, hooks, begin, () => this.end.error());
     this.manager = this.wire.runner.manager;
     this.callbacks = new DueCallbacks(hooks);
+    this.work = new SessionWork(
+      this,
+      this.wire,
+      this.streams,
+      hooks.frames,
+      () => this.current,
+      () => this.end.error(),
+    );
     this.ends = new SessionCommits(this, this.wire, this.callbacks);
     installRunner(this, this.wire);
   }
@@ -110,13 +120,7 @@ export class LazySession {
 
   /** Runs a statement after the work queued before it, beginning the transaction if needed. */
   query(args: QueryArgs): Promise<unknown> {
-    const lane = this.laneHere();
-    const block = lane.block;
-    if (block === undefined) return lane.run(() => this.statement(args), this.failedInCurrent);
-    return lane.run(
-      () => this.wire.send(args, block, lane),
-      (error) => this.wire.failed(block, error),
-    );
+    return this.work.query(args);
   }
 
   /**
@@ -124,55 +128,17 @@ export class LazySession {
    * session's own lane begins it first), with that lane and the block work joins on it.
    */
   inTransaction<T>(work: (lane: Lane, block: Block) => Promise<T>): Promise<T> {
-    const lane = this.laneHere();
-    return lane.run(async () => {
-      if (lane.block !== undefined) return work(lane, lane.block);
-      await this.begun();
-      return work(lane, this.current);
-    });
+    return this.work.inTransaction(work);
   }
 
   /** Opens a stream that holds its lane until it closes, and dies with its block or context. */
   stream(args: StreamArgs): ReturnType<QueryRunner['stream']> {
-    // Its events, onEnd and onError run in the caller's context, not the connection maker's.
-    const scope = streamScope();
-    return new Promise((resolve, reject) => {
-      void this.inTransaction(async (lane, block) => {
-        let stream: Awaited<ReturnType<QueryRunner['stream']>>;
-        try {
-          stream = bindEvents(await this.wire.stream(bindCallbacks(args, scope), block), scope);
-        } catch (error) {
-          return reject(error as Error);
-        }
-        stream.once('error', (error) => {
-          // One of a savepoint or hook dies with it: only the transaction's own can reach a response.
-          if (lane === this.lane) this.streamFailure ??= error;
-          this.wire.failed(block, error);
-        });
-        resolve(stream);
-        await this.streams.hold(stream, lane);
-      }).catch(reject);
-    });
+    return this.work.stream(args);
   }
 
   /** Runs `fn` in a SAVEPOINT of the transaction current here, after the work queued before it. */
   nested<T>(fn: (manager: EntityManager) => Promise<T> | T): Promise<T> {
-    const ended = this.end.error();
-    if (ended) return Promise.reject(ended);
-    const frames = this.hooks.frames;
-    const frame = frames.current() ?? frames.outside;
-    return this.inTransaction(async (lane, parent) => {
-      const block = await this.wire.savepoints.open(lane, parent);
-      let result: T;
-      try {
-        result = await frames.run(frame.within(this, block.lane!), () => fn(this.manager));
-      } catch (error) {
-        await this.endSavepoint(block, false);
-        throw error;
-      }
-      await this.endSavepoint(block, true);
-      return result;
-    });
+    return this.work.nested(fn);
   }
 
   /**
@@ -283,29 +249,6 @@ export class LazySession {
     return lane === undefined ? this.lane : lane.open;
   }
 
-  private statement(args: QueryArgs): Promise<unknown> {
-    if (this.wire.open) return this.wire.send(args, this.current, this.lane);
-    return this.begun().then(() => this.wire.send(args, this.current, this.lane));
-  }
-
-  /**
-   * Resolves once a transaction is open (call it from a task of the session's own lane). A
-   * transaction whose connection was lost is not begun again: it is over until its commit or
-   * rollback says so.
-   */
-  private begun(): Promise<void> {
-    if (this.wire.open) return RESOLVED;
-    const refused = this.end.error() ?? this.current.broken;
-    if (refused) return Promise.reject(refused);
-    return this.wire.begin(this.lane, this.current);
-  }
-
-  private endSavepoint(block: Block, keep: boolean): Promise<void> {
-    const error = () => new SessionContextEndedError(messages.blockEnded(this.dataSourceName));
-    this.streams.destroy(error, (lane) => lane === block.lane);
-    return this.wire.savepoints.end(block, keep);
-  }
-
   /** The transaction now current, replaced by a fresh one for the work that comes after. */
   private take(): Block {
     this.streamFailure = undefined;
@@ -322,7 +265,4 @@ export class LazySession {
     if (this.laneHere() === this.lane) return undefined;
     return new SessionBusyError(messages.sessionBusy(this.dataSourceName, operation));
   }
-
-  private readonly failedInCurrent = (error: unknown): Error | undefined =>
-    this.wire.failed(this.current, error);
 }
