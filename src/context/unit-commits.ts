@@ -25,8 +25,8 @@ export async function endTransactions(unit: UnitOfWork, commit: boolean): Promis
     failure = { error };
   }
   for (const session of unit.sessions.values()) {
-    if (session.hasDueCallbacks)
-      await session.runDueCallbacks().catch((error: unknown) => (failure ??= { error }));
+    if (session.dueCallbacks.pending)
+      await session.dueCallbacks.run().catch((error: unknown) => (failure ??= { error }));
   }
   if (failure) throw failure.error;
 }
@@ -48,9 +48,9 @@ export async function endUnit(unit: UnitOfWork, commit: boolean): Promise<void> 
   const closing = sessions.map((session) => session.close('context-ended'));
   await (closing.length === 1 ? closing[0] : Promise.all(closing));
   for (const session of sessions) {
-    if (!session.hasDueCallbacks) continue; // no promise round for nothing
+    if (!session.dueCallbacks.pending) continue; // no promise round for nothing
     try {
-      await session.runDueCallbacks();
+      await session.dueCallbacks.run();
     } catch (error) {
       failure ??= { error }; // callbackErrors: 'throw'
     }

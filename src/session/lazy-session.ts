@@ -49,7 +49,8 @@ export class LazySession {
   private current = new Block();
   private readonly end: SessionEnd;
   private closing?: Promise<void>;
-  private readonly callbacks: DueCallbacks;
+  /** Callbacks of its transactions that ended, to run once their connection is back in the pool. */
+  readonly dueCallbacks: DueCallbacks;
   private readonly ends: SessionCommits;
 
   constructor(
@@ -63,7 +64,7 @@ export class LazySession {
     this.end = new SessionEnd(dataSourceName, owner);
     this.wire = new TransactionWire(this, dataSource, hooks, begin, () => this.end.error());
     this.manager = this.wire.runner.manager;
-    this.callbacks = new DueCallbacks(hooks);
+    this.dueCallbacks = new DueCallbacks(hooks);
     this.work = new SessionWork(
       this,
       this.wire,
@@ -72,7 +73,7 @@ export class LazySession {
       () => this.current,
       () => this.end.error(),
     );
-    this.ends = new SessionCommits(this, this.wire, this.callbacks);
+    this.ends = new SessionCommits(this, this.wire, this.dueCallbacks);
     installRunner(this, this.wire);
   }
 
@@ -159,7 +160,7 @@ export class LazySession {
 
   /**
    * Commits the current transaction and gives the connection back; the session stays usable and
-   * its next statement begins a new one. Its callbacks are then due (`runDueCallbacks()`).
+   * its next statement begins a new one. Its callbacks are then due (`dueCallbacks`).
    */
   commit(): Promise<void> {
     const refused = this.refuseInsideBlock('commit') ?? this.end.error();
@@ -181,28 +182,10 @@ export class LazySession {
     const refused = this.refuseInsideBlock('rollback') ?? this.end.error();
     if (refused) return Promise.reject(refused);
     if (!this.wire.open && !this.lane.busy) {
-      this.callbacks.note(this.take(), 'rolled back');
+      this.dueCallbacks.note(this.take(), 'rolled back');
       return RESOLVED;
     }
     return this.lane.run(() => this.ends.rollback(this.take()));
-  }
-
-  /** Whether callbacks of transactions that ended wait to run (`runDueCallbacks()`). */
-  get hasDueCallbacks(): boolean {
-    return this.callbacks.pending;
-  }
-
-  /** Runs the callbacks of the transactions that ended so far, now that their connection is back. */
-  runDueCallbacks(): Promise<void> {
-    return this.callbacks.run();
-  }
-
-  /**
-   * Runs `operation` (a commit, rollback or close), then the callbacks it made due, whether it
-   * succeeded or not; its own error wins over a callback's.
-   */
-  withCallbacks(operation: () => Promise<void>): Promise<void> {
-    return this.callbacks.around(operation);
   }
 
   /**
@@ -219,7 +202,7 @@ export class LazySession {
     this.streams.destroy(() => this.end.error()!);
     // A session still waiting for a connection gives it back when it arrives (`TransactionWire`).
     const busy = this.wire.open || (this.lane.busy && !this.wire.acquiring);
-    if (!busy) this.callbacks.note(this.take(), 'rolled back');
+    if (!busy) this.dueCallbacks.note(this.take(), 'rolled back');
     this.closing = busy ? this.lane.run(() => this.ends.rollback(this.take())) : RESOLVED;
     return this.closing;
   }
@@ -228,7 +211,7 @@ export class LazySession {
   abort(error: Error): void {
     if (!this.end.mark(error)) return;
     this.streams.destroy(() => error);
-    this.callbacks.note(this.take(), 'rolled back');
+    this.dueCallbacks.note(this.take(), 'rolled back');
     this.wire.drop(error);
   }
 
