@@ -1,11 +1,10 @@
-import { messages } from './errors/messages.js';
-import { InvalidOptionError } from './errors/invalid-option.error.js';
 import type {
   IsolationLevel,
   SessionOptions,
   TransactionOptions,
 } from './interfaces/transaction-options.interface.js';
 import type { TypeOrmContextModuleOptions } from './interfaces/typeorm-context-options.interface.js';
+import { check, checkShape, fail } from './option-checks.js';
 import { Propagation } from './transactional/propagation.enum.js';
 
 /** Name of the data source used when none is given (the `@nestjs/typeorm` default). */
@@ -45,14 +44,6 @@ const ISOLATION_LEVELS: readonly IsolationLevel[] = [
   'SERIALIZABLE',
 ];
 const PROPAGATIONS = Object.values(Propagation) as string[];
-
-function fail(option: string, value: unknown, expected: string): never {
-  throw new InvalidOptionError(messages.invalidOption(option, value, expected));
-}
-
-function check(ok: boolean, option: string, value: unknown, expected: string): void {
-  if (!ok) fail(option, value, expected);
-}
 
 const isName = (value: unknown): value is string => typeof value === 'string' && value.length > 0;
 const isOptionalFunction = (value: unknown) => value === undefined || typeof value === 'function';
@@ -167,42 +158,6 @@ const WITHOUT_TRANSACTION: readonly string[] = [
   Propagation.NOT_SUPPORTED,
   Propagation.NEVER,
 ];
-
-/** Fails unless `options` is undefined or a plain object whose keys are all in `known`. */
-function checkShape(options: unknown, known: readonly string[], what: string): void {
-  const isObject = typeof options === 'object' && options !== null && !Array.isArray(options);
-  if (!isObject) {
-    if (options !== undefined) fail(what, options, `an object with ${known[0]} and the like`);
-    return;
-  }
-  for (const key in options) {
-    if (known.includes(key) || !Object.hasOwn(options, key)) continue;
-    const value = (options as Record<string, unknown>)[key];
-    const near = known.find((name) => distance(name, key) <= 2);
-    fail(
-      `'${key}' in ${what}`,
-      value,
-      `${near ? `'${near}' (a typo?), or ` : ''}one of ${known.map((k) => `'${k}'`).join(', ')}`,
-    );
-  }
-}
-
-/** Levenshtein distance, for "did you mean" in option errors. */
-function distance(a: string, b: string): number {
-  let row = Array.from({ length: b.length + 1 }, (_, index) => index);
-  for (let i = 1; i <= a.length; i++) {
-    const next = [i];
-    for (let j = 1; j <= b.length; j++) {
-      next[j] = Math.min(
-        row[j]! + 1,
-        next[j - 1]! + 1,
-        row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
-      );
-    }
-    row = next;
-  }
-  return row[b.length]!;
-}
 
 /** What `isolationLevel` accepts, built once: option checks run on every transaction. */
 const ISOLATION_EXPECTED = `one of ${ISOLATION_LEVELS.map((l) => `'${l}'`).join(', ')}`;

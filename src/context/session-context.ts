@@ -37,13 +37,13 @@ export class SessionContext {
    */
   async commit(dataSource: string = DEFAULT_DATA_SOURCE): Promise<void> {
     const session = this.runtime.existing(dataSource);
-    if (session instanceof LazySession) await session.withCallbacks(() => session.commit());
+    if (session instanceof LazySession) await session.dueCallbacks.around(() => session.commit());
   }
 
   /** Rolls back now and gives the connection back (clearing a rollback-only mark); the session stays usable. */
   async rollback(dataSource: string = DEFAULT_DATA_SOURCE): Promise<void> {
     const session = this.runtime.existing(dataSource);
-    if (session instanceof LazySession) await session.withCallbacks(() => session.rollback());
+    if (session instanceof LazySession) await session.dueCallbacks.around(() => session.rollback());
   }
 
   /** Rolls back what is uncommitted and releases the connection; the next `session()` starts anew. */
@@ -55,7 +55,7 @@ export class SessionContext {
       throw new TypeOrmContextError(messages.blockSessionClose(dataSource));
     }
     // The next session() of this context creates a new one.
-    await session.withCallbacks(() => session.close('closed'));
+    await session.dueCallbacks.around(() => session.close('closed'));
   }
 
   /** Runs `fn` atomically; `Propagation.REQUIRED` by default (see `TransactionOptions`). */

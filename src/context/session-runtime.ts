@@ -9,10 +9,11 @@ import { SessionContextEndedError } from '../errors/session-context-ended.error.
 import { UnknownDataSourceError } from '../errors/unknown-data-source.error.js';
 import { TransactionRunner } from '../transactional/transaction-runner.js';
 import type { ResolvedModuleOptions } from '../typeorm-context.options.js';
+import { frames } from './frames.js';
 import type { ContextFrame } from './context-frame.js';
 import { contextStorage } from './context-storage.js';
 import { recordInstances } from './instance-runtime.js';
-import { logger, reportError } from './logger.js';
+import { logger, reportError } from '../logger.js';
 import { ConnectionWaits } from '../session/connection-wait.js';
 import { guardPool } from '../session/pool-guard.js';
 import { replicaPoolsOf } from '../session/replica-setup.js';
@@ -51,6 +52,7 @@ export class SessionRuntime implements OnModuleInit, OnApplicationBootstrap, OnA
       acquireTimeout: options.acquireTimeout,
       waits: new ConnectionWaits(),
       reportError,
+      frames,
       throwErrors: options.callbackErrors === 'throw',
       lender: (name, born) => this.lenders.lender(name, born),
     };

@@ -1,15 +1,12 @@
 import type { Readable } from 'node:stream';
-import { messages } from '../errors/messages.js';
-import { TypeOrmContextError } from '../errors/typeorm-context.error.js';
 import type { LazySession } from '../session/lazy-session.js';
 import type { TestRun } from '../session/lenders.js';
 import type { BeginOptions } from '../session/transaction-dialect.js';
+import { OpenBlocks } from './open-blocks.js';
+import { endTransactions, endUnit } from './unit-commits.js';
 import type { SessionRuntime } from './session-runtime.js';
 
 const RESOLVED = Promise.resolve();
-
-/** Commit passes after which beforeCommit hooks that keep writing are considered looping. */
-const MAX_COMMIT_PASSES = 5;
 
 /**
  * The sessions of one request, job or `runInNewContext()`: at most one per data source, created
@@ -46,15 +43,8 @@ export class UnitOfWork {
   private ending?: Promise<void>;
   /** Data sources with replicas whose primary a transaction of this unit used (see `connection-route.ts`). */
   private primaries?: Set<string>;
-  /**
-   * Set by the interceptor when it sends the unit's values one by one (`@Sse()`, rpc, ws): the
-   * transaction runner then counts the blocks open in it, so that a value's commit never splits one.
-   */
-  countsBlocks = false;
-  /** Transaction blocks running in the unit now (counted only while `countsBlocks`). */
-  private openBlocks = 0;
-  /** Resolves `noBlockOpen()` once the last open block ended. */
-  private blocksEnded?: { promise: Promise<void>; resolve: () => void };
+  /** The transaction blocks running in the unit now (counted while the interceptor asks). */
+  readonly openBlocks = new OpenBlocks();
 
   constructor(
     /**
@@ -99,42 +89,6 @@ export class UnitOfWork {
   /** The unit of the request, job or context this one is a REQUIRES_NEW block of (itself if none). */
   get outermost(): UnitOfWork {
     return this.enclosing?.outermost ?? this;
-  }
-
-  /** Runs a transaction block (`run` starts it), counted as open in this unit until it settles. */
-  countBlock<T>(run: () => Promise<T>): Promise<T> {
-    this.openBlocks++;
-    let result: Promise<T>;
-    try {
-      result = run();
-    } catch (error) {
-      this.blockEnded();
-      throw error;
-    }
-    return result.finally(() => this.blockEnded());
-  }
-
-  /** Whether a counted transaction block (see `countBlock()`) is running in the unit. */
-  get blockOpen(): boolean {
-    return this.openBlocks > 0;
-  }
-
-  /** Resolves once no counted block is open (check `blockOpen` again: another may begin meanwhile). */
-  noBlockOpen(): Promise<void> {
-    if (this.openBlocks === 0) return RESOLVED;
-    if (this.blocksEnded === undefined) {
-      let resolve!: () => void;
-      const promise = new Promise<void>((done) => (resolve = done));
-      this.blocksEnded = { promise, resolve };
-    }
-    return this.blocksEnded.promise;
-  }
-
-  private blockEnded(): void {
-    if (--this.openBlocks > 0) return;
-    const waiting = this.blocksEnded;
-    this.blocksEnded = undefined;
-    waiting?.resolve();
   }
 
   /** Whether this unit, or one it was opened in, used the primary of `dataSource`. */
@@ -206,7 +160,7 @@ export class UnitOfWork {
    * others). Rethrows the first commit failure. Calling it again returns the same end.
    */
   end(commit: boolean): Promise<void> {
-    if (this.ending === undefined && !this.endIfEmpty()) this.ending = this.endWith(commit);
+    if (this.ending === undefined && !this.endIfEmpty()) this.ending = endUnit(this, commit);
     this.enclosing?.blocks.delete(this);
     return this.ending ?? RESOLVED;
   }
@@ -248,23 +202,8 @@ export class UnitOfWork {
    * back, then their callbacks run. The sessions stay usable: their next statement begins a new
    * transaction. Rethrows the first failure.
    */
-  async endTransactions(commit: boolean): Promise<void> {
-    let failure: { error: unknown } | undefined;
-    try {
-      if (commit) await this.commitAll(1);
-      else {
-        for (const session of this.sessions.values()) {
-          if (!session.isEnded && !session.settled) await session.rollback();
-        }
-      }
-    } catch (error) {
-      failure = { error };
-    }
-    for (const session of this.sessions.values()) {
-      if (session.hasDueCallbacks)
-        await session.runDueCallbacks().catch((error: unknown) => (failure ??= { error }));
-    }
-    if (failure) throw failure.error;
+  endTransactions(commit: boolean): Promise<void> {
+    return endTransactions(this, commit);
   }
 
   /** Makes the commits under way roll back when they reach their COMMIT statement (see `LazySession.abandonCommit()`). */
@@ -278,50 +217,5 @@ export class UnitOfWork {
     this.ended = true;
     this.ending ??= RESOLVED;
     return true;
-  }
-
-  private async endWith(commit: boolean): Promise<void> {
-    for (const session of this.sessions.values()) session.endOpenStreams();
-    let failure: { error: unknown } | undefined;
-    if (commit) {
-      try {
-        await this.commitAll();
-      } catch (error) {
-        failure = { error };
-      }
-    }
-    // Synchronously after the last check that every session settled: nothing new can begin.
-    this.ended = true;
-    const sessions = [...this.sessions.values()];
-    const closing = sessions.map((session) => session.close('context-ended'));
-    await (closing.length === 1 ? closing[0] : Promise.all(closing));
-    for (const session of sessions) {
-      if (!session.hasDueCallbacks) continue; // no promise round for nothing
-      try {
-        await session.runDueCallbacks();
-      } catch (error) {
-        failure ??= { error }; // callbackErrors: 'throw'
-      }
-    }
-    if (failure) throw failure.error;
-  }
-
-  /** Commits until every session settled, at most `passes` times (then fails, unless just one). */
-  private async commitAll(passes = MAX_COMMIT_PASSES): Promise<void> {
-    for (let pass = 1; ; pass++) {
-      // A Map iterates over entries added while it runs: sessions hooks create commit in this pass.
-      for (const session of this.sessions.values()) {
-        if (session.isEnded || session.settled) continue;
-        await session.commit();
-        this.committed++;
-      }
-      if (passes === 1 || this.settled) return;
-      if (pass === passes) {
-        const unsettled = [...this.sessions.values()].filter((s) => !s.isEnded && !s.settled);
-        throw new TypeOrmContextError(
-          messages.commitLoop(unsettled.map((session) => session.dataSourceName)),
-        );
-      }
-    }
   }
 }

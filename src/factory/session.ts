@@ -17,17 +17,17 @@ export class Session implements AsyncDisposable {
 
   /** Commits and gives the connection back; the next query begins a new transaction. */
   commit(): Promise<void> {
-    return this.lazy.withCallbacks(() => this.lazy.commit());
+    return this.lazy.dueCallbacks.around(() => this.lazy.commit());
   }
 
   /** Rolls back and gives the connection back; the session stays usable. */
   rollback(): Promise<void> {
-    return this.lazy.withCallbacks(() => this.lazy.rollback());
+    return this.lazy.dueCallbacks.around(() => this.lazy.rollback());
   }
 
   /** Rolls back what is uncommitted and releases the connection; later use throws. */
   close(): Promise<void> {
-    return this.lazy.withCallbacks(() => this.lazy.close('closed'));
+    return this.lazy.dueCallbacks.around(() => this.lazy.close('closed'));
   }
 
   /** `await using session = sessionFactory.open()` closes it at the end of the block. */

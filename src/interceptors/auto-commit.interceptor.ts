@@ -11,24 +11,15 @@ import { Observable, type Subscriber, type Subscription } from 'rxjs';
 import { ContextFrame } from '../context/context-frame.js';
 import { contextStorage } from '../context/context-storage.js';
 import { markTransactional, runtimeOf } from '../context/instance-runtime.js';
-import { reportError } from '../context/logger.js';
+import { reportError } from '../logger.js';
 import { SessionRuntime } from '../context/session-runtime.js';
 import { UnitOfWork } from '../context/unit-of-work.js';
 import { endAfterSending, readsDatabase } from './streamed-file.js';
+import { type Batch, ValueQueue } from './value-queue.js';
 
-const RESOLVED = Promise.resolve();
 const NO_VALUES: readonly unknown[] = [];
 /** Nest's `SSE_METADATA`: set on the handler by `@Sse()`. */
 const SSE_METADATA = '__sse__';
-
-/** Values a streamed response emitted in one tick, sent together after one commit. */
-interface Batch {
-  readonly values: unknown[];
-  /** Taken by the source's completion in the same tick: they go out with the unit's end. */
-  taken: boolean;
-  /** Queued when no other value waited: taken, nothing is left to wait for. */
-  readonly first: boolean;
-}
 
 /**
  * Gives each request, message or WebSocket event a unit of work: it takes over the context the
@@ -107,14 +98,13 @@ export class AutoCommitInterceptor implements NestInterceptor {
     } catch (error) {
       return new Observable((subscriber) => this.fail(unit, error, context, subscriber));
     }
-    if (everyValue) unit.countsBlocks = true;
+    if (everyValue) unit.openBlocks.counting = true;
     return new Observable((subscriber) => {
       let done = false;
       let seen = false;
       let last: unknown;
       let commit: boolean | undefined;
-      /** Values behind a commit, in order; undefined while none waits. */
-      let sending: Promise<unknown> | undefined;
+      const sending = new ValueQueue();
       /** The batch values of this tick join until its commit starts. */
       let fresh: Batch | undefined;
       const failWith = (error: unknown) => {
@@ -127,8 +117,8 @@ export class AutoCommitInterceptor implements NestInterceptor {
         if (fresh === batch) fresh = undefined;
         if (batch.taken || done) return;
         // Never split a block: its writes are committed (or not) together, after it ended.
-        while (unit.blockOpen) {
-          await unit.noBlockOpen();
+        while (unit.openBlocks.any) {
+          await unit.openBlocks.noneOpen();
           if (done) return;
         }
         if (!unit.streaming && !unit.settled) {
@@ -141,15 +131,6 @@ export class AutoCommitInterceptor implements NestInterceptor {
         }
         for (const value of batch.values) subscriber.next(value);
       };
-      /** Runs `step` after the values waiting for a commit (at once when none waits). */
-      const queue = (step: () => unknown, now = false) => {
-        if (now && sending === undefined) return void step();
-        const queued = (sending ?? RESOLVED).then(step);
-        sending = queued;
-        void queued.then(() => {
-          if (sending === queued) sending = undefined;
-        });
-      };
       // eslint-disable-next-line prefer-const -- read by failWith, which the source may call first
       let subscription: Subscription | undefined;
       subscription = source.subscribe({
@@ -159,17 +140,17 @@ export class AutoCommitInterceptor implements NestInterceptor {
           if (!everyValue) return; // only the last value is sent: it waits for the unit's end
           if (fresh !== undefined) return void fresh.values.push(value);
           // Nothing to commit (a database stream holds its transaction until it closes): send now.
-          if (sending === undefined && !unit.blockOpen && (unit.streaming || unit.settled)) {
+          if (sending.idle && !unit.openBlocks.any && (unit.streaming || unit.settled)) {
             return subscriber.next(value);
           }
           // The commit starts a microtask later: a completion in this tick takes the batch.
-          const first = sending === undefined;
+          const first = sending.idle;
           const batch: Batch = (fresh = { values: [value], taken: false, first });
-          queue(() => send(batch));
+          sending.add(() => send(batch));
         },
         error: (error: unknown) => {
           fresh = undefined;
-          queue(() => failWith(error), true);
+          sending.add(() => failWith(error), true);
         },
         complete: () => {
           if (!everyValue) {
@@ -186,7 +167,7 @@ export class AutoCommitInterceptor implements NestInterceptor {
           };
           // A handler's one answer (its value and completion in one tick) ends without a wait.
           if (tail?.first) end();
-          else queue(end, true);
+          else sending.add(end, true);
         },
       });
       return () => {

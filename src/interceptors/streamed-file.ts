@@ -1,6 +1,6 @@
 import type { ExecutionContext, StreamableFile } from '@nestjs/common';
 import { finished, type Readable } from 'node:stream';
-import { reportError } from '../context/logger.js';
+import { reportError } from '../logger.js';
 import type { UnitOfWork } from '../context/unit-of-work.js';
 
 /** The part of a Node response (Express's, or Fastify's `reply.raw`) that tells it closed. */

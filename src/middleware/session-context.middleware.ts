@@ -1,7 +1,7 @@
 import { Inject, Injectable, type NestMiddleware, Optional } from '@nestjs/common';
 import { ContextFrame } from '../context/context-frame.js';
 import { contextStorage } from '../context/context-storage.js';
-import { reportError } from '../context/logger.js';
+import { reportError } from '../logger.js';
 import { SessionRuntime } from '../context/session-runtime.js';
 import { UnitOfWork } from '../context/unit-of-work.js';
 

@@ -1,7 +1,7 @@
-import type { UnitOfWork } from '../context/unit-of-work.js';
 import type { IsolationLevel } from '../interfaces/transaction-options.interface.js';
 import type { ConnectionLender } from './pooled-connection.js';
 import type { ReplicaPools } from './replica-pools.js';
+import type { FrameUnit } from './session-frames.js';
 
 /** What a transaction asks for when it begins: its access mode, isolation and opt-out. */
 export interface RouteRequest {
@@ -30,7 +30,7 @@ export function replicaFor(
   replicas: ReplicaPools | undefined,
   lender: ConnectionLender | undefined,
   request: RouteRequest,
-  unit: UnitOfWork | undefined,
+  unit: FrameUnit | undefined,
   dataSource: string,
 ): ReplicaPools | undefined {
   if (replicas === undefined || lender !== undefined) return undefined;

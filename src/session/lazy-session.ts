@@ -1,19 +1,19 @@
 import type { Readable } from 'node:stream';
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
-import { OUTSIDE } from '../context/context-frame.js';
-import { contextStorage } from '../context/context-storage.js';
 import { messages } from '../errors/messages.js';
-import { RollbackOnlyError } from '../errors/rollback-only.error.js';
 import { SessionBusyError } from '../errors/session-busy.error.js';
 import { SessionContextEndedError } from '../errors/session-context-ended.error.js';
 import { Block } from './block.js';
+import { DueCallbacks } from './due-callbacks.js';
 import { Lane } from './lane.js';
 import type { QueryArgs, StreamArgs } from './session-connection.js';
 import { SessionEnd } from './session-end.js';
 import type { EndReason, SessionHooks, SessionOwner } from './session-hooks.js';
+import { SessionCommits } from './session-commits.js';
 import { installRunner } from './session-runner.js';
-import { bindCallbacks, bindEvents, SessionStreams, streamScope } from './session-streams.js';
-import { type Callback, type CompletionStatus, runCallbacks } from './transaction-callbacks.js';
+import { SessionWork } from './session-work.js';
+import { SessionStreams } from './session-streams.js';
+import type { CompletionStatus } from './transaction-callbacks.js';
 import type { BeginOptions } from './transaction-dialect.js';
 import { TransactionWire } from './transaction-wire.js';
 
@@ -37,6 +37,7 @@ export class LazySession {
   readonly lane = new Lane();
   private readonly wire: TransactionWire;
   private readonly streams = new SessionStreams();
+  private readonly work: SessionWork;
   /**
    * The first error a stream of the current transaction (not of a savepoint or hook in it) failed
    * with: a response may be reading it. Cleared when that transaction ends.
@@ -46,12 +47,11 @@ export class LazySession {
   commits = 0;
   /** The transaction work joins now, begun on the server or not yet. */
   private current = new Block();
-  /** The transaction being committed now, if any (see `abandonCommit()`). */
-  private committing?: Block;
   private readonly end: SessionEnd;
   private closing?: Promise<void>;
-  /** Callbacks of transactions that ended, to run once their connection is back in the pool. */
-  private due?: Callback[];
+  /** Callbacks of its transactions that ended, to run once their connection is back in the pool. */
+  readonly dueCallbacks: DueCallbacks;
+  private readonly ends: SessionCommits;
 
   constructor(
     /** Name of the data source this session belongs to. */
@@ -64,6 +64,16 @@ export class LazySession {
     this.end = new SessionEnd(dataSourceName, owner);
     this.wire = new TransactionWire(this, dataSource, hooks, begin, () => this.end.error());
     this.manager = this.wire.runner.manager;
+    this.dueCallbacks = new DueCallbacks(hooks);
+    this.work = new SessionWork(
+      this,
+      this.wire,
+      this.streams,
+      hooks.frames,
+      () => this.current,
+      () => this.end.error(),
+    );
+    this.ends = new SessionCommits(this, this.wire, this.dueCallbacks);
     installRunner(this, this.wire);
   }
 
@@ -111,13 +121,7 @@ export class LazySession {
 
   /** Runs a statement after the work queued before it, beginning the transaction if needed. */
   query(args: QueryArgs): Promise<unknown> {
-    const lane = this.laneHere();
-    const block = lane.block;
-    if (block === undefined) return lane.run(() => this.statement(args), this.failedInCurrent);
-    return lane.run(
-      () => this.wire.send(args, block, lane),
-      (error) => this.wire.failed(block, error),
-    );
+    return this.work.query(args);
   }
 
   /**
@@ -125,54 +129,17 @@ export class LazySession {
    * session's own lane begins it first), with that lane and the block work joins on it.
    */
   inTransaction<T>(work: (lane: Lane, block: Block) => Promise<T>): Promise<T> {
-    const lane = this.laneHere();
-    return lane.run(async () => {
-      if (lane.block !== undefined) return work(lane, lane.block);
-      await this.begun();
-      return work(lane, this.current);
-    });
+    return this.work.inTransaction(work);
   }
 
   /** Opens a stream that holds its lane until it closes, and dies with its block or context. */
   stream(args: StreamArgs): ReturnType<QueryRunner['stream']> {
-    // Its events, onEnd and onError run in the caller's context, not the connection maker's.
-    const scope = streamScope();
-    return new Promise((resolve, reject) => {
-      void this.inTransaction(async (lane, block) => {
-        let stream: Awaited<ReturnType<QueryRunner['stream']>>;
-        try {
-          stream = bindEvents(await this.wire.stream(bindCallbacks(args, scope), block), scope);
-        } catch (error) {
-          return reject(error as Error);
-        }
-        stream.once('error', (error) => {
-          // One of a savepoint or hook dies with it: only the transaction's own can reach a response.
-          if (lane === this.lane) this.streamFailure ??= error;
-          this.wire.failed(block, error);
-        });
-        resolve(stream);
-        await this.streams.hold(stream, lane);
-      }).catch(reject);
-    });
+    return this.work.stream(args);
   }
 
   /** Runs `fn` in a SAVEPOINT of the transaction current here, after the work queued before it. */
   nested<T>(fn: (manager: EntityManager) => Promise<T> | T): Promise<T> {
-    const ended = this.end.error();
-    if (ended) return Promise.reject(ended);
-    const frame = contextStorage.getStore() ?? OUTSIDE;
-    return this.inTransaction(async (lane, parent) => {
-      const block = await this.wire.savepoints.open(lane, parent);
-      let result: T;
-      try {
-        result = await contextStorage.run(frame.within(this, block.lane!), () => fn(this.manager));
-      } catch (error) {
-        await this.endSavepoint(block, false);
-        throw error;
-      }
-      await this.endSavepoint(block, true);
-      return result;
-    });
+    return this.work.nested(fn);
   }
 
   /**
@@ -183,7 +150,7 @@ export class LazySession {
     on: 'commit' | 'rollback' | 'always',
     callback: (status: CompletionStatus) => unknown,
   ): void {
-    this.blockHere().callbacks.add(on, callback, contextStorage.getStore()?.unit);
+    this.blockHere().callbacks.add(on, callback, this.hooks.frames.current()?.unit);
   }
 
   /** Marks the transaction (or savepoint) current here rollback-only. */
@@ -193,13 +160,13 @@ export class LazySession {
 
   /**
    * Commits the current transaction and gives the connection back; the session stays usable and
-   * its next statement begins a new one. Its callbacks are then due (`runDueCallbacks()`).
+   * its next statement begins a new one. Its callbacks are then due (`dueCallbacks`).
    */
   commit(): Promise<void> {
     const refused = this.refuseInsideBlock('commit') ?? this.end.error();
     if (refused) return Promise.reject(refused);
     if (this.settled) return RESOLVED;
-    return this.lane.run(() => this.commitNow());
+    return this.lane.run(() => this.ends.commit(this.take()));
   }
 
   /**
@@ -207,9 +174,7 @@ export class LazySession {
    * (after `beforeCommit`): nobody wants it any more (a streamed response's client left).
    */
   abandonCommit(): void {
-    const block = this.committing;
-    if (block === undefined) return;
-    block.broken ??= new SessionContextEndedError(messages.contextEnded(this.dataSourceName));
+    this.ends.abandon();
   }
 
   /** Rolls back the current transaction (its rollback callbacks are then due) and clears a rollback-only mark. */
@@ -217,37 +182,10 @@ export class LazySession {
     const refused = this.refuseInsideBlock('rollback') ?? this.end.error();
     if (refused) return Promise.reject(refused);
     if (!this.wire.open && !this.lane.busy) {
-      this.ended(this.take(), 'rolled back');
+      this.dueCallbacks.note(this.take(), 'rolled back');
       return RESOLVED;
     }
-    return this.lane.run(() => this.rollbackNow());
-  }
-
-  /** Whether callbacks of transactions that ended wait to run (`runDueCallbacks()`). */
-  get hasDueCallbacks(): boolean {
-    return this.due !== undefined;
-  }
-
-  /** Runs the callbacks of the transactions that ended so far, now that their connection is back. */
-  runDueCallbacks(): Promise<void> {
-    const due = this.due;
-    if (due === undefined) return RESOLVED;
-    this.due = undefined;
-    return runCallbacks(due, this.hooks);
-  }
-
-  /**
-   * Runs `operation` (a commit, rollback or close), then the callbacks it made due, whether it
-   * succeeded or not; its own error wins over a callback's.
-   */
-  async withCallbacks(operation: () => Promise<void>): Promise<void> {
-    try {
-      await operation();
-    } catch (error) {
-      await this.runDueCallbacks().catch(() => undefined);
-      throw error;
-    }
-    await this.runDueCallbacks();
+    return this.lane.run(() => this.ends.rollback(this.take()));
   }
 
   /**
@@ -264,8 +202,8 @@ export class LazySession {
     this.streams.destroy(() => this.end.error()!);
     // A session still waiting for a connection gives it back when it arrives (`TransactionWire`).
     const busy = this.wire.open || (this.lane.busy && !this.wire.acquiring);
-    if (!busy) this.ended(this.take(), 'rolled back');
-    this.closing = busy ? this.lane.run(() => this.rollbackNow()) : RESOLVED;
+    if (!busy) this.dueCallbacks.note(this.take(), 'rolled back');
+    this.closing = busy ? this.lane.run(() => this.ends.rollback(this.take())) : RESOLVED;
     return this.closing;
   }
 
@@ -273,7 +211,7 @@ export class LazySession {
   abort(error: Error): void {
     if (!this.end.mark(error)) return;
     this.streams.destroy(() => error);
-    this.ended(this.take(), 'rolled back');
+    this.dueCallbacks.note(this.take(), 'rolled back');
     this.wire.drop(error);
   }
 
@@ -290,67 +228,8 @@ export class LazySession {
 
   /** The lane work issued here goes to: the innermost open block or hook of this session, or its own. */
   laneHere(): Lane {
-    const lane = contextStorage.getStore()?.laneOf(this);
+    const lane = this.hooks.frames.current()?.laneOf(this);
     return lane === undefined ? this.lane : lane.open;
-  }
-
-  private async commitNow(): Promise<void> {
-    const block = this.take();
-    this.committing = block;
-    const open = this.wire.open;
-    try {
-      if (block.rollbackOnly) {
-        await this.wire.rollback(block).catch(this.wire.reportRollback);
-        throw new RollbackOnlyError(messages.rollbackOnly(this.dataSourceName));
-      }
-      await this.wire.commit(block);
-    } catch (error) {
-      this.committing = undefined;
-      this.ended(block, 'rolled back');
-      throw error;
-    }
-    this.committing = undefined;
-    if (open) this.commits++;
-    this.ended(block, 'committed');
-  }
-
-  private async rollbackNow(): Promise<void> {
-    const block = this.take();
-    try {
-      await this.wire.rollback(block);
-    } finally {
-      this.ended(block, 'rolled back');
-    }
-  }
-
-  /** Makes the callbacks of a transaction that ended with `status` due. */
-  private ended(block: Block, status: CompletionStatus): void {
-    if (!block.callbacks.pending) return;
-    const due = block.callbacks.due(status);
-    if (due.length > 0) (this.due ??= []).push(...due);
-  }
-
-  private statement(args: QueryArgs): Promise<unknown> {
-    if (this.wire.open) return this.wire.send(args, this.current, this.lane);
-    return this.begun().then(() => this.wire.send(args, this.current, this.lane));
-  }
-
-  /**
-   * Resolves once a transaction is open (call it from a task of the session's own lane). A
-   * transaction whose connection was lost is not begun again: it is over until its commit or
-   * rollback says so.
-   */
-  private begun(): Promise<void> {
-    if (this.wire.open) return RESOLVED;
-    const refused = this.end.error() ?? this.current.broken;
-    if (refused) return Promise.reject(refused);
-    return this.wire.begin(this.lane, this.current);
-  }
-
-  private endSavepoint(block: Block, keep: boolean): Promise<void> {
-    const error = () => new SessionContextEndedError(messages.blockEnded(this.dataSourceName));
-    this.streams.destroy(error, (lane) => lane === block.lane);
-    return this.wire.savepoints.end(block, keep);
   }
 
   /** The transaction now current, replaced by a fresh one for the work that comes after. */
@@ -369,7 +248,4 @@ export class LazySession {
     if (this.laneHere() === this.lane) return undefined;
     return new SessionBusyError(messages.sessionBusy(this.dataSourceName, operation));
   }
-
-  private readonly failedInCurrent = (error: unknown): Error | undefined =>
-    this.wire.failed(this.current, error);
 }

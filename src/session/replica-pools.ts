@@ -1,5 +1,5 @@
 import type { DataSource } from 'typeorm';
-import { logger } from '../context/logger.js';
+import { logger } from '../logger.js';
 import { messages } from '../errors/messages.js';
 import { ReplicaUnavailableError } from '../errors/replica-unavailable.error.js';
 import type { ConnectionWaits } from './connection-wait.js';

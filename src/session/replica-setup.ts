@@ -1,5 +1,5 @@
 import type { DataSource } from 'typeorm';
-import { logger } from '../context/logger.js';
+import { logger } from '../logger.js';
 import { InvalidOptionError } from '../errors/invalid-option.error.js';
 import { messages } from '../errors/messages.js';
 import type { ResolvedModuleOptions } from '../typeorm-context.options.js';

@@ -38,12 +38,12 @@ export function installRunner(session: LazySession, wire: TransactionWire): void
     });
   runner.commitTransaction = () => {
     const block = savepoints.pop();
-    if (block === undefined) return session.withCallbacks(() => session.commit());
+    if (block === undefined) return session.dueCallbacks.around(() => session.commit());
     return block.lane!.parent!.open.run(() => wire.savepoints.end(block, true));
   };
   runner.rollbackTransaction = () => {
     const block = savepoints.pop();
-    if (block === undefined) return session.withCallbacks(() => session.rollback());
+    if (block === undefined) return session.dueCallbacks.around(() => session.rollback());
     return block.lane!.parent!.open.run(() => wire.savepoints.end(block, false));
   };
   runner.manager.transaction = ((

@@ -1,9 +1,8 @@
-import { ContextFrame, OUTSIDE } from '../context/context-frame.js';
-import { contextStorage } from '../context/context-storage.js';
 import type { Block } from './block.js';
 import { Lane } from './lane.js';
 import type { LazySession } from './lazy-session.js';
 import type { SessionConnection, TransactionEvent } from './session-connection.js';
+import type { SessionFrame, SessionFrames } from './session-frames.js';
 
 const RESOLVED = Promise.resolve();
 
@@ -17,6 +16,7 @@ export class SessionSteps {
   constructor(
     private readonly session: LazySession,
     private readonly connection: SessionConnection,
+    private readonly frames: SessionFrames,
   ) {}
 
   /** Broadcasts a TypeORM transaction event, when anyone listens, as a step of the task on `lane`. */
@@ -33,11 +33,12 @@ export class SessionSteps {
   async run<T>(parent: Lane, block: Block, work: () => Promise<T> | T): Promise<T> {
     const lane = new Lane(parent, block, true);
     const session = this.session;
-    const frame = hookFrame(session.app, contextStorage.getStore())
-      .with(session.dataSourceName, session, contextStorage.getStore())
+    const frames = this.frames;
+    const frame = hookFrame(frames, session.app, frames.current())
+      .with(session.dataSourceName, session, frames.current())
       .within(session, lane);
     try {
-      return await contextStorage.run(frame, work);
+      return await frames.run(frame, work);
     } finally {
       await lane.close();
     }
@@ -49,7 +50,11 @@ export class SessionSteps {
  * there (its context), or one of the app outside any context of it. Never another app's frame:
  * another app's code in the step keeps to its own context.
  */
-function hookFrame(app: object | undefined, current: ContextFrame | undefined): ContextFrame {
-  if (app === undefined) return current ?? OUTSIDE;
-  return current?.ownedBy(app) ?? ContextFrame.outside(app, current);
+function hookFrame(
+  frames: SessionFrames,
+  app: object | undefined,
+  current: SessionFrame | undefined,
+): SessionFrame {
+  if (app === undefined) return current ?? frames.outside;
+  return current?.ownedBy(app) ?? frames.outsideOf(app, current);
 }

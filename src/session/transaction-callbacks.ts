@@ -1,15 +1,13 @@
-import { ContextFrame, OUTSIDE } from '../context/context-frame.js';
-import { contextStorage } from '../context/context-storage.js';
 import { CallbackError } from '../errors/callback.error.js';
 import { messages } from '../errors/messages.js';
-import type { UnitOfWork } from '../context/unit-of-work.js';
+import type { FrameUnit, SessionFrames } from './session-frames.js';
 
 /** A callback due now that its transaction ended, with the name it was registered by. */
 export interface Callback {
   name: 'afterCommit' | 'afterRollback' | 'afterCompletion';
   run(): unknown;
   /** The unit it was registered in: its read-only work keeps to the primaries that unit used. */
-  follows?: UnitOfWork;
+  follows?: FrameUnit;
 }
 
 /** How a transaction (or the savepoint a callback was registered in) ended. */
@@ -23,7 +21,7 @@ interface Entry {
   /** The name it was registered by (a rolled-back savepoint's entries become `always`). */
   name: Callback['name'];
   run: (status: CompletionStatus) => unknown;
-  follows?: UnitOfWork;
+  follows?: FrameUnit;
 }
 
 const NONE: readonly Callback[] = [];
@@ -51,7 +49,7 @@ export class TransactionCallbacks {
    * Adds `callback` for `on`, registered in the unit `follows`; `afterCompletion` callbacks get
    * the status.
    */
-  add(on: Trigger, callback: (status: CompletionStatus) => unknown, follows?: UnitOfWork): void {
+  add(on: Trigger, callback: (status: CompletionStatus) => unknown, follows?: FrameUnit): void {
     (this.entries ??= []).push({ on, name: NAMES[on], run: callback, follows });
   }
 
@@ -86,6 +84,8 @@ export class TransactionCallbacks {
 export interface CallbackPolicy {
   /** Receives every error of a callback (the later callbacks still run). */
   reportError(message: string, error: unknown): void;
+  /** The context the callbacks run in (see `runCallbacks()`). */
+  frames: SessionFrames;
   /** Whether the first error is thrown once every callback ran (`callbackErrors: 'throw'`). */
   throwErrors?: boolean;
 }
@@ -106,8 +106,9 @@ export async function runCallbacks(
   let first: { error: unknown } | undefined;
   for (const callback of callbacks) {
     try {
-      const frame = callback.follows ? ContextFrame.after(callback.follows) : OUTSIDE;
-      await contextStorage.run(frame, () => callback.run());
+      const frames = policy.frames;
+      const frame = callback.follows ? frames.after(callback.follows) : frames.outside;
+      await frames.run(frame, () => callback.run());
     } catch (error) {
       policy.reportError(`${callback.name} callback failed`, error);
       first ??= { error };

@@ -1,13 +1,11 @@
 import type { EntityManager } from 'typeorm';
 import { ContextFrame } from '../context/context-frame.js';
 import { contextStorage } from '../context/context-storage.js';
-import { logger } from '../context/logger.js';
+import { logger } from '../logger.js';
 import type { SessionRuntime } from '../context/session-runtime.js';
-import { UnitOfWork } from '../context/unit-of-work.js';
+import type { UnitOfWork } from '../context/unit-of-work.js';
 import { LazySession } from '../session/lazy-session.js';
 import { messages } from '../errors/messages.js';
-import { CallbackError } from '../errors/callback.error.js';
-import { PartlyCommittedError } from '../errors/partly-committed.error.js';
 import { SessionContextEndedError } from '../errors/session-context-ended.error.js';
 import { TransactionNotAllowedError } from '../errors/transaction-not-allowed.error.js';
 import { TransactionRequiredError } from '../errors/transaction-required.error.js';
@@ -19,9 +17,8 @@ import {
   type ResolvedTransactionOptions,
   resolveTransactionOptions,
 } from '../typeorm-context.options.js';
+import { OwnedTransactions } from './owned-transactions.js';
 import { Propagation } from './propagation.enum.js';
-import { isRetryableError } from './retryable-error.js';
-import { raceTimeout, type TimeoutTarget } from './transaction-timeout.js';
 
 /** The transaction a block finds for its data source: a session, the unit's lazy one, or none. */
 type Current = LazySession | UnitOfWork | undefined;
@@ -32,8 +29,11 @@ type Current = LazySession | UnitOfWork | undefined;
  */
 export class TransactionRunner {
   private readonly warned = new WeakSet<object>();
+  private readonly owned: OwnedTransactions;
 
-  constructor(private readonly runtime: SessionRuntime) {}
+  constructor(private readonly runtime: SessionRuntime) {
+    this.owned = new OwnedTransactions(runtime);
+  }
 
   /** Runs `fn` with the session its propagation gives it. */
   run<T>(
@@ -74,8 +74,8 @@ export class TransactionRunner {
     const frame = this.runtime.frame();
     // A response sent value by value waits for its unit's open blocks before a value's commit.
     const unit = frame?.unit?.outermost;
-    if (unit?.countsBlocks) {
-      return unit.countBlock(() => this.propagate(resolved, options, fn, frame, name));
+    if (unit?.openBlocks.counting) {
+      return unit.openBlocks.run(() => this.propagate(resolved, options, fn, frame, name));
     }
     return this.propagate(resolved, options, fn, frame, name);
   }
@@ -88,13 +88,18 @@ export class TransactionRunner {
     name: string,
   ): Promise<T> {
     // An owned transaction needs no live unit: REQUIRES_NEW works after the context ended.
-    if (resolved.propagation === Propagation.REQUIRES_NEW) return this.own(resolved, fn, frame);
+    if (resolved.propagation === Propagation.REQUIRES_NEW)
+      return this.owned.run(resolved, fn, frame);
     const current = this.current(frame, name);
     switch (resolved.propagation) {
       case Propagation.REQUIRED:
-        return current ? this.join(current, resolved, fn, options) : this.own(resolved, fn, frame);
+        return current
+          ? this.join(current, resolved, fn, options)
+          : this.owned.run(resolved, fn, frame);
       case Propagation.NESTED:
-        return current ? this.nest(current, resolved, fn, options) : this.own(resolved, fn, frame);
+        return current
+          ? this.nest(current, resolved, fn, options)
+          : this.owned.run(resolved, fn, frame);
       case Propagation.MANDATORY:
         if (!current) throw new TransactionRequiredError(messages.transactionRequired(name));
         return this.join(current, resolved, fn, options);
@@ -155,146 +160,6 @@ export class TransactionRunner {
   ): Promise<T> {
     this.warnIgnored(options, raw, 'runs in a savepoint of the current transaction');
     return this.session(current, options.dataSource).nested(fn);
-  }
-
-  /**
-   * A transaction this call owns, re-run on a serialization failure or deadlock, unless any of it
-   * committed already (one data source of several, or all of it before a callback failed).
-   */
-  private own<T>(
-    options: ResolvedTransactionOptions,
-    fn: SessionCallback<T>,
-    frame: ContextFrame | undefined,
-  ): Promise<T> {
-    if (options.retry === 0) return this.ownOnce(options, fn, frame, { committed: false });
-    return this.ownRetrying(options, fn, frame);
-  }
-
-  private async ownRetrying<T>(
-    options: ResolvedTransactionOptions,
-    fn: SessionCallback<T>,
-    frame: ContextFrame | undefined,
-  ): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
-      const outcome = { committed: false };
-      try {
-        return await this.ownOnce(options, fn, frame, outcome);
-      } catch (error) {
-        const retry = attempt < options.retry && !outcome.committed;
-        if (!retry || !isRetryableError(error)) throw error;
-        logger.warn(
-          `Retrying transaction of '${options.dataSource}' (${attempt + 1}/${options.retry}) after: ${String(error)}`,
-        );
-      }
-    }
-  }
-
-  /**
-   * One attempt of an owned block: a context of its own for every data source, like
-   * `runInNewContext()` (inside another context, a block of that context's unit: its sessions of
-   * other data sources are its own too, and commit or roll back with it, never with the caller's).
-   */
-  private ownOnce<T>(
-    options: ResolvedTransactionOptions,
-    fn: SessionCallback<T>,
-    frame: ContextFrame | undefined,
-    outcome: { committed: boolean },
-  ): Promise<T> {
-    const { dataSource: name, isolationLevel, readOnly, replica, timeout, label } = options;
-    const begin = { isolationLevel, readOnly, replica, timeout, label };
-    const outer = frame?.unit;
-    // Outside any context of this app, a unit that follows the one whose callback runs this
-    // (read-your-writes), opened in another app's context if the call came from there.
-    const unit = outer ? outer.openBlock() : new UnitOfWork(frame?.routingUnit, this.runtime);
-    // A session the block replaces (after close()) begins like the first; its sessions of other
-    // data sources get the statement timeout (see `target` below).
-    const others = timeout === undefined ? undefined : { timeout, label };
-    unit.begin = (dataSource) => (dataSource === name ? begin : others);
-    const owner = outer ? 'block' : 'context';
-    const session = unit.session(name, () => this.runtime.createSession(name, owner, begin));
-    // A timeout stops every session of the block, whichever data source it is of.
-    const target: TimeoutTarget = {
-      dataSourceName: name,
-      abort: (error) => {
-        for (const used of unit.sessions.values()) used.abort(error);
-      },
-    };
-    const foreign = contextStorage.getStore();
-    // Inside a context, the block opens in the frame current here: another app's frame around it
-    // (A's block called from B's code in A's context) stays B's code's context inside the block.
-    const around = outer ? foreign : foreign?.unit && foreign;
-    let atCommit = false;
-    return contextStorage
-      .run(ContextFrame.forUnit(unit, around), () =>
-        this.settle(
-          () => fn(session.manager),
-          target,
-          options,
-          (commit) =>
-            unit.end(commit).catch((error: unknown) => {
-              atCommit = commit;
-              throw error;
-            }),
-        ),
-      )
-      .catch((error: unknown) => {
-        throw this.failedAfterCommit(unit, options, error, atCommit, outcome);
-      });
-  }
-
-  /**
-   * The error an owned block that failed rejects with. Once anything of it committed (midway, or
-   * one data source before the next one's COMMIT failed) it is never re-run; a failure at its
-   * COMMIT, or one that would make a block around it re-run it, becomes `PartlyCommittedError`.
-   * A `CallbackError` (everything committed, then a callback failed) stays as it is.
-   */
-  private failedAfterCommit(
-    unit: UnitOfWork,
-    options: ResolvedTransactionOptions,
-    error: unknown,
-    atCommit: boolean,
-    outcome: { committed: boolean },
-  ): unknown {
-    if (error instanceof CallbackError || error instanceof PartlyCommittedError) {
-      outcome.committed = true;
-      return error;
-    }
-    const committed = unit.committedDataSources();
-    if (committed.length === 0) return error;
-    outcome.committed = true;
-    if (!atCommit && !isRetryableError(error)) return error;
-    return new PartlyCommittedError(messages.partlyCommitted(committed, options.label), {
-      cause: error,
-    });
-  }
-
-  /** Runs `work`, then ends the transaction: commit on success, roll back on failure. */
-  private async settle<T>(
-    work: () => Promise<T> | T,
-    session: TimeoutTarget,
-    options: ResolvedTransactionOptions,
-    end: (commit: boolean) => Promise<void>,
-  ): Promise<T> {
-    let result: T;
-    try {
-      result = await this.timed(work, session, options);
-    } catch (error) {
-      await end(false).catch((rollbackError: unknown) =>
-        this.runtime.hooks.reportError('Rollback after a failed block failed', rollbackError),
-      );
-      throw error;
-    }
-    await end(true);
-    return result;
-  }
-
-  /** `work()`, or with a `timeout`, raced against it (no async frame when there is none). */
-  private timed<T>(
-    work: () => Promise<T> | T,
-    session: TimeoutTarget,
-    options: ResolvedTransactionOptions,
-  ): Promise<T> | T {
-    return options.timeout === undefined ? work() : raceTimeout(work, session, options.timeout);
   }
 
   /** NEVER, SUPPORTS without a transaction, NOT_SUPPORTED: plain auto-committed queries. */

@@ -1,0 +1,78 @@
+import type { DataSource } from 'typeorm';
+import { ConnectionAcquireTimeoutError } from '../errors/connection-acquire-timeout.error.js';
+import { ConnectionLostError } from '../errors/connection-lost.error.js';
+import { messages } from '../errors/messages.js';
+import { ModuleNotInitializedError } from '../errors/module-not-initialized.error.js';
+import { replicaFor } from './connection-route.js';
+import type { LazySession } from './lazy-session.js';
+import type { TestRun } from './lenders.js';
+import type { ReplicaPools } from './replica-pools.js';
+import type { SessionConnection } from './session-connection.js';
+import type { SessionHooks } from './session-hooks.js';
+import { type BeginOptions, isConnectionLost, poolSize } from './transaction-dialect.js';
+
+/**
+ * Where one session's transactions take their connection (owned by its `TransactionWire`): the
+ * pool, a test transaction's lender, or a replica, within `acquireTimeout`.
+ */
+export class ConnectionTaker {
+  /**
+   * The test transaction the session was born in: its unit's (the frame's where it was made),
+   * else the one running then. A test transaction's work stays in it (see `Lenders`).
+   */
+  private readonly born?: TestRun;
+
+  constructor(
+    private readonly session: LazySession,
+    private readonly dataSource: DataSource,
+    private readonly connection: SessionConnection,
+    private readonly hooks: SessionHooks,
+    /** The data source's replicas, when it has any; `request` says whether this session wants one. */
+    private readonly replicas: ReplicaPools | undefined,
+    private readonly request: BeginOptions,
+    private readonly acquireTimeout: number,
+    /** The error of a use after the session ended, if it ended. */
+    private readonly ended: () => Error | undefined,
+  ) {
+    if (hooks.testRun) {
+      const frame = hooks.frames.current();
+      const own = hooks.app === undefined ? frame : frame?.ownedBy(hooks.app);
+      this.born = own?.routingUnit?.born ?? hooks.testRun();
+    }
+  }
+
+  /** Takes a pooled connection within `acquireTimeout`; gives it back if the session ended meanwhile. */
+  async take(): Promise<void> {
+    if (!this.dataSource.isInitialized) throw new ModuleNotInitializedError(messages.shutDown());
+    const name = this.session.dataSourceName;
+    const ms = this.acquireTimeout;
+    const frame = this.hooks.frames.current();
+    // Work born in a test transaction (its unit, or the session itself) stays in it.
+    const lender = this.hooks.lender?.(name, this.born);
+    // Routing follows this session's app's own frame there, not another app's frame around it.
+    const app = this.hooks.app;
+    const own = app === undefined ? frame : frame?.ownedBy(app);
+    const replicas = replicaFor(this.replicas, lender, this.request, own?.routingUnit, name);
+    const acquired = await this.connection
+      .acquire(ms, lender, this.session, frame, replicas)
+      .catch((error: unknown) => {
+        if (!isConnectionLost(this.dataSource.options.type, error)) throw error;
+        throw new ConnectionLostError(messages.connectionLost(name), { cause: error });
+      });
+    if (!acquired) {
+      const held = own?.unit?.connectionsHeld(name) ?? 0;
+      throw new ConnectionAcquireTimeoutError(
+        lender
+          ? messages.testConnectionBusy(name, ms)
+          : messages.acquireTimeout(name, ms, poolSize(this.dataSource), held),
+      );
+    }
+    const ended = this.ended();
+    if (ended === undefined) {
+      if (this.replicas && !lender && !this.connection.onReplica) own?.unit?.notePrimary(name);
+      return;
+    }
+    this.connection.release();
+    throw ended;
+  }
+}
