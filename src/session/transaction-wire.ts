@@ -269,6 +269,9 @@ export class TransactionWire {
       if (hook) await this.steps.run(lane, block, () => hook(this.runner.manager, this.name));
     } catch (error) {
       await this.abandon(error, lane, block);
+      if (!waited && isConnectionLost(this.type, error)) {
+        throw new ConnectionLostError(messages.connectionLost(this.name), { cause: error });
+      }
       if (!waited) throw error;
       throw new ConnectionAcquireTimeoutError(
         messages.beginTimeout(this.name, this.acquireTimeout),
@@ -341,8 +344,11 @@ export class TransactionWire {
         await this.steps.event(lane, block, 'BeforeTransactionRollback');
       await this.exec(this.connection.statements?.rollback ?? 'ROLLBACK', lane, block);
     } catch (error) {
+      const dropped = !this.connection.held; // by the driver's 'error' event, meanwhile
       this.open = false;
       await this.connection.destroy(error);
+      // The server rolled back as it dropped the connection: the rollback happened.
+      if (dropped || isConnectionLost(this.type, error)) return;
       throw error;
     }
     this.open = false;
@@ -381,7 +387,8 @@ export class TransactionWire {
    */
   exec(sql: string, lane: Lane, block: Block): Promise<unknown> {
     if (!this.connection.held) {
-      return Promise.reject(this.ended() ?? new Error(`No connection to send ${sql} on`));
+      // Dropped by the driver's 'error' event (a server connection killed as the session begins).
+      return Promise.reject(this.ended() ?? this.lostError());
     }
     return this.asStep(lane, block, () => this.connection.exec(sql));
   }

@@ -115,4 +115,17 @@ export const regressions: Regression[] = [
       ],
     },
   },
+  {
+    // A kill a few ms into an open() session: a BEGIN on a connection the driver already dropped
+    // failed with "No connection to send START TRANSACTION on", the driver's QueryFailedError
+    // escaped (MariaDB: "Connection lost", "closed state"), and a ROLLBACK meeting the dead
+    // connection made close() fail with it.
+    name: 'an open() session whose connection is killed as it begins or as it is closed',
+    program: {
+      pool: 2,
+      kit: false,
+      units: [{ kind: 'open', ops: ['insert', 'insert'] }],
+      kill: { afterMs: 3, victim: 0 },
+    },
+  },
 ];
