@@ -10,12 +10,8 @@ import { type OpenOp, type Program, type Step, type Unit, type Via, demand } fro
  * - `stream-writes`: a query-builder stream whose 'data' events write on the same session never
  *   ends (the writes wait for the stream, the stream for them), on both engines. While pending,
  *   programs have no `stream` step.
- * - `not-supported-unbounded`: a NOT_SUPPORTED block's statements take a connection of the plain
- *   pool without `acquireTimeout`, while the suspended transaction keeps its own: when the pool
- *   runs out this way the program hangs (forever on MariaDB, whose pool has no acquire timeout).
- *   While pending, NOT_SUPPORTED blocks appear only in programs whose pool cannot run out.
  */
-export const pendingFixes: string[] = ['stream-writes', 'not-supported-unbounded'];
+export const pendingFixes: string[] = ['stream-writes'];
 
 /** What the generator may produce for an engine. */
 export interface GenOptions {

@@ -128,4 +128,20 @@ export const regressions: Regression[] = [
       kill: { afterMs: 3, victim: 0 },
     },
   },
+  {
+    // A NOT_SUPPORTED block's statement waited forever for the plain pool's only connection, which
+    // the suspended transaction kept: now ConnectionAcquireTimeoutError after acquireTimeout.
+    name: 'a NOT_SUPPORTED block with a pool of 1 while the transaction it suspends holds it',
+    program: {
+      pool: 1,
+      kit: false,
+      units: [
+        {
+          kind: 'newContext',
+          body: [{ t: 'insert' }, { t: 'notSupported', n: 1, throws: false }],
+          failBegin: false,
+        },
+      ],
+    },
+  },
 ];
