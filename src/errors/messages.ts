@@ -120,6 +120,13 @@ export const messages = {
     'Raise the pool size (TypeORM `poolSize`) to at least concurrent requests × connections each ' +
     'holds at once, commit or close the session before opening an independent one, or raise ' +
     '`acquireTimeout` in TypeOrmContextModule.forRoot().',
+  notSupportedTimeout: (dataSource: string, ms: number, poolSize: number | undefined) =>
+    `A NOT_SUPPORTED block of data source '${dataSource}' got no connection within acquireTimeout ` +
+    `(${ms} ms): its pool ${poolSize === undefined ? '' : `(size ${poolSize}) `}is exhausted, and ` +
+    'the transaction the block suspends may keep its own connection meanwhile, so the block needs a ' +
+    'second one. Raise the pool size (TypeORM `poolSize`; with a pool of 1 it can never run while ' +
+    'a transaction is open), or avoid NOT_SUPPORTED there (run the work after the transaction, or ' +
+    'in it).',
   beginTimeout: (dataSource: string, ms: number) =>
     `The transaction of data source '${dataSource}' could not begin within acquireTimeout ` +
     `(${ms} ms): its BEGIN got no answer, and the connection was dropped. A pooler in transaction ` +

@@ -1,5 +1,6 @@
 import { CommitOutcomeUnknownError } from '../errors/commit-outcome-unknown.error.js';
 import { ConnectionAcquireTimeoutError } from '../errors/connection-acquire-timeout.error.js';
+import { ConnectionLostError } from '../errors/connection-lost.error.js';
 import { messages } from '../errors/messages.js';
 import { TransactionAbortedError } from '../errors/transaction-aborted.error.js';
 import type { Block } from './block.js';
@@ -62,6 +63,9 @@ export class TransactionBounds {
         await this.steps().run(lane, block, () => hook(this.wire.runner.manager, this.wire.name));
     } catch (error) {
       await this.abandon(error, lane, block);
+      if (!waited && isConnectionLost(this.type, error)) {
+        throw new ConnectionLostError(messages.connectionLost(this.wire.name), { cause: error });
+      }
       if (!waited) throw error;
       throw new ConnectionAcquireTimeoutError(
         messages.beginTimeout(this.wire.name, this.acquireTimeout),
@@ -135,8 +139,11 @@ export class TransactionBounds {
         await this.steps().event(lane, block, 'BeforeTransactionRollback');
       await this.wire.exec(this.connection.statements?.rollback ?? 'ROLLBACK', lane, block);
     } catch (error) {
+      const dropped = !this.connection.held; // by the driver's 'error' event, meanwhile
       this.wire.open = false;
       await this.connection.destroy(error);
+      // The server rolled back as it dropped the connection: the rollback happened.
+      if (dropped || isConnectionLost(this.type, error)) return;
       throw error;
     }
     this.wire.open = false;

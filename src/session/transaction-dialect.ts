@@ -155,6 +155,8 @@ export function isConnectionLost(type: string, error: unknown): boolean {
     return typeof message === 'string' && GONE_MESSAGES.test(message);
   }
   if (typeof code === 'number' && MYSQL_GONE.has(code)) return true;
+  // mysql2, once the socket closed: "Can't add new command when connection is in closed state".
+  if (typeof message === 'string' && /connection is in closed state/.test(message)) return true;
   return typeof nodeCode.code === 'string' && MYSQL_GONE_CODES.has(nodeCode.code);
 }
 

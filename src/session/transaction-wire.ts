@@ -220,7 +220,8 @@ export class TransactionWire {
    */
   exec(sql: string, lane: Lane, block: Block): Promise<unknown> {
     if (!this.connection.held) {
-      return Promise.reject(this.ended() ?? new Error(`No connection to send ${sql} on`));
+      // Dropped by the driver's 'error' event (a server connection killed as the session begins).
+      return Promise.reject(this.ended() ?? this.lostError());
     }
     return this.asStep(lane, block, () => this.connection.exec(sql));
   }

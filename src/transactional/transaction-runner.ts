@@ -4,6 +4,7 @@ import { contextStorage } from '../context/context-storage.js';
 import { logger } from '../logger.js';
 import type { SessionRuntime } from '../context/session-runtime.js';
 import type { UnitOfWork } from '../context/unit-of-work.js';
+import { boundedManager } from '../session/bounded-manager.js';
 import { LazySession } from '../session/lazy-session.js';
 import { messages } from '../errors/messages.js';
 import { SessionContextEndedError } from '../errors/session-context-ended.error.js';
@@ -109,7 +110,7 @@ export class TransactionRunner {
       case Propagation.SUPPORTS:
         return current ? this.join(current, resolved, fn, options) : this.without(frame, name, fn);
       case Propagation.NOT_SUPPORTED:
-        return this.without(frame, name, fn);
+        return this.without(frame, name, fn, current !== undefined);
     }
   }
 
@@ -167,8 +168,17 @@ export class TransactionRunner {
     frame: ContextFrame | undefined,
     name: string,
     fn: SessionCallback<T>,
+    suspends = false,
   ): Promise<T> {
-    const manager: EntityManager = this.runtime.dataSource(name).manager;
+    // The suspended transaction keeps its connection: the block's own wait for one is bounded.
+    const manager: EntityManager = suspends
+      ? boundedManager(
+          this.runtime.dataSource(name),
+          name,
+          this.runtime.options.acquireTimeout,
+          this.runtime.hooks.waits,
+        )
+      : this.runtime.dataSource(name).manager;
     const current = contextStorage.getStore();
     const inner = (frame ?? ContextFrame.outside(this.runtime, current)).with(
       name,

@@ -203,6 +203,40 @@ describe.each(engines)('query-builder streams in sessions ($name)', (engine: Eng
     expect(outcome.driverQueue).toBe(0);
   });
 
+  it("writes issued in a stream's 'data' listener run after the stream ends, and the stream ends", async () => {
+    const outcome = await within(
+      HANG_MS,
+      "a stream whose 'data' listener writes on the same session",
+      factory.runInNewContext(async () => {
+        const session = context.session();
+        const stream = track(
+          await session.createQueryBuilder(Example, 'e').select('e.id').limit(3).stream(),
+        );
+        const order: string[] = [];
+        const writes: Array<Promise<unknown>> = [];
+        await new Promise<void>((resolve, reject) => {
+          stream.on('data', () => {
+            const write = session.insert(Example, { text: 'written_in_data' });
+            writes.push(write.then(() => order.push('write')));
+          });
+          stream.on('end', () => {
+            order.push('stream ended');
+            resolve();
+          });
+          stream.on('error', reject);
+        });
+        await Promise.all(writes);
+        return order;
+      }),
+      () => unblock(engine),
+    );
+    expect(outcome).toEqual(['stream ended', 'write', 'write', 'write']);
+    const written: Array<{ n: number | string }> = await t.dataSource.query(
+      "SELECT count(*) AS n FROM example WHERE text = 'written_in_data'",
+    );
+    expect(Number(written[0]?.n)).toBe(3);
+  });
+
   it('a stream kept past its request fails with SessionContextEndedError when read, and stream() after the context ended rejects', async () => {
     const response = await answered(
       t.http().post('/streams/keep'),

@@ -6,22 +6,10 @@ import fc from 'fast-check';
 import { type OpenOp, type Program, type Step, type Unit, type Via, demand } from './model.js';
 
 /**
- * What the test leaves out until the fix of a bug it found is merged (remove an entry to re-enable):
- * - `stream-writes`: a query-builder stream whose 'data' events write on the same session never
- *   ends (the writes wait for the stream, the stream for them), on both engines. While pending,
- *   programs have no `stream` step.
- * - `kills-mariadb`: on MariaDB a session whose connection is killed from outside just as it
- *   begins (`KILL` a few ms into `sessionFactory.open()` + two inserts) fails with the driver's
- *   QueryFailedError "Connection lost: The server closed the connection." (later statements:
- *   "Can't add new command when connection is in closed state"), not ConnectionLostError. While
- *   pending, MariaDB programs kill no connection at a random moment (`killSelf`, a kill of the
- *   unit's own connection inside its transaction, stays).
- * - `not-supported-unbounded`: a NOT_SUPPORTED block's statements take a connection of the plain
- *   pool without `acquireTimeout`, while the suspended transaction keeps its own: when the pool
- *   runs out this way the program hangs (forever on MariaDB, whose pool has no acquire timeout).
- *   While pending, NOT_SUPPORTED blocks appear only in programs whose pool cannot run out.
+ * What the test leaves out until the fix of a bug it found is merged (remove an entry to re-enable);
+ * none today. Each entry: its name, the bug, and what programs leave out while it is pending.
  */
-export const pendingFixes: string[] = ['stream-writes', 'kills-mariadb', 'not-supported-unbounded'];
+export const pendingFixes: string[] = [];
 
 /** What the generator may produce for an engine. */
 export interface GenOptions {

@@ -1,0 +1,76 @@
+import type { DataSource, EntityManager, QueryRunner, ReplicationMode } from 'typeorm';
+import { ConnectionAcquireTimeoutError } from '../errors/connection-acquire-timeout.error.js';
+import { messages } from '../errors/messages.js';
+import type { ConnectionWaits } from './connection-wait.js';
+import { type PooledConnection, takeConnection } from './pooled-connection.js';
+import { poolHasRoom, poolSize } from './transaction-dialect.js';
+
+/** QueryRunner members TypeORM keeps read-only that the bounded runner sets. */
+type Internals = QueryRunner & { databaseConnection: unknown; isReleased: boolean };
+
+/**
+ * The plain, auto-committing manager of a NOT_SUPPORTED block: like `dataSource.manager`, except
+ * that each of its query runners waits at most `ms` (acquireTimeout) for a pooled connection, and
+ * fails with `ConnectionAcquireTimeoutError` then. The transaction the block suspends keeps its
+ * connection, so a plain wait could last forever (a pool of 1; MariaDB's pool has no timeout).
+ */
+export function boundedManager(
+  dataSource: DataSource,
+  name: string,
+  ms: number,
+  waits: ConnectionWaits,
+): EntityManager {
+  const source = new Proxy(dataSource, {
+    get(target, key) {
+      if (key !== 'createQueryRunner') return Reflect.get(target, key) as unknown;
+      // The testing kit replaced it (an own property): its runners wait at most acquireTimeout.
+      if (Object.hasOwn(target, 'createQueryRunner')) return target.createQueryRunner;
+      return (mode?: ReplicationMode) =>
+        bounded(target.createQueryRunner(mode), target, name, ms, waits);
+    },
+  });
+  return source.createEntityManager();
+}
+
+/** Makes `runner` take its connection through the bounded wait, and give it back on release. */
+function bounded(
+  runner: QueryRunner,
+  dataSource: DataSource,
+  name: string,
+  ms: number,
+  waits: ConnectionWaits,
+): QueryRunner {
+  const internals = runner as Internals;
+  let held: PooledConnection | undefined;
+  let taking: Promise<unknown> | undefined;
+  const take = async (): Promise<unknown> => {
+    const connecting = takeConnection(dataSource);
+    const pooled = poolHasRoom(dataSource)
+      ? await connecting
+      : await waits.within(connecting, ms, (late) => late.release());
+    if (pooled === undefined) {
+      throw new ConnectionAcquireTimeoutError(
+        messages.notSupportedTimeout(name, ms, poolSize(dataSource)),
+      );
+    }
+    held = pooled;
+    internals.databaseConnection = pooled.raw;
+    return pooled.raw;
+  };
+  internals.connect = () => {
+    if (internals.databaseConnection) return Promise.resolve(internals.databaseConnection);
+    taking ??= take().finally(() => (taking = undefined));
+    return taking;
+  };
+  internals.release = async () => {
+    internals.isReleased = true;
+    await taking?.catch(() => undefined);
+    const pooled = held;
+    held = undefined;
+    internals.databaseConnection = undefined;
+    if (pooled === undefined) return;
+    if (pooled.failure) await pooled.destroy(pooled.failure);
+    else pooled.release();
+  };
+  return runner;
+}
