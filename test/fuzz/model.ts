@@ -100,6 +100,9 @@ export interface Expected {
   tx: string;
 }
 
+/** Whether a session's transaction has begun: `'unsure'` when the model cannot tell. */
+type Began = boolean | 'unsure';
+
 /** What the model derives from a program and a report. */
 export interface Verdict {
   rows: Expected[];
@@ -114,7 +117,12 @@ export interface Verdict {
 /**
  * Derives the rows that must exist from what each unit and block reported, and predicts what each
  * should have reported. A row exists iff every scope from it up to its transaction reported
- * success (under the kit a REQUIRES_NEW block is a savepoint of its unit: up to the unit).
+ * success. Under the kit a REQUIRES_NEW block or a factory session opened in a unit is a savepoint
+ * of the unit's transaction if that transaction has begun (the unit sent a statement since it
+ * began or since its last commit() or rollback()): up to the unit. If it has not, the block's
+ * savepoint stands alone in the test's transaction and outlives the unit's failure, as the
+ * block's commit does on the pool (docs/testing.md). Where the model cannot tell whether the
+ * unit's transaction began (a NESTED block that sent nothing), the block's rows may or may not exist.
  */
 export function judge(program: Program, report: Report): Verdict {
   const verdict: Verdict = {
@@ -126,9 +134,11 @@ export function judge(program: Program, report: Report): Verdict {
   const ok = (key: string) => report.outcomes.get(key) === 'ok';
 
   /**
-   * Walks a body; `chain`: scope keys that must be ok; `tx`: the transaction's key. Returns whether
-   * no error escapes the body (`fine`) and whether it left its transaction or savepoint
-   * rollback-only (`poisoned`: a joined block failed, or a row arms a commit failure).
+   * Walks a body; `chain`: scope keys that must be ok; `tx`: the transaction's key; `began`:
+   * whether the session's transaction has begun when the body starts (`'unsure'`: the model cannot
+   * tell); `unsure`: the body's rows may or may not exist. Returns whether no error escapes the body
+   * (`fine`), whether it left its transaction or savepoint rollback-only (`poisoned`: a joined
+   * block failed, or a row arms a commit failure) and whether the transaction has begun after it.
    */
   const walk = (
     unit: number,
@@ -137,7 +147,9 @@ export function judge(program: Program, report: Report): Verdict {
     chain: string[],
     tx: string,
     segments: boolean,
-  ): { fine: boolean; poisoned: boolean } => {
+    began: Began,
+    unsure: boolean,
+  ): { fine: boolean; poisoned: boolean; began: Began } => {
     let fine = true; // predicted: the body's scope ends ok
     let segmentChain = chain;
     let segmentTx = tx;
@@ -161,15 +173,22 @@ export function judge(program: Program, report: Report): Verdict {
       }
       const live = segmentChain.every(ok);
       const row = (tag: string) => {
-        if (live) verdict.rows.push({ tag, tx: segmentTx });
+        if (unsure) verdict.either.add(tag);
+        else if (live) verdict.rows.push({ tag, tx: segmentTx });
       };
+      // Under the kit a block of its own nests in the unit's savepoint only once that began.
+      const ownChain = (key: string) =>
+        program.kit && began === true ? [key, ...segmentChain] : [key];
+      const ownUnsure = unsure || (program.kit && began === 'unsure');
       switch (step.t) {
         case 'insert':
           row(tagOf(unit, here));
+          began = true;
           break;
         case 'parallel':
         case 'stream':
           for (let k = 0; k < step.n; k++) row(tagOf(unit, here, k));
+          began = true;
           break;
         case 'notSupported': {
           // Each INSERT commits on its own whatever happens around it; an escaping error of the
@@ -190,21 +209,23 @@ export function judge(program: Program, report: Report): Verdict {
           break;
         case 'open': {
           const key = scopeKey(unit, here);
-          const chain = program.kit ? segmentChain : [];
+          const chain = program.kit && began === true ? segmentChain : [];
           verdict.predicted.set(
             key,
-            openSession(unit, here, step.ops, chain, segmentTx) ? 'ok' : 'fail',
+            openSession(unit, here, step.ops, chain, segmentTx, ownUnsure) ? 'ok' : 'fail',
           );
           break;
         }
         case 'rollback':
           verdict.predicted.set(scopeKey(unit, here), 'ok');
           segmentFine = true;
+          began = false;
           break;
         case 'late':
           break;
         case 'afterCommit': {
           row(tagOf(unit, here));
+          began = true;
           const cb = callbackTag(unit, here);
           verdict.callbacksRun.set(cb, live);
           if (live && report.callbacks.get(cb) === 'ok') verdict.rows.push({ tag: cb, tx: cb });
@@ -212,47 +233,81 @@ export function judge(program: Program, report: Report): Verdict {
         }
         case 'nested': {
           const key = scopeKey(unit, here);
-          verdict.predicted.set(
-            key,
-            owned(walk(unit, here, step.body, [key, ...segmentChain], segmentTx, false)),
+          const block = walk(
+            unit,
+            here,
+            step.body,
+            [key, ...segmentChain],
+            segmentTx,
+            false,
+            began,
+            unsure,
           );
+          verdict.predicted.set(key, owned(block));
+          // A savepoint that sent nothing may not have begun the transaction.
+          began = block.began === true ? true : 'unsure';
           break;
         }
-        case 'nestedAll':
+        case 'nestedAll': {
+          let all: Began = began;
           step.blocks.forEach((block, b) => {
             const at = [...here, b];
             const key = scopeKey(unit, at);
-            verdict.predicted.set(
-              key,
-              owned(walk(unit, at, block, [key, ...segmentChain], segmentTx, false)),
+            const walked = walk(
+              unit,
+              at,
+              block,
+              [key, ...segmentChain],
+              segmentTx,
+              false,
+              began,
+              unsure,
             );
+            verdict.predicted.set(key, owned(walked));
+            if (walked.began === true) all = true;
           });
+          began = all === true ? true : 'unsure';
           break;
+        }
         case 'requiresNew': {
           const key = scopeKey(unit, here);
-          const inner = program.kit ? [key, ...segmentChain] : [key];
+          const inner = ownChain(key);
           verdict.predicted.set(
             key,
-            owned(walk(unit, here, step.body, inner, program.kit ? segmentTx : key, false)),
+            owned(
+              walk(
+                unit,
+                here,
+                step.body,
+                inner,
+                program.kit ? segmentTx : key,
+                false,
+                false,
+                ownUnsure,
+              ),
+            ),
           );
           break;
         }
         case 'required': {
           // A joined block: its rows are the enclosing transaction's; an escaping error poisons it.
           const key = scopeKey(unit, here);
-          const block = walk(unit, here, step.body, segmentChain, segmentTx, false);
+          const block = walk(unit, here, step.body, segmentChain, segmentTx, false, began, unsure);
           verdict.predicted.set(key, block.fine ? 'ok' : 'fail');
           if (!block.fine || block.poisoned) segmentFine = false;
+          began = block.began;
           break;
         }
         case 'commit':
           verdict.predicted.set(scopeKey(unit, here), segmentFine ? 'ok' : 'fail');
           if (!segmentFine) fine = false; // the commit's error escapes the unit
           segmentFine = true;
+          began = false;
           break;
         case 'arm':
           row(tagOf(unit, here));
           segmentFine = false;
+          began = true;
           break;
         case 'throw':
         case 'bad':
@@ -261,7 +316,7 @@ export function judge(program: Program, report: Report): Verdict {
           break;
       }
     });
-    return { fine, poisoned: !segmentFine };
+    return { fine, poisoned: !segmentFine, began };
   };
   /**
    * A `sessionFactory.open()` session's ops at `path`: rows up to a commit that succeeded exist if
@@ -273,6 +328,7 @@ export function judge(program: Program, report: Report): Verdict {
     ops: OpenOp[],
     chain: string[],
     tx: string,
+    unsure = false,
   ): boolean => {
     let fine = true;
     let pending: string[] = [];
@@ -284,7 +340,8 @@ export function judge(program: Program, report: Report): Verdict {
       if (op === 'commit') {
         const commitKey = scopeKey(unit, here);
         verdict.predicted.set(commitKey, 'ok');
-        if (ok(commitKey) && chain.every(ok))
+        if (unsure) for (const tag of pending) verdict.either.add(tag);
+        else if (ok(commitKey) && chain.every(ok))
           for (const tag of pending) verdict.rows.push({ tag, tx: program.kit ? tx : commitKey });
         if (!ok(commitKey)) fine = false;
         pending = [];
@@ -311,6 +368,8 @@ export function judge(program: Program, report: Report): Verdict {
       [key],
       key,
       unit.kind === 'http' || unit.kind === 'newContext',
+      false,
+      false,
     );
     verdict.predicted.set(key, owned(body) === 'ok' && !unit.failBegin ? 'ok' : 'fail');
   });

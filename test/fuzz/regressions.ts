@@ -115,4 +115,35 @@ export const regressions: Regression[] = [
       ],
     },
   },
+  {
+    // The model expected a REQUIRES_NEW block under the kit to be undone by its unit's later
+    // failure also when the unit had no transaction (after its commit()): the block's savepoint
+    // then stands alone in the test's transaction and outlives the unit, as on the pool.
+    name: 'under the kit: a REQUIRES_NEW block after a commit() of its unit, which then throws',
+    program: {
+      pool: 3,
+      kit: true,
+      units: [
+        {
+          kind: 'http',
+          body: [
+            { t: 'insert' },
+            { t: 'commit' },
+            {
+              t: 'requiresNew',
+              via: 'atomic',
+              body: [{ t: 'insert' }, { t: 'open', ops: ['insert'] }],
+            },
+            { t: 'throw' },
+          ],
+          failBegin: false,
+        },
+        {
+          kind: 'http',
+          body: [{ t: 'insert' }, { t: 'open', ops: ['insert'] }, { t: 'throw' }],
+          failBegin: false,
+        },
+      ],
+    },
+  },
 ];
