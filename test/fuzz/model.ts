@@ -100,9 +100,6 @@ export interface Expected {
   tx: string;
 }
 
-/** Whether a session's transaction has begun: `'unsure'` when the model cannot tell. */
-type Began = boolean | 'unsure';
-
 /** What the model derives from a program and a report. */
 export interface Verdict {
   rows: Expected[];
@@ -121,8 +118,7 @@ export interface Verdict {
  * of the unit's transaction if that transaction has begun (the unit sent a statement since it
  * began or since its last commit() or rollback()): up to the unit. If it has not, the block's
  * savepoint stands alone in the test's transaction and outlives the unit's failure, as the
- * block's commit does on the pool (docs/testing.md). Where the model cannot tell whether the
- * unit's transaction began (a NESTED block that sent nothing), the block's rows may or may not exist.
+ * block's commit does on the pool (docs/testing.md).
  */
 export function judge(program: Program, report: Report): Verdict {
   const verdict: Verdict = {
@@ -135,10 +131,10 @@ export function judge(program: Program, report: Report): Verdict {
 
   /**
    * Walks a body; `chain`: scope keys that must be ok; `tx`: the transaction's key; `began`:
-   * whether the session's transaction has begun when the body starts (`'unsure'`: the model cannot
-   * tell); `unsure`: the body's rows may or may not exist. Returns whether no error escapes the body
-   * (`fine`), whether it left its transaction or savepoint rollback-only (`poisoned`: a joined
-   * block failed, or a row arms a commit failure) and whether the transaction has begun after it.
+   * whether the session's transaction has begun when the body starts. Returns whether no error
+   * escapes the body (`fine`), whether it left its transaction or savepoint rollback-only
+   * (`poisoned`: a joined block failed, or a row arms a commit failure) and whether the
+   * transaction has begun after it.
    */
   const walk = (
     unit: number,
@@ -147,9 +143,8 @@ export function judge(program: Program, report: Report): Verdict {
     chain: string[],
     tx: string,
     segments: boolean,
-    began: Began,
-    unsure: boolean,
-  ): { fine: boolean; poisoned: boolean; began: Began } => {
+    began: boolean,
+  ): { fine: boolean; poisoned: boolean; began: boolean } => {
     let fine = true; // predicted: the body's scope ends ok
     let segmentChain = chain;
     let segmentTx = tx;
@@ -173,13 +168,10 @@ export function judge(program: Program, report: Report): Verdict {
       }
       const live = segmentChain.every(ok);
       const row = (tag: string) => {
-        if (unsure) verdict.either.add(tag);
-        else if (live) verdict.rows.push({ tag, tx: segmentTx });
+        if (live) verdict.rows.push({ tag, tx: segmentTx });
       };
       // Under the kit a block of its own nests in the unit's savepoint only once that began.
-      const ownChain = (key: string) =>
-        program.kit && began === true ? [key, ...segmentChain] : [key];
-      const ownUnsure = unsure || (program.kit && began === 'unsure');
+      const ownChain = (key: string) => (program.kit && began ? [key, ...segmentChain] : [key]);
       switch (step.t) {
         case 'insert':
           row(tagOf(unit, here));
@@ -209,10 +201,10 @@ export function judge(program: Program, report: Report): Verdict {
           break;
         case 'open': {
           const key = scopeKey(unit, here);
-          const chain = program.kit && began === true ? segmentChain : [];
+          const chain = program.kit && began ? segmentChain : [];
           verdict.predicted.set(
             key,
-            openSession(unit, here, step.ops, chain, segmentTx, ownUnsure) ? 'ok' : 'fail',
+            openSession(unit, here, step.ops, chain, segmentTx) ? 'ok' : 'fail',
           );
           break;
         }
@@ -232,67 +224,39 @@ export function judge(program: Program, report: Report): Verdict {
           break;
         }
         case 'nested': {
+          // A NESTED block begins the transaction at once, to send its SAVEPOINT.
+          began = true;
           const key = scopeKey(unit, here);
-          const block = walk(
-            unit,
-            here,
-            step.body,
-            [key, ...segmentChain],
-            segmentTx,
-            false,
-            began,
-            unsure,
+          verdict.predicted.set(
+            key,
+            owned(walk(unit, here, step.body, [key, ...segmentChain], segmentTx, false, true)),
           );
-          verdict.predicted.set(key, owned(block));
-          // A savepoint that sent nothing may not have begun the transaction.
-          began = block.began === true ? true : 'unsure';
           break;
         }
-        case 'nestedAll': {
-          let all: Began = began;
+        case 'nestedAll':
+          began = step.blocks.length > 0 || began;
           step.blocks.forEach((block, b) => {
             const at = [...here, b];
             const key = scopeKey(unit, at);
-            const walked = walk(
-              unit,
-              at,
-              block,
-              [key, ...segmentChain],
-              segmentTx,
-              false,
-              began,
-              unsure,
+            verdict.predicted.set(
+              key,
+              owned(walk(unit, at, block, [key, ...segmentChain], segmentTx, false, true)),
             );
-            verdict.predicted.set(key, owned(walked));
-            if (walked.began === true) all = true;
           });
-          began = all === true ? true : 'unsure';
           break;
-        }
         case 'requiresNew': {
           const key = scopeKey(unit, here);
           const inner = ownChain(key);
           verdict.predicted.set(
             key,
-            owned(
-              walk(
-                unit,
-                here,
-                step.body,
-                inner,
-                program.kit ? segmentTx : key,
-                false,
-                false,
-                ownUnsure,
-              ),
-            ),
+            owned(walk(unit, here, step.body, inner, program.kit ? segmentTx : key, false, false)),
           );
           break;
         }
         case 'required': {
           // A joined block: its rows are the enclosing transaction's; an escaping error poisons it.
           const key = scopeKey(unit, here);
-          const block = walk(unit, here, step.body, segmentChain, segmentTx, false, began, unsure);
+          const block = walk(unit, here, step.body, segmentChain, segmentTx, false, began);
           verdict.predicted.set(key, block.fine ? 'ok' : 'fail');
           if (!block.fine || block.poisoned) segmentFine = false;
           began = block.began;
@@ -328,7 +292,6 @@ export function judge(program: Program, report: Report): Verdict {
     ops: OpenOp[],
     chain: string[],
     tx: string,
-    unsure = false,
   ): boolean => {
     let fine = true;
     let pending: string[] = [];
@@ -340,8 +303,7 @@ export function judge(program: Program, report: Report): Verdict {
       if (op === 'commit') {
         const commitKey = scopeKey(unit, here);
         verdict.predicted.set(commitKey, 'ok');
-        if (unsure) for (const tag of pending) verdict.either.add(tag);
-        else if (ok(commitKey) && chain.every(ok))
+        if (ok(commitKey) && chain.every(ok))
           for (const tag of pending) verdict.rows.push({ tag, tx: program.kit ? tx : commitKey });
         if (!ok(commitKey)) fine = false;
         pending = [];
@@ -368,7 +330,6 @@ export function judge(program: Program, report: Report): Verdict {
       [key],
       key,
       unit.kind === 'http' || unit.kind === 'newContext',
-      false,
       false,
     );
     verdict.predicted.set(key, owned(body) === 'ok' && !unit.failBegin ? 'ok' : 'fail');
