@@ -15,8 +15,8 @@ import { engines } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
 
 /**
- * A REQUIRES_NEW block inside a unit of work under the testing kit (fuzz counterexample, seed
- * 1002). The block is a savepoint of its unit's transaction once that has begun, so a later failure
+ * A REQUIRES_NEW block (or a factory session) inside a unit of work under the testing kit (fuzz
+ * counterexample, seed 1002). The block is a savepoint of its unit's transaction once that has begun, so a later failure
  * of the unit undoes it. Before the unit's first statement, or after its `commit()` and before its
  * next statement, the unit has no transaction: the block's savepoint stands alone in the test's
  * transaction and outlives the unit's failure, as its commit does on the pool. Either way nothing
@@ -94,5 +94,37 @@ describe.each(engines)('TestTransaction: REQUIRES_NEW inside a unit ($name)', (e
       await context.commit();
     });
     expect(seen).toEqual(['committed', 'inner']);
+  });
+
+  /** Runs a unit that does `first`, then commits a factory session, then throws; rows seen inside the test. */
+  const failingUnitWithSession = async (first: () => Promise<void>) => {
+    tx = await TestTransaction.start(app);
+    const result = await settle(
+      factory.runInNewContext(async () => {
+        await first();
+        await using session = factory.open();
+        await session.manager.insert(Example, { text: 'factory' });
+        await session.commit();
+        throw new Error('the unit fails');
+      }),
+      'runInNewContext()',
+    );
+    expect(result).toMatchObject({ ok: false });
+    return texts();
+  };
+
+  it('a factory session after a statement of the unit: undone with the unit', async () => {
+    const seen = await failingUnitWithSession(async () => {
+      await context.session().insert(Example, { text: 'before' });
+    });
+    expect(seen).toEqual([]);
+  });
+
+  it("a factory session after the unit's commit(): outlives the unit's failure until tx.rollback()", async () => {
+    const seen = await failingUnitWithSession(async () => {
+      await context.session().insert(Example, { text: 'committed' });
+      await context.commit();
+    });
+    expect(seen).toEqual(['committed', 'factory']);
   });
 });
