@@ -6,7 +6,13 @@
 import { Injectable } from '@nestjs/common';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { DataSource, EntityManager } from 'typeorm';
-import { Propagation, SessionContext, SessionFactory, Transactional } from '../../src/index.js';
+import {
+  Propagation,
+  type Session,
+  SessionContext,
+  SessionFactory,
+  Transactional,
+} from '../../src/index.js';
 import { type Engine, backendId } from '../support/engines.js';
 import {
   type OpenOp,
@@ -365,9 +371,29 @@ export class Interpreter {
     return unitStore.run({ failBegin: unit.failBegin }, () => this.body(u, [], unit.body));
   }
 
-  /** A `sessionFactory.open()` unit: its ops, then `close()`. */
+  /**
+   * A `sessionFactory.open()` unit: its ops, then `close()`. Not `await using`: SWC (the tests'
+   * compiler) emits a disposal helper that throws `ReferenceError: _SuppressedError is not
+   * defined` when both the block and `close()` throw (a killed connection); the block's own error
+   * is the one reported then.
+   */
   private async open(u: number, ops: OpenOp[], path: number[] = []): Promise<void> {
-    await using session = this.factory.open();
+    const session = this.factory.open();
+    let failed = false;
+    try {
+      await this.openOps(session, u, ops, path);
+    } catch (error) {
+      failed = true;
+      throw error;
+    } finally {
+      await session.close().catch((error: unknown) => {
+        if (!failed) throw error;
+      });
+    }
+  }
+
+  /** The ops of a `sessionFactory.open()` unit on `session`. */
+  private async openOps(session: Session, u: number, ops: OpenOp[], path: number[]): Promise<void> {
     for (const [i, op] of ops.entries()) {
       const here = [...path, i];
       if (op === 'insert') await insert(this.engine, session.manager, tagOf(u, here));

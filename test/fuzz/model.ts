@@ -114,7 +114,11 @@ export interface Verdict {
 /**
  * Derives the rows that must exist from what each unit and block reported, and predicts what each
  * should have reported. A row exists iff every scope from it up to its transaction reported
- * success (under the kit a REQUIRES_NEW block is a savepoint of its unit: up to the unit).
+ * success. Under the kit a REQUIRES_NEW block or a factory session opened in a unit is a savepoint
+ * of the unit's transaction if that transaction has begun (the unit sent a statement since it
+ * began or since its last commit() or rollback()): up to the unit. If it has not, the block's
+ * savepoint stands alone in the test's transaction and outlives the unit's failure, as the
+ * block's commit does on the pool (docs/testing.md).
  */
 export function judge(program: Program, report: Report): Verdict {
   const verdict: Verdict = {
@@ -126,9 +130,11 @@ export function judge(program: Program, report: Report): Verdict {
   const ok = (key: string) => report.outcomes.get(key) === 'ok';
 
   /**
-   * Walks a body; `chain`: scope keys that must be ok; `tx`: the transaction's key. Returns whether
-   * no error escapes the body (`fine`) and whether it left its transaction or savepoint
-   * rollback-only (`poisoned`: a joined block failed, or a row arms a commit failure).
+   * Walks a body; `chain`: scope keys that must be ok; `tx`: the transaction's key; `began`:
+   * whether the session's transaction has begun when the body starts. Returns whether no error
+   * escapes the body (`fine`), whether it left its transaction or savepoint rollback-only
+   * (`poisoned`: a joined block failed, or a row arms a commit failure) and whether the
+   * transaction has begun after it.
    */
   const walk = (
     unit: number,
@@ -137,7 +143,8 @@ export function judge(program: Program, report: Report): Verdict {
     chain: string[],
     tx: string,
     segments: boolean,
-  ): { fine: boolean; poisoned: boolean } => {
+    began: boolean,
+  ): { fine: boolean; poisoned: boolean; began: boolean } => {
     let fine = true; // predicted: the body's scope ends ok
     let segmentChain = chain;
     let segmentTx = tx;
@@ -163,13 +170,17 @@ export function judge(program: Program, report: Report): Verdict {
       const row = (tag: string) => {
         if (live) verdict.rows.push({ tag, tx: segmentTx });
       };
+      // Under the kit a block of its own nests in the unit's savepoint only once that began.
+      const ownChain = (key: string) => (program.kit && began ? [key, ...segmentChain] : [key]);
       switch (step.t) {
         case 'insert':
           row(tagOf(unit, here));
+          began = true;
           break;
         case 'parallel':
         case 'stream':
           for (let k = 0; k < step.n; k++) row(tagOf(unit, here, k));
+          began = true;
           break;
         case 'notSupported': {
           // Each INSERT commits on its own whatever happens around it; an escaping error of the
@@ -190,7 +201,7 @@ export function judge(program: Program, report: Report): Verdict {
           break;
         case 'open': {
           const key = scopeKey(unit, here);
-          const chain = program.kit ? segmentChain : [];
+          const chain = program.kit && began ? segmentChain : [];
           verdict.predicted.set(
             key,
             openSession(unit, here, step.ops, chain, segmentTx) ? 'ok' : 'fail',
@@ -200,59 +211,67 @@ export function judge(program: Program, report: Report): Verdict {
         case 'rollback':
           verdict.predicted.set(scopeKey(unit, here), 'ok');
           segmentFine = true;
+          began = false;
           break;
         case 'late':
           break;
         case 'afterCommit': {
           row(tagOf(unit, here));
+          began = true;
           const cb = callbackTag(unit, here);
           verdict.callbacksRun.set(cb, live);
           if (live && report.callbacks.get(cb) === 'ok') verdict.rows.push({ tag: cb, tx: cb });
           break;
         }
         case 'nested': {
+          // A NESTED block begins the transaction at once, to send its SAVEPOINT.
+          began = true;
           const key = scopeKey(unit, here);
           verdict.predicted.set(
             key,
-            owned(walk(unit, here, step.body, [key, ...segmentChain], segmentTx, false)),
+            owned(walk(unit, here, step.body, [key, ...segmentChain], segmentTx, false, true)),
           );
           break;
         }
         case 'nestedAll':
+          began = step.blocks.length > 0 || began;
           step.blocks.forEach((block, b) => {
             const at = [...here, b];
             const key = scopeKey(unit, at);
             verdict.predicted.set(
               key,
-              owned(walk(unit, at, block, [key, ...segmentChain], segmentTx, false)),
+              owned(walk(unit, at, block, [key, ...segmentChain], segmentTx, false, true)),
             );
           });
           break;
         case 'requiresNew': {
           const key = scopeKey(unit, here);
-          const inner = program.kit ? [key, ...segmentChain] : [key];
+          const inner = ownChain(key);
           verdict.predicted.set(
             key,
-            owned(walk(unit, here, step.body, inner, program.kit ? segmentTx : key, false)),
+            owned(walk(unit, here, step.body, inner, program.kit ? segmentTx : key, false, false)),
           );
           break;
         }
         case 'required': {
           // A joined block: its rows are the enclosing transaction's; an escaping error poisons it.
           const key = scopeKey(unit, here);
-          const block = walk(unit, here, step.body, segmentChain, segmentTx, false);
+          const block = walk(unit, here, step.body, segmentChain, segmentTx, false, began);
           verdict.predicted.set(key, block.fine ? 'ok' : 'fail');
           if (!block.fine || block.poisoned) segmentFine = false;
+          began = block.began;
           break;
         }
         case 'commit':
           verdict.predicted.set(scopeKey(unit, here), segmentFine ? 'ok' : 'fail');
           if (!segmentFine) fine = false; // the commit's error escapes the unit
           segmentFine = true;
+          began = false;
           break;
         case 'arm':
           row(tagOf(unit, here));
           segmentFine = false;
+          began = true;
           break;
         case 'throw':
         case 'bad':
@@ -261,7 +280,7 @@ export function judge(program: Program, report: Report): Verdict {
           break;
       }
     });
-    return { fine, poisoned: !segmentFine };
+    return { fine, poisoned: !segmentFine, began };
   };
   /**
    * A `sessionFactory.open()` session's ops at `path`: rows up to a commit that succeeded exist if
@@ -311,6 +330,7 @@ export function judge(program: Program, report: Report): Verdict {
       [key],
       key,
       unit.kind === 'http' || unit.kind === 'newContext',
+      false,
     );
     verdict.predicted.set(key, owned(body) === 'ok' && !unit.failBegin ? 'ok' : 'fail');
   });

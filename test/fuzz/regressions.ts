@@ -145,6 +145,37 @@ export const regressions: Regression[] = [
     },
   },
   {
+    // The model expected a REQUIRES_NEW block under the kit to be undone by its unit's later
+    // failure also when the unit had no transaction (after its commit()): the block's savepoint
+    // then stands alone in the test's transaction and outlives the unit, as on the pool.
+    name: 'under the kit: a REQUIRES_NEW block after a commit() of its unit, which then throws',
+    program: {
+      pool: 3,
+      kit: true,
+      units: [
+        {
+          kind: 'http',
+          body: [
+            { t: 'insert' },
+            { t: 'commit' },
+            {
+              t: 'requiresNew',
+              via: 'atomic',
+              body: [{ t: 'insert' }, { t: 'open', ops: ['insert'] }],
+            },
+            { t: 'throw' },
+          ],
+          failBegin: false,
+        },
+        {
+          kind: 'http',
+          body: [{ t: 'insert' }, { t: 'open', ops: ['insert'] }, { t: 'throw' }],
+          failBegin: false,
+        },
+      ],
+    },
+  },
+  {
     // Reported hanging (a stream whose 'data' events write on the same session); it ends on this
     // tree: the writes run after the stream, as docs/sessions.md says. Kept to hold that.
     name: "a stream whose 'data' listener writes on the same session ends, then the writes run",
