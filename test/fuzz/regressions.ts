@@ -156,8 +156,8 @@ export const regressions: Regression[] = [
   },
   {
     // Seed 1004 (PostgreSQL): a unit's statement meeting its killed connection surfaced the
-    // driver's 57P01 QueryFailedError; no longer reproduces after 0cffa95 (a BEGIN meeting a lost connection throws
-    // ConnectionLostError). Kept to hold that.
+    // driver's 57P01 QueryFailedError; it no longer reproduces after 0cffa95 (a BEGIN meeting a
+    // lost connection throws ConnectionLostError). Kept to hold that.
     name: 'a request, an open() session and runInNewContext() with a kill as they begin',
     program: {
       pool: 2,
