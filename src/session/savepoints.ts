@@ -24,7 +24,7 @@ export class Savepoints {
     const runner = this.wire.runner;
     const block = new Block(parent, lane, this.wire.savepointName(runner.transactionDepth));
     await this.steps.event(lane, parent, 'BeforeTransactionStart');
-    await this.wire.exec(`SAVEPOINT ${block.savepoint}`, lane, block);
+    await this.send(`SAVEPOINT ${block.savepoint}`, lane, block);
     runner.transactionDepth += 1;
     try {
       await this.steps.event(lane, block, 'AfterTransactionStart');
@@ -48,7 +48,7 @@ export class Savepoints {
       let released = false;
       try {
         await this.steps.event(lane.parent!, block, 'BeforeTransactionCommit');
-        await this.wire.exec(`RELEASE SAVEPOINT ${block.savepoint}`, lane.parent!, block.parent!);
+        await this.send(`RELEASE SAVEPOINT ${block.savepoint}`, lane.parent!, block.parent!);
         released = true;
         this.wire.runner.transactionDepth -= 1;
         block.parent!.callbacks.adopt(block.callbacks);
@@ -71,7 +71,9 @@ export class Savepoints {
     try {
       await this.wire.exec(`ROLLBACK TO SAVEPOINT ${block.savepoint}`, lane, parent);
     } catch (error) {
-      // The transaction is in a state nobody knows: it must not commit.
+      // A lost connection fails the transaction with ConnectionLostError (the server rolled it
+      // back); else the transaction is in a state nobody knows: it must not commit.
+      this.wire.failed(parent, error);
       parent.root.broken ??= new TransactionAbortedError(
         messages.transactionAborted(this.wire.name, false),
         { cause: error },
@@ -82,6 +84,18 @@ export class Savepoints {
       parent.callbacks.adoptRolledBack(block.callbacks);
     }
     await this.steps.event(lane, parent, 'AfterTransactionRollback').catch(() => undefined);
+  }
+
+  /**
+   * Sends a savepoint statement of `block`'s transaction; one that is the first to meet a lost
+   * connection fails with `ConnectionLostError`, as the session's other statements do.
+   */
+  private async send(sql: string, lane: Lane, block: Block): Promise<void> {
+    try {
+      await this.wire.exec(sql, lane, block);
+    } catch (error) {
+      throw this.wire.failed(block, error) ?? error;
+    }
   }
 
   /** Why `block` must not be kept, if anything spoiled it. */

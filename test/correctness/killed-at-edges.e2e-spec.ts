@@ -7,7 +7,12 @@ import {
   type TransactionRollbackEvent,
   type TransactionStartEvent,
 } from 'typeorm';
-import { SessionFactory, TypeOrmContextModule } from '../../src/index.js';
+import {
+  Propagation,
+  SessionContext,
+  SessionFactory,
+  TypeOrmContextModule,
+} from '../../src/index.js';
 import { type TestApp, typeormOptions, wrap } from '../support/create-app.js';
 import { type Engine, engines } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
@@ -50,6 +55,7 @@ describe.each(engines)(
   (engine: Engine) => {
     let t: TestApp;
     let factory: SessionFactory;
+    let context: SessionContext;
 
     beforeAll(async () => {
       const moduleRef = await Test.createTestingModule({
@@ -62,6 +68,7 @@ describe.each(engines)(
       await app.init();
       t = wrap(app, engine, app.get(DataSource));
       factory = app.get(SessionFactory);
+      context = app.get(SessionContext);
       killer.engine = engine;
       killer.admin = new DataSource({ ...typeormOptions(engine, 1), subscribers: [] } as never);
       await killer.admin.initialize();
@@ -127,6 +134,50 @@ describe.each(engines)(
         );
         expect(killer.armed).toBeUndefined(); // the kill did happen
         expect(closed).toBe('resolved');
+        expect(await t.texts()).toEqual([]);
+      },
+    );
+
+    // Found by the randomized test (test/fuzz/regressions.ts): a savepoint's own statement that is
+    // the first to meet the dead connection surfaced the driver's error (SAVEPOINT, RELEASE) or
+    // made the transaction a TransactionAbortedError (ROLLBACK TO SAVEPOINT).
+    it.each([
+      ['begin', 0],
+      ['begin', 300],
+      ['rollback', 0],
+      ['rollback', 300],
+    ] as const)(
+      'a NESTED block whose connection is killed as its savepoint %s: the block and the transaction fail with ConnectionLostError (settle %i ms)',
+      async (edge, settleMs) => {
+        let inner = 'not run';
+        const outcome = await within(
+          HANG_MS,
+          `a transaction killed as a savepoint ${edge}`,
+          factory
+            .atomic(async (manager) => {
+              await manager.insert(Example, { text: 'outer' });
+              killer.armed = edge === 'begin' ? 'begin' : 'rollback';
+              killer.settleMs = settleMs;
+              inner = await context
+                .atomic(
+                  async () => {
+                    if (edge === 'rollback') throw new Error('inner failure');
+                  },
+                  { propagation: Propagation.NESTED },
+                )
+                .then(
+                  () => 'ok',
+                  (error: Error) => error.name,
+                );
+            })
+            .then(
+              () => 'committed',
+              (error: Error) => error.name,
+            ),
+        );
+        expect(killer.armed).toBeUndefined(); // the kill did happen
+        expect(inner).toBe(edge === 'begin' ? 'ConnectionLostError' : 'Error');
+        expect(outcome).toBe('ConnectionLostError');
         expect(await t.texts()).toEqual([]);
       },
     );

@@ -185,4 +185,96 @@ export const regressions: Regression[] = [
       units: [{ kind: 'newContext', body: [{ t: 'stream', n: 2 }], failBegin: false }],
     },
   },
+  {
+    // Seed 1004 (PostgreSQL): a unit's statement meeting its killed connection surfaced the
+    // driver's 57P01 QueryFailedError; it no longer reproduces after 0cffa95 (a BEGIN meeting a
+    // lost connection throws ConnectionLostError). Kept to hold that.
+    name: 'a request, an open() session and runInNewContext() with a kill as they begin',
+    program: {
+      pool: 2,
+      kit: false,
+      units: [
+        {
+          kind: 'http',
+          body: [
+            { t: 'open', ops: ['throw'] },
+            { t: 'insert' },
+            { t: 'afterCommit', throws: false },
+            { t: 'bad' },
+          ],
+          failBegin: false,
+        },
+        { kind: 'open', ops: ['insert', 'rollback'] },
+        {
+          kind: 'newContext',
+          body: [
+            { t: 'required', body: [{ t: 'insert' }, { t: 'throw' }], prop: 'MANDATORY' },
+            { t: 'arm', hook: 'deferred' },
+          ],
+          failBegin: false,
+        },
+      ],
+      kill: { afterMs: 0, victim: 2 },
+    },
+  },
+  {
+    // Seed 1003: a savepoint statement (SAVEPOINT, RELEASE) first to meet a killed connection
+    // surfaced the driver's error, and a ROLLBACK TO SAVEPOINT made the transaction fail with
+    // TransactionAbortedError instead of ConnectionLostError. PostgreSQL only: it arms a deferred
+    // constraint.
+    name: 'NESTED blocks side by side whose connection is killed as their savepoints end',
+    engine: 'postgres',
+    program: {
+      pool: 3,
+      kit: false,
+      units: [
+        {
+          kind: 'factoryAtomic',
+          body: [
+            { t: 'required', body: [{ t: 'open', ops: ['rollback'] }] },
+            {
+              t: 'nested',
+              via: 'decorator',
+              body: [{ t: 'afterCommit', throws: false }, { t: 'throw' }],
+            },
+          ],
+          failBegin: false,
+        },
+        {
+          kind: 'factoryAtomic',
+          body: [
+            {
+              t: 'required',
+              body: [
+                {
+                  t: 'nestedAll',
+                  blocks: [
+                    [
+                      { t: 'requiresNew', via: 'decorator', body: [{ t: 'insert' }] },
+                      { t: 'throw' },
+                    ],
+                    [
+                      { t: 'required', body: [{ t: 'insert' }], prop: 'MANDATORY' },
+                      { t: 'open', ops: ['throw', 'insert', 'insert', 'insert'] },
+                      { t: 'throw' },
+                    ],
+                  ],
+                },
+                { t: 'afterCommit', throws: true },
+              ],
+            },
+            { t: 'arm', hook: 'deferred' },
+          ],
+          failBegin: false,
+        },
+        {
+          kind: 'transactional',
+          propagation: 'NESTED',
+          body: [{ t: 'insert' }, { t: 'insert' }, { t: 'bad' }],
+          failBegin: false,
+        },
+      ],
+      kill: { afterMs: 1, victim: 1 },
+    },
+  },
 ];
