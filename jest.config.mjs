@@ -10,13 +10,28 @@ const swc = {
   sourceMaps: 'inline',
 };
 
+/**
+ * Specs about MySQL/MariaDB alone (implicit commits of DDL, InnoDB deadlocks in the testing kit):
+ * without MYSQL_URL there is nothing for them to run on.
+ */
+const mariadbOnly = [
+  'test/correctness/implicit-commit.e2e-spec.ts',
+  'test/correctness/implicit-commit-failures.e2e-spec.ts',
+  'test/testing-kit/kit-implicit-commit.e2e-spec.ts',
+  'test/testing-kit/kit-subscriber-deadlock.e2e-spec.ts',
+];
+
 export default {
   testEnvironment: 'node',
   rootDir: '.',
   roots: ['<rootDir>/src', '<rootDir>/test', '<rootDir>/sample'],
   testMatch: ['**/*.spec.ts', '**/*.e2e-spec.ts'],
   // test/pgbouncer/ needs the pgbouncer binary: `npm run test:pgbouncer` (jest.pgbouncer.config.mjs).
-  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/pgbouncer/'],
+  testPathIgnorePatterns: [
+    '/node_modules/',
+    '<rootDir>/test/pgbouncer/',
+    ...(process.env.MYSQL_URL ? [] : mariadbOnly.map((path) => `<rootDir>/${path}`)),
+  ],
   extensionsToTreatAsEsm: ['.ts'],
   moduleNameMapper: {
     '^(\\.{1,2}/.*)\\.js$': '$1',

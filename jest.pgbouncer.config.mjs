@@ -5,15 +5,25 @@
 import base from './jest.config.mjs';
 
 /**
- * Specs whose very claim cannot hold through a transaction pooler, each with its reason. None
- * today: every spec passes through PgBouncer (release-on-commit names the pool's connection, not
- * the server pid, for "the same connection"; the outage specs kill the server backend behind a
- * transaction, which PgBouncer reports to its client as a lost connection too). Add a path here
- * only with the reason, never skip a test.
+ * Specs whose very claim cannot hold through a transaction pooler, each with its reason (release-
+ * on-commit names the pool's connection, not the server pid, for "the same connection"; the outage
+ * specs kill the server backend behind an open transaction, which PgBouncer reports to its client
+ * as a lost connection too, so they stay). Add a path here only with the reason, never skip a test.
  */
-const excluded = [];
+const excluded = [
+  {
+    path: 'test/correctness/killed-at-edges.e2e-spec.ts',
+    reason:
+      'kills the server backend just before a BEGIN or a savepoint, between transactions: through ' +
+      "a transaction pooler that backend is not the client's connection, which stays up and gets " +
+      'another server connection, so there is no lost connection to observe',
+  },
+];
 
 export default {
   ...base,
-  testPathIgnorePatterns: ['/node_modules/', ...excluded.map(({ path }) => `<rootDir>/${path}`)],
+  testPathIgnorePatterns: [
+    ...base.testPathIgnorePatterns.filter((pattern) => pattern !== '<rootDir>/test/pgbouncer/'),
+    ...excluded.map(({ path }) => `<rootDir>/${path}`),
+  ],
 };
