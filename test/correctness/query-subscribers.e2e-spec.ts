@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import { Test } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import {
@@ -91,7 +92,19 @@ const work: Array<[string, (manager: EntityManager) => Promise<void>]> = [
  * or `afterQuery` event, as in plain TypeORM. Its statement is part of the statement whose event
  * it handles: it must not queue behind it (which waited forever).
  */
-describe.each(engines)('a subscriber that queries in a statement event ($name)', (engine) => {
+/**
+ * TypeORM 0.3's MySQL runner sends its query events at other moments than 1.x's (a subscriber's
+ * count after an INSERT, and a query after COMMIT, differ from plain TypeORM's there): the MariaDB
+ * half of this spec holds from TypeORM 1.0 (docs/sessions.md says so).
+ */
+const typeormMajor = Number(
+  (createRequire(import.meta.url)('typeorm/package.json') as { version: string }).version.split(
+    '.',
+  )[0],
+);
+const covered = engines.filter((engine) => engine.name === 'postgres' || typeormMajor >= 1);
+
+describe.each(covered)('a subscriber that queries in a statement event ($name)', (engine) => {
   let t: TestApp;
   let context: SessionContext;
   let factory: SessionFactory;
