@@ -1,4 +1,5 @@
-import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Test } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import {
@@ -98,9 +99,11 @@ const work: Array<[string, (manager: EntityManager) => Promise<void>]> = [
  * half of this spec holds from TypeORM 1.0 (docs/sessions.md says so).
  */
 const typeormMajor = Number(
-  (createRequire(import.meta.url)('typeorm/package.json') as { version: string }).version.split(
-    '.',
-  )[0],
+  (
+    JSON.parse(readFileSync(join(process.cwd(), 'node_modules/typeorm/package.json'), 'utf8')) as {
+      version: string;
+    }
+  ).version.split('.')[0],
 );
 const covered = engines.filter((engine) => engine.name === 'postgres' || typeormMajor >= 1);
 
