@@ -8,6 +8,7 @@ import type { LazySession } from './lazy-session.js';
 import type { TestRun } from './lenders.js';
 import type { ReplicaPools } from './replica-pools.js';
 import type { SessionConnection } from './session-connection.js';
+import type { SessionFrame } from './session-frames.js';
 import type { SessionHooks } from './session-hooks.js';
 import { type BeginOptions, isConnectionLost, poolSize } from './transaction-dialect.js';
 
@@ -34,11 +35,12 @@ export class ConnectionTaker {
     /** The error of a use after the session ended, if it ended. */
     private readonly ended: () => Error | undefined,
   ) {
-    if (hooks.testRun) {
-      const frame = hooks.frames.current();
-      const own = hooks.app === undefined ? frame : frame?.ownedBy(hooks.app);
-      this.born = own?.routingUnit?.born ?? hooks.testRun();
-    }
+    if (hooks.testRun) this.born = this.ownFrame()?.routingUnit?.born ?? hooks.testRun();
+  }
+
+  /** The frame of this session's app in `frame` (the current one by default): its context there. */
+  private ownFrame(frame = this.hooks.frames.current()): SessionFrame | undefined {
+    return frame?.ownedBy(this.hooks.app);
   }
 
   /** Takes a pooled connection within `acquireTimeout`; gives it back if the session ended meanwhile. */
@@ -50,8 +52,7 @@ export class ConnectionTaker {
     // Work born in a test transaction (its unit, or the session itself) stays in it.
     const lender = this.hooks.lender?.(name, this.born);
     // Routing follows this session's app's own frame there, not another app's frame around it.
-    const app = this.hooks.app;
-    const own = app === undefined ? frame : frame?.ownedBy(app);
+    const own = this.ownFrame(frame);
     const replicas = replicaFor(this.replicas, lender, this.request, own?.routingUnit, name);
     const acquired = await this.connection
       .acquire(ms, lender, this.session, frame, replicas)

@@ -78,7 +78,7 @@ export class LazySession {
   }
 
   /** The app (its runtime) whose session this is. */
-  get app(): object | undefined {
+  get app(): object {
     return this.hooks.app;
   }
 

@@ -8,7 +8,7 @@ import type { CallbackPolicy } from './transaction-callbacks.js';
 /** The module-level hooks every session runs, and what to do with its callbacks' errors. */
 export interface SessionHooks extends CallbackPolicy {
   /** The app (its runtime) the sessions belong to: the frames of their hooks are that app's. */
-  app?: object;
+  app: object;
   onSessionStart?: SessionHook;
   beforeCommit?: SessionHook;
   /** Milliseconds to wait for a pooled connection. Default: `DEFAULT_ACQUIRE_TIMEOUT`. */

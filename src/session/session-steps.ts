@@ -34,8 +34,9 @@ export class SessionSteps {
     const lane = new Lane(parent, block, true);
     const session = this.session;
     const frames = this.frames;
-    const frame = hookFrame(frames, session.app, frames.current())
-      .with(session.dataSourceName, session, frames.current())
+    const current = frames.current();
+    const frame = hookFrame(frames, session.app, current)
+      .with(session.dataSourceName, session, current)
       .within(session, lane);
     try {
       return await frames.run(frame, work);
@@ -52,9 +53,8 @@ export class SessionSteps {
  */
 function hookFrame(
   frames: SessionFrames,
-  app: object | undefined,
+  app: object,
   current: SessionFrame | undefined,
 ): SessionFrame {
-  if (app === undefined) return current ?? frames.outside;
   return current?.ownedBy(app) ?? frames.outsideOf(app, current);
 }

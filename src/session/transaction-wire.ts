@@ -159,8 +159,19 @@ export class TransactionWire {
         ? writeOnReplica(args[0], this.name, this.request.label)
         : undefined);
     if (refusal) return Promise.reject(refusal);
-    const sent = () => this.asStep(lane, block, () => this.connection.query(args));
-    return this.implicitCommits ? this.implicitCommits.send(args[0], sent) : sent();
+    if (this.implicitCommits) {
+      return this.implicitCommits.send(args[0], () => this.sendNow(args, lane, block));
+    }
+    return this.sendNow(args, lane, block);
+  }
+
+  /**
+   * Sends a user's statement, as a step of the task on `lane` when anyone subscribed to TypeORM's
+   * events (see `exec()`).
+   */
+  private sendNow(args: QueryArgs, lane: Lane, block: Block): Promise<unknown> {
+    if (!this.connection.observed) return this.connection.query(args);
+    return this.steps.run(lane, block, () => this.connection.query(args));
   }
 
   /** A user's stream in `block`, refused like a statement. */
@@ -223,16 +234,10 @@ export class TransactionWire {
       // Dropped by the driver's 'error' event (a server connection killed as the session begins).
       return Promise.reject(this.ended() ?? this.lostError());
     }
-    return this.asStep(lane, block, () => this.connection.exec(sql));
-  }
-
-  /**
-   * Sends a statement as a step of the task on `lane` when anyone subscribed to TypeORM's events:
-   * a subscriber may query through the event's runner while it handles the statement's
-   * `beforeQuery` or `afterQuery`, and that query must not queue behind the statement it is part
-   * of (as in plain TypeORM, it runs before the statement goes on).
-   */
-  private asStep<T>(lane: Lane, block: Block, send: () => Promise<T>): Promise<T> {
-    return this.connection.observed ? this.steps.run(lane, block, send) : send();
+    // A step when anyone subscribed to TypeORM's events: a subscriber may query through the
+    // event's runner while it handles the statement's `beforeQuery` or `afterQuery`, and that query
+    // must not queue behind the statement it is part of (as in plain TypeORM, it runs first).
+    if (!this.connection.observed) return this.connection.exec(sql);
+    return this.steps.run(lane, block, () => this.connection.exec(sql));
   }
 }

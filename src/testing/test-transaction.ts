@@ -1,6 +1,5 @@
 import type { INestApplicationContext } from '@nestjs/common';
 import type { DataSource, QueryRunner } from 'typeorm';
-import { contextStorage } from '../context/context-storage.js';
 import { SessionRuntime } from '../context/session-runtime.js';
 import type { ConnectionWaits } from '../session/connection-wait.js';
 import { messages } from '../errors/messages.js';
@@ -83,7 +82,7 @@ export class TestTransaction implements AsyncDisposable {
       // TypeORM of work an earlier test left running (its unit born there) is refused here.
       source.createQueryRunner = (mode) => {
         const runner = create.call(dataSource, mode);
-        const born = contextStorage.getStore()?.ownedBy(runtime)?.routingUnit?.born;
+        const born = runtime.frame()?.routingUnit?.born;
         return born === undefined || born === run ? shareRunner(runner, shared) : refuse(runner);
       };
     }
@@ -99,10 +98,9 @@ export class TestTransaction implements AsyncDisposable {
     if (this.ended) throw new TestTransactionError(messages.testRolledBack());
     this.ended = true;
     const settled = await this.settle();
-    const refusal = () => new TestTransactionError(messages.testEnded());
-    this.runtime.lenders.end({ lend: () => Promise.reject(refusal()) });
+    this.runtime.lenders.end({ lend: () => Promise.reject(testEnded()) });
     for (const { dataSource, shared } of this.held) {
-      shared.end(refusal);
+      shared.end(testEnded);
       const source = dataSource as Replaceable;
       delete (source as Partial<DataSource>).createQueryRunner; // back to the prototype's
       delete source[CREATE_RUNNER];
@@ -159,9 +157,12 @@ async function letGo({ pooled, shared }: Held): Promise<void> {
   }
 }
 
+/** The error of work that goes on after its test transaction ended. */
+const testEnded = (): Error => new TestTransactionError(messages.testEnded());
+
 /** A runner of work an ended test left running: each of its statements fails. */
 function refuse(runner: QueryRunner): QueryRunner {
-  const refused = () => Promise.reject(new TestTransactionError(messages.testEnded()));
+  const refused = () => Promise.reject(testEnded());
   const internals = runner as QueryRunner & Record<string, unknown>;
   for (const method of ['connect', 'query', 'stream', 'startTransaction']) {
     internals[method] = refused;
