@@ -1,14 +1,12 @@
 const RESOLVED = Promise.resolve();
 
 /**
- * The transaction blocks running in one unit of work now (owned by its `UnitOfWork`), counted only
- * while `counting`: set by the interceptor when it sends the unit's values one by one (`@Sse()`,
- * rpc, ws), so that a value's commit never splits a block.
+ * The transaction blocks running in one unit of work now (owned by its `UnitOfWork`), counted
+ * once the interceptor sends the unit's values one by one (`@Sse()`, rpc, ws; it makes this
+ * then), so that a value's commit never splits a block.
  */
 export class OpenBlocks {
-  /** Whether the transaction runner counts the blocks it runs in the unit. */
-  counting = false;
-  /** Transaction blocks running in the unit now (counted only while `counting`). */
+  /** Transaction blocks running in the unit now. */
   private count = 0;
   /** Resolves `noneOpen()` once the last open block ended. */
   private ended?: { promise: Promise<void>; resolve: () => void };

@@ -65,7 +65,6 @@ async function commitAll(unit: UnitOfWork, passes = MAX_COMMIT_PASSES): Promise<
     for (const session of unit.sessions.values()) {
       if (session.isEnded || session.settled) continue;
       await session.commit();
-      unit.committed++;
     }
     if (passes === 1 || unit.settled) return;
     if (pass === passes) {

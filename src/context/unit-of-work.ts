@@ -24,8 +24,6 @@ export class UnitOfWork {
   claimed = false;
   /** Units of REQUIRES_NEW blocks running in this unit right now (each ends with its block). */
   readonly blocks = new Set<UnitOfWork>();
-  /** How many sessions committed while the unit ended (some may have before a later one failed). */
-  committed = 0;
   /**
    * The test transaction the unit was born in: its parent's, else the one running when it began
    * (see `Lenders`). Its sessions stay in it, also once it ended.
@@ -43,8 +41,11 @@ export class UnitOfWork {
   private ending?: Promise<void>;
   /** Data sources with replicas whose primary a transaction of this unit used (see `connection-route.ts`). */
   private primaries?: Set<string>;
-  /** The transaction blocks running in the unit now (counted while the interceptor asks). */
-  readonly openBlocks = new OpenBlocks();
+  /**
+   * The transaction blocks running in the unit now, counted once the interceptor sends the unit's
+   * values one by one (it makes this then); undefined elsewhere.
+   */
+  openBlocks?: OpenBlocks;
 
   constructor(
     /**

@@ -13,6 +13,7 @@ import { contextStorage } from '../context/context-storage.js';
 import { markTransactional, runtimeOf } from '../context/instance-runtime.js';
 import { reportError } from '../logger.js';
 import { SessionRuntime } from '../context/session-runtime.js';
+import { OpenBlocks } from '../context/open-blocks.js';
 import { UnitOfWork } from '../context/unit-of-work.js';
 import { endAfterSending, readsDatabase } from './streamed-file.js';
 import { type Batch, ValueQueue } from './value-queue.js';
@@ -98,13 +99,14 @@ export class AutoCommitInterceptor implements NestInterceptor {
     } catch (error) {
       return new Observable((subscriber) => this.fail(unit, error, context, subscriber));
     }
-    if (everyValue) unit.openBlocks.counting = true;
+    // Only where every value is sent do blocks count and values queue behind commits.
+    const blocks = everyValue ? (unit.openBlocks ??= new OpenBlocks()) : undefined;
     return new Observable((subscriber) => {
       let done = false;
       let seen = false;
       let last: unknown;
       let commit: boolean | undefined;
-      const sending = new ValueQueue();
+      const sending = everyValue ? new ValueQueue() : undefined;
       /** The batch values of this tick join until its commit starts. */
       let fresh: Batch | undefined;
       const failWith = (error: unknown) => {
@@ -117,8 +119,8 @@ export class AutoCommitInterceptor implements NestInterceptor {
         if (fresh === batch) fresh = undefined;
         if (batch.taken || done) return;
         // Never split a block: its writes are committed (or not) together, after it ended.
-        while (unit.openBlocks.any) {
-          await unit.openBlocks.noneOpen();
+        while (blocks!.any) {
+          await blocks!.noneOpen();
           if (done) return;
         }
         if (!unit.streaming && !unit.settled) {
@@ -140,17 +142,18 @@ export class AutoCommitInterceptor implements NestInterceptor {
           if (!everyValue) return; // only the last value is sent: it waits for the unit's end
           if (fresh !== undefined) return void fresh.values.push(value);
           // Nothing to commit (a database stream holds its transaction until it closes): send now.
-          if (sending.idle && !unit.openBlocks.any && (unit.streaming || unit.settled)) {
+          if (sending!.idle && !blocks!.any && (unit.streaming || unit.settled)) {
             return subscriber.next(value);
           }
           // The commit starts a microtask later: a completion in this tick takes the batch.
-          const first = sending.idle;
+          const first = sending!.idle;
           const batch: Batch = (fresh = { values: [value], taken: false, first });
-          sending.add(() => send(batch));
+          sending!.add(() => send(batch));
         },
         error: (error: unknown) => {
           fresh = undefined;
-          sending.add(() => failWith(error), true);
+          if (sending) sending.add(() => failWith(error), true);
+          else failWith(error);
         },
         complete: () => {
           if (!everyValue) {
@@ -167,7 +170,7 @@ export class AutoCommitInterceptor implements NestInterceptor {
           };
           // A handler's one answer (its value and completion in one tick) ends without a wait.
           if (tail?.first) end();
-          else sending.add(end, true);
+          else sending!.add(end, true);
         },
       });
       return () => {

@@ -74,10 +74,8 @@ export class TransactionRunner {
     this.runtime.dataSource(name);
     const frame = this.runtime.frame();
     // A response sent value by value waits for its unit's open blocks before a value's commit.
-    const unit = frame?.unit?.outermost;
-    if (unit?.openBlocks.counting) {
-      return unit.openBlocks.run(() => this.propagate(resolved, options, fn, frame, name));
-    }
+    const blocks = frame?.unit?.outermost.openBlocks;
+    if (blocks) return blocks.run(() => this.propagate(resolved, options, fn, frame, name));
     return this.propagate(resolved, options, fn, frame, name);
   }
 
