@@ -28,7 +28,7 @@ export class OwnedTransactions {
     fn: SessionCallback<T>,
     frame: ContextFrame | undefined,
   ): Promise<T> {
-    if (options.retry === 0) return this.ownOnce(options, fn, frame, { committed: false });
+    if (options.retry === 0) return this.ownOnce(options, fn, frame);
     return this.ownRetrying(options, fn, frame);
   }
 
@@ -38,12 +38,11 @@ export class OwnedTransactions {
     frame: ContextFrame | undefined,
   ): Promise<T> {
     for (let attempt = 0; ; attempt++) {
-      const outcome = { committed: false };
       try {
-        return await this.ownOnce(options, fn, frame, outcome);
+        return await this.ownOnce(options, fn, frame);
       } catch (error) {
-        const retry = attempt < options.retry && !outcome.committed;
-        if (!retry || !isRetryableError(error)) throw error;
+        // A block of which anything committed fails with an error that is never retryable.
+        if (attempt >= options.retry || !isRetryableError(error)) throw error;
         logger.warn(
           `Retrying transaction of '${options.dataSource}' (${attempt + 1}/${options.retry}) after: ${String(error)}`,
         );
@@ -60,7 +59,6 @@ export class OwnedTransactions {
     options: ResolvedTransactionOptions,
     fn: SessionCallback<T>,
     frame: ContextFrame | undefined,
-    outcome: { committed: boolean },
   ): Promise<T> {
     const { dataSource: name, isolationLevel, readOnly, replica, timeout, label } = options;
     const begin = { isolationLevel, readOnly, replica, timeout, label };
@@ -100,7 +98,7 @@ export class OwnedTransactions {
         ),
       )
       .catch((error: unknown) => {
-        throw this.failedAfterCommit(unit, options, error, atCommit, outcome);
+        throw this.failedAfterCommit(unit, options, error, atCommit);
       });
   }
 
@@ -108,22 +106,19 @@ export class OwnedTransactions {
    * The error an owned block that failed rejects with. Once anything of it committed (midway, or
    * one data source before the next one's COMMIT failed) it is never re-run; a failure at its
    * COMMIT, or one that would make a block around it re-run it, becomes `PartlyCommittedError`.
-   * A `CallbackError` (everything committed, then a callback failed) stays as it is.
+   * A `CallbackError` (everything committed, then a callback failed) stays as it is. None of
+   * these is retryable (`isRetryableError()`): that is what keeps a block that committed from
+   * being re-run.
    */
   private failedAfterCommit(
     unit: UnitOfWork,
     options: ResolvedTransactionOptions,
     error: unknown,
     atCommit: boolean,
-    outcome: { committed: boolean },
   ): unknown {
-    if (error instanceof CallbackError || error instanceof PartlyCommittedError) {
-      outcome.committed = true;
-      return error;
-    }
+    if (error instanceof CallbackError || error instanceof PartlyCommittedError) return error;
     const committed = unit.committedDataSources();
     if (committed.length === 0) return error;
-    outcome.committed = true;
     if (!atCommit && !isRetryableError(error)) return error;
     return new PartlyCommittedError(messages.partlyCommitted(committed, options.label), {
       cause: error,
