@@ -19,6 +19,7 @@ import { guardPool } from '../session/pool-guard.js';
 import { replicaPoolsOf } from '../session/replica-setup.js';
 import { LazySession } from '../session/lazy-session.js';
 import { Lenders } from '../session/lenders.js';
+import type { UnitOfWork } from './unit-of-work.js';
 import type { SessionHooks, SessionOwner } from '../session/session-hooks.js';
 import { assertSupportedDriver, type BeginOptions } from '../session/transaction-dialect.js';
 
@@ -174,6 +175,11 @@ export class SessionRuntime implements OnModuleInit, OnApplicationBootstrap, OnA
     const unit = frame?.unit;
     if (unit === undefined) return undefined;
     if (unit.ended) throw new SessionContextEndedError(messages.contextEnded(name));
+    return this.unitSession(unit, name);
+  }
+
+  /** `unit`'s session for `name`, created on first use (begun as the unit says, if it says). */
+  unitSession(unit: UnitOfWork, name: string): LazySession {
     return (
       unit.live(name) ??
       unit.session(name, () => this.createSession(name, 'context', unit.begin?.(name)))

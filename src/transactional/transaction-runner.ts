@@ -121,13 +121,7 @@ export class TransactionRunner {
   }
 
   private session(current: LazySession | UnitOfWork, name: string): LazySession {
-    if (current instanceof LazySession) return current;
-    return (
-      current.live(name) ??
-      current.session(name, () =>
-        this.runtime.createSession(name, 'context', current.begin?.(name)),
-      )
-    );
+    return current instanceof LazySession ? current : this.runtime.unitSession(current, name);
   }
 
   /** REQUIRED and friends with a transaction: an escaping error makes it rollback-only. */
