@@ -48,21 +48,24 @@ const PROPAGATIONS = Object.values(Propagation) as string[];
 const isName = (value: unknown): value is string => typeof value === 'string' && value.length > 0;
 const isOptionalFunction = (value: unknown) => value === undefined || typeof value === 'function';
 /** The longest a Node.js timer waits: a longer delay is clamped to 1 ms, so it fires at once. */
-export const MAX_TIMER_MS = 2_147_483_647;
+const MAX_TIMER_MS = 2_147_483_647;
 /** What a millisecond option accepts, in its error message. */
 const MILLISECONDS = (least: string): string =>
   `a number of milliseconds ${least} and at most ${MAX_TIMER_MS} (about 24.8 days: Node.js ` +
   'timers cannot wait longer, a longer delay fires at once)';
-const isMilliseconds = (value: unknown, min: number): value is number =>
-  typeof value === 'number' && value >= min && value <= MAX_TIMER_MS; // NaN fails both
 
 /**
  * Fails with `InvalidOptionError` unless `value` is a number of milliseconds a Node.js timer can
- * wait: above 0 (or from 0 with `allowZero`) and at most `MAX_TIMER_MS`.
+ * wait: above 0 (or from 0 with `allowZero`) and at most `MAX_TIMER_MS`. The message is built only
+ * on failure (this runs on every `atomic()` call).
  */
 export function checkMilliseconds(option: string, value: unknown, allowZero = false): void {
-  const ok = isMilliseconds(value, 0) && (allowZero || value !== 0);
-  check(ok, option, value, MILLISECONDS(allowZero ? '0 or more' : 'greater than 0'));
+  const ok =
+    typeof value === 'number' && // NaN fails the comparisons
+    value >= 0 &&
+    value <= MAX_TIMER_MS &&
+    (allowZero || value !== 0);
+  if (!ok) fail(option, value, MILLISECONDS(allowZero ? '0 or more' : 'greater than 0'));
 }
 const isOptionalBoolean = (value: unknown) => value === undefined || typeof value === 'boolean';
 
