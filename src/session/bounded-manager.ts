@@ -2,8 +2,8 @@ import type { DataSource, EntityManager, QueryRunner, ReplicationMode } from 'ty
 import { ConnectionAcquireTimeoutError } from '../errors/connection-acquire-timeout.error.js';
 import { messages } from '../errors/messages.js';
 import type { ConnectionWaits } from './connection-wait.js';
-import { type PooledConnection, takeConnection } from './pooled-connection.js';
-import { poolHasRoom, poolSize } from './transaction-dialect.js';
+import type { PooledConnection } from './pooled-connection.js';
+import { poolSize } from './transaction-dialect.js';
 
 /** QueryRunner members TypeORM keeps read-only that the bounded runner sets. */
 type Internals = QueryRunner & { databaseConnection: unknown; isReleased: boolean };
@@ -44,10 +44,7 @@ function bounded(
   let held: PooledConnection | undefined;
   let taking: Promise<unknown> | undefined;
   const take = async (): Promise<unknown> => {
-    const connecting = takeConnection(dataSource);
-    const pooled = poolHasRoom(dataSource)
-      ? await connecting
-      : await waits.within(connecting, ms, (late) => late.release());
+    const pooled = await waits.take(dataSource, ms);
     if (pooled === undefined) {
       throw new ConnectionAcquireTimeoutError(
         messages.notSupportedTimeout(name, ms, poolSize(dataSource)),

@@ -1,3 +1,7 @@
+import type { DataSource } from 'typeorm';
+import { type PooledConnection, takeConnection } from './pooled-connection.js';
+import { poolHasRoom } from './transaction-dialect.js';
+
 /** How often the one timer looks for waiters past their deadline (ms). */
 const TICK = 25;
 
@@ -14,6 +18,16 @@ interface Waiter {
 export class ConnectionWaits {
   private readonly waiters = new Set<Waiter>();
   private timer: NodeJS.Timeout | undefined;
+
+  /**
+   * A pooled connection of `dataSource`: at once while the pool has room, else within `ms`
+   * (`undefined` after that; one that comes later goes back to the pool).
+   */
+  take(dataSource: DataSource, ms: number): Promise<PooledConnection | undefined> {
+    // Asked first: whether the pool has room is read right after the ask (see poolHasRoom).
+    const connecting = takeConnection(dataSource);
+    return poolHasRoom(dataSource) ? connecting : this.within(connecting, ms, releaseLate);
+  }
 
   /**
    * Waits at most `ms` (± 25 ms) for `connecting`. Resolves `undefined` on timeout, after arranging
@@ -71,4 +85,9 @@ export class ConnectionWaits {
       this.timer = undefined;
     }
   }
+}
+
+/** Gives back a connection that came after its wait gave up. */
+export function releaseLate(late: { release(): void }): void {
+  late.release();
 }

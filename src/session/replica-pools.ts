@@ -2,7 +2,7 @@ import type { DataSource } from 'typeorm';
 import { logger } from '../logger.js';
 import { messages } from '../errors/messages.js';
 import { ReplicaUnavailableError } from '../errors/replica-unavailable.error.js';
-import type { ConnectionWaits } from './connection-wait.js';
+import { type ConnectionWaits, releaseLate } from './connection-wait.js';
 import { connectPg, type PgPool, type PooledConnection } from './pooled-connection.js';
 import { pgServesAtOnce } from './transaction-dialect.js';
 
@@ -99,8 +99,4 @@ export class ReplicaPools {
     this.down = false;
     logger.log(`A replica of data source '${this.name}' accepts connections again.`);
   }
-}
-
-function releaseLate(late: PooledConnection): void {
-  late.release();
 }

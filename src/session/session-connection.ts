@@ -1,13 +1,11 @@
 import type { DataSource, QueryRunner } from 'typeorm';
-import type { ConnectionWaits } from './connection-wait.js';
-import {
-  type ConnectionLender,
-  type HeldConnection,
-  type TransactionStatements,
-  takeConnection,
+import { type ConnectionWaits, releaseLate } from './connection-wait.js';
+import type {
+  ConnectionLender,
+  HeldConnection,
+  TransactionStatements,
 } from './pooled-connection.js';
 import type { ReplicaPools } from './replica-pools.js';
-import { poolHasRoom } from './transaction-dialect.js';
 
 /** Arguments of `QueryRunner.query()` and `QueryRunner.stream()`. */
 export type QueryArgs = Parameters<QueryRunner['query']>;
@@ -119,18 +117,13 @@ export class SessionConnection {
         }
       }
       if (lender) {
-        const lent = await this.waits.within(lender.lend(session, frame), ms, (late) =>
-          late.release(),
-        );
+        const lent = await this.waits.within(lender.lend(session, frame), ms, releaseLate);
         if (lent === undefined) return false;
         this.lend(lent);
         return true;
       }
       for (let attempt = 1; ; attempt++) {
-        const connecting = takeConnection(this.dataSource);
-        const pooled = poolHasRoom(this.dataSource)
-          ? await connecting
-          : await this.waits.within(connecting, ms, (late) => late.release());
+        const pooled = await this.waits.take(this.dataSource, ms);
         if (pooled === undefined) return false;
         if (pooled.failure === undefined) {
           this.lend(pooled);

@@ -3,7 +3,7 @@ import type { ContextFrame } from '../context/context-frame.js';
 import { ConnectionAcquireTimeoutError } from '../errors/connection-acquire-timeout.error.js';
 import { messages } from '../errors/messages.js';
 import { TestTransactionError } from '../errors/test-transaction.error.js';
-import type { ConnectionWaits } from '../session/connection-wait.js';
+import { type ConnectionWaits, releaseLate } from '../session/connection-wait.js';
 import { Lane } from '../session/lane.js';
 import { endedTransaction, rolledBackByServer } from '../session/transaction-dialect.js';
 import type { LazySession } from '../session/lazy-session.js';
@@ -141,7 +141,7 @@ export class SharedConnection implements ConnectionLender {
    */
   async lendToBody(): Promise<Lease> {
     const { ms, waits } = this.bodyWait;
-    const lease = await waits.within(this.lend(undefined, undefined), ms, (late) => late.release());
+    const lease = await waits.within(this.lend(undefined, undefined), ms, releaseLate);
     if (lease !== undefined) return lease;
     throw new ConnectionAcquireTimeoutError(messages.testConnectionBusyPlain(this.dataSource, ms));
   }
