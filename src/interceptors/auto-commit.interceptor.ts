@@ -163,13 +163,18 @@ export class AutoCommitInterceptor implements NestInterceptor {
           const tail = fresh;
           fresh = undefined;
           if (tail) tail.taken = true;
-          const end = () => {
+          const end = async () => {
+            // The unit ends once no block is open, like any value's commit: never split one.
+            while (blocks!.any) {
+              await blocks!.noneOpen();
+              if (done) return;
+            }
             if (done) return;
             done = true;
             this.end(unit, context, subscriber, tail?.values ?? [], last, commit);
           };
           // A handler's one answer (its value and completion in one tick) ends without a wait.
-          if (tail?.first) end();
+          if (tail?.first) void end();
           else sending!.add(end, true);
         },
       });

@@ -1,7 +1,7 @@
 import { Controller, type MessageEvent, Sse } from '@nestjs/common';
 import { delay, Observable, of } from 'rxjs';
 import { SessionContext } from '../../src/index.js';
-import { closeApp } from '../correctness/support-b.js';
+import { closeApp } from './support-b.js';
 import {
   expectReleased,
   HANG_MS,
@@ -9,7 +9,7 @@ import {
   Reading,
   sleep,
   within,
-} from '../correctness/streamed-responses-support.js';
+} from './streamed-responses-support.js';
 import type { TestApp } from '../support/create-app.js';
 import { type Engine, engines } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
@@ -17,7 +17,7 @@ import { Example } from '../support/example.entity.js';
 /** The concurrent block of the running test's request. */
 const gate: { late?: Promise<unknown> } = {};
 
-@Controller('review-blocks')
+@Controller('last-value')
 class ReviewBlocksController {
   constructor(private readonly context: SessionContext) {}
 
@@ -66,41 +66,44 @@ class ReviewBlocksController {
  * the open block: the unit commits the block's first write, the value is sent, and the block's
  * second write then fails (context ended): the block is split, half of it committed.
  */
-describe.each(engines)('review: streamed values and open blocks ($name)', (engine: Engine) => {
-  let t: TestApp;
-  let port: number;
-  const readings: Reading[] = [];
-  const read = (path: string) => {
-    const reading = new Reading(port, path);
-    readings.push(reading);
-    return reading;
-  };
+describe.each(engines)(
+  'streamed values: the last value and open blocks ($name)',
+  (engine: Engine) => {
+    let t: TestApp;
+    let port: number;
+    const readings: Reading[] = [];
+    const read = (path: string) => {
+      const reading = new Reading(port, path);
+      readings.push(reading);
+      return reading;
+    };
 
-  beforeAll(async () => {
-    ({ t, port } = await listen(engine, { controllers: [ReviewBlocksController] }));
-  });
-  beforeEach(() => t.dataSource.query('DELETE FROM example'));
-  afterEach(async () => {
-    for (const reading of readings.splice(0)) reading.close();
-    await expectReleased(engine, t.dataSource);
-  });
-  afterAll(() => closeApp(t, engine));
-
-  // "A value never splits a transaction block: while a block of the unit is open (atomic() ...
-  // joining the request's transaction ...) the value waits until no block is open, then the unit
-  // commits and the value is sent."
-  for (const path of ['complete-while-open', 'complete-while-open-2']) {
-    it(`${path}: the last value, completing in its tick while a block is open, does not split the block`, async () => {
-      const stream = read(`/review-blocks/${path}`);
-      const how = await within(HANG_MS, 'the SSE response', stream.end);
-      await within(
-        HANG_MS,
-        'the block',
-        gate.late!.catch(() => undefined),
-      );
-      await sleep(100);
-      const rows = await t.texts();
-      expect({ how, rows }).toEqual({ how: 'ended', rows: ['block_first', 'block_second'] });
+    beforeAll(async () => {
+      ({ t, port } = await listen(engine, { controllers: [ReviewBlocksController] }));
     });
-  }
-});
+    beforeEach(() => t.dataSource.query('DELETE FROM example'));
+    afterEach(async () => {
+      for (const reading of readings.splice(0)) reading.close();
+      await expectReleased(engine, t.dataSource);
+    });
+    afterAll(() => closeApp(t, engine));
+
+    // "A value never splits a transaction block: while a block of the unit is open (atomic() ...
+    // joining the request's transaction ...) the value waits until no block is open, then the unit
+    // commits and the value is sent."
+    for (const path of ['complete-while-open', 'complete-while-open-2']) {
+      it(`${path}: the last value, completing in its tick while a block is open, does not split the block`, async () => {
+        const stream = read(`/last-value/${path}`);
+        const how = await within(HANG_MS, 'the SSE response', stream.end);
+        await within(
+          HANG_MS,
+          'the block',
+          gate.late!.catch(() => undefined),
+        );
+        await sleep(100);
+        const rows = await t.texts();
+        expect({ how, rows }).toEqual({ how: 'ended', rows: ['block_first', 'block_second'] });
+      });
+    }
+  },
+);
