@@ -1,60 +1,7 @@
 import { SessionContext, SessionFactory } from '../../src/index.js';
 import { closeApp, HANG_MS, within } from '../correctness/support-b.js';
 import { createTestApp, type TestApp } from '../support/create-app.js';
-import { type Engine, engines } from '../support/engines.js';
-import { Example } from '../support/example.entity.js';
-
-/** What the driver says for a deadlock (PostgreSQL 40P01), as isRetryableError reads it. */
-const deadlock = () =>
-  Object.assign(new Error('deadlock detected'), { code: '40P01', errno: 1213 });
-
-/*
- * docs/transactions.md (retry): "A block of which anything committed is never re-run: when it ...
- * committed midway (sessionContext.commit() inside it ...) and then failed with a serialization
- * failure or deadlock, the call rejects with PartlyCommittedError". docs/errors.md: "no retry
- * re-runs it". A REQUIRES_NEW / sessionFactory.atomic() block inside an owned block with retry
- * commits part of the outer block's work midway; a deadlock after it re-runs the outer block and
- * commits the inner block's work once per attempt (3 rows instead of 1). Either the outer must not
- * be re-run (PartlyCommittedError), or docs/transactions.md must say that committed inner owned
- * blocks do not count as "anything committed" and are re-run with the block around them.
- */
-describe.each(engines)('review: PartlyCommittedError and retry ($name)', (engine: Engine) => {
-  let t: TestApp;
-  let factory: SessionFactory;
-
-  beforeAll(async () => {
-    t = await createTestApp(engine);
-    factory = t.app.get(SessionFactory);
-  });
-  beforeEach(() => t.dataSource.query('DELETE FROM example'));
-  afterEach(() => t.expectClean());
-  afterAll(() => closeApp(t, engine));
-
-  it('a committed REQUIRES_NEW block inside an owned block with retry: a deadlock after it does not re-run (and re-commit) it', async () => {
-    // "A block of which anything committed is never re-run": the inner block's row committed.
-    let runs = 0;
-    const outcome = await within(
-      HANG_MS,
-      'an owned block with retry around a committed REQUIRES_NEW block',
-      factory
-        .atomic(
-          async () => {
-            runs++;
-            await factory.atomic((inner) => inner.insert(Example, { text: 'inner' }));
-            throw deadlock();
-          },
-          { retry: 2 },
-        )
-        .then(
-          () => undefined,
-          (error: unknown) => error,
-        ),
-    );
-    expect(await t.texts()).toEqual(['inner']);
-    expect(runs).toBe(1);
-    expect(outcome).toMatchObject({ name: 'PartlyCommittedError' });
-  });
-});
+import { engines } from '../support/engines.js';
 
 /*
  * docs/transactions.md (retry): PartlyCommittedError is for a block that "wrote to two data sources
