@@ -29,7 +29,10 @@ export class UnitOfWork {
    * (see `Lenders`). Its sessions stay in it, also once it ended.
    */
   born?: TestRun;
-  /** Data sources whose sessions this unit replaced (after close()) had committed something. */
+  /**
+   * Data sources of which something committed outside the unit's live sessions: in sessions it
+   * replaced (after close()), or in blocks that own their transactions run in it (`addCommits()`).
+   */
   private retiredCommits?: Set<string>;
   /**
    * How the sessions this unit creates on first use begin, if not plainly: an owned block's options
@@ -128,8 +131,17 @@ export class UnitOfWork {
   }
 
   /**
+   * Counts what a block run in this unit committed (a REQUIRES_NEW block that ended) as committed
+   * by this unit too: a block around it that failed then is not re-run (`PartlyCommittedError`).
+   */
+  addCommits(dataSources: readonly string[]): void {
+    for (const name of dataSources) (this.retiredCommits ??= new Set()).add(name);
+  }
+
+  /**
    * The data sources of which anything committed in this unit so far: midway
-   * (`sessionContext.commit()`, an implicit commit on MySQL/MariaDB) or when it ended.
+   * (`sessionContext.commit()`, an implicit commit on MySQL/MariaDB), when it ended, or in a
+   * block that owns its transactions run in it.
    */
   committedDataSources(): string[] {
     const names = new Set(this.retiredCommits);

@@ -170,6 +170,12 @@ export const messages = {
     'waits for this query (without the test transaction it would run on a connection of its ' +
     'own). Inside a unit of work use its session (sessionContext.session(), forFeature() ' +
     'repositories), or test this code path against a real pool (without TestTransaction).',
+  testConnectionBusyNotSupported: (dataSource: string, ms: number) =>
+    `A NOT_SUPPORTED block of data source '${dataSource}' waited ${ms} ms (acquireTimeout) for ` +
+    'the one connection of the running TestTransaction: another unit of work than the one the ' +
+    'block suspends holds it (the block runs its statements in the turn of the transaction it ' +
+    'suspends), most likely waiting for this block. Await the other unit before running the ' +
+    'block, or test this code path against a real pool (without TestTransaction).',
   testConnectionBusy: (dataSource: string, ms: number) =>
     `A session of data source '${dataSource}' waited ${ms} ms (acquireTimeout) for the one ` +
     'connection of the running TestTransaction, on which every session of the app takes its turn. ' +

@@ -1,9 +1,17 @@
 import type { DataSource, EntityManager, QueryRunner, ReplicationMode } from 'typeorm';
+import type { ContextFrame } from '../context/context-frame.js';
 import { ConnectionAcquireTimeoutError } from '../errors/connection-acquire-timeout.error.js';
 import { messages } from '../errors/messages.js';
 import type { ConnectionWaits } from './connection-wait.js';
 import type { PooledConnection } from './pooled-connection.js';
 import { poolSize } from './transaction-dialect.js';
+
+/**
+ * Set by `boundedManager()` on the runners the testing kit creates for a NOT_SUPPORTED block: the
+ * frame of the transaction the block suspends. The kit runs their statements in that
+ * transaction's turn on the test's one connection (each in a savepoint of its own).
+ */
+export const SUSPENDED_IN = Symbol('nestjs-typeorm-context.suspendedIn');
 
 /** QueryRunner members TypeORM keeps read-only that the bounded runner sets. */
 type Internals = QueryRunner & { databaseConnection: unknown; isReleased: boolean };
@@ -13,18 +21,24 @@ type Internals = QueryRunner & { databaseConnection: unknown; isReleased: boolea
  * that each of its query runners waits at most `ms` (acquireTimeout) for a pooled connection, and
  * fails with `ConnectionAcquireTimeoutError` then. The transaction the block suspends keeps its
  * connection, so a plain wait could last forever (a pool of 1; MariaDB's pool has no timeout).
+ * `suspended` is the frame of that transaction (see `SUSPENDED_IN`).
  */
 export function boundedManager(
   dataSource: DataSource,
   name: string,
   ms: number,
   waits: ConnectionWaits,
+  suspended: ContextFrame | undefined,
 ): EntityManager {
   const source = new Proxy(dataSource, {
     get(target, key) {
       if (key !== 'createQueryRunner') return Reflect.get(target, key) as unknown;
-      // The testing kit replaced it (an own property): its runners wait at most acquireTimeout.
-      if (Object.hasOwn(target, 'createQueryRunner')) return target.createQueryRunner;
+      // The testing kit replaced it (an own property): its runners wait at most acquireTimeout,
+      // and run in the turn of the transaction the block suspends (the one connection it holds).
+      if (Object.hasOwn(target, 'createQueryRunner')) {
+        return (mode?: ReplicationMode) =>
+          Object.assign(target.createQueryRunner(mode), { [SUSPENDED_IN]: suspended });
+      }
       return (mode?: ReplicationMode) =>
         bounded(target.createQueryRunner(mode), target, name, ms, waits);
     },

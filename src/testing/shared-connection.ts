@@ -74,8 +74,8 @@ interface Waiter {
  * the app takes its turn as a SAVEPOINT of the test's transaction. Owns who may send on it:
  *
  * - transactions are stacked: one that begins inside the code of the transaction on top (a
- *   REQUIRES_NEW block, a factory session, `runInNewContext()` called from a request) nests in
- *   it; any other (another request, the test body's own queries) waits until nothing holds it;
+ *   REQUIRES_NEW block, a factory session, `runInNewContext()` called from a request, the
+ *   statements of a NOT_SUPPORTED block that suspends it) nests in it; any other (another request, the test body's own queries) waits until nothing holds it;
  * - a statement runs when its transaction is on top (the body's, when nothing holds it), one at
  *   a time, in order;
  * - once the test transaction ended, nothing more runs on it: what waits and what comes later
@@ -137,13 +137,19 @@ export class SharedConnection implements ConnectionLender {
   /**
    * A share for a runner of the test body (plain TypeORM: the `DataSource`'s own queries), once
    * nothing holds the connection: within `acquireTimeout`, since what holds it may be waiting for
-   * this very query (plain TypeORM inside a unit of work, or in a callback of one).
+   * this very query (plain TypeORM inside a unit of work, or in a callback of one). A runner of a
+   * NOT_SUPPORTED block (`suspended`: the frame of the transaction it suspends) also gets it while
+   * that transaction holds it, on top of it (it waits for the block).
    */
-  async lendToBody(): Promise<Lease> {
+  async lendToBody(suspended?: ContextFrame): Promise<Lease> {
     const { ms, waits } = this.bodyWait;
-    const lease = await waits.within(this.lend(undefined, undefined), ms, releaseLate);
+    const lease = await waits.within(this.lend(undefined, suspended), ms, releaseLate);
     if (lease !== undefined) return lease;
-    throw new ConnectionAcquireTimeoutError(messages.testConnectionBusyPlain(this.dataSource, ms));
+    throw new ConnectionAcquireTimeoutError(
+      suspended
+        ? messages.testConnectionBusyNotSupported(this.dataSource, ms)
+        : messages.testConnectionBusyPlain(this.dataSource, ms),
+    );
   }
 
   /** The test transaction ended: what waits fails with `refusal()`'s error, and so does what comes later. */

@@ -1,5 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { QueryRunner } from 'typeorm';
+import type { ContextFrame } from '../context/context-frame.js';
+import { SUSPENDED_IN } from '../session/bounded-manager.js';
 import { isPostgres } from '../session/transaction-dialect.js';
 import type { Lease, SharedConnection } from './shared-connection.js';
 
@@ -22,11 +24,16 @@ let parts = 0;
  * its own transactions (`save()`, `dataSource.transaction()`) are savepoints of the test's.
  * Outside those, each statement runs in a savepoint of its own, as if it committed alone: one that
  * fails (an expected unique violation) leaves the test's transaction usable, as in autocommit.
+ * A runner of a NOT_SUPPORTED block does the same in the turn of the transaction the block
+ * suspends, nested in it (that transaction holds the one connection while it waits for the block).
  */
 export function shareRunner(runner: QueryRunner, shared: SharedConnection): QueryRunner {
   const internals = runner as Internals;
   const { query, stream } = runner;
   let lease: Lease | undefined;
+  /** A share of the connection for this runner's own statements, stream or transaction. */
+  const lendOwn = () =>
+    shared.lendToBody((runner as { [SUSPENDED_IN]?: ContextFrame })[SUSPENDED_IN]);
   const names: string[] = [];
   const send = <T>(call: () => Promise<T>) => shared.send(lease, call);
   const exec = (sql: string) =>
@@ -42,7 +49,7 @@ export function shareRunner(runner: QueryRunner, shared: SharedConnection): Quer
     // these: a statement the caller sends while another runs (the driver queues it) waits its turn.
     if (sending.getStore() === runner) return partOf(args);
     const call = () => sending.run(runner, () => query.apply(runner, args) as Promise<unknown>);
-    return lease ? send(call) : alone(shared, call);
+    return lease ? send(call) : alone(shared, lendOwn, call);
   }) as QueryRunner['query'];
   /**
    * A subscriber's statement. On PostgreSQL, when the statement it is part of runs alone (as if
@@ -66,7 +73,7 @@ export function shareRunner(runner: QueryRunner, shared: SharedConnection): Quer
   // acquireTimeout: plain TypeORM in a unit waits for that unit), and holds it until it ends.
   internals.stream = async (...args) => {
     if (lease) return send(() => stream.apply(runner, args));
-    const own = await shared.lendToBody();
+    const own = await lendOwn();
     try {
       const opened = await shared.send(own, () => stream.apply(runner, args));
       let held = true;
@@ -82,7 +89,7 @@ export function shareRunner(runner: QueryRunner, shared: SharedConnection): Quer
     }
   };
   internals.startTransaction = async () => {
-    lease ??= await shared.lendToBody();
+    lease ??= await lendOwn();
     await runner.broadcaster.broadcast('BeforeTransactionStart');
     const name = names.length === 0 ? lease.name : `${lease.name}_${names.length}`;
     await exec(`SAVEPOINT ${name}`);
@@ -123,8 +130,12 @@ export function shareRunner(runner: QueryRunner, shared: SharedConnection): Quer
 }
 
 /** A statement of the test body outside any transaction: in a savepoint of its own. */
-async function alone<T>(shared: SharedConnection, call: () => Promise<T>): Promise<T> {
-  const own = await shared.lendToBody();
+async function alone<T>(
+  shared: SharedConnection,
+  lendOwn: () => Promise<Lease>,
+  call: () => Promise<T>,
+): Promise<T> {
+  const own = await lendOwn();
   try {
     await shared.exec(own, own.statements.begin[0]!);
     let result: T;

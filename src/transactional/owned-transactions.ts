@@ -91,10 +91,14 @@ export class OwnedTransactions {
           target,
           options,
           (commit) =>
-            unit.end(commit).catch((error: unknown) => {
-              atCommit = commit;
-              throw error;
-            }),
+            unit
+              .end(commit)
+              .catch((error: unknown) => {
+                atCommit = commit;
+                throw error;
+              })
+              // What the block committed, the block around it committed too: never re-run it.
+              .finally(() => outer?.addCommits(unit.committedDataSources())),
         ),
       )
       .catch((error: unknown) => {

@@ -169,6 +169,7 @@ export class TransactionRunner {
           name,
           this.runtime.options.acquireTimeout,
           this.runtime.hooks.waits,
+          frame,
         )
       : this.runtime.dataSource(name).manager;
     const current = contextStorage.getStore();
