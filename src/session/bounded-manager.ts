@@ -1,9 +1,9 @@
 import type { DataSource, EntityManager, QueryRunner, ReplicationMode } from 'typeorm';
-import type { ContextFrame } from '../context/context-frame.js';
 import { ConnectionAcquireTimeoutError } from '../errors/connection-acquire-timeout.error.js';
 import { messages } from '../errors/messages.js';
 import type { ConnectionWaits } from './connection-wait.js';
 import type { PooledConnection } from './pooled-connection.js';
+import type { SessionFrame } from './session-frames.js';
 import { poolSize } from './transaction-dialect.js';
 
 /**
@@ -28,7 +28,7 @@ export function boundedManager(
   name: string,
   ms: number,
   waits: ConnectionWaits,
-  suspended: ContextFrame | undefined,
+  suspended: SessionFrame | undefined,
 ): EntityManager {
   const source = new Proxy(dataSource, {
     get(target, key) {

@@ -90,15 +90,16 @@ export class OwnedTransactions {
           () => fn(session.manager),
           target,
           options,
-          (commit) =>
-            unit
-              .end(commit)
-              .catch((error: unknown) => {
-                atCommit = commit;
-                throw error;
-              })
-              // What the block committed, the block around it committed too: never re-run it.
-              .finally(() => outer?.addCommits(unit.committedDataSources())),
+          (commit) => {
+            const ended = unit.end(commit).catch((error: unknown) => {
+              atCommit = commit;
+              throw error;
+            });
+            // What the block committed, the block around it committed too: never re-run it.
+            return outer
+              ? ended.finally(() => outer.addCommits(unit.committedDataSources()))
+              : ended;
+          },
         ),
       )
       .catch((error: unknown) => {
