@@ -127,6 +127,10 @@ export const messages = {
     'second one. Raise the pool size (TypeORM `poolSize`; with a pool of 1 it can never run while ' +
     'a transaction is open), or avoid NOT_SUPPORTED there (run the work after the transaction, or ' +
     'in it).',
+  notSupportedConnectionLost: (dataSource: string) =>
+    `The connection of a NOT_SUPPORTED block of data source '${dataSource}' was lost (the server ` +
+    'terminated it, a failover or a network failure): the statement that met it auto-commits, so ' +
+    "it may or may not have run. Its next statement gets another connection; the cause is the driver's error.",
   beginTimeout: (dataSource: string, ms: number) =>
     `The transaction of data source '${dataSource}' could not begin within acquireTimeout ` +
     `(${ms} ms): its BEGIN got no answer, and the connection was dropped. A pooler in transaction ` +

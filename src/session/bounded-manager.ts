@@ -1,10 +1,11 @@
 import type { DataSource, EntityManager, QueryRunner, ReplicationMode } from 'typeorm';
 import { ConnectionAcquireTimeoutError } from '../errors/connection-acquire-timeout.error.js';
+import { ConnectionLostError } from '../errors/connection-lost.error.js';
 import { messages } from '../errors/messages.js';
 import type { ConnectionWaits } from './connection-wait.js';
 import type { PooledConnection } from './pooled-connection.js';
 import type { SessionFrame } from './session-frames.js';
-import { poolSize } from './transaction-dialect.js';
+import { isConnectionLost, poolSize } from './transaction-dialect.js';
 
 /**
  * Set by `boundedManager()` on the runners the testing kit creates for a NOT_SUPPORTED block: the
@@ -19,7 +20,8 @@ type Internals = QueryRunner & { databaseConnection: unknown; isReleased: boolea
 /**
  * The plain, auto-committing manager of a NOT_SUPPORTED block: like `dataSource.manager`, except
  * that each of its query runners waits at most `ms` (acquireTimeout) for a pooled connection, and
- * fails with `ConnectionAcquireTimeoutError` then. The transaction the block suspends keeps its
+ * fails with `ConnectionAcquireTimeoutError` then, and a statement that meets a lost connection
+ * fails with `ConnectionLostError`, as a session's does. The transaction the block suspends keeps its
  * connection, so a plain wait could last forever (a pool of 1; MariaDB's pool has no timeout).
  * `suspended` is the frame of that transaction (see `SUSPENDED_IN`).
  */
@@ -46,7 +48,10 @@ export function boundedManager(
   return source.createEntityManager();
 }
 
-/** Makes `runner` take its connection through the bounded wait, and give it back on release. */
+/**
+ * Makes `runner` take its connection through the bounded wait, give it back on release, and fail a
+ * statement whose connection is gone with `ConnectionLostError`.
+ */
 function bounded(
   runner: QueryRunner,
   dataSource: DataSource,
@@ -73,6 +78,15 @@ function bounded(
     taking ??= take().finally(() => (taking = undefined));
     return taking;
   };
+  const query = runner.query;
+  runner.query = function (this: QueryRunner, ...args: Parameters<QueryRunner['query']>) {
+    return query.apply(this, args).catch((error: unknown) => {
+      if (!isConnectionLost(dataSource.options.type, error)) throw error;
+      // The driver may report it only after the release: the pool must not hand it out again.
+      if (held) held.failure ??= error as Error;
+      throw new ConnectionLostError(messages.notSupportedConnectionLost(name), { cause: error });
+    });
+  } as QueryRunner['query'];
   internals.release = async () => {
     internals.isReleased = true;
     await taking?.catch(() => undefined);

@@ -215,6 +215,11 @@ export class LazySession {
     this.wire.drop(error);
   }
 
+  /** Destroys the streams still open with `error` (their connection is gone). */
+  destroyStreams(error: Error): void {
+    this.streams.destroy(() => error);
+  }
+
   /** Destroys the streams still open with `SessionContextEndedError` (their context is over). */
   endOpenStreams(): void {
     const error = () => new SessionContextEndedError(messages.contextEnded(this.dataSourceName));

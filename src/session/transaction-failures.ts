@@ -27,6 +27,8 @@ export class TransactionFailures {
     private readonly type: string,
     /** What the session asked its transactions to be (its label is named when a replica refuses). */
     private readonly request: BeginOptions,
+    /** Destroys the session's open streams with the error: they read from the lost connection. */
+    private readonly loseStreams: (error: Error) => void,
   ) {}
 
   /**
@@ -66,6 +68,8 @@ export class TransactionFailures {
     // a COMMIT's answer and the server's goodbye can arrive in one read).
     if (this.wire.open) this.opened!.broken ??= lost;
     this.wire.open = false;
+    // A stream may never hear of it: pg-cursor ignores the driver's error once its last row came.
+    this.loseStreams(lost);
     void this.connection.destroy(cause);
     return lost;
   }

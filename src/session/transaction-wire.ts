@@ -62,7 +62,13 @@ export class TransactionWire {
     // The data source's replicas, when it has any; `begin` says whether this session wants one.
     const replicas = hooks.replicas?.(session.dataSourceName);
     this.request = replicas ? own : begin;
-    this.failures = new TransactionFailures(this, this.connection, this.type, this.request);
+    this.failures = new TransactionFailures(
+      this,
+      this.connection,
+      this.type,
+      this.request,
+      (error) => session.destroyStreams(error),
+    );
     // How long a connection may take to come: from the pool, or a pooler's answer to BEGIN.
     const acquireTimeout = hooks.acquireTimeout ?? DEFAULT_ACQUIRE_TIMEOUT;
     if (!isPostgres(this.type)) {

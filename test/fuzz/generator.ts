@@ -8,16 +8,9 @@ import { type OpenOp, type Program, type Step, type Unit, type Via, demand } fro
 /**
  * What the test leaves out until the fix of a bug it found is merged (remove an entry to re-enable).
  * Each entry: its name, the bug, and what programs leave out while it is pending.
- * - `kill-during-stream`: a server connection killed while a NESTED block's stream and parallel
- *   statements run on it hangs the unit past the 20 s bound (PostgreSQL, every replay of
- *   `{"pool":2,"kit":false,"units":[{"kind":"transactional","propagation":"REQUIRED","body":[{"t":
- *   "nested","via":"atomic","body":[{"t":"required","body":[{"t":"stream","n":1},{"t":"parallel",
- *   "n":2}]}]},{"t":"required","body":[{"t":"required","body":[{"t":"insert"}]}],"prop":
- *   "MANDATORY"},{"t":"bad"}],"failBegin":false},{"kind":"open","ops":["commit"]}],"kill":
- *   {"afterMs":0,"victim":2}}`). While pending, a program with a stream kills no connection at
- *   random.
+ * (None pending.)
  */
-export const pendingFixes: string[] = ['kill-during-stream'];
+export const pendingFixes: string[] = [];
 
 /** What the generator may produce for an engine. */
 export interface GenOptions {
@@ -180,14 +173,7 @@ export function programArb(options: GenOptions): fc.Arbitrary<Program> {
         { requiredKeys: ['pool', 'kit', 'units'] },
       ),
     )
-    .map(normalize)
-    .map((program) =>
-      pendingFixes.includes('kill-during-stream') &&
-      program.kill !== undefined &&
-      JSON.stringify(program.units).includes('"stream"')
-        ? { ...program, kill: undefined }
-        : program,
-    );
+    .map(normalize);
 }
 
 /**

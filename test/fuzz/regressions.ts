@@ -277,4 +277,64 @@ export const regressions: Regression[] = [
       kill: { afterMs: 1, victim: 1 },
     },
   },
+  {
+    // A stream's connection killed between its last row and ReadyForQuery: pg-cursor, already
+    // 'done', ignored the driver's error, so the stream never ended and its NESTED block hung. The
+    // session now destroys its open streams when it learns its connection is lost.
+    name: 'a NESTED block streaming, with statements behind the stream, whose connection is killed',
+    engine: 'postgres',
+    program: {
+      pool: 2,
+      kit: false,
+      units: [
+        {
+          kind: 'transactional',
+          propagation: 'REQUIRED',
+          body: [
+            {
+              t: 'nested',
+              via: 'atomic',
+              body: [
+                {
+                  t: 'required',
+                  body: [
+                    { t: 'stream', n: 1 },
+                    { t: 'parallel', n: 2 },
+                  ],
+                },
+              ],
+            },
+            {
+              t: 'required',
+              body: [{ t: 'required', body: [{ t: 'insert' }] }],
+              prop: 'MANDATORY',
+            },
+            { t: 'bad' },
+          ],
+          failBegin: false,
+        },
+        { kind: 'open', ops: ['commit'] },
+      ],
+      kill: { afterMs: 0, victim: 1 },
+    },
+  },
+  {
+    // A NOT_SUPPORTED block's statement killed as it ran escaped with the driver's error, and its
+    // dead connection went back to the pool for the next statement: now ConnectionLostError, and
+    // the connection is dropped.
+    name: 'a NOT_SUPPORTED block in a request whose statement is killed',
+    engine: 'postgres',
+    program: {
+      pool: 3,
+      kit: false,
+      units: [
+        {
+          kind: 'http',
+          body: [{ t: 'required', body: [{ t: 'notSupported', n: 1, throws: false }] }],
+          failBegin: false,
+        },
+      ],
+      kill: { afterMs: 14, victim: 0 },
+    },
+  },
 ];
