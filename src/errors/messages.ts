@@ -198,10 +198,14 @@ export const messages = {
     "replicaDown is 'fail'. Set replicaDown: 'primary' in TypeOrmContextModule.forRoot() to run " +
     'read-only transactions on the primary during an outage, or pass { readOnly: true, ' +
     'replica: false } to keep this one on the primary.',
-  replicasUnsupported: (dataSource: string, type: string) =>
+  replicasUnsupported: (dataSource: string, type: string, asked: boolean) =>
     `Data source '${dataSource}' (${type}) has TypeORM replication, but routing read-only ` +
-    "transactions to replicas (readReplicas: 'readOnly') is PostgreSQL-only. Set readReplicas: " +
-    "'off' (every transaction on the primary, as before), or leave the option out.",
+    "transactions to replicas (readReplicas: 'readOnly') is PostgreSQL-only. " +
+    (asked
+      ? "Set readReplicas: 'off' in TypeOrmContextModule.forRoot(), or leave the option out: " +
+        'every transaction then runs on the primary.'
+      : `Every transaction of '${dataSource}' runs on the primary; set readReplicas: 'off' in ` +
+        'TypeOrmContextModule.forRoot() to say so and silence this warning.'),
   implicitCommit: (dataSource: string) =>
     `A statement of data source '${dataSource}' (DDL, TRUNCATE, repository.clear()...) ` +
     'made MySQL/MariaDB commit the open transaction implicitly: the work before it is committed ' +

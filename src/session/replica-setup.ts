@@ -24,9 +24,10 @@ export function replicaPoolsOf(
     const { type, replication } = dataSource.options as { type: string; replication?: unknown };
     if (replication === undefined) continue;
     if (!isPostgres(type)) {
-      const message = messages.replicasUnsupported(name, type);
-      if (options.readReplicas === 'readOnly') throw new InvalidOptionError(message);
-      logger.warn(`${message} (Every transaction of '${name}' runs on the primary.)`);
+      const asked = options.readReplicas === 'readOnly';
+      const message = messages.replicasUnsupported(name, type, asked);
+      if (asked) throw new InvalidOptionError(message);
+      logger.warn(message);
       continue;
     }
     const pools = ReplicaPools.of(name, dataSource, options.replicaDown === 'primary', waits);
