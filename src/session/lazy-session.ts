@@ -215,9 +215,9 @@ export class LazySession {
     this.wire.drop(error);
   }
 
-  /** Destroys the streams still open with `error` (their connection is gone). */
-  destroyStreams(error: Error): void {
-    this.streams.destroy(() => error);
+  /** Ends the streams still open with `error`: their connection is gone. */
+  loseStreams(error: Error): void {
+    this.streams.lose(error);
   }
 
   /** Destroys the streams still open with `SessionContextEndedError` (their context is over). */

@@ -44,6 +44,8 @@ export function bindCallbacks(args: StreamArgs, scope: AsyncResource): StreamArg
 export class SessionStreams {
   /** Made at the first stream: most sessions never open one. */
   private open?: Map<Readable, Lane>;
+  /** Per open stream, what completes its destruction without the driver (see `lose`). */
+  private finishers?: WeakMap<Readable, (error: Error) => void>;
 
   /** How many streams are open. */
   get size(): number {
@@ -59,6 +61,7 @@ export class SessionStreams {
   hold(stream: Readable, lane: Lane): Promise<void> {
     const open = (this.open ??= new Map());
     open.set(stream, lane);
+    (this.finishers ??= new WeakMap()).set(stream, completable(stream));
     return new Promise<void>((resolve) =>
       finished(stream, () => {
         open.delete(stream);
@@ -67,9 +70,44 @@ export class SessionStreams {
     );
   }
 
+  /**
+   * Destroys the open streams with `error` (their connection is gone) and completes their
+   * destruction at once: pg-query-stream closes its cursor on the server first and waits for an
+   * answer a dead connection never gives, so without this no `error` or `close` ever comes.
+   */
+  lose(error: Error): void {
+    if (this.open === undefined) return;
+    for (const stream of this.open.keys()) {
+      stream.destroy(error);
+      this.finishers!.get(stream)!(error);
+    }
+  }
+
   /** Destroys with `error` the open streams (those whose lane `which` picks). */
   destroy(error: () => Error, which: (lane: Lane) => boolean = () => true): void {
     if (this.open === undefined) return;
     for (const [stream, lane] of this.open) if (which(lane)) stream.destroy(error());
   }
+}
+
+type Destroy = (error: Error | null, callback: (error?: Error | null) => void) => void;
+
+/**
+ * Wraps `stream`'s `_destroy` so that its end can be completed from outside; returns what does it
+ * (with `error`, unless the driver's own destruction completed first).
+ */
+function completable(stream: Readable): (error: Error) => void {
+  const internals = stream as unknown as { _destroy: Destroy };
+  const original = internals._destroy;
+  let complete: ((error?: Error | null) => void) | undefined;
+  let completed = false;
+  internals._destroy = function (this: Readable, error, callback) {
+    complete = (outcome) => {
+      if (completed) return;
+      completed = true;
+      callback(outcome);
+    };
+    original.call(this, error, complete);
+  };
+  return (error) => complete?.(error);
 }

@@ -67,7 +67,7 @@ export class TransactionWire {
       this.connection,
       this.type,
       this.request,
-      (error) => session.destroyStreams(error),
+      (error) => session.loseStreams(error),
     );
     // How long a connection may take to come: from the pool, or a pooler's answer to BEGIN.
     const acquireTimeout = hooks.acquireTimeout ?? DEFAULT_ACQUIRE_TIMEOUT;

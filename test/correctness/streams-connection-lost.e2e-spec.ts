@@ -29,7 +29,27 @@ function cutAfterCommandComplete(stream: Readable): void {
   };
 }
 
+/** Cuts `stream`'s socket as its first row arrives, while the cursor waits for the rest. */
+function cutAtFirstRow(stream: Readable): void {
+  const query = stream as unknown as Record<string, unknown> & { cursor: { connection: Socketed } };
+  const original = query.handleDataRow as (message: unknown) => void;
+  let cut = false;
+  query.handleDataRow = (message: unknown) => {
+    original(message);
+    if (cut) return;
+    cut = true;
+    query.cursor.connection.stream.destroy();
+  };
+}
+
 type Socketed = { stream: { destroy(): void } };
+
+const manyRows = (manager: EntityManager) =>
+  manager
+    .createQueryBuilder()
+    .select('s.n', 'n')
+    .from('(SELECT generate_series(1, 1000) AS n)', 's')
+    .stream();
 
 const oneRow = (manager: EntityManager) =>
   manager.createQueryBuilder().select('s.n', 'n').from('(SELECT 1 AS n)', 's').stream();
@@ -81,6 +101,18 @@ describe('a stream whose connection dies between its last row and ReadyForQuery 
     );
     await expect(within(HANG_MS, 'the unit', unit)).rejects.toBeInstanceOf(ConnectionLostError);
     expect(settled).toEqual(['ConnectionLostError', 'ConnectionLostError']);
+    expect(await t!.rows()).toBe(0);
+    await t!.expectClean();
+  });
+
+  it('mid-read (the stream fails, and closing its cursor would wait for the dead server), the unit fails instead of hanging', async () => {
+    const unit = factory.atomic(async (manager) => {
+      await manager.query(`INSERT INTO example (text) VALUES ('before')`);
+      const rows = await manyRows(manager);
+      cutAtFirstRow(rows);
+      await readAll(rows);
+    });
+    await expect(within(HANG_MS, 'the unit', unit)).rejects.toBeInstanceOf(ConnectionLostError);
     expect(await t!.rows()).toBe(0);
     await t!.expectClean();
   });
