@@ -22,8 +22,23 @@ const BOUND_MS = 20_000;
 /** Errors the environment may cause (a full pool), rather than the program. */
 const POOL = new Set(['ConnectionAcquireTimeoutError']);
 
-/** ... and a killed server connection. */
-const KILLED = new Set([...POOL, 'ConnectionLostError', 'CommitOutcomeUnknownError']);
+/**
+ * ... and a killed server connection: also at the COMMIT of an owned block part of which (an
+ * inner REQUIRES_NEW block) had committed, which then rejects with `PartlyCommittedError`.
+ */
+const KILLED = new Set([
+  ...POOL,
+  'ConnectionLostError',
+  'CommitOutcomeUnknownError',
+  'PartlyCommittedError:ConnectionLostError',
+  'PartlyCommittedError:CommitOutcomeUnknownError',
+]);
+
+/** Outcomes of a COMMIT whose connection died on the way: it may have committed or not. */
+const UNKNOWN = new Set([
+  'CommitOutcomeUnknownError',
+  'PartlyCommittedError:CommitOutcomeUnknownError',
+]);
 
 /** Kills the `victim`-th server connection of the app's database (by id) from `admin`. */
 async function kill(engine: Engine, admin: DataSource, victim: number): Promise<void> {
@@ -102,7 +117,7 @@ function allowedError(error: unknown): boolean {
  */
 function verdictFor(program: Program, recorder: Report, rows: Row[]): Verdict {
   const unknown = [...recorder.outcomes]
-    .filter(([, outcome]) => outcome === 'CommitOutcomeUnknownError')
+    .filter(([, outcome]) => UNKNOWN.has(outcome))
     .map(([key]) => key)
     .slice(0, 4);
   const tags = new Set(rows.map((row) => row.tag));
@@ -184,7 +199,7 @@ function compare(engine: Engine, program: Program, fuzz: FuzzApp, rows: Row[]): 
   // library cannot tell: it runs no afterCommit callback of it (docs/errors.md).
   const unsure = new Set(
     [...recorder.outcomes]
-      .filter(([, outcome]) => outcome === 'CommitOutcomeUnknownError')
+      .filter(([, outcome]) => UNKNOWN.has(outcome))
       .map(([key]) => /^u(\d+)/.exec(key)![1]),
   );
   for (const [tag, ran] of verdict.callbacksRun) {

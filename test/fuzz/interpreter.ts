@@ -83,9 +83,21 @@ export class Recorder {
 
   /** Records a failure of `key`. */
   fail(key: string, error: unknown): void {
-    this.outcomes.set(key, error instanceof Error ? error.name : String(error));
+    this.outcomes.set(key, outcomeOf(error));
     this.errors.push({ where: key, error });
   }
+}
+
+/**
+ * The outcome recorded for `error`: its name, and for `PartlyCommittedError` its cause's too
+ * (`PartlyCommittedError:ConnectionLostError`): a killed connection can be that cause.
+ */
+function outcomeOf(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const { cause } = error;
+  return error.name === 'PartlyCommittedError' && cause instanceof Error
+    ? `${error.name}:${cause.name}`
+    : error.name;
 }
 
 /** Per unit: whether its first BEGIN must fail (read by `onSessionStart`, one-shot). */

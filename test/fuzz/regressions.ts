@@ -337,4 +337,38 @@ export const regressions: Regression[] = [
       kill: { afterMs: 14, victim: 0 },
     },
   },
+  {
+    // The model once rejected PartlyCommittedError from a unit whose COMMIT met a killed
+    // connection after an inner REQUIRES_NEW block of it committed: that is the documented error
+    // (part of the block committed, the rest was rolled back), caused by the lost connection.
+    name: 'a unit whose inner REQUIRES_NEW committed, then whose own COMMIT meets a killed connection',
+    engine: 'postgres',
+    program: {
+      pool: 2,
+      kit: false,
+      units: [
+        {
+          kind: 'transactional',
+          propagation: 'REQUIRED',
+          body: [
+            {
+              t: 'nested',
+              via: 'atomic',
+              body: [
+                {
+                  t: 'requiresNew',
+                  via: 'atomic',
+                  body: [{ t: 'requiresNew', via: 'atomic', body: [{ t: 'insert' }] }],
+                },
+                { t: 'open', ops: ['insert'] },
+                { t: 'throw' },
+              ],
+            },
+          ],
+          failBegin: false,
+        },
+      ],
+      kill: { afterMs: 0, victim: 1 },
+    },
+  },
 ];
