@@ -3,7 +3,10 @@ import type {
   SessionOptions,
   TransactionOptions,
 } from './interfaces/transaction-options.interface.js';
-import type { TypeOrmContextModuleOptions } from './interfaces/typeorm-context-options.interface.js';
+import type {
+  DefaultTransactionOptions,
+  TypeOrmContextModuleOptions,
+} from './interfaces/typeorm-context-options.interface.js';
 import { check, checkShape, fail } from './option-checks.js';
 import { Propagation } from './transactional/propagation.enum.js';
 
@@ -26,7 +29,10 @@ export type ResolvedModuleOptions = Required<
     | 'replicaDown'
   >
 > &
-  Pick<TypeOrmContextModuleOptions, 'onSessionStart' | 'beforeCommit' | 'readReplicas'>;
+  Pick<
+    TypeOrmContextModuleOptions,
+    'onSessionStart' | 'beforeCommit' | 'readReplicas' | 'defaultTransactionOptions'
+  >;
 
 /** Transaction options with every default applied. */
 export type ResolvedTransactionOptions = Required<
@@ -126,7 +132,10 @@ export function resolveModuleOptions(
     replicaDown,
     "'primary' or 'fail'",
   );
+  const defaults = options.defaultTransactionOptions;
+  if (defaults !== undefined) checkDefaults(defaults);
   return {
+    defaultTransactionOptions: defaults === undefined ? undefined : { ...defaults },
     dataSources: [...dataSources],
     autoCommit,
     middleware,
@@ -151,8 +160,10 @@ const MODULE_KEYS = [
   'guardPool',
   'readReplicas',
   'replicaDown',
+  'defaultTransactionOptions',
   'isGlobal',
 ] as const;
+const DEFAULT_KEYS = ['isolationLevel', 'readOnly', 'timeout', 'retry'] as const;
 const SESSION_KEYS = ['dataSource', 'isolationLevel', 'readOnly', 'replica'] as const;
 const TRANSACTION_KEYS = [...SESSION_KEYS, 'propagation', 'timeout', 'retry'] as const;
 /** Propagations that never begin a transaction, so options shaping one cannot apply. */
@@ -189,6 +200,41 @@ function checkCommon(options: SessionOptions, known: readonly string[], what: st
   );
 }
 
+/** Validates `defaultTransactionOptions`: what a transaction option accepts, four keys only. */
+function checkDefaults(defaults: DefaultTransactionOptions): void {
+  checkCommon(defaults, DEFAULT_KEYS, 'defaultTransactionOptions');
+  checkRetry(defaults.retry ?? 0);
+  if (defaults.timeout !== undefined) checkMilliseconds('timeout', defaults.timeout);
+}
+
+/** Fails unless `retry` is a whole number of retries. */
+function checkRetry(retry: number): void {
+  check(
+    Number.isInteger(retry) && retry >= 0,
+    'retry',
+    retry,
+    'a whole number of retries, 0 or more',
+  );
+}
+
+/**
+ * `resolved` with what `defaults` sets and neither the block (`raw`, as given) nor its resolution
+ * did: the options of a transaction the block begins.
+ */
+export function withDefaults(
+  resolved: ResolvedTransactionOptions,
+  raw: TransactionOptions | undefined,
+  defaults: DefaultTransactionOptions,
+): ResolvedTransactionOptions {
+  return {
+    ...resolved,
+    isolationLevel: resolved.isolationLevel ?? defaults.isolationLevel,
+    readOnly: resolved.readOnly ?? defaults.readOnly,
+    timeout: resolved.timeout ?? defaults.timeout,
+    retry: raw?.retry ?? defaults.retry ?? resolved.retry,
+  };
+}
+
 /** Validates the options of `sessionFactory.open()`. */
 export function checkSessionOptions(options: SessionOptions): void {
   checkCommon(options, SESSION_KEYS, 'session options');
@@ -215,12 +261,7 @@ export function resolveTransactionOptions(
     resolved.propagation,
     'a member of the Propagation enum',
   );
-  check(
-    Number.isInteger(resolved.retry) && resolved.retry >= 0,
-    'retry',
-    resolved.retry,
-    'a whole number of retries, 0 or more',
-  );
+  checkRetry(resolved.retry);
   if (resolved.timeout !== undefined) checkMilliseconds('timeout', resolved.timeout);
   if (WITHOUT_TRANSACTION.includes(resolved.propagation)) {
     for (const key of ['isolationLevel', 'readOnly', 'replica', 'timeout', 'retry'] as const) {

@@ -93,6 +93,10 @@ export const messages = {
     'Stop the work before closing the application (enableShutdownHooks(), drain queues first).',
   invalidOption: (option: string, value: unknown, expected: string) =>
     `Invalid option ${option}: ${describe(value)}. Expected ${expected}.`,
+  transactionalShorthand: (value: string) =>
+    `Invalid option @Transactional('${value}'): a string is a propagation (` +
+    "@Transactional(Propagation.REQUIRES_NEW)), one of Propagation's members. For a data source " +
+    `pass { dataSource: '${value}' }; for anything else, an options object.`,
   unsupportedDriver: (type: string) =>
     `Data source type '${type}' is not supported by nestjs-typeorm-context: use postgres, ` +
     'cockroachdb, mysql, mariadb or aurora-mysql.',

@@ -1,4 +1,5 @@
 import type { EntityManager } from 'typeorm';
+import type { TransactionOptions } from './transaction-options.interface.js';
 
 /** A hook called with a session's `EntityManager` and its data source name; its result is awaited and ignored. */
 export type SessionHook = (session: EntityManager, dataSource: string) => unknown;
@@ -49,4 +50,16 @@ export interface TypeOrmContextModuleOptions {
    * Default: `'primary'`.
    */
   replicaDown?: 'primary' | 'fail';
+  /**
+   * What every transaction a block begins starts from (`@Transactional()`, `sessionContext.atomic()`
+   * and `sessionFactory.atomic()` owning one): the block's own options win. A block that joins a
+   * transaction, and the unit of work's own transaction, are not affected. Default: none.
+   */
+  defaultTransactionOptions?: DefaultTransactionOptions;
 }
+
+/** The options `defaultTransactionOptions` may set. */
+export type DefaultTransactionOptions = Pick<
+  TransactionOptions,
+  'isolationLevel' | 'readOnly' | 'timeout' | 'retry'
+>;

@@ -17,6 +17,7 @@ import type {
 import {
   type ResolvedTransactionOptions,
   resolveTransactionOptions,
+  withDefaults,
 } from '../typeorm-context.options.js';
 import { OwnedTransactions } from './owned-transactions.js';
 import { Propagation } from './propagation.enum.js';
@@ -88,17 +89,17 @@ export class TransactionRunner {
   ): Promise<T> {
     // An owned transaction needs no live unit: REQUIRES_NEW works after the context ended.
     if (resolved.propagation === Propagation.REQUIRES_NEW)
-      return this.owned.run(resolved, fn, frame);
+      return this.owned.run(this.begins(resolved, options), fn, frame);
     const current = this.current(frame, name);
     switch (resolved.propagation) {
       case Propagation.REQUIRED:
         return current
           ? this.join(current, resolved, fn, options)
-          : this.owned.run(resolved, fn, frame);
+          : this.owned.run(this.begins(resolved, options), fn, frame);
       case Propagation.NESTED:
         return current
           ? this.nest(current, resolved, fn, options)
-          : this.owned.run(resolved, fn, frame);
+          : this.owned.run(this.begins(resolved, options), fn, frame);
       case Propagation.MANDATORY:
         if (!current) throw new TransactionRequiredError(messages.transactionRequired(name));
         return this.join(current, resolved, fn, options);
@@ -110,6 +111,15 @@ export class TransactionRunner {
       case Propagation.NOT_SUPPORTED:
         return this.without(frame, name, fn, current !== undefined);
     }
+  }
+
+  /** The options of a transaction the block begins: the module's defaults under its own. */
+  private begins(
+    resolved: ResolvedTransactionOptions,
+    raw: TransactionOptions | undefined,
+  ): ResolvedTransactionOptions {
+    const defaults = this.runtime.options.defaultTransactionOptions;
+    return defaults === undefined ? resolved : withDefaults(resolved, raw, defaults);
   }
 
   private current(frame: ContextFrame | undefined, name: string): Current {

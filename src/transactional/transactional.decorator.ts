@@ -7,17 +7,41 @@ import { ModuleNotInitializedError } from '../errors/module-not-initialized.erro
 import type { TransactionOptions } from '../interfaces/transaction-options.interface.js';
 import { resolveTransactionOptions } from '../typeorm-context.options.js';
 import { copyMethodMetadata } from './copy-method-metadata.js';
+import { Propagation } from './propagation.enum.js';
+
+/** Marks a function `@Transactional()` made, so a class-level decorator leaves it as it is. */
+const WRAPPED = Symbol('nestjs-typeorm-context.transactional');
+
+/** Nest's lifecycle hooks: they run before (or after) the app can give a unit of work. */
+const LIFECYCLE_HOOKS = new Set([
+  'constructor',
+  'onModuleInit',
+  'onApplicationBootstrap',
+  'onModuleDestroy',
+  'beforeApplicationShutdown',
+  'onApplicationShutdown',
+]);
+
+/** Own properties of a function that belong to it as a function, not to whoever set them. */
+const FUNCTION_OWN = new Set<PropertyKey>(['name', 'length', 'prototype', 'arguments', 'caller']);
 
 /**
  * Runs the method atomically with the given propagation (`REQUIRED` by default), on the app that
  * created the instance (held by several apps: the app whose context the call runs in if it is one
  * of them, else the first one still running; created after startup, as request-scoped instances
- * are: the app whose context, or after-completion callback, the call runs in). Outside any context it opens one for the call. The method keeps its name and
- * every other decorator's metadata, in either decorator order; it always returns a Promise.
+ * are: the app whose context, or after-completion callback, the call runs in). Outside any
+ * context it opens one for the call. `@Transactional(Propagation.REQUIRES_NEW)` is short for
+ * `{ propagation }`. On a class, it applies to every method of the class's own prototype but
+ * Nest's lifecycle hooks, getters and setters; a method's own `@Transactional()` wins. The method
+ * keeps its name, own properties and every other decorator's metadata, in either decorator order;
+ * it always returns a Promise.
  */
-export function Transactional(options?: TransactionOptions): MethodDecorator {
-  const resolved = resolveTransactionOptions(options);
-  return (target, key, descriptor: PropertyDescriptor) => {
+export function Transactional(
+  options?: TransactionOptions | Propagation,
+): MethodDecorator & ClassDecorator {
+  const given = typeof options === 'string' ? shorthand(options) : options;
+  const resolved = resolveTransactionOptions(given);
+  const decorate = (target: object, key: string | symbol, descriptor: PropertyDescriptor) => {
     const original: unknown = descriptor.value;
     if (typeof original !== 'function') {
       throw new InvalidOptionError(
@@ -35,12 +59,43 @@ export function Transactional(options?: TransactionOptions): MethodDecorator {
         // Always a Promise, even for an instance no app recorded.
         return Promise.reject(new ModuleNotInitializedError(messages.noRuntime(named.label)));
       }
-      return runtime.transactions.runResolved(named, options, () => method.apply(this, args));
+      return runtime.transactions.runResolved(named, given, () => method.apply(this, args));
     };
+    copyOwnProperties(original, wrapped);
     Object.defineProperty(wrapped, 'name', { value: method.name });
     Object.defineProperty(wrapped, 'length', { value: method.length });
+    Object.defineProperty(wrapped, WRAPPED, { value: true });
     copyMethodMetadata(original, wrapped);
     descriptor.value = wrapped;
     if (typeof target === 'object') markTransactional(target);
   };
+  return ((target: object, key?: string | symbol, descriptor?: PropertyDescriptor) => {
+    if (key !== undefined && descriptor !== undefined) return decorate(target, key, descriptor);
+    const prototype = (target as { prototype: object }).prototype;
+    for (const name of Object.getOwnPropertyNames(prototype)) {
+      if (LIFECYCLE_HOOKS.has(name)) continue;
+      const own = Object.getOwnPropertyDescriptor(prototype, name)!;
+      if (typeof own.value !== 'function' || WRAPPED in own.value) continue;
+      decorate(prototype, name, own);
+      Object.defineProperty(prototype, name, own);
+    }
+  }) as MethodDecorator & ClassDecorator;
+}
+
+const PROPAGATIONS = Object.values(Propagation) as string[];
+
+/** `{ propagation }` for `@Transactional(Propagation.X)`; any other string is refused. */
+function shorthand(propagation: string): TransactionOptions {
+  if (!PROPAGATIONS.includes(propagation)) {
+    throw new InvalidOptionError(messages.transactionalShorthand(propagation));
+  }
+  return { propagation: propagation as Propagation };
+}
+
+/** Copies the own properties other decorators set on `from` (a flag, a name) to `to`. */
+function copyOwnProperties(from: object, to: object): void {
+  for (const key of Reflect.ownKeys(from)) {
+    if (FUNCTION_OWN.has(key)) continue;
+    Object.defineProperty(to, key, Object.getOwnPropertyDescriptor(from, key)!);
+  }
 }

@@ -60,6 +60,13 @@ describe('bad input gets a clear error and loses nothing', () => {
     [{ beforeCommit: 'nope' as unknown as () => void }, /beforeCommit/],
     [{ acquireTimeout: 2 ** 31 }, /acquireTimeout.*at most 2147483647/],
     [{ acquireTimeout: Number.MAX_SAFE_INTEGER }, /acquireTimeout.*at most 2147483647/],
+    [
+      { defaultTransactionOptions: { propagation: Propagation.REQUIRES_NEW } },
+      /'propagation' in defaultTransactionOptions/,
+    ],
+    [{ defaultTransactionOptions: { timeout: -5 } }, /timeout/],
+    [{ defaultTransactionOptions: { isolationLevel: 'SNAPSHOT' } }, /isolationLevel/],
+    [{ defaultTransactionOptions: 'SERIALIZABLE' }, /defaultTransactionOptions/],
   ])('module option %j is refused at startup', async (options, message) => {
     const failure = start(options);
     await expect(failure).rejects.toBeInstanceOf(InvalidOptionError);

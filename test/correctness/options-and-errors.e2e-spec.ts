@@ -12,33 +12,9 @@ import {
   TypeOrmContextModule,
 } from '../../src/index.js';
 import { createTestApp, type TestApp, typeormOptions, wrap } from '../support/create-app.js';
-import { type Engine, engines, txid } from '../support/engines.js';
+import { type Engine, engines, isolationOf, txid } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
 import { closeApp, HANG_MS, within } from './support-b.js';
-
-/** The isolation level of the transaction `manager` is in, as the database reports it. */
-async function isolationOf(engine: Engine, manager: EntityManager): Promise<string> {
-  if (engine.name === 'postgres') {
-    const rows: Array<{ transaction_isolation: string }> = await manager.query(
-      'SHOW transaction_isolation',
-    );
-    return String(rows[0]?.transaction_isolation).toUpperCase();
-  }
-  // InnoDB lists a transaction once it wrote; its table is a cache refreshed only once nobody
-  // read it for 0.1 s (another process polling it keeps it stale): read until the row shows.
-  // The row must be this transaction's (its id, read live), not the cached one of the last.
-  await manager.insert(Example, { text: 'isolation_probe' });
-  const id = await txid(engine, manager);
-  let rows: Array<{ level: string }> = [];
-  for (let tries = 0; rows.length === 0 && tries < 20; tries++) {
-    await manager.query('DO SLEEP(0.12)');
-    rows = await manager.query(
-      'SELECT trx_isolation_level AS level FROM information_schema.innodb_trx WHERE trx_mysql_thread_id = CONNECTION_ID() AND CAST(trx_id AS CHAR) = ?',
-      [id],
-    );
-  }
-  return String(rows[0]?.level).toUpperCase();
-}
 
 @Injectable()
 class RepositoryUser {

@@ -106,3 +106,27 @@ export async function idleInTransaction(engine: Engine, dataSource: DataSource):
 export function poolConnection(manager: EntityManager): unknown {
   return (manager.queryRunner as { databaseConnection?: unknown } | undefined)?.databaseConnection;
 }
+
+/** The isolation level of the transaction `manager` is in, as the database reports it. */
+export async function isolationOf(engine: Engine, manager: EntityManager): Promise<string> {
+  if (engine.name === 'postgres') {
+    const rows: Array<{ transaction_isolation: string }> = await manager.query(
+      'SHOW transaction_isolation',
+    );
+    return String(rows[0]?.transaction_isolation).toUpperCase();
+  }
+  // InnoDB lists a transaction once it wrote; its table is a cache refreshed only once nobody
+  // read it for 0.1 s (another process polling it keeps it stale): read until the row shows.
+  // The row must be this transaction's (its id, read live), not the cached one of the last.
+  await manager.query("INSERT INTO example (text) VALUES ('isolation_probe')");
+  const id = await txid(engine, manager);
+  let rows: Array<{ level: string }> = [];
+  for (let tries = 0; rows.length === 0 && tries < 20; tries++) {
+    await manager.query('DO SLEEP(0.12)');
+    rows = await manager.query(
+      'SELECT trx_isolation_level AS level FROM information_schema.innodb_trx WHERE trx_mysql_thread_id = CONNECTION_ID() AND CAST(trx_id AS CHAR) = ?',
+      [id],
+    );
+  }
+  return String(rows[0]?.level).toUpperCase();
+}
