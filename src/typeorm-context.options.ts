@@ -24,6 +24,7 @@ export type ResolvedModuleOptions = Required<
     | 'callbackErrors'
     | 'guardPool'
     | 'replicaDown'
+    | 'outsideUnit'
   >
 > &
   Pick<TypeOrmContextModuleOptions, 'onSessionStart' | 'beforeCommit' | 'readReplicas'>;
@@ -82,6 +83,7 @@ export function resolveModuleOptions(
     callbackErrors = 'log',
     guardPool = false,
     replicaDown = 'primary',
+    outsideUnit = 'warn',
   } = options;
   const listOk =
     Array.isArray(dataSources) &&
@@ -126,6 +128,12 @@ export function resolveModuleOptions(
     replicaDown,
     "'primary' or 'fail'",
   );
+  check(
+    outsideUnit === 'autocommit' || outsideUnit === 'warn' || outsideUnit === 'throw',
+    'outsideUnit',
+    outsideUnit,
+    "'autocommit', 'warn' or 'throw'",
+  );
   return {
     dataSources: [...dataSources],
     autoCommit,
@@ -134,6 +142,7 @@ export function resolveModuleOptions(
     callbackErrors,
     guardPool,
     replicaDown,
+    outsideUnit,
     readReplicas: options.readReplicas,
     onSessionStart: options.onSessionStart,
     beforeCommit: options.beforeCommit,
@@ -151,6 +160,7 @@ const MODULE_KEYS = [
   'guardPool',
   'readReplicas',
   'replicaDown',
+  'outsideUnit',
   'isGlobal',
 ] as const;
 const SESSION_KEYS = ['dataSource', 'isolationLevel', 'readOnly', 'replica'] as const;
