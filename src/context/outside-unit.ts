@@ -29,13 +29,15 @@ export class OutsideUnitManagers {
   manager(dataSource: DataSource, name: string): EntityManager {
     if (this.mode === 'autocommit') return dataSource.manager;
     const resolved = captureStack();
-    const source = new Proxy(dataSource, {
-      get: (target, key) => {
-        if (key !== 'createQueryRunner') return Reflect.get(target, key) as unknown;
-        return (mode?: ReplicationMode) => {
+    // The data source itself but for the query runners it gives this manager's statements. An
+    // object on top of it, not a Proxy: TypeORM's property reads of a data source stay fast for
+    // the sessions' managers in units (a Proxy among them made those sites slower).
+    const source: DataSource = Object.create(dataSource, {
+      createQueryRunner: {
+        value: (mode?: ReplicationMode) => {
           this.statement(name, resolved);
-          return target.createQueryRunner(mode);
-        };
+          return dataSource.createQueryRunner(mode);
+        },
       },
     });
     const manager = source.createEntityManager();
