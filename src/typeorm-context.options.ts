@@ -27,6 +27,7 @@ export type ResolvedModuleOptions = Required<
     | 'callbackErrors'
     | 'guardPool'
     | 'replicaDown'
+    | 'outsideUnit'
   >
 > &
   Pick<
@@ -88,6 +89,7 @@ export function resolveModuleOptions(
     callbackErrors = 'log',
     guardPool = false,
     replicaDown = 'primary',
+    outsideUnit = 'warn',
   } = options;
   const listOk =
     Array.isArray(dataSources) &&
@@ -134,6 +136,12 @@ export function resolveModuleOptions(
   );
   const defaults = options.defaultTransactionOptions;
   if (defaults !== undefined) checkDefaults(defaults);
+  check(
+    outsideUnit === 'autocommit' || outsideUnit === 'warn' || outsideUnit === 'throw',
+    'outsideUnit',
+    outsideUnit,
+    "'autocommit', 'warn' or 'throw'",
+  );
   return {
     defaultTransactionOptions: defaults === undefined ? undefined : { ...defaults },
     dataSources: [...dataSources],
@@ -143,6 +151,7 @@ export function resolveModuleOptions(
     callbackErrors,
     guardPool,
     replicaDown,
+    outsideUnit,
     readReplicas: options.readReplicas,
     onSessionStart: options.onSessionStart,
     beforeCommit: options.beforeCommit,
@@ -161,6 +170,7 @@ const MODULE_KEYS = [
   'readReplicas',
   'replicaDown',
   'defaultTransactionOptions',
+  'outsideUnit',
   'isGlobal',
 ] as const;
 const DEFAULT_KEYS = ['isolationLevel', 'readOnly', 'timeout', 'retry'] as const;

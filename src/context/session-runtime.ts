@@ -13,6 +13,7 @@ import { frames } from './frames.js';
 import type { ContextFrame } from './context-frame.js';
 import { contextStorage } from './context-storage.js';
 import { recordInstances } from './instance-runtime.js';
+import { OutsideUnitManagers } from './outside-unit.js';
 import { logger, reportError } from '../logger.js';
 import { ConnectionWaits } from '../session/connection-wait.js';
 import { guardPool } from '../session/pool-guard.js';
@@ -38,6 +39,8 @@ export class SessionRuntime implements OnModuleInit, OnApplicationBootstrap, OnA
   readonly hooks: SessionHooks;
   /** Decides propagation for every transactional block. */
   readonly transactions = new TransactionRunner(this);
+  /** What repositories and `@InjectSession()` resolve to outside any unit of work. */
+  private readonly outside: OutsideUnitManagers;
 
   constructor(
     /** The module options, defaults applied. */
@@ -57,6 +60,7 @@ export class SessionRuntime implements OnModuleInit, OnApplicationBootstrap, OnA
       throwErrors: options.callbackErrors === 'throw',
       lender: (name, born) => this.lenders.lender(name, born),
     };
+    this.outside = new OutsideUnitManagers(options.outsideUnit);
   }
 
   /**
@@ -144,13 +148,18 @@ export class SessionRuntime implements OnModuleInit, OnApplicationBootstrap, OnA
   }
 
   /**
-   * The manager code should use here for `name`: the current session's, or the data source's own
-   * outside any context (what repositories and `@InjectSession()` resolve to on every call).
+   * The manager code should use here for `name` (what repositories and `@InjectSession()` resolve
+   * to on every call): the current session's, or a block's plain one (NOT_SUPPORTED). Outside any
+   * unit, one of the data source's as the `outsideUnit` option says; under a running test
+   * transaction that lends `name` its connection, the data source's own (the test body's work
+   * runs in the test's transaction, see docs/testing.md).
    */
   manager(name: string): EntityManager {
     const found = this.lookup(name);
-    if (found === undefined) return this.dataSource(name).manager;
-    return found instanceof LazySession ? found.manager : found;
+    if (found !== undefined) return found instanceof LazySession ? found.manager : found;
+    const dataSource = this.dataSource(name);
+    if (this.lenders.lender(name, undefined) !== undefined) return dataSource.manager;
+    return this.outside.manager(dataSource, name);
   }
 
   /** The names of the data sources the module serves. */

@@ -4,6 +4,19 @@ export const messages = {
     `No session context: session('${dataSource}') ran outside a request, job or runInNewContext(). ` +
     'Register the AutoCommitInterceptor (on by default), wrap the call in @Transactional() or ' +
     'sessionFactory.runInNewContext(), or use sessionFactory.open() for a session of your own.',
+  outsideUnitWarning: (dataSource: string, site: string) =>
+    `SQL of data source '${dataSource}' ran outside any unit of work, through a context-aware ` +
+    `repository or @InjectSession() manager, at ${site}: each statement commits on its own ` +
+    '(autocommit), so a failure midway keeps what ran before it. Make the work one unit: ' +
+    '@Transactional() on the method, or sessionFactory.runInNewContext() around it ' +
+    "(Propagation.NOT_SUPPORTED where autocommit is meant); or set outsideUnit: 'autocommit' in " +
+    'TypeOrmContextModule.forRoot() to allow it everywhere. Logged once per call site.',
+  outsideUnitRefused: (dataSource: string, site: string) =>
+    `A context-aware repository or @InjectSession() manager of data source '${dataSource}' was ` +
+    `about to run SQL outside any unit of work, at ${site}, and the module option outsideUnit is ` +
+    "'throw': nothing was sent. Make the work one unit: @Transactional() on the method, or " +
+    'sessionFactory.runInNewContext() around it (Propagation.NOT_SUPPORTED where autocommit is ' +
+    "meant); or set outsideUnit: 'warn' or 'autocommit' in TypeOrmContextModule.forRoot().",
   contextEnded: (dataSource: string) =>
     `The session context has ended: a session of data source '${dataSource}' was used after its ` +
     'request, job or runInNewContext() finished (a stream, a timer or a promise nobody awaited). ' +

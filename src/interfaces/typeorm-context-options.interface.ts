@@ -56,6 +56,16 @@ export interface TypeOrmContextModuleOptions {
    * transaction, and the unit of work's own transaction, are not affected. Default: none.
    */
   defaultTransactionOptions?: DefaultTransactionOptions;
+  /**
+   * What a context-aware repository or `@InjectSession()` manager does when it runs SQL outside
+   * any unit of work (a script, a cron method or queue processor without `@Transactional()`,
+   * `onApplicationBootstrap`, an `afterCommit` callback): `'autocommit'` runs each statement on
+   * its own, as plain TypeORM does; `'warn'` does so and logs a warning naming the call site,
+   * once per call site; `'throw'` fails the call with `NoSessionContextError`, sending nothing.
+   * A `NOT_SUPPORTED` block, `manager.transaction()` and the test body under the testing kit are
+   * never warned about. Default: `'warn'`.
+   */
+  outsideUnit?: 'autocommit' | 'warn' | 'throw';
 }
 
 /** The options `defaultTransactionOptions` may set. */

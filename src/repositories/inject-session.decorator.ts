@@ -8,7 +8,7 @@ export function getSessionToken(name: string = DEFAULT_DATA_SOURCE): string {
 
 /**
  * Injects an `EntityManager` that always resolves to the current context's session of
- * `dataSource` (the data source's own manager outside any context).
+ * `dataSource` (outside any unit of work, a manager of the data source, as `outsideUnit` says).
  */
 export const InjectSession = (dataSource?: string): ParameterDecorator & PropertyDecorator =>
   Inject(getSessionToken(dataSource));

@@ -13,7 +13,7 @@ const PROBES = new Set<PropertyKey>([
 
 /**
  * An `EntityManager` that forwards every property access to the manager current at the call
- * (the context's session, or the data source's own manager outside any context).
+ * (the context's session; outside any unit, `SessionRuntime.manager()` says which).
  */
 export function sessionManager(runtime: SessionRuntime, name: string): EntityManager {
   const blank = Object.create(EntityManager.prototype) as EntityManager;
