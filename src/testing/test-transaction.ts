@@ -7,6 +7,7 @@ import { TestTransactionError } from '../errors/test-transaction.error.js';
 import { checkMilliseconds } from '../typeorm-context.options.js';
 import { type PooledConnection, takeConnection } from '../session/pooled-connection.js';
 import { CREATE_RUNNER } from '../session/session-connection.js';
+import { isConnectionLost } from '../session/transaction-dialect.js';
 import { SharedConnection } from './shared-connection.js';
 import { shareRunner } from './test-query-runner.js';
 
@@ -125,26 +126,38 @@ export class TestTransaction implements AsyncDisposable {
   }
 }
 
-/** Takes a pooled connection of `dataSource` and begins the test's transaction on it. */
+/**
+ * Takes a pooled connection of `dataSource` and begins the test's transaction on it. A connection
+ * the server dropped while it was idle (its goodbye read before or by `START TRANSACTION`) is
+ * dropped and another taken, as sessions do: nothing had begun on it.
+ */
 async function hold(
   name: string,
   dataSource: DataSource,
   wait: { ms: number; waits: ConnectionWaits },
 ): Promise<Held> {
-  const pooled = await takeConnection(dataSource);
-  const runner = dataSource.createQueryRunner('master') as QueryRunner & {
-    databaseConnection: unknown;
-  };
-  runner.databaseConnection = pooled.raw;
-  try {
-    await runner.query('START TRANSACTION');
-  } catch (error) {
-    pooled.release();
-    throw error;
-  }
   const type = dataSource.options.type;
-  const shared = new SharedConnection(runner, pooled.raw, 'ntc_test', name, wait, type);
-  return { name, dataSource, pooled, shared };
+  for (let attempt = 1; ; attempt++) {
+    const pooled = await takeConnection(dataSource);
+    const runner = dataSource.createQueryRunner('master') as QueryRunner & {
+      databaseConnection: unknown;
+    };
+    runner.databaseConnection = pooled.raw;
+    try {
+      if (pooled.failure) throw pooled.failure;
+      await runner.query('START TRANSACTION');
+    } catch (error) {
+      if (!isConnectionLost(type, error) && pooled.failure === undefined) {
+        pooled.release();
+        throw error;
+      }
+      await pooled.destroy(error as Error);
+      if (attempt === 3) throw error;
+      continue;
+    }
+    const shared = new SharedConnection(runner, pooled.raw, 'ntc_test', name, wait, type);
+    return { name, dataSource, pooled, shared };
+  }
 }
 
 /** Rolls the test's transaction back and gives its connection back to the pool. */

@@ -51,7 +51,8 @@ async function kill(engine: Engine, admin: DataSource, victim: number): Promise<
   if (ids.length === 0) return;
   const id = Number(ids[victim % ids.length]!.id);
   await (engine.name === 'postgres'
-    ? admin.query('SELECT pg_terminate_backend($1)', [id])
+    ? // Waits until the backend is gone: the next program must not get a connection still dying.
+      admin.query('SELECT pg_terminate_backend($1, 5000)', [id])
     : admin.query(`KILL ${id}`).catch(() => undefined)); // it may have ended meanwhile
 }
 
