@@ -11,6 +11,7 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { SessionContext } from './context/session-context.js';
 import { SessionRuntime } from './context/session-runtime.js';
 import { SessionFactory } from './factory/session-factory.js';
+import { JobUnits } from './jobs/job-units.js';
 import { AutoCommitInterceptor } from './interceptors/auto-commit.interceptor.js';
 import type { TypeOrmContextModuleOptions } from './interfaces/typeorm-context-options.interface.js';
 import {
@@ -60,6 +61,13 @@ const passThrough: NestInterceptor = { intercept: (_context, next) => next.handl
     SessionContext,
     SessionFactory,
     AutoCommitInterceptor,
+    {
+      // Wraps the job methods while the app's instances are created, before any startup hook.
+      provide: JobUnits,
+      useFactory: (runtime: SessionRuntime, factory: SessionFactory, modules: ModulesContainer) =>
+        new JobUnits(runtime, factory, modules),
+      inject: [SessionRuntime, SessionFactory, ModulesContainer],
+    },
     {
       provide: APP_INTERCEPTOR,
       useFactory: (runtime: SessionRuntime, interceptor: AutoCommitInterceptor) =>

@@ -20,6 +20,7 @@ export type ResolvedModuleOptions = Required<
     | 'dataSources'
     | 'autoCommit'
     | 'middleware'
+    | 'jobs'
     | 'acquireTimeout'
     | 'callbackErrors'
     | 'guardPool'
@@ -78,6 +79,7 @@ export function resolveModuleOptions(
     dataSources = [DEFAULT_DATA_SOURCE],
     autoCommit = true,
     middleware = true,
+    jobs = true,
     acquireTimeout = DEFAULT_ACQUIRE_TIMEOUT,
     callbackErrors = 'log',
     guardPool = false,
@@ -91,6 +93,7 @@ export function resolveModuleOptions(
   check(listOk, 'dataSources', dataSources, 'a non-empty array of distinct data source names');
   check(typeof autoCommit === 'boolean', 'autoCommit', autoCommit, 'true or false');
   check(typeof middleware === 'boolean', 'middleware', middleware, 'true or false');
+  check(typeof jobs === 'boolean', 'jobs', jobs, 'true or false');
   check(typeof guardPool === 'boolean', 'guardPool', guardPool, 'true or false');
   check(
     isOptionalFunction(options.onSessionStart),
@@ -130,6 +133,7 @@ export function resolveModuleOptions(
     dataSources: [...dataSources],
     autoCommit,
     middleware,
+    jobs,
     acquireTimeout,
     callbackErrors,
     guardPool,
@@ -144,6 +148,7 @@ const MODULE_KEYS = [
   'dataSources',
   'autoCommit',
   'middleware',
+  'jobs',
   'onSessionStart',
   'beforeCommit',
   'acquireTimeout',

@@ -1,0 +1,257 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { BullModule, InjectQueue, OnWorkerEvent, Processor, WorkerHost } from '@nestjs/bullmq';
+import { InjectRepository } from '@nestjs/typeorm';
+import type { Job, Queue } from 'bullmq';
+import type { EntityManager, Repository } from 'typeorm';
+import {
+  InjectSession,
+  NoSessionContextError,
+  SessionContext,
+  Transactional,
+} from '../../src/index.js';
+import { HANG_MS, within } from '../correctness/support-b.js';
+import type { TestApp } from '../support/create-app.js';
+import { type Engine, engines } from '../support/engines.js';
+import {
+  currentTx,
+  dropPrefix,
+  Example,
+  importOrders,
+  newPrefix,
+  ordered,
+  redis,
+  type Run,
+  signal,
+  startJobsApp,
+  writers,
+} from './jobs-support.js';
+
+const QUEUE = 'jobs-writes';
+const PROBE = 'JOBS_PROBE';
+
+/** What the test and the processor share: the engine, what each run saw, hooks to steer a run. */
+class Probe {
+  readonly runs: Run[] = [];
+  /** Called inside a run after its first write (a barrier, a latch). */
+  midway?: (job: Job) => Promise<void>;
+  /** Events the worker reported, with whether a session context was there. */
+  readonly events: Array<{ event: string; context: boolean }> = [];
+  constructor(readonly engine: Engine) {}
+}
+
+interface Data {
+  text: string;
+  /** Throw after writing, on the attempts listed. */
+  failOn?: number[];
+  /** Write a second row (after `midway`). */
+  twice?: boolean;
+  /** Write through a @Transactional() method (which must join the job's unit). */
+  viaTransactional?: boolean;
+}
+
+@Injectable()
+class Writer {
+  constructor(
+    @InjectSession() private readonly session: EntityManager,
+    @Inject(PROBE) private readonly probe: Probe,
+  ) {}
+
+  @Transactional()
+  async write(text: string): Promise<string | null> {
+    await this.session.insert(Example, { text });
+    return currentTx(this.probe.engine, this.session);
+  }
+}
+
+@Processor(QUEUE, { concurrency: 4 })
+class WritesProcessor extends WorkerHost {
+  constructor(
+    @InjectRepository(Example) private readonly examples: Repository<Example>,
+    @InjectSession() private readonly session: EntityManager,
+    private readonly context: SessionContext,
+    private readonly writer: Writer,
+    @Inject(PROBE) private readonly probe: Probe,
+  ) {
+    super();
+  }
+
+  async process(job: Job<Data>): Promise<string | null> {
+    const attempt = job.attemptsMade;
+    const name = `${job.data.text}#${attempt}`;
+    let inner: string | null = null;
+    if (job.data.viaTransactional) inner = await this.writer.write(`${name}/inner`);
+    await this.examples.insert({ text: name });
+    const tx = await currentTx(this.probe.engine, this.session);
+    this.probe.runs.push({ name, txid: tx });
+    if (inner !== null) this.probe.runs.push({ name: `${name}/inner`, txid: inner });
+    await this.probe.midway?.(job);
+    if (job.data.twice) await this.context.session().insert(Example, { text: `${name}/2` });
+    if (job.data.failOn?.includes(attempt)) throw new Error(`attempt ${attempt} fails`);
+    return tx;
+  }
+
+  @OnWorkerEvent('completed')
+  completed() {
+    this.probe.events.push({ event: 'completed', context: hasContext(this.context) });
+  }
+}
+
+function hasContext(context: SessionContext): boolean {
+  try {
+    context.session();
+    return true;
+  } catch (error) {
+    if (error instanceof NoSessionContextError) return false;
+    throw error;
+  }
+}
+
+/** Injects the queue, so the test can add jobs through the app. */
+@Injectable()
+class Jobs {
+  constructor(@InjectQueue(QUEUE) readonly queue: Queue<Data>) {}
+}
+
+/** Resolves once `job` completed or failed for good; its final state. */
+async function settled(queue: Queue, job: Job): Promise<string> {
+  return within(
+    HANG_MS,
+    `job ${job.id}`,
+    (async () => {
+      for (;;) {
+        const state = await queue.getJobState(job.id!);
+        if (state === 'completed' || state === 'failed') return state;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    })(),
+  );
+}
+
+/** Whether a PostgreSQL `xmin` (32 bits) is the transaction `txid` (64 bits, with its epoch). */
+const wrote = (xmin: string | undefined, txid: string | null) =>
+  txid !== null && xmin !== undefined && BigInt(xmin) === BigInt(txid) % 2n ** 32n;
+
+describe.each(engines)('BullMQ processors run each job in a unit of work ($name)', (engine) => {
+  let t: TestApp | undefined;
+  let prefix: string;
+  let probe: Probe;
+
+  async function start(first: boolean, context = {}) {
+    prefix = newPrefix();
+    probe = new Probe(engine);
+    const bull = [
+      BullModule.forRoot({ connection: redis, prefix }),
+      BullModule.registerQueue({ name: QUEUE }),
+    ];
+    t = await startJobsApp(engine, {
+      ...ordered(first, bull),
+      context,
+      providers: [WritesProcessor, Writer, Jobs, { provide: PROBE, useValue: probe }],
+    });
+    return t.app.get(Jobs).queue;
+  }
+
+  afterEach(async () => {
+    await t?.close();
+    t = undefined;
+    await dropPrefix(prefix);
+  });
+
+  describe.each(importOrders)('%s', (_order, first) => {
+    it('a job that throws leaves no row; its retry commits once, in another transaction', async () => {
+      const queue = await start(first);
+      const job = await queue.add('write', { text: 'retried', failOn: [0] }, { attempts: 2 });
+      expect(await settled(queue, job)).toBe('completed');
+      expect(await t!.texts()).toEqual(['retried#1']);
+      const [failed, retried] = probe.runs;
+      expect(failed).toMatchObject({ name: 'retried#0', txid: expect.any(String) });
+      expect(retried).toMatchObject({ name: 'retried#1', txid: expect.any(String) });
+      expect(retried!.txid).not.toBe(failed!.txid);
+      const xmins = await writers(engine, t!.dataSource);
+      if (xmins) expect(wrote(xmins.get('retried#1'), retried!.txid)).toBe(true);
+      await t!.expectClean();
+    });
+  });
+
+  it('a job that fails on every attempt leaves nothing, and BullMQ records it failed', async () => {
+    const queue = await start(true);
+    const job = await queue.add('write', { text: 'doomed', failOn: [0, 1] }, { attempts: 2 });
+    expect(await settled(queue, job)).toBe('failed');
+    expect((await queue.getJob(job.id!))?.failedReason).toBe('attempt 1 fails');
+    expect(probe.runs.map((run) => run.name)).toEqual(['doomed#0', 'doomed#1']);
+    expect(await t!.rows()).toBe(0);
+    await t!.expectClean();
+  });
+
+  it('20 jobs at concurrency 4: each job in one transaction of its own, none shared', async () => {
+    const queue = await start(false);
+    // The first four wait inside their transactions until all four are open at once.
+    let inside = 0;
+    const together = signal();
+    probe.midway = async () => {
+      if (++inside === 4) together.resolve();
+      if (inside <= 4) await within(HANG_MS, 'four jobs at once', together.promise);
+    };
+    const jobs = await queue.addBulk(
+      Array.from({ length: 20 }, (_, i) => ({
+        name: 'write',
+        data: { text: `j${i}`, twice: true },
+      })),
+    );
+    for (const job of jobs) expect(await settled(queue, job)).toBe('completed');
+    expect(probe.runs).toHaveLength(20);
+    const txids = probe.runs.map((run) => run.txid);
+    expect(txids.every((id) => id !== null)).toBe(true);
+    expect(new Set(txids).size).toBe(20);
+    expect(await t!.rows()).toBe(40);
+    const xmins = await writers(engine, t!.dataSource);
+    if (xmins) {
+      for (const run of probe.runs) {
+        expect(wrote(xmins.get(run.name), run.txid)).toBe(true);
+        expect(wrote(xmins.get(`${run.name}/2`), run.txid)).toBe(true);
+      }
+    }
+    await t!.expectClean();
+  });
+
+  it('@Transactional() inside a job joins its unit: one transaction, rolled back with the job', async () => {
+    const queue = await start(true);
+    const job = await queue.add('write', {
+      text: 'joined',
+      viaTransactional: true,
+      failOn: [0],
+    });
+    expect(await settled(queue, job)).toBe('failed');
+    const outer = probe.runs.find((run) => run.name === 'joined#0')!;
+    const inner = probe.runs.find((run) => run.name === 'joined#0/inner')!;
+    expect(outer.txid).not.toBeNull();
+    expect(inner.txid).toBe(outer.txid);
+    expect(await t!.rows()).toBe(0);
+    await t!.expectClean();
+  });
+
+  it('worker events get no unit of work', async () => {
+    const queue = await start(true);
+    const job = await queue.add('write', { text: 'evented' });
+    expect(await settled(queue, job)).toBe('completed');
+    await within(
+      HANG_MS,
+      'the completed event',
+      waitFor(() => probe.events.length === 1),
+    );
+    expect(probe.events).toEqual([{ event: 'completed', context: false }]);
+  });
+
+  it('jobs: false leaves processors as they are: a failing job keeps what it wrote', async () => {
+    const queue = await start(true, { jobs: false });
+    const job = await queue.add('write', { text: 'untouched', failOn: [0] });
+    expect(await settled(queue, job)).toBe('failed');
+    // No unit: the repository wrote on its own (autocommit), and the run saw no transaction.
+    expect(await t!.texts()).toEqual(['untouched#0']);
+    expect(probe.runs).toEqual([{ name: 'untouched#0', txid: null }]);
+  });
+});
+
+async function waitFor(probe: () => boolean): Promise<void> {
+  while (!probe()) await new Promise((resolve) => setTimeout(resolve, 10));
+}
