@@ -1,135 +1,8 @@
-import { Inject, Injectable } from '@nestjs/common';
-import { BullModule, InjectQueue, OnWorkerEvent, Processor, WorkerHost } from '@nestjs/bullmq';
-import { InjectRepository } from '@nestjs/typeorm';
-import type { Job, Queue } from 'bullmq';
-import type { EntityManager, Repository } from 'typeorm';
-import {
-  InjectSession,
-  NoSessionContextError,
-  SessionContext,
-  Transactional,
-} from '../../src/index.js';
 import { HANG_MS, within } from '../correctness/support-b.js';
 import type { TestApp } from '../support/create-app.js';
-import { type Engine, engines } from '../support/engines.js';
-import {
-  currentTx,
-  dropPrefix,
-  Example,
-  importOrders,
-  newPrefix,
-  ordered,
-  redis,
-  type Run,
-  signal,
-  startJobsApp,
-  writers,
-} from './jobs-support.js';
-
-const QUEUE = 'jobs-writes';
-const PROBE = 'JOBS_PROBE';
-
-/** What the test and the processor share: the engine, what each run saw, hooks to steer a run. */
-class Probe {
-  readonly runs: Run[] = [];
-  /** Called inside a run after its first write (a barrier, a latch). */
-  midway?: (job: Job) => Promise<void>;
-  /** Events the worker reported, with whether a session context was there. */
-  readonly events: Array<{ event: string; context: boolean }> = [];
-  constructor(readonly engine: Engine) {}
-}
-
-interface Data {
-  text: string;
-  /** Throw after writing, on the attempts listed. */
-  failOn?: number[];
-  /** Write a second row (after `midway`). */
-  twice?: boolean;
-  /** Write through a @Transactional() method (which must join the job's unit). */
-  viaTransactional?: boolean;
-}
-
-@Injectable()
-class Writer {
-  constructor(
-    @InjectSession() private readonly session: EntityManager,
-    @Inject(PROBE) private readonly probe: Probe,
-  ) {}
-
-  @Transactional()
-  async write(text: string): Promise<string | null> {
-    await this.session.insert(Example, { text });
-    return currentTx(this.probe.engine, this.session);
-  }
-}
-
-@Processor(QUEUE, { concurrency: 4 })
-class WritesProcessor extends WorkerHost {
-  constructor(
-    @InjectRepository(Example) private readonly examples: Repository<Example>,
-    @InjectSession() private readonly session: EntityManager,
-    private readonly context: SessionContext,
-    private readonly writer: Writer,
-    @Inject(PROBE) private readonly probe: Probe,
-  ) {
-    super();
-  }
-
-  async process(job: Job<Data>): Promise<string | null> {
-    const attempt = job.attemptsMade;
-    const name = `${job.data.text}#${attempt}`;
-    let inner: string | null = null;
-    if (job.data.viaTransactional) inner = await this.writer.write(`${name}/inner`);
-    await this.examples.insert({ text: name });
-    const tx = await currentTx(this.probe.engine, this.session);
-    this.probe.runs.push({ name, txid: tx });
-    if (inner !== null) this.probe.runs.push({ name: `${name}/inner`, txid: inner });
-    await this.probe.midway?.(job);
-    if (job.data.twice) await this.context.session().insert(Example, { text: `${name}/2` });
-    if (job.data.failOn?.includes(attempt)) throw new Error(`attempt ${attempt} fails`);
-    return tx;
-  }
-
-  @OnWorkerEvent('completed')
-  completed() {
-    this.probe.events.push({ event: 'completed', context: hasContext(this.context) });
-  }
-}
-
-function hasContext(context: SessionContext): boolean {
-  try {
-    context.session();
-    return true;
-  } catch (error) {
-    if (error instanceof NoSessionContextError) return false;
-    throw error;
-  }
-}
-
-/** Injects the queue, so the test can add jobs through the app. */
-@Injectable()
-class Jobs {
-  constructor(@InjectQueue(QUEUE) readonly queue: Queue<Data>) {}
-}
-
-/** Resolves once `job` completed or failed for good; its final state. */
-async function settled(queue: Queue, job: Job): Promise<string> {
-  return within(
-    HANG_MS,
-    `job ${job.id}`,
-    (async () => {
-      for (;;) {
-        const state = await queue.getJobState(job.id!);
-        if (state === 'completed' || state === 'failed') return state;
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
-    })(),
-  );
-}
-
-/** Whether a PostgreSQL `xmin` (32 bits) is the transaction `txid` (64 bits, with its epoch). */
-const wrote = (xmin: string | undefined, txid: string | null) =>
-  txid !== null && xmin !== undefined && BigInt(xmin) === BigInt(txid) % 2n ** 32n;
+import { engines } from '../support/engines.js';
+import { type Probe, settled, startBull, wrote } from './bullmq-app.js';
+import { dropPrefix, importOrders, newPrefix, signal, writers } from './jobs-support.js';
 
 describe.each(engines)('BullMQ processors run each job in a unit of work ($name)', (engine) => {
   let t: TestApp | undefined;
@@ -138,17 +11,9 @@ describe.each(engines)('BullMQ processors run each job in a unit of work ($name)
 
   async function start(first: boolean, context = {}) {
     prefix = newPrefix();
-    probe = new Probe(engine);
-    const bull = [
-      BullModule.forRoot({ connection: redis, prefix }),
-      BullModule.registerQueue({ name: QUEUE }),
-    ];
-    t = await startJobsApp(engine, {
-      ...ordered(first, bull),
-      context,
-      providers: [WritesProcessor, Writer, Jobs, { provide: PROBE, useValue: probe }],
-    });
-    return t.app.get(Jobs).queue;
+    const started = await startBull(engine, prefix, first, { context });
+    ({ t, probe } = started);
+    return started.queue;
   }
 
   afterEach(async () => {
