@@ -11,6 +11,7 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { SessionContext } from './context/session-context.js';
 import { SessionRuntime } from './context/session-runtime.js';
 import { SessionFactory } from './factory/session-factory.js';
+import { HybridAppCheck } from './jobs/hybrid-app-check.js';
 import { JobUnits } from './jobs/job-units.js';
 import { AutoCommitInterceptor } from './interceptors/auto-commit.interceptor.js';
 import type { TypeOrmContextModuleOptions } from './interfaces/typeorm-context-options.interface.js';
@@ -67,6 +68,17 @@ const passThrough: NestInterceptor = { intercept: (_context, next) => next.handl
       useFactory: (runtime: SessionRuntime, factory: SessionFactory, modules: ModulesContainer) =>
         new JobUnits(runtime, factory, modules),
       inject: [SessionRuntime, SessionFactory, ModulesContainer],
+    },
+    {
+      // Watches for microservices connected without the app's configuration (and interceptor).
+      provide: HybridAppCheck,
+      useFactory: (
+        runtime: SessionRuntime,
+        modules: ModulesContainer,
+        adapterHost: HttpAdapterHost,
+        moduleRef: ModuleRef,
+      ) => new HybridAppCheck(runtime.options.autoCommit, modules, adapterHost, moduleRef),
+      inject: [SessionRuntime, ModulesContainer, HttpAdapterHost, ModuleRef],
     },
     {
       provide: APP_INTERCEPTOR,

@@ -210,6 +210,14 @@ export const messages = {
   blockSessionClose: (dataSource: string) =>
     `close('${dataSource}') inside a REQUIRES_NEW block: the block owns that session and closes it ` +
     'when it ends. Call close() outside the block.',
+  microserviceWithoutAppConfig: () =>
+    'A microservice was connected to this HTTP app without { inheritAppConfig: true }: the global ' +
+    'AutoCommitInterceptor does not reach its message handlers, so they run outside any unit of ' +
+    'work, as code outside a request does (sessionContext.session() throws there; context-aware ' +
+    'repositories and @InjectSession() managers are not rolled back when a handler fails). ' +
+    'Connect it with ' +
+    'app.connectMicroservice(options, { inheritAppConfig: true }), or put ' +
+    '@UseInterceptors(AutoCommitInterceptor) on its controllers.',
 } as const;
 
 function describe(value: unknown): string {
