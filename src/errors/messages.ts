@@ -210,6 +210,10 @@ export const messages = {
   blockSessionClose: (dataSource: string) =>
     `close('${dataSource}') inside a REQUIRES_NEW block: the block owns that session and closes it ` +
     'when it ends. Call close() outside the block.',
+  jobMethodNotOnClass: (owner: string, key: string) =>
+    `${owner}.${key} is not a method of its class (an arrow function in a property?): there is ` +
+    'nothing to wrap before BullMQ takes it, so its jobs run without a unit of work. Declare it ' +
+    `as a method (async ${key}(job) { ... }), or wrap its body in sessionFactory.runInNewContext().`,
   microserviceWithoutAppConfig: () =>
     'A microservice was connected to this HTTP app without { inheritAppConfig: true }: the global ' +
     'AutoCommitInterceptor does not reach its message handlers, so they run outside any unit of ' +

@@ -22,6 +22,11 @@ const SCHEDULED: ReadonlyMap<unknown, string> = new Map([
 
 const scanner = new MetadataScanner();
 
+/** Whether `type` is a `@nestjs/bullmq` processor class. */
+export function isProcessor(type: unknown): boolean {
+  return typeof type === 'function' && Reflect.getMetadata(BULLMQ_PROCESSOR, type) !== undefined;
+}
+
 type Method = (...args: unknown[]) => unknown;
 
 /**
@@ -33,7 +38,7 @@ type Method = (...args: unknown[]) => unknown;
 export function jobMethodsOf(type: unknown, provider: boolean): string[] {
   if (typeof type !== 'function' || typeof type.prototype !== 'object') return [];
   const prototype = type.prototype as Record<string, unknown>;
-  const processor = provider && Reflect.getMetadata(BULLMQ_PROCESSOR, type) !== undefined;
+  const processor = provider && isProcessor(type);
   const bull = provider && Reflect.getMetadata(BULL_QUEUE, type) !== undefined;
   const keys: string[] = [];
   for (const key of scanner.getAllMethodNames(prototype)) {

@@ -1,9 +1,11 @@
-import type { OnApplicationShutdown } from '@nestjs/common';
+import type { OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import type { ModulesContainer } from '@nestjs/core';
 import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper.js';
 import type { SessionRuntime } from '../context/session-runtime.js';
 import type { SessionFactory } from '../factory/session-factory.js';
-import { jobMethodsOf } from './job-handlers.js';
+import { messages } from '../errors/messages.js';
+import { logger } from '../logger.js';
+import { isProcessor, jobMethodsOf } from './job-handlers.js';
 import { JobMethod, type JobOwner, type JobRunner } from './job-method.js';
 
 /**
@@ -20,8 +22,10 @@ import { JobMethod, type JobOwner, type JobRunner } from './job-method.js';
  *
  * Owns this app's claims on the wrapped methods; removes them when the app shuts down.
  */
-export class JobUnits implements JobRunner, OnApplicationShutdown {
+export class JobUnits implements JobRunner, OnModuleInit, OnApplicationShutdown {
   private readonly claims: Array<[JobMethod, JobOwner]> = [];
+  /** BullMQ processors without a `process()` method on their class (maybe an instance property). */
+  private readonly unclaimed: InstanceWrapper[] = [];
   /** The prototypes claimed per provider (a request-scoped factory runs per job). */
   private readonly claimed = new WeakMap<InstanceWrapper, Set<object>>();
 
@@ -45,6 +49,18 @@ export class JobUnits implements JobRunner, OnApplicationShutdown {
     const unit = this.runtime.frame()?.unit;
     if (unit !== undefined && !unit.ended) return work();
     return this.factory.runInNewContext(work);
+  }
+
+  /**
+   * Names the processors whose `process` is an instance property (an arrow function): nothing on
+   * their class to wrap, so their jobs would run without a unit of work.
+   */
+  onModuleInit(): void {
+    for (const wrapper of this.unclaimed) {
+      const instance = wrapper.instance as { process?: unknown } | null;
+      if (typeof instance?.process !== 'function') continue;
+      logger.warn(messages.jobMethodNotOnClass(instance.constructor.name, 'process'));
+    }
   }
 
   /** Lets go of this app's claims: its instances are done, and the wrappers stay for other apps. */
@@ -87,6 +103,7 @@ export class JobUnits implements JobRunner, OnApplicationShutdown {
 
   private claimClass(wrapper: InstanceWrapper, type: unknown, provider: boolean): void {
     const keys = jobMethodsOf(type, provider);
+    if (provider && isProcessor(type) && !keys.includes('process')) this.unclaimed.push(wrapper);
     if (keys.length === 0) return;
     const prototype = (type as { prototype: object }).prototype;
     let prototypes = this.claimed.get(wrapper);

@@ -1,11 +1,22 @@
-import { getRepositoryToken } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
+import type { LoggerService } from '@nestjs/common';
+import { Processor, WorkerHost } from '@nestjs/bullmq';
+import { getRepositoryToken, InjectRepository } from '@nestjs/typeorm';
+import type { Job } from 'bullmq';
+import { DataSource, type Repository } from 'typeorm';
 import { getSessionToken, SessionContext } from '../../src/index.js';
 import { TestTransaction } from '../../src/testing/index.js';
 import { HANG_MS, within } from '../correctness/support-b.js';
 import { typeormOptions } from '../support/create-app.js';
 import { type Engine, engines, idleInTransaction } from '../support/engines.js';
-import { type BullApp, PROBE, settled, startBull, Writer, WritesProcessor } from './bullmq-app.js';
+import {
+  type BullApp,
+  PROBE,
+  QUEUE,
+  settled,
+  startBull,
+  Writer,
+  WritesProcessor,
+} from './bullmq-app.js';
 import { dropPrefix, Example, importOrders, newPrefix, signal } from './jobs-support.js';
 
 /** The rows of `example` and what is left idle in transaction, seen from a connection of its own. */
@@ -32,6 +43,29 @@ const factoryProcessor = (later: boolean) => ({
   },
   inject: [getRepositoryToken(Example), getSessionToken(), SessionContext, Writer, PROBE],
 });
+
+/** A processor whose `process` is an arrow function in a property: nothing on its class to wrap. */
+@Processor(QUEUE)
+class ArrowProcessor extends WorkerHost {
+  constructor(@InjectRepository(Example) private readonly examples: Repository<Example>) {
+    super();
+  }
+
+  process = async (job: Job<{ text: string }>) => {
+    await this.examples.insert({ text: job.data.text });
+    throw new Error('fails after writing');
+  };
+}
+
+/** Keeps what was logged as a warning. */
+class WarningsLogger implements LoggerService {
+  readonly warnings: string[] = [];
+  log(): void {}
+  error(): void {}
+  warn(message: unknown): void {
+    this.warnings.push(String(message));
+  }
+}
 
 describe.each(engines)('BullMQ jobs across the app lifecycle ($name)', (engine) => {
   const started: Array<{ app: BullApp; prefix: string; closed?: boolean }> = [];
@@ -117,6 +151,24 @@ describe.each(engines)('BullMQ jobs across the app lifecycle ($name)', (engine) 
     expect(b.probe.runs[0]!.txid).not.toBeNull();
     expect(off.probe.runs).toEqual([{ name: 'off#0', txid: null }]);
     expect(await a.t.texts()).toEqual(['a#0', 'a#0/2', 'b#0', 'b#0/2', 'off#0']);
+    // One app closing leaves the other's claims on the shared class in place.
+    started[0]!.closed = true;
+    await a.t.close();
+    const later = await b.queue.add('write', { text: 'later', failOn: [0] });
+    expect(await settled(b.queue, later)).toBe('failed');
+    expect(b.probe.runs.find((run) => run.name === 'later#0')?.txid).not.toBeNull();
+    expect(await b.t.texts()).not.toContain('later#0');
+  });
+
+  it('a processor whose process is an arrow function is named at startup (it gets no unit)', async () => {
+    const logger = new WarningsLogger();
+    const { t, queue } = await start(true, { processor: ArrowProcessor, logger });
+    expect(
+      logger.warnings.filter((w) => w.includes('ArrowProcessor.process is not a method')),
+    ).toHaveLength(1);
+    const job = await queue.add('write', { text: 'arrow' });
+    expect(await settled(queue, job)).toBe('failed');
+    expect(await t.texts()).toEqual(['arrow']);
   });
 
   it('the testing kit: a job runs in the test transaction, as a savepoint, undone by rollback()', async () => {

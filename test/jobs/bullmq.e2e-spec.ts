@@ -32,10 +32,26 @@ describe.each(engines)('BullMQ processors run each job in a unit of work ($name)
       expect(failed).toMatchObject({ name: 'retried#0', txid: expect.any(String) });
       expect(retried).toMatchObject({ name: 'retried#1', txid: expect.any(String) });
       expect(retried!.txid).not.toBe(failed!.txid);
+      // The job's value reaches BullMQ through the unit.
+      expect((await queue.getJob(job.id!))?.returnvalue).toBe(retried!.txid);
       const xmins = await writers(engine, t!.dataSource);
       if (xmins) expect(wrote(xmins.get('retried#1'), retried!.txid)).toBe(true);
       await t!.expectClean();
     });
+  });
+
+  it('a job whose commit fails is failed in BullMQ, rolled back, and its retry commits', async () => {
+    let failCommits = 1;
+    const queue = await start(true, {
+      beforeCommit: () => {
+        if (failCommits-- > 0) throw new Error('the commit is refused');
+      },
+    });
+    const job = await queue.add('write', { text: 'commit' }, { attempts: 2 });
+    expect(await settled(queue, job)).toBe('completed');
+    expect(probe.runs.map((run) => run.name)).toEqual(['commit#0', 'commit#1']);
+    expect(await t!.texts()).toEqual(['commit#1']);
+    await t!.expectClean();
   });
 
   it('a job that fails on every attempt leaves nothing, and BullMQ records it failed', async () => {
