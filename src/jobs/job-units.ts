@@ -5,6 +5,7 @@ import type { SessionRuntime } from '../context/session-runtime.js';
 import type { SessionFactory } from '../factory/session-factory.js';
 import { messages } from '../errors/messages.js';
 import { logger } from '../logger.js';
+import { isTransactionalMethod } from '../transactional/transactional-method.js';
 import { isProcessor, jobMethodsOf } from './job-handlers.js';
 import { JobMethod, type JobOwner, type JobRunner } from './job-method.js';
 
@@ -111,6 +112,9 @@ export class JobUnits implements JobRunner, OnModuleInit, OnApplicationShutdown 
     if (prototypes.has(prototype)) return;
     prototypes.add(prototype);
     for (const key of keys) {
+      // Left to its own @Transactional(): outside any unit it opens one for the call, with its
+      // options (isolationLevel, readOnly, timeout, retry), which joining would drop.
+      if (isTransactionalMethod((prototype as Record<string, unknown>)[key])) continue;
       const method = JobMethod.of(prototype, key);
       const owner: JobOwner = { wrapper, runner: this };
       method.owners.add(owner);

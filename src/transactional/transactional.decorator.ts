@@ -7,6 +7,7 @@ import { ModuleNotInitializedError } from '../errors/module-not-initialized.erro
 import type { TransactionOptions } from '../interfaces/transaction-options.interface.js';
 import { resolveTransactionOptions } from '../typeorm-context.options.js';
 import { copyMethodMetadata } from './copy-method-metadata.js';
+import { markTransactionalMethod } from './transactional-method.js';
 
 /**
  * Runs the method atomically with the given propagation (`REQUIRED` by default), on the app that
@@ -39,6 +40,7 @@ export function Transactional(options?: TransactionOptions): MethodDecorator {
     };
     Object.defineProperty(wrapped, 'name', { value: method.name });
     Object.defineProperty(wrapped, 'length', { value: method.length });
+    markTransactionalMethod(wrapped);
     copyMethodMetadata(original, wrapped);
     descriptor.value = wrapped;
     if (typeof target === 'object') markTransactional(target);

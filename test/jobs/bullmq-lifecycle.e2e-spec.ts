@@ -2,8 +2,8 @@ import type { LoggerService } from '@nestjs/common';
 import { Processor, WorkerHost } from '@nestjs/bullmq';
 import { getRepositoryToken, InjectRepository } from '@nestjs/typeorm';
 import type { Job } from 'bullmq';
-import { DataSource, type Repository } from 'typeorm';
-import { getSessionToken, SessionContext } from '../../src/index.js';
+import { DataSource, type EntityManager, type Repository } from 'typeorm';
+import { getSessionToken, InjectSession, SessionContext, Transactional } from '../../src/index.js';
 import { TestTransaction } from '../../src/testing/index.js';
 import { HANG_MS, within } from '../correctness/support-b.js';
 import { typeormOptions } from '../support/create-app.js';
@@ -55,6 +55,19 @@ class ArrowProcessor extends WorkerHost {
     await this.examples.insert({ text: job.data.text });
     throw new Error('fails after writing');
   };
+}
+
+/** A processor whose process() has @Transactional() of its own, with options that shape it. */
+@Processor(QUEUE)
+class OwnTransactionProcessor extends WorkerHost {
+  constructor(@InjectSession() private readonly session: EntityManager) {
+    super();
+  }
+
+  @Transactional({ readOnly: true })
+  async process(job: Job<{ text: string; failOn?: number[] }>) {
+    await this.session.insert(Example, { text: job.data.text });
+  }
 }
 
 /** Keeps what was logged as a warning. */
@@ -169,6 +182,17 @@ describe.each(engines)('BullMQ jobs across the app lifecycle ($name)', (engine) 
     const job = await queue.add('write', { text: 'arrow' });
     expect(await settled(queue, job)).toBe('failed');
     expect(await t.texts()).toEqual(['arrow']);
+  });
+
+  it('process() with @Transactional(options) of its own keeps them: its unit begins read-only', async () => {
+    const logger = new WarningsLogger();
+    const { t, queue } = await start(true, { processor: OwnTransactionProcessor, logger });
+    const job = await queue.add('write', { text: 'read-only' });
+    expect(await settled(queue, job)).toBe('failed');
+    expect((await queue.getJob(job.id!))?.failedReason).toMatch(/read[- ]only/i);
+    expect(await t.rows()).toBe(0);
+    expect(logger.warnings.filter((w) => w.includes('do not apply'))).toEqual([]);
+    await t.expectClean();
   });
 
   it('the testing kit: a job runs in the test transaction, as a savepoint, undone by rollback()', async () => {
