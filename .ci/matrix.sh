@@ -7,7 +7,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 nest11=(@nestjs/common@11 @nestjs/core@11 @nestjs/typeorm@11 @nestjs/testing@11
   @nestjs/platform-express@11 @nestjs/platform-fastify@11 @nestjs/microservices@11
-  @nestjs/websockets@11 @nestjs/platform-ws@11)
+  @nestjs/websockets@11 @nestjs/platform-ws@11 @nestjs/bullmq@11 @nestjs/bull@11
+  @nestjs/schedule@6)
 summary=()
 
 # row <label> <node binary> [packages to install over the lockfile's]
@@ -35,7 +36,7 @@ row() {
   # Jest's own `[JEST-01]` notices (a global read after a test file's environment was torn down,
   # e.g. by a timer still running) are not deprecations of an API this library calls.
   if awk '/DeprecationWarning/ { keep = ($0 !~ /\[JEST-01\]/); next } /^    at / { if (keep) print; next } { keep = 0 }' "$log" |
-    grep -qE '/src/(context|session|factory|interceptors|middleware|repositories|transactional|testing)/'; then
+    grep -qE '/src/(context|session|factory|interceptors|jobs|middleware|repositories|transactional|testing)/'; then
     status="FAILED (deprecation from this library)"
     grep -B2 -A25 'DeprecationWarning' "$log" | head -n 60 || true
   fi

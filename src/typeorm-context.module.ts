@@ -11,6 +11,8 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { SessionContext } from './context/session-context.js';
 import { SessionRuntime } from './context/session-runtime.js';
 import { SessionFactory } from './factory/session-factory.js';
+import { HybridAppCheck } from './jobs/hybrid-app-check.js';
+import { JobUnits } from './jobs/job-units.js';
 import { AutoCommitInterceptor } from './interceptors/auto-commit.interceptor.js';
 import type { TypeOrmContextModuleOptions } from './interfaces/typeorm-context-options.interface.js';
 import {
@@ -60,6 +62,24 @@ const passThrough: NestInterceptor = { intercept: (_context, next) => next.handl
     SessionContext,
     SessionFactory,
     AutoCommitInterceptor,
+    {
+      // Wraps the job methods while the app's instances are created, before any startup hook.
+      provide: JobUnits,
+      useFactory: (runtime: SessionRuntime, factory: SessionFactory, modules: ModulesContainer) =>
+        new JobUnits(runtime, factory, modules),
+      inject: [SessionRuntime, SessionFactory, ModulesContainer],
+    },
+    {
+      // Watches for microservices connected without the app's configuration (and interceptor).
+      provide: HybridAppCheck,
+      useFactory: (
+        runtime: SessionRuntime,
+        modules: ModulesContainer,
+        adapterHost: HttpAdapterHost,
+        moduleRef: ModuleRef,
+      ) => new HybridAppCheck(runtime.options.autoCommit, modules, adapterHost, moduleRef),
+      inject: [SessionRuntime, ModulesContainer, HttpAdapterHost, ModuleRef],
+    },
     {
       provide: APP_INTERCEPTOR,
       useFactory: (runtime: SessionRuntime, interceptor: AutoCommitInterceptor) =>

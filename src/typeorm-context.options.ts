@@ -23,6 +23,7 @@ export type ResolvedModuleOptions = Required<
     | 'dataSources'
     | 'autoCommit'
     | 'middleware'
+    | 'jobs'
     | 'acquireTimeout'
     | 'callbackErrors'
     | 'guardPool'
@@ -85,6 +86,7 @@ export function resolveModuleOptions(
     dataSources = [DEFAULT_DATA_SOURCE],
     autoCommit = true,
     middleware = true,
+    jobs = true,
     acquireTimeout = DEFAULT_ACQUIRE_TIMEOUT,
     callbackErrors = 'log',
     guardPool = false,
@@ -99,6 +101,7 @@ export function resolveModuleOptions(
   check(listOk, 'dataSources', dataSources, 'a non-empty array of distinct data source names');
   check(typeof autoCommit === 'boolean', 'autoCommit', autoCommit, 'true or false');
   check(typeof middleware === 'boolean', 'middleware', middleware, 'true or false');
+  check(typeof jobs === 'boolean', 'jobs', jobs, 'true or false');
   check(typeof guardPool === 'boolean', 'guardPool', guardPool, 'true or false');
   check(
     isOptionalFunction(options.onSessionStart),
@@ -147,6 +150,7 @@ export function resolveModuleOptions(
     dataSources: [...dataSources],
     autoCommit,
     middleware,
+    jobs,
     acquireTimeout,
     callbackErrors,
     guardPool,
@@ -162,6 +166,7 @@ const MODULE_KEYS = [
   'dataSources',
   'autoCommit',
   'middleware',
+  'jobs',
   'onSessionStart',
   'beforeCommit',
   'acquireTimeout',

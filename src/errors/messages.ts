@@ -231,6 +231,18 @@ export const messages = {
   blockSessionClose: (dataSource: string) =>
     `close('${dataSource}') inside a REQUIRES_NEW block: the block owns that session and closes it ` +
     'when it ends. Call close() outside the block.',
+  jobMethodNotOnClass: (owner: string, key: string) =>
+    `${owner}.${key} is not a method of its class (an arrow function in a property?): there is ` +
+    'nothing to wrap before BullMQ takes it, so its jobs run without a unit of work. Declare it ' +
+    `as a method (async ${key}(job) { ... }), or wrap its body in sessionFactory.runInNewContext().`,
+  microserviceWithoutAppConfig: () =>
+    'A microservice was connected to this HTTP app without { inheritAppConfig: true }: the global ' +
+    'AutoCommitInterceptor does not reach its message handlers, so they run outside any unit of ' +
+    'work, as code outside a request does (sessionContext.session() throws there; context-aware ' +
+    'repositories and @InjectSession() managers are not rolled back when a handler fails). ' +
+    'Connect it with ' +
+    'app.connectMicroservice(options, { inheritAppConfig: true }), or put ' +
+    '@UseInterceptors(AutoCommitInterceptor) on its controllers.',
 } as const;
 
 function describe(value: unknown): string {

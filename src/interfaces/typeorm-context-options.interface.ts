@@ -12,6 +12,13 @@ export interface TypeOrmContextModuleOptions {
   autoCommit?: boolean;
   /** Open the context in a middleware, before guards run, for every HTTP route. Default: `true`. */
   middleware?: boolean;
+  /**
+   * Run every job of a BullMQ processor (`@nestjs/bullmq`, and `@Process()` methods of
+   * `@nestjs/bull`) and every tick of a `@Cron()`, `@Interval()` or `@Timeout()` method
+   * (`@nestjs/schedule`) in a unit of work of its own: committed when it resolves, rolled back
+   * when it throws. Default: `true`.
+   */
+  jobs?: boolean;
   /** Runs right after a session begins a transaction, before its first query (e.g. `SET LOCAL`). Default: none. */
   onSessionStart?: SessionHook;
   /** Runs before every commit of a session, on every commit path. Default: none. */

@@ -8,9 +8,7 @@ import type { TransactionOptions } from '../interfaces/transaction-options.inter
 import { resolveTransactionOptions } from '../typeorm-context.options.js';
 import { copyMethodMetadata } from './copy-method-metadata.js';
 import { Propagation } from './propagation.enum.js';
-
-/** Marks a function `@Transactional()` made, so a class-level decorator leaves it as it is. */
-const WRAPPED = Symbol('nestjs-typeorm-context.transactional');
+import { isTransactionalMethod, markTransactionalMethod } from './transactional-method.js';
 
 /** Nest's lifecycle hooks: they run before (or after) the app can give a unit of work. */
 const LIFECYCLE_HOOKS = new Set([
@@ -64,7 +62,7 @@ export function Transactional(
     copyOwnProperties(original, wrapped);
     Object.defineProperty(wrapped, 'name', { value: method.name });
     Object.defineProperty(wrapped, 'length', { value: method.length });
-    Object.defineProperty(wrapped, WRAPPED, { value: true });
+    markTransactionalMethod(wrapped);
     copyMethodMetadata(original, wrapped);
     descriptor.value = wrapped;
     if (typeof target === 'object') markTransactional(target);
@@ -75,7 +73,7 @@ export function Transactional(
     for (const name of Object.getOwnPropertyNames(prototype)) {
       if (LIFECYCLE_HOOKS.has(name)) continue;
       const own = Object.getOwnPropertyDescriptor(prototype, name)!;
-      if (typeof own.value !== 'function' || WRAPPED in own.value) continue;
+      if (typeof own.value !== 'function' || isTransactionalMethod(own.value)) continue;
       decorate(prototype, name, own);
       Object.defineProperty(prototype, name, own);
     }
