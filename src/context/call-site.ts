@@ -1,6 +1,7 @@
 /**
  * Where the application's code made a call into the library: the first frame of a captured stack
- * that belongs neither to this library nor to TypeORM (nor to Node.js itself). Only the slow
+ * that belongs neither to this library nor to a package (TypeORM, a helper library in
+ * `node_modules`) nor to Node.js itself. Only the slow
  * paths use it (a statement outside any unit of work), so a stack is captured there and nowhere
  * else.
  */
@@ -12,12 +13,24 @@ export interface CapturedStack {
 
 /**
  * Frames captured: enough to pass this library's and TypeORM's own frames above the caller (at
- * most 7: a `TreeRepository` method calling others), few enough to stay cheap (about 3 µs).
+ * most 7: a `TreeRepository` method calling others) and a helper package's, few enough to stay
+ * cheap (a few µs).
  */
-const FRAMES = 15;
+const FRAMES = 25;
 
 /** Frames of TypeORM, wherever the package manager put it. */
 const TYPEORM = /[\\/]node_modules[\\/]typeorm[\\/]/;
+
+/** Frames of any installed package. */
+const PACKAGE = /[\\/]node_modules[\\/]/;
+
+/** Where the application called from: the frame as V8 wrote it, and its file and line. */
+export interface CallSite {
+  /** `UsersJob.run (/app/src/users.job.ts:12:5)`. */
+  frame: string;
+  /** `/app/src/users.job.ts:12`: one line of code, whichever object or column called from it. */
+  line: string;
+}
 
 /** `name (file:line:column)` or `file:line:column`, as V8 formats a frame. */
 const FRAME = /^\s*at (?:async )?(.*?)\s*$/;
@@ -42,19 +55,23 @@ export function captureStack(): CapturedStack {
 }
 
 /**
- * The application's frame of `captured`, as V8 wrote it (`UsersJob.run (/app/src/users.job.ts:12:5)`),
- * or undefined if the stack holds none (a bundler put everything in one file, or the stack was cut).
+ * The application's frame of `captured`: the first outside this library, Node.js and every
+ * package; else (all the code is in packages, or bundled) the first outside this library, Node.js
+ * and TypeORM. Undefined if the stack holds none (the stack was cut).
  */
-export function callSite(captured: CapturedStack): string | undefined {
+export function callSite(captured: CapturedStack): CallSite | undefined {
   const lines = typeof captured.stack === 'string' ? captured.stack.split('\n') : [];
+  let fallback: CallSite | undefined;
   for (const line of lines.slice(1)) {
     const frame = FRAME.exec(line)?.[1];
     const location = frame === undefined ? undefined : LOCATION.exec(frame)?.[1];
     if (location === undefined || location.startsWith('node:') || TYPEORM.test(location)) continue;
     if (LIBRARY !== undefined && location.startsWith(LIBRARY)) continue;
-    return frame;
+    const site = { frame: frame!, line: location.replace(/:\d+$/, '') };
+    if (!PACKAGE.test(location)) return site;
+    fallback ??= site;
   }
-  return undefined;
+  return fallback;
 }
 
 function libraryRoot(): string | undefined {

@@ -41,6 +41,8 @@ export class OutsideUnitManagers {
       },
     });
     const manager = source.createEntityManager();
+    // Its own manager too: `repo.manager.connection.manager` / `.getRepository()` run through it.
+    Object.defineProperty(source, 'manager', { value: manager });
     const plain = dataSource.manager;
     Object.defineProperty(manager, 'transaction', {
       value: plain.transaction.bind(plain),
@@ -52,11 +54,13 @@ export class OutsideUnitManagers {
 
   /** A statement is about to run outside any unit, from the code that resolved the manager. */
   private statement(dataSource: string, resolved: CapturedStack): void {
-    const site = callSite(resolved) ?? 'an unknown call site (no frame of your code in the stack)';
+    const found = callSite(resolved);
+    const site = found?.frame ?? 'an unknown call site (no frame of your code in the stack)';
     if (this.mode === 'throw') {
       throw new NoSessionContextError(messages.outsideUnitRefused(dataSource, site));
     }
-    const key = `${dataSource}\n${site}`;
+    // One line of code, whichever subclass or column called from it.
+    const key = `${dataSource}\n${found?.line ?? site}`;
     if (this.warned.has(key)) return;
     this.warned.add(key);
     logger.warn(messages.outsideUnitWarning(dataSource, site));

@@ -5,6 +5,7 @@ import { messages } from '../errors/messages.js';
 import type { ConnectionWaits } from './connection-wait.js';
 import type { PooledConnection } from './pooled-connection.js';
 import type { SessionFrame } from './session-frames.js';
+import { completable, loseStream } from './session-streams.js';
 import { isConnectionLost, poolSize } from './transaction-dialect.js';
 
 /**
@@ -50,7 +51,7 @@ export function boundedManager(
 
 /**
  * Makes `runner` take its connection through the bounded wait, give it back on release, and fail a
- * statement whose connection is gone with `ConnectionLostError`.
+ * statement or stream whose connection is gone with `ConnectionLostError`.
  */
 function bounded(
   runner: QueryRunner,
@@ -87,6 +88,21 @@ function bounded(
       throw new ConnectionLostError(messages.notSupportedConnectionLost(name), { cause: error });
     });
   } as QueryRunner['query'];
+  const stream = runner.stream;
+  runner.stream = async function (this: QueryRunner, ...args: Parameters<QueryRunner['stream']>) {
+    const opened = await stream.apply(this, args);
+    // Ended by the library when the connection is lost: pg-query-stream would wait forever.
+    const finish = completable(opened);
+    if (held) {
+      held.onError = (error) =>
+        loseStream(
+          opened,
+          finish,
+          new ConnectionLostError(messages.notSupportedConnectionLost(name), { cause: error }),
+        );
+    }
+    return opened;
+  } as QueryRunner['stream'];
   internals.release = async () => {
     internals.isReleased = true;
     await taking?.catch(() => undefined);

@@ -77,10 +77,7 @@ export class SessionStreams {
    */
   lose(error: Error): void {
     if (this.open === undefined) return;
-    for (const stream of this.open.keys()) {
-      stream.destroy(error);
-      this.finishers!.get(stream)!(error);
-    }
+    for (const stream of this.open.keys()) loseStream(stream, this.finishers!.get(stream)!, error);
   }
 
   /** Destroys with `error` the open streams (those whose lane `which` picks). */
@@ -96,7 +93,7 @@ type Destroy = (error: Error | null, callback: (error?: Error | null) => void) =
  * Wraps `stream`'s `_destroy` so that its end can be completed from outside; returns what does it
  * (with `error`, unless the driver's own destruction completed first).
  */
-function completable(stream: Readable): (error: Error) => void {
+export function completable(stream: Readable): (error: Error) => void {
   const internals = stream as unknown as { _destroy: Destroy };
   const original = internals._destroy;
   let complete: ((error?: Error | null) => void) | undefined;
@@ -110,4 +107,10 @@ function completable(stream: Readable): (error: Error) => void {
     original.call(this, error, complete);
   };
   return (error) => complete?.(error);
+}
+
+/** Destroys `stream` with `error` and completes it with `finish` (see `completable`). */
+export function loseStream(stream: Readable, finish: (error: Error) => void, error: Error): void {
+  stream.destroy(error);
+  finish(error);
 }

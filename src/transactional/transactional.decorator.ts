@@ -20,6 +20,16 @@ const LIFECYCLE_HOOKS = new Set([
   'onApplicationShutdown',
 ]);
 
+/**
+ * On a prototype: the names of its methods decorated with `@Transactional()` of their own, which
+ * a class-level one leaves alone even when another decorator wrapped them since (registered: a
+ * second copy of the library sees it).
+ */
+const OWN_DECORATED = Symbol.for('nestjs-typeorm-context.transactional-methods');
+
+/** Generator methods: a wrapper would turn what they return into a Promise. */
+const GENERATORS = new Set(['GeneratorFunction', 'AsyncGeneratorFunction']);
+
 /** Own properties of a function that belong to it as a function, not to whoever set them. */
 const FUNCTION_OWN = new Set<PropertyKey>(['name', 'length', 'prototype', 'arguments', 'caller']);
 
@@ -68,19 +78,38 @@ export function Transactional(
     if (typeof target === 'object') markTransactional(target);
   };
   return ((target: object, key?: string | symbol, descriptor?: PropertyDescriptor) => {
-    if (key !== undefined && descriptor !== undefined) return decorate(target, key, descriptor);
+    if (key !== undefined && descriptor !== undefined) {
+      decorate(target, key, descriptor);
+      ownDecorated(target, true).add(key);
+      return;
+    }
     const prototype = (target as { prototype: object }).prototype;
+    const own = ownDecorated(prototype, false);
     for (const name of Object.getOwnPropertyNames(prototype)) {
-      if (LIFECYCLE_HOOKS.has(name)) continue;
-      const own = Object.getOwnPropertyDescriptor(prototype, name)!;
-      if (typeof own.value !== 'function' || isTransactionalMethod(own.value)) continue;
-      decorate(prototype, name, own);
-      Object.defineProperty(prototype, name, own);
+      if (LIFECYCLE_HOOKS.has(name) || own?.has(name)) continue;
+      const property = Object.getOwnPropertyDescriptor(prototype, name)!;
+      const method: unknown = property.value;
+      if (typeof method !== 'function' || isTransactionalMethod(method)) continue;
+      if (GENERATORS.has(method.constructor.name)) continue;
+      decorate(prototype, name, property);
+      Object.defineProperty(prototype, name, property);
     }
   }) as MethodDecorator & ClassDecorator;
 }
 
 const PROPAGATIONS = Object.values(Propagation) as string[];
+
+/** The names of `prototype`'s methods with a `@Transactional()` of their own (made if `make`). */
+function ownDecorated(prototype: object, make: true): Set<string | symbol>;
+function ownDecorated(prototype: object, make: false): Set<string | symbol> | undefined;
+function ownDecorated(prototype: object, make: boolean): Set<string | symbol> | undefined {
+  const holder = prototype as { [OWN_DECORATED]?: Set<string | symbol> };
+  if (Object.hasOwn(holder, OWN_DECORATED)) return holder[OWN_DECORATED];
+  if (!make) return undefined;
+  const names = new Set<string | symbol>();
+  Object.defineProperty(holder, OWN_DECORATED, { value: names });
+  return names;
+}
 
 /** `{ propagation }` for `@Transactional(Propagation.X)`; any other string is refused. */
 function shorthand(propagation: string): TransactionOptions {

@@ -39,16 +39,13 @@ class LedgerService {
 }
 
 /**
- * docs/transactions.md "On a class": `@Transactional(options)` on a class applies to every method
- * "as if each carried it ... A method with its own `@Transactional()` keeps its own" (README: "a
- * method's own `@Transactional()` wins"). The class decorator recognises a method's own decorator
- * only when `@Transactional()`'s wrapper is the method itself: with any wrapping decorator above
- * it, the class's REQUIRED wraps the method again, opens a unit and a transaction around it, and
- * the method's own MANDATORY is satisfied by the class's transaction instead of refusing to run
- * without a caller's: the row is written and committed.
+ * docs/transactions.md "On a class": a method with its own `@Transactional()` keeps its own, also
+ * when another decorator wraps it afterwards (the class decorator once recognised it only by its
+ * wrapper: with a wrapping decorator above it, the class's REQUIRED wrapped it again, satisfied
+ * its MANDATORY, and the row was written and committed). Found by review.
  */
 describe.each(engines)(
-  'review: class-level @Transactional over a wrapped method ($name)',
+  'class-level @Transactional over a wrapped method ($name)',
   (engine: Engine) => {
     let t: TestApp | undefined;
 
