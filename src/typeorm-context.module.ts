@@ -11,6 +11,8 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { SessionContext } from './context/session-context.js';
 import { SessionRuntime } from './context/session-runtime.js';
 import { SessionFactory } from './factory/session-factory.js';
+import { ApolloOperationUnits } from './graphql/apollo-operation-units.js';
+import { MercuriusOperationUnits } from './graphql/mercurius-operation-units.js';
 import { AutoCommitInterceptor } from './interceptors/auto-commit.interceptor.js';
 import type { TypeOrmContextModuleOptions } from './interfaces/typeorm-context-options.interface.js';
 import {
@@ -60,6 +62,9 @@ const passThrough: NestInterceptor = { intercept: (_context, next) => next.handl
     SessionContext,
     SessionFactory,
     AutoCommitInterceptor,
+    // GraphQL operations: found by @nestjs/apollo, or hooked into Mercurius at startup.
+    ApolloOperationUnits,
+    MercuriusOperationUnits,
     {
       provide: APP_INTERCEPTOR,
       useFactory: (runtime: SessionRuntime, interceptor: AutoCommitInterceptor) =>

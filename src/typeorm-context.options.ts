@@ -3,7 +3,10 @@ import type {
   SessionOptions,
   TransactionOptions,
 } from './interfaces/transaction-options.interface.js';
-import type { TypeOrmContextModuleOptions } from './interfaces/typeorm-context-options.interface.js';
+import type {
+  GraphqlUnitOptions,
+  TypeOrmContextModuleOptions,
+} from './interfaces/typeorm-context-options.interface.js';
 import { check, checkShape, fail } from './option-checks.js';
 import { Propagation } from './transactional/propagation.enum.js';
 
@@ -26,7 +29,10 @@ export type ResolvedModuleOptions = Required<
     | 'replicaDown'
   >
 > &
-  Pick<TypeOrmContextModuleOptions, 'onSessionStart' | 'beforeCommit' | 'readReplicas'>;
+  Pick<TypeOrmContextModuleOptions, 'onSessionStart' | 'beforeCommit' | 'readReplicas'> & {
+    /** GraphQL operations: `false`, or their options with defaults applied. */
+    graphql: false | Required<GraphqlUnitOptions>;
+  };
 
 /** Transaction options with every default applied. */
 export type ResolvedTransactionOptions = Required<
@@ -127,6 +133,7 @@ export function resolveModuleOptions(
     "'primary' or 'fail'",
   );
   return {
+    graphql: resolveGraphqlOptions(options.graphql),
     dataSources: [...dataSources],
     autoCommit,
     middleware,
@@ -140,6 +147,24 @@ export function resolveModuleOptions(
   };
 }
 
+/** Validates the `graphql` option and applies its defaults. */
+function resolveGraphqlOptions(
+  graphql: GraphqlUnitOptions | false = {},
+): false | Required<GraphqlUnitOptions> {
+  if (graphql === false) return false;
+  const expected = 'false or { commitPartial?: boolean }';
+  check(typeof graphql === 'object' && graphql !== null, 'graphql', graphql, expected);
+  checkShape(graphql, ['commitPartial'], 'the graphql option');
+  const { commitPartial = false } = graphql;
+  check(
+    typeof commitPartial === 'boolean',
+    'graphql.commitPartial',
+    commitPartial,
+    'true or false',
+  );
+  return { commitPartial };
+}
+
 const MODULE_KEYS = [
   'dataSources',
   'autoCommit',
@@ -151,6 +176,7 @@ const MODULE_KEYS = [
   'guardPool',
   'readReplicas',
   'replicaDown',
+  'graphql',
   'isGlobal',
 ] as const;
 const SESSION_KEYS = ['dataSource', 'isolationLevel', 'readOnly', 'replica'] as const;

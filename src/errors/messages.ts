@@ -210,6 +210,17 @@ export const messages = {
   blockSessionClose: (dataSource: string) =>
     `close('${dataSource}') inside a REQUIRES_NEW block: the block owns that session and closes it ` +
     'when it ends. Call close() outside the block.',
+  graphqlOperationUnowned: (resolver: string) =>
+    `A GraphQL resolver (${resolver}) ran in an HTTP request whose GraphQL operation has no unit ` +
+    'of work of its own: each root resolver then commits alone when it returns, and field ' +
+    "resolvers find its unit ended. Operations get one unit with @nestjs/apollo's driver (its " +
+    "GraphQLModule must see TypeOrmContextModule's providers: keep the module global, or in an " +
+    "`include` list) and @nestjs/mercurius's; with another driver, run each operation in " +
+    'sessionFactory.runInNewContext(), or set `graphql: false` to keep this behaviour without ' +
+    'the warning (see docs/transports.md).',
+  graphqlCommitFailed: () =>
+    'Internal server error: the changes of this operation were not committed.',
+  graphqlEndFailed: () => 'The unit of work of a GraphQL operation failed to end',
 } as const;
 
 function describe(value: unknown): string {
