@@ -3,6 +3,9 @@ import {
   type ExecutionContext,
   Injectable,
   type LoggerService,
+  type MiddlewareConsumer,
+  Module,
+  type NestModule,
   UseInterceptors,
 } from '@nestjs/common';
 import { APP_INTERCEPTOR } from '@nestjs/core';
@@ -14,6 +17,7 @@ import {
   openRequestContext,
   Propagation,
   SessionContext,
+  SessionContextMiddleware,
   Transactional,
 } from '../../src/index.js';
 import { resolveModuleOptions } from '../../src/typeorm-context.options.js';
@@ -44,6 +48,27 @@ class NestedResolver {
   async nestedFail(@Args('tag') tag: string): Promise<string> {
     await this.context.session().insert(Example, { text: tag });
     throw new Error(`refused ${tag}`);
+  }
+}
+
+/** A mutation whose @Transactional() (REQUIRED) block fails: the transaction it joined is rollback-only. */
+@Resolver()
+class RequiredResolver {
+  constructor(private readonly context: SessionContext) {}
+
+  @Mutation(() => String, { nullable: true })
+  @Transactional()
+  async requiredFail(@Args('tag') tag: string): Promise<string> {
+    await this.context.session().insert(Example, { text: tag });
+    throw new Error(`refused ${tag}`);
+  }
+}
+
+/** With `middleware: false`: the context middleware mounted by the app on the GraphQL route only. */
+@Module({})
+class GraphqlRouteContext implements NestModule {
+  configure(consumer: MiddlewareConsumer): void {
+    consumer.apply(SessionContextMiddleware).forRoutes('graphql');
   }
 }
 
@@ -168,6 +193,33 @@ describe.each(cases)(
       );
       expect(body.errors?.map((error) => error.message)).toEqual(['refused two']);
       expect(await t.texts()).toEqual(['one', 'three']);
+    });
+
+    it('commitPartial with a failing REQUIRED block: the commit fails, the response says so', async () => {
+      const t = await start({
+        context: { graphql: { commitPartial: true } },
+        providers: [RequiredResolver],
+      });
+      const body = await t.gql(
+        'mutation { one: write(tag: "one") { txid } two: requiredFail(tag: "two") }',
+      );
+      expect(body.data).toBeNull();
+      expect(body.errors?.map((error) => error.message)).toEqual([
+        'refused two',
+        'Internal server error: the changes of this operation were not committed.',
+      ]);
+      expect(await t.rows()).toBe(0);
+    });
+
+    it('middleware: false with SessionContextMiddleware on the GraphQL route only', async () => {
+      const t = await start({ context: { middleware: false }, imports: [GraphqlRouteContext] });
+      const body = await t.gql(`mutation {
+      one: write(tag: "m1") { txid field { txid } }
+      two: write(tag: "m2") { txid batched { txid } }
+    }`);
+      expect(body.errors).toBeUndefined();
+      expect(new Set(JSON.stringify(body.data).match(/"txid":"[^"]*"/g)).size).toBe(1);
+      expect(await t.texts()).toEqual(['m1', 'm1:field', 'm2', 'm2:batch']);
     });
 
     it('autoCommit: false rolls an operation back unless a resolver has the interceptor', async () => {

@@ -1,6 +1,13 @@
 import { ApolloDriver, type ApolloDriverConfig } from '@nestjs/apollo';
 import { MercuriusDriver, type MercuriusDriverConfig } from '@nestjs/mercurius';
-import { type LoggerService, type LogLevel, Module, type Provider } from '@nestjs/common';
+import {
+  type DynamicModule,
+  type LoggerService,
+  type LogLevel,
+  Module,
+  type Provider,
+  type Type,
+} from '@nestjs/common';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import {
   Args,
@@ -197,6 +204,8 @@ export interface GraphqlAppOptions {
   graphql?: Record<string, unknown>;
   /** More providers (resolvers, an APP_INTERCEPTOR...). */
   providers?: Provider[];
+  /** More modules. */
+  imports?: Array<Type | DynamicModule>;
   /** The app's logger (default: none, or errors and warnings with TEST_LOG). */
   logger?: LoggerService;
 }
@@ -241,6 +250,7 @@ export async function createGraphqlApp(
       TypeOrmContextModule.forRoot(options.context ?? {}),
       ProbeModule,
       graphqlModule(options),
+      ...(options.imports ?? []),
     ],
     providers: options.providers ?? [],
   }).compile();
