@@ -31,8 +31,9 @@ export interface UnitOperation {
  * The sessions of one request, job or `runInNewContext()`: at most one per data source, created
  * on first use, committed or rolled back together and always ended when the unit ends.
  *
- * Owns the end of its sessions. Whoever opened the unit (the interceptor, the middleware's
- * cleanup, `runInNewContext()`, `@Transactional()` outside a context) calls `end()` once.
+ * Owns the end of its sessions. Whoever opened or claimed the unit (the interceptor, the
+ * middleware's cleanup, a GraphQL operation's `OperationUnit`, `runInNewContext()`,
+ * `@Transactional()` outside a context) calls `end()` once.
  */
 export class UnitOfWork {
   /** Sessions by data source name, in creation order (the order they commit in). */
