@@ -42,6 +42,8 @@ export default {
     // The sample imports the package by its name, as an app does: the tests run it from src/.
     '^nestjs-typeorm-context$': '<rootDir>/src/index.ts',
     '^nestjs-typeorm-context/testing$': '<rootDir>/src/testing/index.ts',
+    // mercurius loads @fastify/static, whose content-disposition 3 is ESM only: see the shim.
+    '^content-disposition$': '<rootDir>/test/support/content-disposition.cjs',
   },
   transform: { '^.+\\.ts$': ['@swc/jest', swc] },
   globalSetup: '<rootDir>/test/global-setup.ts',

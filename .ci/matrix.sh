@@ -8,7 +8,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 nest11=(@nestjs/common@11 @nestjs/core@11 @nestjs/typeorm@11 @nestjs/testing@11
   @nestjs/platform-express@11 @nestjs/platform-fastify@11 @nestjs/microservices@11
   @nestjs/websockets@11 @nestjs/platform-ws@11 @nestjs/bullmq@11 @nestjs/bull@11
-  @nestjs/schedule@6)
+  @nestjs/schedule@6 @nestjs/graphql@13 @nestjs/apollo@13 @nestjs/mercurius@13)
 summary=()
 
 # row <label> <node binary> [packages to install over the lockfile's]

@@ -1,6 +1,7 @@
 export * from './context/index.js';
 export * from './errors/index.js';
 export * from './factory/index.js';
+export * from './graphql/index.js';
 export * from './interceptors/index.js';
 export * from './interfaces/index.js';
 export * from './middleware/index.js';

@@ -13,6 +13,8 @@ import { SessionRuntime } from './context/session-runtime.js';
 import { SessionFactory } from './factory/session-factory.js';
 import { HybridAppCheck } from './jobs/hybrid-app-check.js';
 import { JobUnits } from './jobs/job-units.js';
+import { ApolloOperationUnits } from './graphql/apollo-operation-units.js';
+import { MercuriusOperationUnits } from './graphql/mercurius-operation-units.js';
 import { AutoCommitInterceptor } from './interceptors/auto-commit.interceptor.js';
 import type { TypeOrmContextModuleOptions } from './interfaces/typeorm-context-options.interface.js';
 import {
@@ -62,6 +64,9 @@ const passThrough: NestInterceptor = { intercept: (_context, next) => next.handl
     SessionContext,
     SessionFactory,
     AutoCommitInterceptor,
+    // GraphQL operations: found by @nestjs/apollo, or hooked into Mercurius at startup.
+    ApolloOperationUnits,
+    MercuriusOperationUnits,
     {
       // Wraps the job methods while the app's instances are created, before any startup hook.
       provide: JobUnits,

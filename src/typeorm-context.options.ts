@@ -5,6 +5,7 @@ import type {
 } from './interfaces/transaction-options.interface.js';
 import type {
   DefaultTransactionOptions,
+  GraphqlUnitOptions,
   TypeOrmContextModuleOptions,
 } from './interfaces/typeorm-context-options.interface.js';
 import { check, checkShape, fail } from './option-checks.js';
@@ -34,7 +35,10 @@ export type ResolvedModuleOptions = Required<
   Pick<
     TypeOrmContextModuleOptions,
     'onSessionStart' | 'beforeCommit' | 'readReplicas' | 'defaultTransactionOptions'
-  >;
+  > & {
+    /** GraphQL operations: `false`, or their options with defaults applied. */
+    graphql: false | Required<GraphqlUnitOptions>;
+  };
 
 /** Transaction options with every default applied. */
 export type ResolvedTransactionOptions = Required<
@@ -147,6 +151,7 @@ export function resolveModuleOptions(
   );
   return {
     defaultTransactionOptions: defaults === undefined ? undefined : { ...defaults },
+    graphql: resolveGraphqlOptions(options.graphql),
     dataSources: [...dataSources],
     autoCommit,
     middleware,
@@ -160,6 +165,24 @@ export function resolveModuleOptions(
     onSessionStart: options.onSessionStart,
     beforeCommit: options.beforeCommit,
   };
+}
+
+/** Validates the `graphql` option and applies its defaults. */
+function resolveGraphqlOptions(
+  graphql: GraphqlUnitOptions | false = {},
+): false | Required<GraphqlUnitOptions> {
+  if (graphql === false) return false;
+  const expected = 'false or { commitPartial?: boolean }';
+  check(typeof graphql === 'object' && graphql !== null, 'graphql', graphql, expected);
+  checkShape(graphql, ['commitPartial'], 'the graphql option');
+  const { commitPartial = false } = graphql;
+  check(
+    typeof commitPartial === 'boolean',
+    'graphql.commitPartial',
+    commitPartial,
+    'true or false',
+  );
+  return { commitPartial };
 }
 
 const MODULE_KEYS = [
@@ -176,6 +199,7 @@ const MODULE_KEYS = [
   'replicaDown',
   'defaultTransactionOptions',
   'outsideUnit',
+  'graphql',
   'isGlobal',
 ] as const;
 const DEFAULT_KEYS = ['isolationLevel', 'readOnly', 'timeout', 'retry'] as const;

@@ -8,20 +8,47 @@ import type { SessionRuntime } from './session-runtime.js';
 
 const RESOLVED = Promise.resolve();
 
+/** What a handler that joins a shared unit (see `UnitOperation`) decides about it. */
+export interface JoinedHandler {
+  /** Whether the handler wants the unit committed (its interceptor's `shouldCommit()`). */
+  shouldCommit(): boolean;
+  /** What the caller gets for an error of the unit's end (its interceptor's `onError()`). */
+  mapError(error: unknown): unknown;
+}
+
+/**
+ * The owner of a unit that several handlers run in and none of them ends: a GraphQL operation,
+ * whose root and field resolvers each pass through the interceptor (see `src/graphql/`).
+ */
+export interface UnitOperation {
+  /** Whether a handler joined already (the first one's choices apply). */
+  readonly joined: boolean;
+  /** Called by the interceptor of the first handler that runs in the unit. */
+  join(handler: JoinedHandler): void;
+}
+
 /**
  * The sessions of one request, job or `runInNewContext()`: at most one per data source, created
  * on first use, committed or rolled back together and always ended when the unit ends.
  *
- * Owns the end of its sessions. Whoever opened the unit (the interceptor, the middleware's
- * cleanup, `runInNewContext()`, `@Transactional()` outside a context) calls `end()` once.
+ * Owns the end of its sessions. Whoever opened or claimed the unit (the interceptor, the
+ * middleware's cleanup, a GraphQL operation's `OperationUnit`, `runInNewContext()`,
+ * `@Transactional()` outside a context) calls `end()` once.
  */
 export class UnitOfWork {
   /** Sessions by data source name, in creation order (the order they commit in). */
   readonly sessions = new Map<string, LazySession>();
   /** True once the unit ended: its sessions are dead and new ones are refused. */
   ended = false;
-  /** True once an interceptor owns ending this unit. */
+  /** True once an interceptor (or a `UnitOperation`) owns ending this unit. */
   claimed = false;
+  /**
+   * True for the unit the middleware opened for an HTTP request: the handler that serves the
+   * request claims and ends it. Any other unit is ended by whoever opened it.
+   */
+  forRequest = false;
+  /** The operation that owns ending this unit, when handlers share it (GraphQL). */
+  operation?: UnitOperation;
   /** Units of REQUIRES_NEW blocks running in this unit right now (each ends with its block). */
   readonly blocks = new Set<UnitOfWork>();
   /**

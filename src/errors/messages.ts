@@ -243,6 +243,17 @@ export const messages = {
     'Connect it with ' +
     'app.connectMicroservice(options, { inheritAppConfig: true }), or put ' +
     '@UseInterceptors(AutoCommitInterceptor) on its controllers.',
+  graphqlOperationUnowned: (resolver: string) =>
+    `A GraphQL resolver (${resolver}) ran in an HTTP request whose GraphQL operation has no unit ` +
+    'of work of its own: each root resolver then commits alone when it returns, and field ' +
+    "resolvers find its unit ended. Operations get one unit with @nestjs/apollo's driver (its " +
+    "GraphQLModule must see TypeOrmContextModule's providers: keep the module global, or in an " +
+    "`include` list) and @nestjs/mercurius's; with another driver, run each operation in " +
+    'sessionFactory.runInNewContext(), or set `graphql: false` to keep this behaviour without ' +
+    'the warning (see docs/transports.md).',
+  graphqlCommitFailed: () =>
+    'Internal server error: the changes of this operation were not committed.',
+  graphqlEndFailed: () => 'The unit of work of a GraphQL operation failed to end',
 } as const;
 
 function describe(value: unknown): string {

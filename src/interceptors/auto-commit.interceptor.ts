@@ -11,10 +11,11 @@ import { Observable, type Subscriber, type Subscription } from 'rxjs';
 import { ContextFrame } from '../context/context-frame.js';
 import { contextStorage } from '../context/context-storage.js';
 import { markTransactional, runtimeOf } from '../context/instance-runtime.js';
-import { reportError } from '../logger.js';
+import { messages } from '../errors/messages.js';
+import { logger, reportError } from '../logger.js';
 import { SessionRuntime } from '../context/session-runtime.js';
 import { OpenBlocks } from '../context/open-blocks.js';
-import { UnitOfWork } from '../context/unit-of-work.js';
+import { type UnitOperation, UnitOfWork } from '../context/unit-of-work.js';
 import { endAfterSending, readsDatabase } from './streamed-file.js';
 import { type Batch, ValueQueue } from './value-queue.js';
 
@@ -35,6 +36,8 @@ const SSE_METADATA = '__sse__';
 export class AutoCommitInterceptor implements NestInterceptor {
   /** The app's runtime (a property, so that subclasses keep their own constructors). */
   @Optional() @Inject(SessionRuntime) private readonly runtime?: SessionRuntime;
+  /** Whether the warning of a GraphQL operation without a unit of its own was logged. */
+  private warnedUnowned = false;
 
   /** Wraps the handler in the unit of work. */
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
@@ -43,10 +46,20 @@ export class AutoCommitInterceptor implements NestInterceptor {
     const runtime = this.runtime ?? runtimeOf(this, frame?.runtime);
     const unit = (runtime === undefined ? frame : frame?.ownedBy(runtime))?.unit;
     if (unit !== undefined && !unit.ended) {
-      if (unit.claimed) return next.handle();
+      if (unit.claimed) {
+        // A GraphQL operation owns the unit: its resolvers join it, the first one decides.
+        if (unit.operation?.joined === false) this.joinOperation(unit.operation, context);
+        return next.handle();
+      }
+      if ((context.getType() as string) === 'graphql') {
+        return this.unowned(unit, frame!, context, next, runtime);
+      }
       unit.claimed = true;
       return this.around(unit, frame!, context, next.handle());
     }
+    // A resolver that runs after its operation ended (a sibling's error nulled the result) must
+    // fail on the session it uses, not write in a unit of its own.
+    if (unit?.operation !== undefined) return next.handle();
     return new Observable((subscriber) => {
       // No app known (registered after app.init()): the first app that uses the unit claims it.
       const fresh = new UnitOfWork(undefined, runtime);
@@ -56,6 +69,37 @@ export class AutoCommitInterceptor implements NestInterceptor {
         this.around(fresh, own, context, next.handle()).subscribe(subscriber),
       );
     });
+  }
+
+  /** Lets the operation that owns `unit` ask this interceptor whether to commit, and map errors. */
+  private joinOperation(operation: UnitOperation, context: ExecutionContext): void {
+    operation.join({
+      shouldCommit: () => this.shouldCommit(context),
+      mapError: (error) => this.mapError(error, context),
+    });
+  }
+
+  /**
+   * A GraphQL resolver in a unit no operation owns. The unit of `runInNewContext()` (or of any
+   * opener but the middleware) stays its opener's: the resolver joins it. An HTTP request's unit
+   * that no GraphQL operation took (a driver other than Apollo and Mercurius, or GraphQLModule's
+   * `include` leaving TypeOrmContextModule out) is claimed by the first root resolver, as for
+   * any handler, with a warning: its field resolvers then find the unit ended.
+   */
+  private unowned(
+    unit: UnitOfWork,
+    frame: ContextFrame,
+    context: ExecutionContext,
+    next: CallHandler,
+    runtime: SessionRuntime | undefined,
+  ): Observable<unknown> {
+    if (!unit.forRequest) return next.handle();
+    if (!this.warnedUnowned && (runtime ?? unit.runtime)?.options.graphql !== false) {
+      this.warnedUnowned = true;
+      logger.warn(messages.graphqlOperationUnowned(context.getClass().name));
+    }
+    unit.claimed = true;
+    return this.around(unit, frame, context, next.handle());
   }
 
   /** Whether a handler that succeeded commits. Default: `true`. */

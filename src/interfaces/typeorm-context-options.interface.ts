@@ -4,6 +4,16 @@ import type { TransactionOptions } from './transaction-options.interface.js';
 /** A hook called with a session's `EntityManager` and its data source name; its result is awaited and ignored. */
 export type SessionHook = (session: EntityManager, dataSource: string) => unknown;
 
+/** What `TypeOrmContextModule` does for GraphQL operations (`graphql` option). */
+export interface GraphqlUnitOptions {
+  /**
+   * Commit an operation whose result has errors but also data (a partial result: one field
+   * failed, others resolved), instead of rolling it back. A result without data (a request error,
+   * or a non-null field's error that nulled it) is rolled back either way. Default: `false`.
+   */
+  commitPartial?: boolean;
+}
+
 /** Options of `TypeOrmContextModule.forRoot()` / `forRootAsync()`. */
 export interface TypeOrmContextModuleOptions {
   /** Names of the `@nestjs/typeorm` data sources that get context sessions. Default: `['default']`. */
@@ -73,6 +83,14 @@ export interface TypeOrmContextModuleOptions {
    * never warned about. Default: `'warn'`.
    */
   outsideUnit?: 'autocommit' | 'warn' | 'throw';
+  /**
+   * One unit of work per GraphQL operation (`@nestjs/apollo` and `@nestjs/mercurius` over HTTP):
+   * its root and field resolvers and DataLoader batches share it, and it ends when the response is
+   * ready, committed when the result has no errors and rolled back when it has any (see
+   * `GraphqlUnitOptions` for partial results). `false` leaves operations to the interceptor alone:
+   * each root resolver then ends the unit when it returns. Default: `{ commitPartial: false }`.
+   */
+  graphql?: GraphqlUnitOptions | false;
 }
 
 /** The options `defaultTransactionOptions` may set. */

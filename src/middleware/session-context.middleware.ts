@@ -25,6 +25,7 @@ export function openRequestContext(
   runtime?: SessionRuntime,
 ): void {
   const unit = new UnitOfWork(undefined, runtime);
+  unit.forRequest = true;
   unit.onFirstSession = () => {
     if (unit.claimed) return;
     response.once('close', () => {

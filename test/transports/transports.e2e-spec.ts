@@ -36,7 +36,7 @@ class MessagesController {
   }
 }
 
-/** Global interceptors do not reach gateways in Nest: bind it on the gateway. */
+/** Bound on the gateway as well as globally: the second one joins the unit (see ws-global-interceptor). */
 @WebSocketGateway()
 @UseInterceptors(AutoCommitInterceptor)
 class EventsGateway {

@@ -1,0 +1,1 @@
+export { graphqlWsUnits } from './graphql-ws-units.js';

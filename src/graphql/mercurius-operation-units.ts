@@ -1,0 +1,65 @@
+import { Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
+import { SessionRuntime } from '../context/session-runtime.js';
+import { reportEndError } from './end-error.js';
+import { OperationUnit, type OperationEnd, type OperationResult } from './operation-unit.js';
+
+/** The context Mercurius gives its hooks: the Fastify reply of an operation served over HTTP. */
+interface MercuriusContext {
+  reply?: { raw: { writableEnded: boolean; once(event: 'close', listener: () => void): unknown } };
+}
+
+/** The parts of Mercurius (`fastify.graphql`) this reads (no import of mercurius). */
+interface Mercurius {
+  addHook(
+    name: 'preExecution',
+    hook: (schema: unknown, document: unknown, context: MercuriusContext) => Promise<void>,
+  ): void;
+  addHook(
+    name: 'onResolution',
+    hook: (execution: OperationResult, context: MercuriusContext) => Promise<void>,
+  ): void;
+}
+
+/**
+ * Gives each operation Mercurius serves over HTTP the request's unit of work: its hooks, added to
+ * the Fastify instance's `graphql` once the app has started (`@nestjs/mercurius` registers
+ * Mercurius while the app's modules initialize), start the operation before it executes and end
+ * it in `onResolution`, which Mercurius awaits before it sends the response. A failed COMMIT
+ * becomes an error of the response, with its data removed.
+ */
+@Injectable()
+export class MercuriusOperationUnits implements OnApplicationBootstrap {
+  /** The end of each operation under way, by its Mercurius context. */
+  private readonly running = new WeakMap<object, OperationEnd>();
+
+  constructor(
+    private readonly runtime: SessionRuntime,
+    @Inject(HttpAdapterHost) private readonly adapterHost: HttpAdapterHost,
+  ) {}
+
+  /** Adds the hooks if the app serves Mercurius. */
+  onApplicationBootstrap(): void {
+    if (this.runtime.options.graphql === false) return;
+    const adapter = this.adapterHost.httpAdapter as HttpAdapterHost['httpAdapter'] | undefined;
+    const mercurius = (adapter?.getInstance?.() as { graphql?: Partial<Mercurius> } | undefined)
+      ?.graphql;
+    if (typeof mercurius?.addHook !== 'function') return;
+    mercurius.addHook('preExecution', async (_schema, _document, context) => this.start(context));
+    mercurius.addHook('onResolution', async (execution, context) => {
+      const failure = await this.running.get(context)?.(execution);
+      if (failure !== undefined) reportEndError(execution, failure);
+    });
+  }
+
+  private start(context: MercuriusContext): void {
+    const end = OperationUnit.start(this.runtime);
+    if (end === undefined) return;
+    this.running.set(context, end);
+    // A response sent without onResolution (an execution that threw): nothing may stay open.
+    const raw = context.reply?.raw;
+    raw?.once('close', () => {
+      if (raw.writableEnded) void end(undefined);
+    });
+  }
+}
