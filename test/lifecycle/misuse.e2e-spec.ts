@@ -95,7 +95,7 @@ describe('options are checked strictly, like Nest checks its own', () => {
       { propagaton: Propagation.REQUIRES_NEW },
       /'propagaton'.*'propagation' \(a typo\?\)/s,
     ],
-    ['a bare string', 'REQUIRES_NEW', /Expected an object/],
+    ['a string that names no propagation', 'REQUIRED_NEW', /a string is a propagation/],
     ['a number', 42, /Expected an object/],
     ['null', null, /Expected an object/],
     ['an array', [Propagation.NESTED], /Expected an object/],
