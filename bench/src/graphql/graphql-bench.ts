@@ -3,8 +3,11 @@
  * one root query, five field resolvers that each query), served by @nestjs/apollo on Express,
  * under autocannon: plain TypeORM (every statement autocommits on a connection of its own)
  * next to this library (one unit per operation: BEGIN, the six queries on one connection,
- * COMMIT), with and without `fieldResolverEnhancers: ['interceptors']`. One server process per
- * variant, its CPU measured by itself over the measured window.
+ * COMMIT), with and without `fieldResolverEnhancers: ['interceptors']`, and next to
+ * @nestjs-cls/transactional (`@Transactional()` on the root query, `txHost.tx` everywhere). One
+ * server process per variant, its CPU measured by itself over the measured window. Each server
+ * also reports, for the first operation it serves, the `txid_current()` its root resolver and its
+ * field resolvers ran in (which of them share a transaction).
  *
  * `npm run bench:graphql` (an embedded PostgreSQL of its own unless BENCH_DATABASE_URL is set;
  * BENCH_DURATION seconds per variant, default 10).
@@ -23,6 +26,7 @@ const ALL = [
   'transaction-by-hand',
   'nestjs-typeorm-context',
   'ntc-field-interceptors',
+  'nestjs-cls-transactional',
 ] as const;
 type Variant = (typeof ALL)[number];
 const VARIANTS = process.env.BENCH_VARIANTS
@@ -43,9 +47,9 @@ interface Stats {
 }
 
 async function serve(variant: Variant, port: number, url: string): Promise<void> {
-  const { Module, Injectable } = await import('@nestjs/common');
+  const { Module, Inject, Injectable } = await import('@nestjs/common');
   const { NestFactory } = await import('@nestjs/core');
-  const { InjectDataSource, TypeOrmModule } = await import('@nestjs/typeorm');
+  const { getDataSourceToken, InjectDataSource, TypeOrmModule } = await import('@nestjs/typeorm');
   const { ApolloDriver } = await import('@nestjs/apollo');
   const graphql = await import('@nestjs/graphql');
   const typeorm = await import('typeorm');
@@ -53,6 +57,17 @@ async function serve(variant: Variant, port: number, url: string): Promise<void>
   const library = (await import('../../../dist/index.js' as string)) as Library;
   const { Args, Field, Int, ObjectType, Parent, Query, ResolveField, Resolver } = graphql;
   const { Column, Entity, PrimaryGeneratedColumn } = typeorm;
+  type Manager = InstanceType<typeof typeorm.EntityManager>;
+
+  // The transactions the first operation's resolvers ran in (`txid_current()` of the root query
+  // and of each field resolver, on the manager it used), reported once over IPC: which share one.
+  // Off the measured path: once done, a resolver does what it did before the probe existed.
+  const probe = { root: [] as string[], fields: [] as string[], done: false };
+  const probed = async <T>(manager: Manager, into: string[], read: () => Promise<T>) => {
+    const rows = (await manager.query('SELECT txid_current()::text AS t')) as Array<{ t: string }>;
+    into.push(rows[0]!.t);
+    return read();
+  };
 
   @Entity('bench_gql_author')
   @ObjectType()
@@ -118,13 +133,57 @@ async function serve(variant: Variant, port: number, url: string): Promise<void>
 
     @Query(() => [Book])
     books(@Args('first', { type: () => Int }) first: number) {
-      return this.managers.get().find(Book, { take: first, order: { id: 'ASC' } });
+      const manager = this.managers.get();
+      const read = () => manager.find(Book, { take: first, order: { id: 'ASC' } });
+      return probe.done ? read() : probed(manager, probe.root, read);
     }
 
     @ResolveField(() => Author)
     author(@Parent() book: Book) {
-      return this.managers.get().findOneByOrFail(Author, { id: book.authorId });
+      const manager = this.managers.get();
+      const read = () => manager.findOneByOrFail(Author, { id: book.authorId });
+      return probe.done ? read() : probed(manager, probe.fields, read);
     }
+  }
+
+  // nestjs-cls-transactional: written as a user of @nestjs-cls/transactional would write it, the
+  // root query in a @Transactional() method, every resolver reading through `txHost.tx`. Its field
+  // resolvers run after the root resolver's promise settled, so after its transaction committed:
+  // there `txHost.tx` is the data source's own manager (each statement autocommits on its own).
+  // Its packages load in that variant's server alone.
+  const withCls = variant === 'nestjs-cls-transactional';
+  const { ClsModule } = withCls ? await import('nestjs-cls') : ({} as never);
+  const { ClsPluginTransactional, TransactionHost, Transactional } = withCls
+    ? await import('@nestjs-cls/transactional')
+    : ({} as never);
+  const { TransactionalAdapterTypeOrm } = withCls
+    ? await import('@nestjs-cls/transactional-adapter-typeorm')
+    : ({} as never);
+  type Adapter = import('@nestjs-cls/transactional-adapter-typeorm').TransactionalAdapterTypeOrm;
+  type Host = import('@nestjs-cls/transactional').TransactionHost<Adapter>;
+
+  const clsResolvers: Array<new (...args: never[]) => unknown> = [];
+  if (withCls) {
+    @Resolver(() => Book)
+    class ClsBooksResolver {
+      constructor(@Inject(TransactionHost) private readonly txHost: Host) {}
+
+      @Query(() => [Book])
+      @Transactional()
+      books(@Args('first', { type: () => Int }) first: number) {
+        const manager = this.txHost.tx;
+        const read = () => manager.find(Book, { take: first, order: { id: 'ASC' } });
+        return probe.done ? read() : probed(manager, probe.root, read);
+      }
+
+      @ResolveField(() => Author)
+      author(@Parent() book: Book) {
+        const manager = this.txHost.tx;
+        const read = () => manager.findOneByOrFail(Author, { id: book.authorId });
+        return probe.done ? read() : probed(manager, probe.fields, read);
+      }
+    }
+    clsResolvers.push(ClsBooksResolver);
   }
 
   const withLibrary = variant === 'nestjs-typeorm-context' || variant === 'ntc-field-interceptors';
@@ -151,6 +210,22 @@ async function serve(variant: Variant, port: number, url: string): Promise<void>
         logging: false,
       }),
       ...(withLibrary ? [library.TypeOrmContextModule.forRoot()] : []),
+      ...(withCls
+        ? [
+            ClsModule.forRoot({
+              global: true,
+              middleware: { mount: true },
+              plugins: [
+                new ClsPluginTransactional({
+                  imports: [TypeOrmModule],
+                  adapter: new TransactionalAdapterTypeOrm({
+                    dataSourceToken: getDataSourceToken(),
+                  }),
+                }),
+              ],
+            }),
+          ]
+        : []),
       graphql.GraphQLModule.forRoot({
         driver: ApolloDriver,
         autoSchemaFile: true,
@@ -159,7 +234,7 @@ async function serve(variant: Variant, port: number, url: string): Promise<void>
         plugins: variant === 'transaction-by-hand' ? [byHandPlugin] : [],
       }),
     ],
-    providers: [managers, BooksResolver],
+    providers: withCls ? clsResolvers : [managers, BooksResolver],
   })
   class AppModule {}
 
@@ -195,8 +270,13 @@ async function serve(variant: Variant, port: number, url: string): Promise<void>
       },
     }).enable();
   }
-  process.on('message', (message: { cmd: 'reset' | 'stats' | 'stop' }) => {
-    if (message.cmd === 'reset') {
+  process.on('message', (message: { cmd: Command }) => {
+    if (message.cmd === 'probe') {
+      probe.done = true;
+      const [root] = probe.root;
+      const fields = probe.fields.map((id) => (id === root ? 'same' : id)).join(', ');
+      process.send!({ type: 'probe', probe: `root query in txid ${root}; fields in ${fields}` });
+    } else if (message.cmd === 'reset') {
       requests = 0;
       promises = 0;
       cpu = process.cpuUsage();
@@ -213,11 +293,21 @@ async function serve(variant: Variant, port: number, url: string): Promise<void>
   process.send!({ type: 'ready' });
 }
 
+/** What the bench asks of a server over IPC. */
+type Command = 'probe' | 'reset' | 'stats' | 'stop';
+
+/** A server's answer: its stats, or (to 'probe') the transactions of its first operation. */
+interface Answer {
+  type: string;
+  stats?: Stats;
+  probe?: string;
+}
+
 /** A variant's server: this file forked, driven over IPC. */
 interface Server {
   variant: Variant;
   port: number;
-  command(cmd: 'reset' | 'stats' | 'stop'): Promise<Stats | undefined>;
+  command(cmd: Command): Promise<Answer | undefined>;
 }
 
 /** Forks this file as the server of `variant` and resolves once it listens. */
@@ -228,12 +318,12 @@ async function start(variant: Variant, port: number, url: string): Promise<Serve
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const next = (type: string) =>
-    new Promise<Stats | undefined>((resolve, reject) => {
-      const onMessage = (message: { type: string; stats?: Stats }) => {
+    new Promise<Answer>((resolve, reject) => {
+      const onMessage = (message: Answer) => {
         if (message.type !== type) return;
         child.off('message', onMessage);
         child.off('exit', onExit);
-        resolve(message.stats);
+        resolve(message);
       };
       const onExit = (code: number | null) => reject(new Error(`${variant} exited (${code})`));
       child.on('message', onMessage);
@@ -273,7 +363,7 @@ async function measure(server: Server) {
   await server.command('reset');
   const result = await load(server.port, DURATION);
   await new Promise((resolve) => setTimeout(resolve, 300)); // requests in flight are counted
-  const stats = (await server.command('stats'))!;
+  const stats = (await server.command('stats'))!.stats!;
   return {
     rps: result.requests.average,
     cpu: stats.cpuMicros / stats.requests,
@@ -321,6 +411,7 @@ async function main(): Promise<void> {
       });
       const body = (await answer.json()) as { errors?: unknown };
       if (body.errors) throw new Error(`${server.variant}: ${JSON.stringify(body.errors)}`);
+      console.log(`${server.variant}: ${(await server.command('probe'))!.probe}`);
       await load(server.port, WARMUP); // warm-up: JIT, pools, the database caches
     }
     const cells = new Map<Variant, Array<Awaited<ReturnType<typeof measure>>>>();
