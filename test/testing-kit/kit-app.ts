@@ -13,9 +13,11 @@ import {
 import { Example } from '../support/example.entity.js';
 
 /** What callbacks saw, for the kit's tests. */
-export const seen: { afterCommitRows: number[]; callbackErrors: string[] } = {
+export const seen: { afterCommitRows: number[]; callbackErrors: string[]; slowWrote: number } = {
   afterCommitRows: [],
   callbackErrors: [],
+  /** How many `/kit/slow` requests wrote their row (a test waits for its request to be in). */
+  slowWrote: 0,
 };
 
 @Injectable()
@@ -142,6 +144,7 @@ export class KitController {
   @Get('slow')
   async slow() {
     await this.context.session().insert(Example, { text: 'slow' });
+    seen.slowWrote++;
     await new Promise((resolve) => setTimeout(resolve, 300));
     return 'ok';
   }

@@ -7,7 +7,7 @@ import { DataSource } from 'typeorm';
 import { SessionContext, SessionFactory, TypeOrmContextModule } from '../../src/index.js';
 import { TestTransaction } from '../../src/testing/index.js';
 import { freePort } from '../global-setup.js';
-import { typeormOptions, wrap, type TestApp } from '../support/create-app.js';
+import { eventually, typeormOptions, wrap, type TestApp } from '../support/create-app.js';
 import { engines } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
 import { KitModule, KitService, seen } from './kit-app.js';
@@ -172,6 +172,7 @@ describe.each(engines)('TestTransaction ($name)', (engine) => {
       name: 'TestTransactionError',
       message: expect.stringMatching(/already running/),
     });
+    const wrote = seen.slowWrote;
     const slow = t
       .http()
       .get('/kit/slow')
@@ -179,7 +180,7 @@ describe.each(engines)('TestTransaction ($name)', (engine) => {
         (response) => response.status,
         () => 0,
       );
-    await new Promise((resolve) => setTimeout(resolve, 50)); // the request holds the connection
+    await eventually(() => seen.slowWrote > wrote); // the request holds the connection
     await expect(tx.rollback()).resolves.toBeUndefined(); // waits for the request to end (300 ms)
     expect(await slow).toBe(200);
     await expect(tx.rollback()).rejects.toMatchObject({
@@ -191,6 +192,7 @@ describe.each(engines)('TestTransaction ($name)', (engine) => {
 
   it('rollback() gives up on work that outlives settleTimeout, rolls it back and says so', async () => {
     tx = await TestTransaction.start(app, { settleTimeout: 50 });
+    const wrote = seen.slowWrote;
     const slow = t
       .http()
       .get('/kit/slow')
@@ -198,7 +200,8 @@ describe.each(engines)('TestTransaction ($name)', (engine) => {
         (response) => response.status,
         () => 0,
       );
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // Once the request is in (under load it can take longer than any fixed wait).
+    await eventually(() => seen.slowWrote > wrote);
     await expect(tx.rollback()).rejects.toMatchObject({
       name: 'TestTransactionError',
       message: expect.stringMatching(/still running/),
