@@ -18,6 +18,13 @@ const excluded = [
       "a transaction pooler that backend is not the client's connection, which stays up and gets " +
       'another server connection, so there is no lost connection to observe',
   },
+  {
+    path: 'test/testing-kit/kit-dead-connection.e2e-spec.ts',
+    reason:
+      "terminates the server backend behind the pool's idle client connection: through a " +
+      'transaction pooler the client connection is not that backend and stays up, so there is no ' +
+      'dead pooled connection for TestTransaction.start() to meet',
+  },
 ];
 
 export default {
