@@ -209,4 +209,24 @@ describe.each(engines)('defaultTransactionOptions ($name)', (engine: Engine) => 
     });
     expect(joined.inner).toBe(joined.unitLevel);
   });
+
+  it("a second app in the process keeps its own defaults (none), even called inside this app's unit", async () => {
+    const other = await createTestApp(engine);
+    try {
+      const otherFactory = other.app.get(SessionFactory);
+      const levels = await within(
+        HANG_MS,
+        'two apps reading isolation levels',
+        factory.runInNewContext(async () => ({
+          mine: await factory.atomic(async (manager) => isolationOf(engine, manager)),
+          other: await otherFactory.atomic(async (manager) => isolationOf(engine, manager)),
+        })),
+      );
+      expect(levels.mine).toBe('SERIALIZABLE');
+      expect(levels.other).not.toBe('SERIALIZABLE');
+      await other.expectClean();
+    } finally {
+      await closeApp(other, engine);
+    }
+  });
 });
