@@ -5,7 +5,7 @@ import { messages } from '../errors/messages.js';
 import type { ConnectionWaits } from './connection-wait.js';
 import type { PooledConnection } from './pooled-connection.js';
 import type { SessionFrame } from './session-frames.js';
-import { completable, loseStream } from './session-streams.js';
+import { losable } from './session-streams.js';
 import { isConnectionLost, poolSize } from './transaction-dialect.js';
 
 /**
@@ -92,14 +92,10 @@ function bounded(
   runner.stream = async function (this: QueryRunner, ...args: Parameters<QueryRunner['stream']>) {
     const opened = await stream.apply(this, args);
     // Ended by the library when the connection is lost: pg-query-stream would wait forever.
-    const finish = completable(opened);
+    const lose = losable(opened);
     if (held) {
       held.onError = (error) =>
-        loseStream(
-          opened,
-          finish,
-          new ConnectionLostError(messages.notSupportedConnectionLost(name), { cause: error }),
-        );
+        lose(new ConnectionLostError(messages.notSupportedConnectionLost(name), { cause: error }));
     }
     return opened;
   } as QueryRunner['stream'];

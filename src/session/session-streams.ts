@@ -43,9 +43,7 @@ export function bindCallbacks(args: StreamArgs, scope: AsyncResource): StreamArg
  */
 export class SessionStreams {
   /** Made at the first stream: most sessions never open one. */
-  private open?: Map<Readable, Lane>;
-  /** Per open stream, what completes its destruction without the driver (see `lose`). */
-  private finishers?: WeakMap<Readable, (error: Error) => void>;
+  private open?: Map<Readable, OpenStream>;
 
   /** How many streams are open. */
   get size(): number {
@@ -60,8 +58,7 @@ export class SessionStreams {
   /** Keeps `stream` as open on `lane`; resolves when it has closed (ended, failed or destroyed). */
   hold(stream: Readable, lane: Lane): Promise<void> {
     const open = (this.open ??= new Map());
-    open.set(stream, lane);
-    (this.finishers ??= new WeakMap()).set(stream, completable(stream));
+    open.set(stream, { lane, lose: losable(stream) });
     return new Promise<void>((resolve) =>
       finished(stream, () => {
         open.delete(stream);
@@ -70,30 +67,34 @@ export class SessionStreams {
     );
   }
 
-  /**
-   * Destroys the open streams with `error` (their connection is gone) and completes their
-   * destruction at once: pg-query-stream closes its cursor on the server first and waits for an
-   * answer a dead connection never gives, so without this no `error` or `close` ever comes.
-   */
+  /** Ends the open streams with `error`: their connection is gone (see `losable`). */
   lose(error: Error): void {
     if (this.open === undefined) return;
-    for (const stream of this.open.keys()) loseStream(stream, this.finishers!.get(stream)!, error);
+    for (const { lose } of this.open.values()) lose(error);
   }
 
   /** Destroys with `error` the open streams (those whose lane `which` picks). */
   destroy(error: () => Error, which: (lane: Lane) => boolean = () => true): void {
     if (this.open === undefined) return;
-    for (const [stream, lane] of this.open) if (which(lane)) stream.destroy(error());
+    for (const [stream, { lane }] of this.open) if (which(lane)) stream.destroy(error());
   }
+}
+
+/** An open stream of a session: the lane it holds, and how to end it when its connection is lost. */
+interface OpenStream {
+  lane: Lane;
+  lose: (error: Error) => void;
 }
 
 type Destroy = (error: Error | null, callback: (error?: Error | null) => void) => void;
 
 /**
- * Wraps `stream`'s `_destroy` so that its end can be completed from outside; returns what does it
- * (with `error`, unless the driver's own destruction completed first).
+ * Returns what ends `stream` with `error` when its connection is gone: it destroys the stream and
+ * completes the destruction at once. pg-query-stream closes its cursor on the server first and
+ * waits for an answer a dead connection never gives, so otherwise no `error` or `close` ever
+ * comes. (Wraps the stream's `_destroy`; the driver's own completion, if it comes first, wins.)
  */
-export function completable(stream: Readable): (error: Error) => void {
+export function losable(stream: Readable): (error: Error) => void {
   const internals = stream as unknown as { _destroy: Destroy };
   const original = internals._destroy;
   let complete: ((error?: Error | null) => void) | undefined;
@@ -106,11 +107,8 @@ export function completable(stream: Readable): (error: Error) => void {
     };
     original.call(this, error, complete);
   };
-  return (error) => complete?.(error);
-}
-
-/** Destroys `stream` with `error` and completes it with `finish` (see `completable`). */
-export function loseStream(stream: Readable, finish: (error: Error) => void, error: Error): void {
-  stream.destroy(error);
-  finish(error);
+  return (error) => {
+    stream.destroy(error);
+    complete?.(error);
+  };
 }
