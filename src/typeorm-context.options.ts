@@ -30,6 +30,7 @@ export type ResolvedModuleOptions = Required<
     | 'guardPool'
     | 'replicaDown'
     | 'outsideUnit'
+    | 'plainTypeorm'
   >
 > &
   Pick<
@@ -96,6 +97,7 @@ export function resolveModuleOptions(
     guardPool = false,
     replicaDown = 'primary',
     outsideUnit = 'warn',
+    plainTypeorm = 'warn',
   } = options;
   const listOk =
     Array.isArray(dataSources) &&
@@ -149,6 +151,12 @@ export function resolveModuleOptions(
     outsideUnit,
     "'autocommit', 'warn' or 'throw'",
   );
+  check(
+    plainTypeorm === 'warn' || plainTypeorm === 'join' || plainTypeorm === 'off',
+    'plainTypeorm',
+    plainTypeorm,
+    "'warn', 'join' or 'off'",
+  );
   return {
     defaultTransactionOptions: defaults === undefined ? undefined : { ...defaults },
     graphql: resolveGraphqlOptions(options.graphql),
@@ -161,6 +169,7 @@ export function resolveModuleOptions(
     guardPool,
     replicaDown,
     outsideUnit,
+    plainTypeorm,
     readReplicas: options.readReplicas,
     onSessionStart: options.onSessionStart,
     beforeCommit: options.beforeCommit,
@@ -199,6 +208,7 @@ const MODULE_KEYS = [
   'replicaDown',
   'defaultTransactionOptions',
   'outsideUnit',
+  'plainTypeorm',
   'graphql',
   'isGlobal',
 ] as const;

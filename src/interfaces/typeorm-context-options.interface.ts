@@ -84,6 +84,17 @@ export interface TypeOrmContextModuleOptions {
    */
   outsideUnit?: 'autocommit' | 'warn' | 'throw';
   /**
+   * What plain TypeORM code does inside a unit of work: a repository from
+   * `TypeOrmModule.forFeature()`, the data source's `manager`, `getRepository()`, `query()`,
+   * `createQueryBuilder()` and `transaction()`. `'warn'` lets it run as plain TypeORM (on its own
+   * connection, each statement committed on its own, outside the unit's transaction) and logs a
+   * warning naming the call site, once per call site; `'join'` runs it in the unit's session (its
+   * transaction and connection; `transaction()` is a savepoint in it), as this library's own
+   * repositories do; `'off'` leaves it plain, silently. Outside any unit of work, and in a
+   * `NOT_SUPPORTED` block, plain TypeORM is always left alone. Default: `'warn'`.
+   */
+  plainTypeorm?: 'warn' | 'join' | 'off';
+  /**
    * One unit of work per GraphQL operation (`@nestjs/apollo` and `@nestjs/mercurius` over HTTP):
    * its root and field resolvers and DataLoader batches share it, and it ends when the response is
    * ready, committed when the result has no errors and rolled back when it has any (see
