@@ -14,6 +14,7 @@ import type { ContextFrame } from './context-frame.js';
 import { contextStorage } from './context-storage.js';
 import { recordInstances } from './instance-runtime.js';
 import { OutsideUnitManagers } from './outside-unit.js';
+import { PlainTypeorm, type PlainTypeormRoutes } from './plain-typeorm.js';
 import { logger, reportError } from '../logger.js';
 import { ConnectionWaits } from '../session/connection-wait.js';
 import { guardPool } from '../session/pool-guard.js';
@@ -29,7 +30,9 @@ import { assertSupportedDriver, type BeginOptions } from '../session/transaction
  * session. `@Transactional()` reaches it without DI through the instance it runs on (recorded at
  * startup, see `instance-runtime.ts`) or the context it runs in: one per app, never a global.
  */
-export class SessionRuntime implements OnModuleInit, OnApplicationBootstrap, OnApplicationShutdown {
+export class SessionRuntime
+  implements OnModuleInit, OnApplicationBootstrap, OnApplicationShutdown, PlainTypeormRoutes
+{
   private readonly dataSources = new Map<string, DataSource>();
   private initialized = false;
   private closed = false;
@@ -41,6 +44,8 @@ export class SessionRuntime implements OnModuleInit, OnApplicationBootstrap, OnA
   readonly transactions = new TransactionRunner(this);
   /** What repositories and `@InjectSession()` resolve to outside any unit of work. */
   private readonly outside: OutsideUnitManagers;
+  /** Routes plain TypeORM code inside a unit of work (`plainTypeorm`). */
+  private readonly plain: PlainTypeorm;
 
   constructor(
     /** The module options, defaults applied. */
@@ -61,6 +66,7 @@ export class SessionRuntime implements OnModuleInit, OnApplicationBootstrap, OnA
       lender: (name, born) => this.lenders.lender(name, born),
     };
     this.outside = new OutsideUnitManagers(options.outsideUnit);
+    this.plain = new PlainTypeorm(options.plainTypeorm, this);
   }
 
   /**
@@ -83,6 +89,7 @@ export class SessionRuntime implements OnModuleInit, OnApplicationBootstrap, OnA
           logger.warn(`A connection of ${pool}data source '${name}' failed: ${error.message}`);
         });
       }
+      this.plain.install(name, dataSource);
       this.dataSources.set(name, dataSource);
     }
     const replicas = replicaPoolsOf(this.dataSources, this.options, this.hooks.waits);
@@ -175,6 +182,22 @@ export class SessionRuntime implements OnModuleInit, OnApplicationBootstrap, OnA
   /** The current frame, if it (or one it was opened in) belongs to this app: see `ContextFrame.ownedBy()`. */
   frame(): ContextFrame | undefined {
     return contextStorage.getStore()?.ownedBy(this);
+  }
+
+  /** See `PlainTypeormRoutes.joinedSession()`. */
+  joinedSession(name: string): LazySession | undefined {
+    if (this.closed || this.frame() === undefined) return undefined;
+    const found = this.lookup(name);
+    return found instanceof LazySession ? found : undefined;
+  }
+
+  /** See `PlainTypeormRoutes.insideUnit()`. */
+  insideUnit(name: string): boolean {
+    const frame = this.frame();
+    if (frame === undefined) return false;
+    const override = frame.find(name);
+    if (override !== undefined) return override instanceof LazySession;
+    return frame.unit !== undefined && !frame.unit.ended;
   }
 
   private lookup(name: string): LazySession | EntityManager | undefined {

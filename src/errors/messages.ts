@@ -17,6 +17,16 @@ export const messages = {
     "'throw': nothing was sent. Make the work one unit: @Transactional() on the method, or " +
     'sessionFactory.runInNewContext() around it (Propagation.NOT_SUPPORTED where autocommit is ' +
     "meant); or set outsideUnit: 'warn' or 'autocommit' in TypeOrmContextModule.forRoot().",
+  plainTypeormWarning: (dataSource: string, method: string, site: string) =>
+    `Plain TypeORM code of data source '${dataSource}' (${method}() of a repository from ` +
+    `TypeOrmModule.forFeature(), of the DataSource or its manager) ran inside a unit of work, at ` +
+    `${site}: it runs on a connection of its own and commits on its own, outside the unit's ` +
+    "transaction, so a rollback of the unit does not undo it. Use the unit's session: " +
+    'TypeOrmContextModule.forFeature([...]) instead of TypeOrmModule.forFeature([...]) for ' +
+    '@InjectRepository(), @InjectSession() or sessionContext.session() instead of the ' +
+    "DataSource's manager; or set plainTypeorm: 'join' in TypeOrmContextModule.forRoot() to " +
+    "make plain TypeORM code join the unit ('off' keeps it plain, silently). Logged once per " +
+    'call site.',
   contextEnded: (dataSource: string) =>
     `The session context has ended: a session of data source '${dataSource}' was used after its ` +
     'request, job or runInNewContext() finished (a stream, a timer or a promise nobody awaited). ' +
