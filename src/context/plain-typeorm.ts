@@ -63,12 +63,22 @@ export class PlainTypeorm {
   /** Routes the plain TypeORM calls of `dataSource` (called `name`), unless the mode is `'off'`. */
   install(name: string, dataSource: DataSource): void {
     if (this.mode === 'off') return;
-    const manager = dataSource.manager;
-    for (const method of managerMethods(manager)) {
-      this.route(manager, method, name, (session, args) =>
-        (session.manager[method as keyof EntityManager] as Method).apply(session.manager, args),
-      );
-    }
+    this.routeManager(name, dataSource.manager);
+    // A manager made later without a runner of its own is as plain as the data source's. Made
+    // on an object on top of the data source (this library's own managers outside a unit), it
+    // is left as it is.
+    const create = dataSource.createEntityManager;
+    const made = (self: unknown, runner: unknown, manager: EntityManager) => {
+      if (self === dataSource && runner === undefined) this.routeManager(name, manager);
+      return manager;
+    };
+    Object.defineProperty(dataSource, 'createEntityManager', {
+      value: function (this: DataSource, runner?: QueryRunner): EntityManager {
+        return made(this, runner, create.call(this, runner));
+      },
+      configurable: true,
+      writable: true,
+    });
     // Their own query runner (a session's manager passes its own): TypeORM's call as it is.
     this.route(
       dataSource,
@@ -85,6 +95,15 @@ export class PlainTypeorm {
         (session.manager.createQueryBuilder as Method).apply(session.manager, args),
       (args) => (args[1] === undefined ? isQueryRunner(args[0]) : args[2] !== undefined),
     );
+  }
+
+  /** Routes the methods of `manager` (of data source `name`) that may run SQL. */
+  private routeManager(name: string, manager: EntityManager): void {
+    for (const method of managerMethods(manager)) {
+      this.route(manager, method, name, (session, args) =>
+        (session.manager[method as keyof EntityManager] as Method).apply(session.manager, args),
+      );
+    }
   }
 
   /**

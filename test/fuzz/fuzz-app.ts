@@ -68,6 +68,8 @@ export async function createFuzzApp(engine: Engine, pool: number): Promise<FuzzA
       TypeOrmModule.forRoot({ ...engine.options, entities: [], poolSize: pool, logging: false }),
       TypeOrmContextModule.forRoot({
         acquireTimeout: 800,
+        // Plain TypeORM steps (the DataSource's own manager) join the unit like session() ones.
+        plainTypeorm: 'join',
         onSessionStart: () => {
           const store = unitStore.getStore();
           if (store?.failBegin) {

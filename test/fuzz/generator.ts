@@ -41,7 +41,10 @@ function bodyArb(
     depth > 0 ? bodyArb(depth - 1, 'block', kit, options) : fc.constant<Step[]>([{ t: 'insert' }]);
   const plain: Array<fc.Arbitrary<Step>> = [
     fc.constant<Step>({ t: 'insert' }),
+    // Plain TypeORM (the DataSource's manager), which the app joins to the unit (plainTypeorm).
+    fc.constant<Step>({ t: 'insert', plain: true }),
     fc.integer({ min: 2, max: 3 }).map((n): Step => ({ t: 'parallel', n })),
+    fc.integer({ min: 2, max: 3 }).map((n): Step => ({ t: 'parallel', n, plain: true })),
     fc.record({ t: fc.constant('nested' as const), via, body: inner }),
     fc
       .array(inner, { minLength: 2, maxLength: 2 })
@@ -76,7 +79,13 @@ function bodyArb(
     plain.push(fc.integer({ min: 1, max: 3 }).map((n): Step => ({ t: 'stream', n })));
   if (where === 'top') {
     plain.push(fc.constantFrom<Step>({ t: 'commit' }, { t: 'rollback' }));
-    plain.push(fc.constantFrom<Step>({ t: 'late', how: 'session' }, { t: 'late', how: 'manager' }));
+    plain.push(
+      fc.constantFrom<Step>(
+        { t: 'late', how: 'session' },
+        { t: 'late', how: 'manager' },
+        { t: 'late', how: 'plain' },
+      ),
+    );
   }
   const ending: Array<fc.Arbitrary<Step[]>> = [
     fc.constant([]),

@@ -4,6 +4,7 @@
  * and the connection the server saw it in.
  */
 import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { DataSource, EntityManager } from 'typeorm';
 import {
@@ -181,6 +182,7 @@ export class Interpreter {
     private readonly context: SessionContext,
     private readonly factory: SessionFactory,
     private readonly blocks: Blocks,
+    @InjectDataSource() private readonly dataSource: DataSource,
   ) {}
 
   /** Runs a body's steps on the current session; a throwing step rejects. */
@@ -190,6 +192,11 @@ export class Interpreter {
 
   private session = () => this.context.session();
 
+  /** The current session's manager, or (`plain`) the DataSource's own manager: plain TypeORM. */
+  private on(plain: boolean | undefined): EntityManager {
+    return plain ? this.dataSource.manager : this.session();
+  }
+
   private async step(unit: number, here: number[], step: Step): Promise<void> {
     const key = scopeKey(unit, here);
     const run =
@@ -198,11 +205,11 @@ export class Interpreter {
         this.body(unit, at, body);
     switch (step.t) {
       case 'insert':
-        return void (await insert(this.engine, this.session(), tagOf(unit, here)));
+        return void (await insert(this.engine, this.on(step.plain), tagOf(unit, here)));
       case 'parallel':
         await Promise.all(
           Array.from({ length: step.n }, (_, k) =>
-            insert(this.engine, this.session(), tagOf(unit, here, k)),
+            insert(this.engine, this.on(step.plain), tagOf(unit, here, k)),
           ),
         );
         return;
@@ -295,7 +302,7 @@ export class Interpreter {
         const work = async () => {
           await this.recorder.endOf(unit);
           try {
-            await insert(this.engine, kept ?? this.session(), tag);
+            await insert(this.engine, kept ?? this.on(step.how === 'plain'), tag);
             this.recorder.late.set(tag, 'ok');
           } catch (error) {
             this.recorder.late.set(tag, error instanceof Error ? error.name : String(error));

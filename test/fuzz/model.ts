@@ -10,10 +10,13 @@
 
 /** One statement or block of a unit's body. Throwing steps (`throw`, `bad`) end their body. */
 export type Step =
-  /** One INSERT on the current session. */
-  | { t: 'insert' }
-  /** `Promise.all` of `n` INSERTs on the current session. */
-  | { t: 'parallel'; n: number }
+  /**
+   * One INSERT on the current session; `plain`: through the DataSource's own manager (plain
+   * TypeORM), which the app's `plainTypeorm: 'join'` runs on the current session all the same.
+   */
+  | { t: 'insert'; plain?: true }
+  /** `Promise.all` of `n` INSERTs on the current session (`plain`: as for `insert`). */
+  | { t: 'parallel'; n: number; plain?: true }
   /** A NESTED block (savepoint); its error, if any, is caught. */
   | { t: 'nested'; via: Via; body: Step[] }
   /** `Promise.all` of NESTED blocks on the current session, each caught. */
@@ -36,8 +39,11 @@ export type Step =
   | { t: 'rollback' }
   /** A query-builder stream of `n` rows whose 'data' events each write a row on the session. */
   | { t: 'stream'; n: number }
-  /** Work that outlives its context: after the unit ended it writes through `session()` or a kept manager. */
-  | { t: 'late'; how: 'session' | 'manager' }
+  /**
+   * Work that outlives its context: after the unit ended it writes through `session()`, a kept
+   * manager, or the DataSource's own manager (plain TypeORM, joined: it must fail the same way).
+   */
+  | { t: 'late'; how: 'session' | 'manager' | 'plain' }
   /** A row that makes `beforeCommit` throw, or (PostgreSQL) a row whose deferred constraint fails at COMMIT. */
   | { t: 'arm'; hook: 'beforeCommit' | 'deferred' }
   /** Throws the user's own error. */

@@ -150,6 +150,19 @@ describe.each(engines)("plainTypeorm: 'join' ($name)", (engine) => {
       expect(await t.texts()).toEqual(['factory', 'requires_new']);
     });
 
+    it('joins a manager made with createEntityManager(), and rolls its writes back with the unit', async () => {
+      await expect(
+        t.factory.runInNewContext(async () => {
+          const made = t.dataSource.createEntityManager();
+          await made.save(Example, { text: 'made' });
+          expect(await txid(engine, made)).toBe(await txid(engine, t.context.session()));
+          expect(await made.countBy(Example, { text: 'made' })).toBe(1);
+          throw new Error('unit fails');
+        }),
+      ).rejects.toThrow('unit fails');
+      expect(await t.rows()).toBe(0);
+    });
+
     it('runs ten plain saves at once in the one transaction', async () => {
       const ids = await t.factory.runInNewContext(async () => {
         await Promise.all(Array.from({ length: 10 }, (_, i) => t.service.add(`p${i}`)));
