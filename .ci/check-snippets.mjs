@@ -1,7 +1,9 @@
 // Type-checks every ```ts block of README.md and docs/*.md as a user would write it, so a snippet
 // cannot rot: each block is its own module, compiled against the BUILT package (dist/*.d.ts, run
-// `npm run build` first) and this repository's node_modules, twice: as a CommonJS app
-// (module commonjs, moduleResolution node10) and as an ESM app (module/moduleResolution nodenext).
+// `npm run build` first) and this repository's node_modules, three times: as a CommonJS app
+// (module commonjs, moduleResolution node10: dist/cjs/*.d.ts through `types`/`typesVersions`), as
+// an ESM app (module/moduleResolution nodenext: dist/*.d.ts through the `import` condition) and as
+// the Nest 11 CLI's CommonJS app (nodenext without "type": dist/cjs/ through `require`).
 // A block whose first line is `// partial: <why>` is a deliberate fragment and is skipped.
 // Errors read `docs/x.md:42 (block 3) TS2304: ... [commonjs, nodenext]`: the markdown line of the
 // error, the block's rank among the file's ts blocks, and the modes it fails in.
@@ -31,7 +33,12 @@ function fail(message) {
   process.exit(2);
 }
 
-for (const file of ['dist/index.d.ts', 'dist/testing/index.d.ts']) {
+for (const file of [
+  'dist/index.d.ts',
+  'dist/testing/index.d.ts',
+  'dist/cjs/index.d.ts',
+  'dist/cjs/testing/index.d.ts',
+]) {
   if (!existsSync(join(repo, file))) {
     fail(
       `${file} is missing: the snippets compile against the built package; run \`npm run build\` first.`,
@@ -143,12 +150,15 @@ const modes = {
       moduleResolution: 'node10',
       // node10 is deprecated (not yet removed) in TypeScript 6, where CommonJS apps still use it.
       ...(ts.versionMajorMinor.startsWith('6.') ? { ignoreDeprecations: '6.0' } : {}),
-      // node10 does not read `exports`: point the subpath at its types, as such an app must.
-      paths: { 'nestjs-typeorm-context/testing': [join(repo, 'dist/testing/index.d.ts')] },
     },
   },
   nodenext: {
     type: 'module',
+    compilerOptions: { ...common, module: 'nodenext', moduleResolution: 'nodenext' },
+  },
+  // The Nest 11 CLI's app: CommonJS (no "type") with module nodenext, so the `require` condition.
+  'nodenext-cjs': {
+    type: 'commonjs',
     compilerOptions: { ...common, module: 'nodenext', moduleResolution: 'nodenext' },
   },
 };
@@ -208,7 +218,7 @@ for (const { key, modes: inModes } of errors.values()) {
 }
 const seconds = ((performance.now() - started) / 1000).toFixed(1);
 const summary =
-  `${snippets.length} ts blocks checked as CommonJS and as ESM (nodenext), ` +
+  `${snippets.length} ts blocks checked as CommonJS (node10 and nodenext) and as ESM (nodenext), ` +
   `${partial} marked partial skipped, in ${seconds} s`;
 if (errors.size > 0 || problems.length > 0) {
   console.error(`check-snippets: ${errors.size + problems.length} error(s); ${summary}.`);

