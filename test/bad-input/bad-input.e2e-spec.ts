@@ -67,6 +67,8 @@ describe('bad input gets a clear error and loses nothing', () => {
     [{ defaultTransactionOptions: { timeout: -5 } }, /timeout/],
     [{ defaultTransactionOptions: { isolationLevel: 'SNAPSHOT' } }, /isolationLevel/],
     [{ defaultTransactionOptions: 'SERIALIZABLE' }, /defaultTransactionOptions/],
+    [{ plainTypeorm: 'yes' }, /plainTypeorm.*'warn', 'join' or 'off'/s],
+    [{ plainTypeorm: true }, /plainTypeorm/],
   ])('module option %j is refused at startup', async (options, message) => {
     const failure = start(options);
     await expect(failure).rejects.toBeInstanceOf(InvalidOptionError);
