@@ -97,7 +97,15 @@ describe('one class for TypeScript too, whichever module system loads the packag
     assert.equal(tsc(['--module', 'nodenext', ...common], ['alone.ts']), '');
     assert.equal(
       tsc(
-        ['--module', 'commonjs', '--moduleResolution', 'node10', '--ignoreDeprecations', '6.0', ...common],
+        [
+          '--module',
+          'commonjs',
+          '--moduleResolution',
+          'node10',
+          '--ignoreDeprecations',
+          '6.0',
+          ...common,
+        ],
         ['alone.ts'],
       ),
       '',
@@ -133,7 +141,10 @@ describe('one class for TypeScript too, whichever module system loads the packag
   });
 
   it('a CommonJS app (nodenext) passes its SessionContext and TestTransaction to an ESM library built on the package', () => {
-    const output = tsc(['--module', 'nodenext', '--target', 'es2022', '--types', 'node'], ['app.ts']);
+    const output = tsc(
+      ['--module', 'nodenext', '--target', 'es2022', '--types', 'node'],
+      ['app.ts'],
+    );
     assert.equal(output, '', output);
   });
 });

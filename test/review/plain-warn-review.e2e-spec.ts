@@ -30,49 +30,52 @@ const plainWarnings = (spy: { mock: { calls: unknown[][] } }) =>
  * Review of the default `plainTypeorm: 'warn'` with this module's own forFeature() repositories:
  * TypeORM's `EntityManager.preload()` loads through `this.dataSource.manager`, the plain manager.
  */
-describe.each(engines)("plainTypeorm default ('warn'), forFeature() repositories ($name)", (engine: Engine) => {
-  let t: TestApp | undefined;
-  let own: OwnService;
-  let factory: SessionFactory;
+describe.each(engines)(
+  "plainTypeorm default ('warn'), forFeature() repositories ($name)",
+  (engine: Engine) => {
+    let t: TestApp | undefined;
+    let own: OwnService;
+    let factory: SessionFactory;
 
-  beforeAll(async () => {
-    t = await createTestApp(engine, {
-      imports: [TypeOrmContextModule.forFeature([Example])],
-      providers: [OwnService],
-    });
-    own = t.app.get(OwnService);
-    factory = t.app.get(SessionFactory);
-  });
-
-  beforeEach(async () => {
-    await t!.dataSource.query('DELETE FROM example');
-  });
-
-  afterAll(() => closeApp(t, engine));
-
-  it("a forFeature() repository's preload() sees the row its unit wrote before (it is this module's repository, not plain code)", async () => {
-    const preloaded = await factory.runInNewContext(async () => {
-      const saved = await own.examples.save({ text: 'written' });
-      return own.examples.preload({ id: saved.id, text: 'changed' });
-    });
-    expect(preloaded).toEqual(expect.objectContaining({ text: 'changed' }));
-    await t!.expectClean();
-  });
-
-  it("a forFeature() repository's preload() inside a unit logs no plain-TypeORM warning", async () => {
-    const warn = jest.spyOn(logger, 'warn');
-    try {
-      await factory.runInNewContext(async () => {
-        const saved = await own.examples.save({ text: 'written' });
-        await own.examples.preload({ id: saved.id, text: 'changed' });
+    beforeAll(async () => {
+      t = await createTestApp(engine, {
+        imports: [TypeOrmContextModule.forFeature([Example])],
+        providers: [OwnService],
       });
-      expect(plainWarnings(warn)).toEqual([]);
-    } finally {
-      warn.mockRestore();
-    }
-    await t!.expectClean();
-  });
-});
+      own = t.app.get(OwnService);
+      factory = t.app.get(SessionFactory);
+    });
+
+    beforeEach(async () => {
+      await t!.dataSource.query('DELETE FROM example');
+    });
+
+    afterAll(() => closeApp(t, engine));
+
+    it("a forFeature() repository's preload() sees the row its unit wrote before (it is this module's repository, not plain code)", async () => {
+      const preloaded = await factory.runInNewContext(async () => {
+        const saved = await own.examples.save({ text: 'written' });
+        return own.examples.preload({ id: saved.id, text: 'changed' });
+      });
+      expect(preloaded).toEqual(expect.objectContaining({ text: 'changed' }));
+      await t!.expectClean();
+    });
+
+    it("a forFeature() repository's preload() inside a unit logs no plain-TypeORM warning", async () => {
+      const warn = jest.spyOn(logger, 'warn');
+      try {
+        await factory.runInNewContext(async () => {
+          const saved = await own.examples.save({ text: 'written' });
+          await own.examples.preload({ id: saved.id, text: 'changed' });
+        });
+        expect(plainWarnings(warn)).toEqual([]);
+      } finally {
+        warn.mockRestore();
+      }
+      await t!.expectClean();
+    });
+  },
+);
 
 /** A typeorm-transactional-style service: plain repository, plain data source. */
 @Injectable()
@@ -125,42 +128,45 @@ async function within(promise: Promise<unknown>, ms: number): Promise<unknown> {
  * repositories there wait at most `acquireTimeout` and fail with ConnectionAcquireTimeoutError
  * (docs: "same outcomes as forFeature()"); plain TypeORM code there is "plain autocommit".
  */
-describe.each(engines)("plainTypeorm: 'join', NOT_SUPPORTED with the pool full ($name)", (engine: Engine) => {
-  let t: TestApp | undefined;
-  let blocks: BlocksService;
-  let factory: SessionFactory;
+describe.each(engines)(
+  "plainTypeorm: 'join', NOT_SUPPORTED with the pool full ($name)",
+  (engine: Engine) => {
+    let t: TestApp | undefined;
+    let blocks: BlocksService;
+    let factory: SessionFactory;
 
-  beforeAll(async () => {
-    t = await createTestApp(engine, {
-      imports: [TypeOrmModule.forFeature([Example])],
-      providers: [PlainService, BlocksService],
-      context: { plainTypeorm: 'join', acquireTimeout: 300 },
-      poolSize: 1,
+    beforeAll(async () => {
+      t = await createTestApp(engine, {
+        imports: [TypeOrmModule.forFeature([Example])],
+        providers: [PlainService, BlocksService],
+        context: { plainTypeorm: 'join', acquireTimeout: 300 },
+        poolSize: 1,
+      });
+      blocks = t.app.get(BlocksService);
+      factory = t.app.get(SessionFactory);
     });
-    blocks = t.app.get(BlocksService);
-    factory = t.app.get(SessionFactory);
-  });
 
-  afterAll(() => closeApp(t, engine));
+    afterAll(() => closeApp(t, engine));
 
-  it("(passes, kept) this module's manager in the block fails with ConnectionAcquireTimeoutError", async () => {
-    const outcome = await factory.runInNewContext(() =>
-      blocks.writeThenSuspend(() => within(blocks.session.count(Example), 3000)),
-    );
-    expect(outcome).toBeInstanceOf(ConnectionAcquireTimeoutError);
-    await t!.expectClean();
-  });
+    it("(passes, kept) this module's manager in the block fails with ConnectionAcquireTimeoutError", async () => {
+      const outcome = await factory.runInNewContext(() =>
+        blocks.writeThenSuspend(() => within(blocks.session.count(Example), 3000)),
+      );
+      expect(outcome).toBeInstanceOf(ConnectionAcquireTimeoutError);
+      await t!.expectClean();
+    });
 
-  it('plain repository code in the block waits at most acquireTimeout, as a forFeature() repository does, instead of forever', async () => {
-    let plainCall: Promise<unknown> | undefined;
-    const outcome = await factory.runInNewContext(() =>
-      blocks.writeThenSuspend(() => {
-        plainCall = t!.app.get(PlainService).examples.count();
-        return within(plainCall, 3000);
-      }),
-    );
-    // Let the plain call that may still wait get its connection before the app closes.
-    await plainCall?.catch(() => undefined);
-    expect(outcome).toBeInstanceOf(ConnectionAcquireTimeoutError);
-  });
-});
+    it('plain repository code in the block waits at most acquireTimeout, as a forFeature() repository does, instead of forever', async () => {
+      let plainCall: Promise<unknown> | undefined;
+      const outcome = await factory.runInNewContext(() =>
+        blocks.writeThenSuspend(() => {
+          plainCall = t!.app.get(PlainService).examples.count();
+          return within(plainCall, 3000);
+        }),
+      );
+      // Let the plain call that may still wait get its connection before the app closes.
+      await plainCall?.catch(() => undefined);
+      expect(outcome).toBeInstanceOf(ConnectionAcquireTimeoutError);
+    });
+  },
+);
