@@ -1,18 +1,20 @@
+import type { ModulesContainer } from '@nestjs/core';
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
 import { messages } from '../errors/messages.js';
 import { logger } from '../logger.js';
-import type { LazySession } from '../session/lazy-session.js';
 import type { ResolvedModuleOptions } from '../typeorm-context.options.js';
 import { callSite, captureStack } from './call-site.js';
 
 /** Where plain TypeORM code stands, as the app's runtime sees it from the current context. */
 export interface PlainTypeormRoutes {
   /**
-   * The session plain TypeORM code of data source `name` joins here: the current unit's (or a
-   * REQUIRES_NEW block's, a factory session's), created on first use; undefined outside any unit
-   * and in a NOT_SUPPORTED block. Throws once the unit has ended.
+   * The manager plain TypeORM code of data source `name` runs on here: the session's of the
+   * current unit (or of a REQUIRES_NEW block, a factory session), created on first use; with
+   * `blocks`, in a NOT_SUPPORTED block, the block's own auto-committing manager (bounded by
+   * `acquireTimeout`, as this library's repositories there). Undefined outside any unit (and in
+   * such a block without `blocks`). Throws once the unit has ended.
    */
-  joinedSession(name: string): LazySession | undefined;
+  joinedManager(name: string, blocks: boolean): EntityManager | undefined;
   /** Whether code here runs inside a live unit of work of `name` (never creates a session). */
   insideUnit(name: string): boolean;
 }
@@ -47,13 +49,16 @@ type Method = (this: unknown, ...args: unknown[]) => unknown;
  *   savepoint block, a query builder is bound to the session's connection);
  * - `'warn'`: logs a warning naming the call site, once per call site, then runs it as plain
  *   TypeORM.
- * Outside any unit, in a NOT_SUPPORTED block, and for calls that bring their own query runner
- * (every session's manager does), the method runs as TypeORM's own. `createQueryRunner()` is left
+ * In a NOT_SUPPORTED block, `'join'` runs a manager's call on the block's own bounded manager
+ * (as this library's repositories there). Outside any unit, and for calls that bring their own
+ * query runner (every session's manager does), the method runs as TypeORM's own. `createQueryRunner()` is left
  * alone: code that asks for a runner of its own gets its own connection, as with the factory.
  * One per app: the warned call sites are the app's.
  */
 export class PlainTypeorm {
   private readonly warned = new Set<string>();
+  /** The managers routed already. */
+  private readonly routed = new WeakSet<EntityManager>();
 
   constructor(
     private readonly mode: ResolvedModuleOptions['plainTypeorm'],
@@ -84,24 +89,46 @@ export class PlainTypeorm {
       dataSource,
       'query',
       name,
-      (session, args) => session.manager.query(...(args as [string, unknown[]?])),
+      (manager, args) => manager.query(...(args as [string, unknown[]?])),
       (args) => args[2] !== undefined,
     );
     this.route(
       dataSource,
       'createQueryBuilder',
       name,
-      (session, args) =>
-        (session.manager.createQueryBuilder as Method).apply(session.manager, args),
+      (manager, args) => (manager.createQueryBuilder as Method).apply(manager, args),
       (args) => (args[1] === undefined ? isQueryRunner(args[0]) : args[2] !== undefined),
     );
   }
 
+  /**
+   * Routes the managers the app's providers made of `dataSource` before it started (a provider
+   * `useFactory: (ds) => ds.createEntityManager()`), which `install()` came too late to see.
+   */
+  installProvided(name: string, dataSource: DataSource, modules: ModulesContainer): void {
+    if (this.mode === 'off') return;
+    for (const module of modules.values()) {
+      for (const { instance } of module.providers.values()) {
+        if (!isEntityManager(instance) || this.routed.has(instance)) continue;
+        const source = (instance as { dataSource?: DataSource }).dataSource ?? instance.connection;
+        if (source === dataSource && instance.queryRunner === undefined) {
+          this.routeManager(name, instance);
+        }
+      }
+    }
+  }
+
   /** Routes the methods of `manager` (of data source `name`) that may run SQL. */
   private routeManager(name: string, manager: EntityManager): void {
+    this.routed.add(manager);
     for (const method of managerMethods(manager)) {
-      this.route(manager, method, name, (session, args) =>
-        (session.manager[method as keyof EntityManager] as Method).apply(session.manager, args),
+      this.route(
+        manager,
+        method,
+        name,
+        (joined, args) => (joined[method as keyof EntityManager] as Method).apply(joined, args),
+        undefined,
+        true,
       );
     }
   }
@@ -114,23 +141,24 @@ export class PlainTypeorm {
     target: object,
     method: string,
     name: string,
-    joined: (session: LazySession, args: unknown[]) => unknown,
+    joined: (manager: EntityManager, args: unknown[]) => unknown,
     ownRunner: (args: unknown[]) => boolean = () => false,
+    blocks = false,
   ): void {
     const shadowed = (target as Record<string, Method>)[method]!;
     const { routes } = this;
     const call =
       this.mode === 'join'
         ? function (this: unknown, ...args: unknown[]): unknown {
-            let session: LazySession | undefined;
+            let manager: EntityManager | undefined;
             try {
-              session = ownRunner(args) ? undefined : routes.joinedSession(name);
+              manager = ownRunner(args) ? undefined : routes.joinedManager(name, blocks);
             } catch (error) {
               // The unit has ended: fail as the method would, a builder at once, a query later.
               if (method === 'createQueryBuilder') throw error;
               return Promise.reject(error as Error);
             }
-            return session === undefined ? shadowed.apply(this, args) : joined(session, args);
+            return manager === undefined ? shadowed.apply(this, args) : joined(manager, args);
           }
         : (() => {
             const warn = (args: unknown[]) => {
@@ -169,6 +197,15 @@ function managerMethods(manager: EntityManager): string[] {
     }
   }
   return [...names];
+}
+
+/** Whether `value` is a TypeORM EntityManager (of whichever copy of TypeORM). */
+function isEntityManager(value: unknown): value is EntityManager {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    (value as { '@instanceof'?: symbol })['@instanceof'] === Symbol.for('EntityManager')
+  );
 }
 
 /** Whether `value` is a QueryRunner (the first argument of `createQueryBuilder(queryRunner)`). */

@@ -90,6 +90,7 @@ export class SessionRuntime
         });
       }
       this.plain.install(name, dataSource);
+      this.plain.installProvided(name, dataSource, this.modules);
       this.dataSources.set(name, dataSource);
     }
     const replicas = replicaPoolsOf(this.dataSources, this.options, this.hooks.waits);
@@ -184,11 +185,12 @@ export class SessionRuntime
     return contextStorage.getStore()?.ownedBy(this);
   }
 
-  /** See `PlainTypeormRoutes.joinedSession()`. */
-  joinedSession(name: string): LazySession | undefined {
+  /** See `PlainTypeormRoutes.joinedManager()`. */
+  joinedManager(name: string, blocks: boolean): EntityManager | undefined {
     if (this.closed || this.frame() === undefined) return undefined;
     const found = this.lookup(name);
-    return found instanceof LazySession ? found : undefined;
+    if (found instanceof LazySession) return found.manager;
+    return blocks ? found : undefined;
   }
 
   /** See `PlainTypeormRoutes.insideUnit()`. */

@@ -27,6 +27,13 @@ export const messages = {
     "DataSource's manager; or set plainTypeorm: 'join' in TypeOrmContextModule.forRoot() to " +
     "make plain TypeORM code join the unit ('off' keeps it plain, silently). Logged once per " +
     'call site.',
+  savepointIsolationIgnored: (level: string, site: string) =>
+    `transaction('${level}', fn) at ${site} ran inside a unit of work's session, where it is a ` +
+    `savepoint of the session's transaction: the isolation level '${level}' does not apply ` +
+    '(a level shapes only a transaction that begins). For a transaction of its own at that level, ' +
+    'use sessionContext.atomic(fn, { propagation: Propagation.REQUIRES_NEW, isolationLevel }); for ' +
+    'the whole unit, @Transactional({ isolationLevel }) where it starts or defaultTransactionOptions. ' +
+    'Logged once per call site.',
   contextEnded: (dataSource: string) =>
     `The session context has ended: a session of data source '${dataSource}' was used after its ` +
     'request, job or runInNewContext() finished (a stream, a timer or a promise nobody awaited). ' +

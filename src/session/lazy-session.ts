@@ -74,7 +74,7 @@ export class LazySession {
       () => this.end.error(),
     );
     this.ends = new SessionCommits(this, this.wire, this.dueCallbacks);
-    installRunner(this, this.wire);
+    installRunner(this, this.wire, hooks.app);
   }
 
   /** The app (its runtime) whose session this is. */

@@ -1,4 +1,7 @@
-import type { EntityManager, QueryRunner } from 'typeorm';
+import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
+import { callSite, captureStack } from '../context/call-site.js';
+import { messages } from '../errors/messages.js';
+import { logger } from '../logger.js';
 import type { Block } from './block.js';
 import type { LazySession } from './lazy-session.js';
 import type { QueryArgs, StreamArgs } from './session-connection.js';
@@ -18,7 +21,7 @@ type TransactionCallback = (manager: EntityManager) => Promise<unknown>;
  * back the session's transaction. (Rollback-only marks and callbacks belong to the caller's
  * block there: only `manager.transaction()` and NESTED give a savepoint its own.)
  */
-export function installRunner(session: LazySession, wire: TransactionWire): void {
+export function installRunner(session: LazySession, wire: TransactionWire, app: object): void {
   const runner = wire.runner;
   const savepoints: Block[] = [];
   (runner as { isTransactionActive: boolean }).isTransactionActive = true;
@@ -49,8 +52,46 @@ export function installRunner(session: LazySession, wire: TransactionWire): void
   runner.manager.transaction = ((
     isolationOrCallback: string | TransactionCallback,
     callback?: TransactionCallback,
-  ) =>
-    session.nested(
-      typeof isolationOrCallback === 'function' ? isolationOrCallback : callback!,
-    )) as EntityManager['transaction'];
+  ) => {
+    if (typeof isolationOrCallback === 'function') return session.nested(isolationOrCallback);
+    warnIsolationIgnored(app, isolationOrCallback);
+    return session.nested(callback!);
+  }) as EntityManager['transaction'];
+  readThroughSession(runner.manager);
+}
+
+/**
+ * TypeORM's `preload()` reads through the data source's own manager (`dataSource.manager`), not
+ * the manager it is called on: a session's would read on another connection, outside its
+ * transaction (missing the rows the unit wrote). Here it runs with the session's manager as the
+ * data source's manager.
+ */
+function readThroughSession(manager: EntityManager): void {
+  // TypeORM 1.x names it `dataSource` (its `connection` getter is deprecated), 0.3 `connection`.
+  const own = (manager as { dataSource?: DataSource }).dataSource ?? manager.connection;
+  const source = Object.create(own, { manager: { value: manager } }) as DataSource;
+  const view = Object.create(manager, {
+    connection: { value: source },
+    dataSource: { value: source },
+  }) as EntityManager;
+  const preload = Object.getPrototypeOf(manager).preload as EntityManager['preload'];
+  manager.preload = ((...args: Parameters<EntityManager['preload']>) =>
+    preload.apply(view, args)) as EntityManager['preload'];
+}
+
+/** Per app, call sites already warned that `transaction(isolationLevel, fn)` ignores the level. */
+const warnedSites = new WeakMap<object, Set<string>>();
+
+/**
+ * `manager.transaction(isolationLevel, fn)` on a session (or plain TypeORM joined to one) is a
+ * savepoint block of the session's transaction: the level cannot apply. Said once per call site.
+ */
+function warnIsolationIgnored(app: object, level: string): void {
+  const found = callSite(captureStack());
+  const site = found?.frame ?? 'an unknown call site';
+  let warned = warnedSites.get(app);
+  if (warned === undefined) warnedSites.set(app, (warned = new Set()));
+  if (warned.has(found?.line ?? site)) return;
+  warned.add(found?.line ?? site);
+  logger.warn(messages.savepointIsolationIgnored(level, site));
 }
