@@ -41,7 +41,7 @@ describe.each(engines)("plainTypeorm: 'join', a unit ending mid-way ($name)", (e
 
   afterAll(() => closeApp(t, engine));
 
-  it('(passes, kept) a fire-and-forget plain transaction() is all or nothing: never its first write without its second', async () => {
+  it('a fire-and-forget plain transaction() is all or nothing: never its first write without its second', async () => {
     let block: Promise<unknown> | undefined;
     await factory.runInNewContext(async () => {
       await plain.examples.insert({ text: 'unit' });
@@ -59,7 +59,7 @@ describe.each(engines)("plainTypeorm: 'join', a unit ending mid-way ($name)", (e
     await t!.expectClean();
   });
 
-  it('(passes, kept) a plain save() started after its unit ended writes nothing', async () => {
+  it('a plain save() started after its unit ended writes nothing', async () => {
     let late: Promise<unknown> | undefined;
     await factory.runInNewContext(async () => {
       await plain.examples.insert({ text: 'unit' });
@@ -92,7 +92,7 @@ describe.each(engines)("plainTypeorm: 'warn', call sites ($name)", (engine: Engi
 
   afterAll(() => closeApp(t, engine));
 
-  it('(passes, kept) a plain save() and a plain transaction() are each named at their own line, once', async () => {
+  it('a plain save() and a plain transaction() are each named at their own line, once', async () => {
     const warn = jest.spyOn(logger, 'warn');
     try {
       await factory.runInNewContext(async () => {

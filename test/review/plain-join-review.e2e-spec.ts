@@ -84,7 +84,7 @@ describe.each(engines)("plainTypeorm: 'join', review ($name)", (engine: Engine) 
     await t!.expectClean();
   });
 
-  it('(passes, kept) a plain transaction() whose callback writes through the plain repository and fails is undone alone; the unit commits the rest', async () => {
+  it('a plain transaction() whose callback writes through the plain repository and fails is undone alone; the unit commits the rest', async () => {
     await factory.runInNewContext(async () => {
       await plain.examples.insert({ text: 'before' });
       await plain.dataSource
@@ -99,7 +99,7 @@ describe.each(engines)("plainTypeorm: 'join', review ($name)", (engine: Engine) 
     await t!.expectClean();
   });
 
-  it('(passes, kept) concurrent plain transaction()s on one session: the failing one does not undo the one that succeeded', async () => {
+  it('concurrent plain transaction()s on one session: the failing one does not undo the one that succeeded', async () => {
     await factory.runInNewContext(async () => {
       await Promise.allSettled([
         plain.dataSource.transaction(async (em) => {
@@ -118,7 +118,7 @@ describe.each(engines)("plainTypeorm: 'join', review ($name)", (engine: Engine) 
     await t!.expectClean();
   });
 
-  it('(passes, kept) a plain transaction() nested in a plain transaction(): the inner failure is undone, the outer kept', async () => {
+  it('a plain transaction() nested in a plain transaction(): the inner failure is undone, the outer kept', async () => {
     await factory.runInNewContext(async () => {
       await plain.dataSource.transaction(async (outer) => {
         await outer.insert(Example, { text: 'outer' });
@@ -153,7 +153,7 @@ describe.each(engines)("plainTypeorm: 'join', review ($name)", (engine: Engine) 
     await t!.expectClean();
   });
 
-  it('(passes, kept) dataSource.sql / manager.sql tagged templates, upsert, update, existsBy, findOneByOrFail join and roll back', async () => {
+  it('dataSource.sql / manager.sql tagged templates, upsert, update, existsBy, findOneByOrFail join and roll back', async () => {
     const failure = new Error('unit fails');
     await expect(
       factory.runInNewContext(async () => {

@@ -148,7 +148,7 @@ describe.each(engines)(
 
     afterAll(() => closeApp(t, engine));
 
-    it("(passes, kept) this module's manager in the block fails with ConnectionAcquireTimeoutError", async () => {
+    it("this module's manager in the block fails with ConnectionAcquireTimeoutError", async () => {
       const outcome = await factory.runInNewContext(() =>
         blocks.writeThenSuspend(() => within(blocks.session.count(Example), 3000)),
       );
