@@ -57,26 +57,34 @@ export function installRunner(session: LazySession, wire: TransactionWire, app: 
     warnIsolationIgnored(app, isolationOrCallback);
     return session.nested(callback!);
   }) as EntityManager['transaction'];
-  readThroughSession(runner.manager);
+  runner.manager.preload = sessionPreload as EntityManager['preload'];
 }
 
 /**
  * TypeORM's `preload()` reads through the data source's own manager (`dataSource.manager`), not
  * the manager it is called on: a session's would read on another connection, outside its
- * transaction (missing the rows the unit wrote). Here it runs with the session's manager as the
- * data source's manager.
+ * transaction (missing the rows the unit wrote). A session's runs with the session's manager as
+ * the data source's manager. One function for every session; the view is made per call (rare).
  */
-function readThroughSession(manager: EntityManager): void {
+function sessionPreload(
+  this: EntityManager,
+  ...args: Parameters<EntityManager['preload']>
+): ReturnType<EntityManager['preload']> {
   // TypeORM 1.x names it `dataSource` (its `connection` getter is deprecated), 0.3 `connection`.
-  const own = (manager as { dataSource?: DataSource }).dataSource ?? manager.connection;
-  const source = Object.create(own, { manager: { value: manager } }) as DataSource;
-  const view = Object.create(manager, {
+  const own = (this as { dataSource?: DataSource }).dataSource ?? this.connection;
+  const source = Object.create(own, { manager: { value: this } }) as DataSource;
+  const view = Object.create(this, {
     connection: { value: source },
     dataSource: { value: source },
   }) as EntityManager;
-  const preload = Object.getPrototypeOf(manager).preload as EntityManager['preload'];
-  manager.preload = ((...args: Parameters<EntityManager['preload']>) =>
-    preload.apply(view, args)) as EntityManager['preload'];
+  return typeormPreload(this).apply(view, args);
+}
+
+/** TypeORM's own `preload()`: the first up the prototype chain of `manager` that is not ours. */
+function typeormPreload(manager: EntityManager): EntityManager['preload'] {
+  let proto = Object.getPrototypeOf(manager) as EntityManager;
+  while (proto.preload === (sessionPreload as unknown)) proto = Object.getPrototypeOf(proto);
+  return proto.preload;
 }
 
 /** Per app, call sites already warned that `transaction(isolationLevel, fn)` ignores the level. */
