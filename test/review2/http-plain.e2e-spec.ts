@@ -49,7 +49,11 @@ class PlainController {
       probe.engine!.name === 'postgres'
         ? '(SELECT generate_series(1, 1000000) AS g)'
         : '(SELECT seq AS g FROM seq_1_to_1000000)';
-    const rows = await this.dataSource.createQueryBuilder().select('s.g', 'g').from(source, 's').stream();
+    const rows = await this.dataSource
+      .createQueryBuilder()
+      .select('s.g', 'g')
+      .from(source, 's')
+      .stream();
     return new StreamableFile(
       rows.pipe(
         new Transform({
@@ -162,7 +166,13 @@ describe.each(engines)("plainTypeorm 'join' over HTTP ($name)", (engine) => {
   });
 
   it('with a pool of one connection, plain code in the unit never waits for a second one', async () => {
-    const response = await within(t.http().get('/plain/everything').then((r) => r), 8000);
+    const response = await within(
+      t
+        .http()
+        .get('/plain/everything')
+        .then((r) => r),
+      8000,
+    );
     expect(response.status).toBe(200);
     expect(response.body).toMatchObject({ lazy: 'a', tree: 1, built: 3 });
     await t.expectClean();

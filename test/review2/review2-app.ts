@@ -144,6 +144,12 @@ export async function clear(dataSource: DataSource): Promise<void> {
     await dataSource.query(`DELETE FROM ${table}`);
   }
   await dataSource.getTreeRepository(R2Node).query('DELETE FROM r2_node_closure');
+  await dataSource.query(
+    'UPDATE r2_node SET "parentId" = NULL'.replace(
+      /"/g,
+      dataSource.options.type === 'postgres' ? '"' : '`',
+    ),
+  );
   await dataSource.query('DELETE FROM r2_node');
 }
 
