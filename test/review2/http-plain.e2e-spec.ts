@@ -12,7 +12,6 @@ import {
   clear,
   count,
   holder,
-  R2Audit,
   R2Author,
   R2Book,
   R2Node,
