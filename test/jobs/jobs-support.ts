@@ -36,8 +36,19 @@ export interface JobsAppParts {
   logger?: LoggerService;
 }
 
-/** Builds, starts and empties an app on `engine`. */
+/**
+ * Builds and starts an app on `engine`, its table emptied before it starts: its schedules
+ * (`@Timeout(10)`, `@Interval(50)`) may write as soon as `app.init()` resolves, so a DELETE after
+ * it could remove their first rows on a loaded machine.
+ */
 export async function startJobsApp(engine: Engine, parts: JobsAppParts): Promise<TestApp> {
+  const cleaner = new DataSource(typeormOptions(engine, 1));
+  await cleaner.initialize(); // synchronize: the table exists from here on
+  try {
+    await cleaner.query('DELETE FROM example');
+  } finally {
+    await cleaner.destroy();
+  }
   const moduleRef = await Test.createTestingModule({
     imports: [
       ...(parts.first ?? []),
@@ -57,9 +68,7 @@ export async function startJobsApp(engine: Engine, parts: JobsAppParts): Promise
     await app.close().catch(() => undefined);
     throw error;
   }
-  const dataSource = app.get(DataSource);
-  await dataSource.query('DELETE FROM example');
-  return wrap(app, engine, dataSource);
+  return wrap(app, engine, app.get(DataSource));
 }
 
 /** Both orders of the imports: the job package's module before the context module, and after. */
