@@ -118,6 +118,8 @@ function readmeName(label: string): string {
   if (plain.startsWith('context-floor')) return FLOOR;
   if (plain === 'nestjs-typeorm-context' || plain.includes('(session())'))
     return '**nestjs-typeorm-context**, `session()`';
+  if (plain.includes('plainTypeorm'))
+    return "**nestjs-typeorm-context**, plain TypeORM, `plainTypeorm: 'join'`";
   if (plain.includes('forFeature')) return '**nestjs-typeorm-context**, `@InjectRepository`';
   if (plain.includes('@InjectSession')) return '**nestjs-typeorm-context**, `@InjectSession`';
   if (plain.startsWith('@nestjs-cls/transactional')) return '@nestjs-cls/transactional';

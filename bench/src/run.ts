@@ -36,7 +36,9 @@ const OURS = 'nestjs-typeorm-context';
 /** The same app on this library's other paths (bench/src/variants/ntc-app.ts). */
 const REPOSITORIES = 'ntc-repositories';
 const INJECT_SESSION = 'ntc-inject-session';
-const LIBRARY_PATHS = [OURS, REPOSITORIES, INJECT_SESSION];
+/** Plain TypeORM repositories joined to the unit by `plainTypeorm: 'join'` (same app). */
+const PLAIN_JOIN = 'ntc-plain-join';
+const LIBRARY_PATHS = [OURS, REPOSITORIES, INJECT_SESSION, PLAIN_JOIN];
 /** This library built from another commit (`BENCH_PREVIOUS=<its dist/>`), measured next to OURS. */
 const PREVIOUS = 'previous';
 const previousDist = process.env.BENCH_PREVIOUS;
@@ -50,6 +52,7 @@ const VARIANTS = [
   OURS,
   REPOSITORIES,
   INJECT_SESSION,
+  PLAIN_JOIN,
   'nestjs-cls',
   'typeorm-transactional',
   'request-scope',
@@ -65,6 +68,7 @@ const VARIANT_LABELS: Record<string, string> = {
   [OURS]: '**nestjs-typeorm-context** (session())',
   [REPOSITORIES]: '**nestjs-typeorm-context** (forFeature + @InjectRepository)',
   [INJECT_SESSION]: '**nestjs-typeorm-context** (@InjectSession)',
+  [PLAIN_JOIN]: "**nestjs-typeorm-context** (TypeOrmModule repositories, plainTypeorm: 'join')",
   'nestjs-cls': '@nestjs-cls/transactional (typeorm adapter)',
   'typeorm-transactional': 'typeorm-transactional',
   'request-scope': 'Scope.REQUEST QueryRunner',

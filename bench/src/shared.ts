@@ -14,13 +14,14 @@ export const POOL_SIZE = Number(process.env.BENCH_POOL ?? 20);
 export const TABLE = 'bench_item';
 /** Rows seeded before a run; /read and /chain pick one of them by primary key. */
 export const SEED_ROWS = 1000;
-/** The variants the counting drivers (`promises`, `profile`) run by default: yardsticks, the library's three paths, the peers. */
+/** The variants the counting drivers (`promises`, `profile`) run by default: yardsticks, the library's four paths, the peers. */
 export const MAIN_VARIANTS = [
   'baseline',
   'context-floor',
   'nestjs-typeorm-context',
   'ntc-repositories',
   'ntc-inject-session',
+  'ntc-plain-join',
   'nestjs-cls',
   'typeorm-transactional',
 ];

@@ -30,7 +30,9 @@ import {
 
 /**
  * How the services of a library variant reach the database: what they inject and how they get a
- * `Repository<BenchItem>` from it. The three are the ways the README shows.
+ * `Repository<BenchItem>` from it. The first three are the ways the README shows; the fourth is
+ * plain TypeORM joined by `plainTypeorm: 'join'` (what a user migrating from typeorm-transactional
+ * gets).
  */
 export interface LibraryPath<T> {
   /** The constructor parameter decorator of every service and of the controller. */
@@ -39,6 +41,8 @@ export interface LibraryPath<T> {
   repo(injected: T): Repository<BenchItem>;
   /** Modules the app imports besides forRoot(). */
   imports: unknown[];
+  /** Options of `TypeOrmContextModule.forRoot()` (none: the defaults). */
+  options?: Parameters<Library['TypeOrmContextModule']['forRoot']>[0];
 }
 
 /** `sessionContext.session().getRepository(BenchItem)`. */
@@ -53,6 +57,17 @@ export const repositoriesPath: LibraryPath<Repository<BenchItem>> = {
   inject: InjectRepository(BenchItem),
   repo: (repository) => repository,
   imports: [TypeOrmContextModule.forFeature([BenchItem])],
+};
+
+/**
+ * Plain TypeORM: `TypeOrmModule.forFeature([BenchItem])` repositories of `@nestjs/typeorm` (they
+ * hold the DataSource's own manager), joined to the unit of work by `plainTypeorm: 'join'`.
+ */
+export const plainJoinPath: LibraryPath<Repository<BenchItem>> = {
+  inject: InjectRepository(BenchItem),
+  repo: (repository) => repository,
+  imports: [TypeOrmModule.forFeature([BenchItem])],
+  options: { plainTypeorm: 'join' },
 };
 
 /** `@InjectSession()`: an EntityManager that is always the current session. */
@@ -207,7 +222,7 @@ export function libraryModule<T>(path: LibraryPath<T>) {
   @Module({
     imports: [
       TypeOrmModule.forRoot(typeormOptions),
-      TypeOrmContextModule.forRoot(),
+      TypeOrmContextModule.forRoot(path.options),
       ...(path.imports as never[]),
     ],
     controllers: [LibraryController],
