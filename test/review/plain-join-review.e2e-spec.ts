@@ -157,8 +157,14 @@ describe.each(engines)("plainTypeorm: 'join', review ($name)", (engine: Engine) 
     const failure = new Error('unit fails');
     await expect(
       factory.runInNewContext(async () => {
-        await plain.dataSource.sql`INSERT INTO example (text) VALUES (${'sql-tag'})`;
-        await plain.dataSource.manager.sql`INSERT INTO example (text) VALUES (${'sql-tag-2'})`;
+        // The sql tagged template came with TypeORM 0.3.22: on older ones, query() does the same.
+        if (typeof plain.dataSource.sql === 'function') {
+          await plain.dataSource.sql`INSERT INTO example (text) VALUES (${'sql-tag'})`;
+          await plain.dataSource.manager.sql`INSERT INTO example (text) VALUES (${'sql-tag-2'})`;
+        } else {
+          await plain.dataSource.query("INSERT INTO example (text) VALUES ('sql-tag')");
+          await plain.dataSource.manager.query("INSERT INTO example (text) VALUES ('sql-tag-2')");
+        }
         const { identifiers } = await plain.examples.upsert({ text: 'upserted' }, ['id']);
         await plain.examples.update({ id: identifiers[0]!.id as number }, { text: 'updated' });
         expect(await plain.examples.existsBy({ text: 'updated' })).toBe(true);
