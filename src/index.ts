@@ -1,4 +1,5 @@
 export * from './context/index.js';
+export * from './diagnostics/index.js';
 export * from './errors/index.js';
 export * from './factory/index.js';
 export * from './graphql/index.js';

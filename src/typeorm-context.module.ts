@@ -70,9 +70,9 @@ const passThrough: NestInterceptor = { intercept: (_context, next) => next.handl
     {
       // Wraps the job methods while the app's instances are created, before any startup hook.
       provide: JobUnits,
-      useFactory: (runtime: SessionRuntime, factory: SessionFactory, modules: ModulesContainer) =>
-        new JobUnits(runtime, factory, modules),
-      inject: [SessionRuntime, SessionFactory, ModulesContainer],
+      useFactory: (runtime: SessionRuntime, modules: ModulesContainer) =>
+        new JobUnits(runtime, modules),
+      inject: [SessionRuntime, ModulesContainer],
     },
     {
       // Watches for microservices connected without the app's configuration (and interceptor).

@@ -2,6 +2,13 @@ import type { Readable } from 'node:stream';
 import type { LazySession } from '../session/lazy-session.js';
 import type { TestRun } from '../session/lenders.js';
 import type { BeginOptions } from '../session/transaction-dialect.js';
+import {
+  type UnitKind,
+  type UnitMessage,
+  endUnit as traceEnd,
+  startUnit,
+  unitChannel,
+} from '../diagnostics/channels.js';
 import { OpenBlocks } from './open-blocks.js';
 import { endTransactions, endUnit } from './unit-commits.js';
 import type { SessionRuntime } from './session-runtime.js';
@@ -47,6 +54,15 @@ export class UnitOfWork {
    * request claims and ends it. Any other unit is ended by whoever opened it.
    */
   forRequest = false;
+  /**
+   * What opened the unit, for the `unit` tracing channel; undefined for a REQUIRES_NEW block's
+   * or an owned transaction's unit (the `transaction` channel has those).
+   */
+  kind?: UnitKind;
+  /** The handler that serves the unit (`UsersController.create()`), set only while the `unit` channel has subscribers. */
+  handler?: string;
+  /** The unit's message on the `unit` channel, once its first session published `start`. */
+  private trace?: UnitMessage;
   /** The operation that owns ending this unit, when handlers share it (GraphQL). */
   operation?: UnitOperation;
   /** Units of REQUIRES_NEW blocks running in this unit right now (each ends with its block). */
@@ -146,6 +162,8 @@ export class UnitOfWork {
     let session = this.sessions.get(dataSource);
     if (session === undefined || session.replaceable) {
       if (session?.commits) (this.retiredCommits ??= new Set()).add(dataSource);
+      if (this.kind !== undefined && this.trace === undefined && unitChannel.hasSubscribers)
+        this.trace = startUnit(this.kind, this.handler);
       session = create();
       this.sessions.set(dataSource, session);
       const armCleanup = this.onFirstSession;
@@ -200,7 +218,10 @@ export class UnitOfWork {
    * others). Rethrows the first commit failure. Calling it again returns the same end.
    */
   end(commit: boolean): Promise<void> {
-    if (this.ending === undefined && !this.endIfEmpty()) this.ending = endUnit(this, commit);
+    if (this.ending === undefined && !this.endIfEmpty()) {
+      this.ending = endUnit(this, commit);
+      if (this.trace) this.ending = traceEnd(this.trace, this.ending, commit);
+    }
     this.enclosing?.blocks.delete(this);
     return this.ending ?? RESOLVED;
   }

@@ -1,9 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { ContextFrame } from '../context/context-frame.js';
-import { contextStorage } from '../context/context-storage.js';
-import { reportError } from '../logger.js';
 import { SessionRuntime } from '../context/session-runtime.js';
-import { UnitOfWork } from '../context/unit-of-work.js';
 import type {
   SessionCallback,
   SessionOptions,
@@ -11,6 +7,7 @@ import type {
 } from '../interfaces/transaction-options.interface.js';
 import { Propagation } from '../transactional/propagation.enum.js';
 import { checkSessionOptions, DEFAULT_DATA_SOURCE } from '../typeorm-context.options.js';
+import { runInNewUnit } from './new-unit.js';
 import { Session } from './session.js';
 
 /** Independent sessions, each on its own connection: the tool for parallel work. */
@@ -23,23 +20,7 @@ export class SessionFactory {
    * back if it rejects, always released. Works inside or outside any other context.
    */
   runInNewContext<T>(fn: () => Promise<T> | T): Promise<T> {
-    const outer = contextStorage.getStore();
-    const unit = new UnitOfWork(outer?.ownedBy(this.runtime)?.routingUnit, this.runtime);
-    return contextStorage.run(ContextFrame.forUnit(unit, outer), async () => {
-      let result: T;
-      try {
-        result = await fn();
-      } catch (error) {
-        await unit
-          .end(false)
-          .catch((rollbackError: unknown) =>
-            reportError('Rollback after a failed context failed', rollbackError),
-          );
-        throw error;
-      }
-      await unit.end(true);
-      return result;
-    });
+    return runInNewUnit(this.runtime, fn, 'context');
   }
 
   /** A new independent session (sync and lazy); the caller commits and closes it. */

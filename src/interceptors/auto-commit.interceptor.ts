@@ -11,6 +11,7 @@ import { Observable, type Subscriber, type Subscription } from 'rxjs';
 import { ContextFrame } from '../context/context-frame.js';
 import { contextStorage } from '../context/context-storage.js';
 import { markTransactional, runtimeOf } from '../context/instance-runtime.js';
+import { type UnitKind, unitChannel } from '../diagnostics/channels.js';
 import { messages } from '../errors/messages.js';
 import { logger, reportError } from '../logger.js';
 import { SessionRuntime } from '../context/session-runtime.js';
@@ -64,6 +65,7 @@ export class AutoCommitInterceptor implements NestInterceptor {
       // No app known (registered after app.init()): the first app that uses the unit claims it.
       const fresh = new UnitOfWork(undefined, runtime);
       fresh.claimed = true;
+      fresh.kind = context.getType<UnitKind>();
       const own = ContextFrame.forUnit(fresh, contextStorage.getStore());
       return contextStorage.run(own, () =>
         this.around(fresh, own, context, next.handle()).subscribe(subscriber),
@@ -137,6 +139,8 @@ export class AutoCommitInterceptor implements NestInterceptor {
     context: ExecutionContext,
     source: Observable<unknown>,
   ): Observable<unknown> {
+    if (unitChannel.hasSubscribers)
+      unit.handler = `${context.getClass().name}.${context.getHandler().name}()`;
     let everyValue: boolean;
     try {
       everyValue = this.sendsEveryValue(context);

@@ -2,7 +2,7 @@ import type { OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import type { ModulesContainer } from '@nestjs/core';
 import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper.js';
 import type { SessionRuntime } from '../context/session-runtime.js';
-import type { SessionFactory } from '../factory/session-factory.js';
+import { runInNewUnit } from '../factory/new-unit.js';
 import { messages } from '../errors/messages.js';
 import { logger } from '../logger.js';
 import { isTransactionalMethod } from '../transactional/transactional-method.js';
@@ -32,7 +32,6 @@ export class JobUnits implements JobRunner, OnModuleInit, OnApplicationShutdown 
 
   constructor(
     private readonly runtime: SessionRuntime,
-    private readonly factory: SessionFactory,
     modules: ModulesContainer,
   ) {
     if (!runtime.options.jobs) return;
@@ -49,7 +48,7 @@ export class JobUnits implements JobRunner, OnModuleInit, OnApplicationShutdown 
   run<T>(work: () => T): unknown {
     const unit = this.runtime.frame()?.unit;
     if (unit !== undefined && !unit.ended) return work();
-    return this.factory.runInNewContext(work);
+    return runInNewUnit(this.runtime, work, 'job');
   }
 
   /**

@@ -26,6 +26,7 @@ export function openRequestContext(
 ): void {
   const unit = new UnitOfWork(undefined, runtime);
   unit.forRequest = true;
+  unit.kind = 'http';
   unit.onFirstSession = () => {
     if (unit.claimed) return;
     response.once('close', () => {

@@ -1,3 +1,4 @@
+import { connectionChannel, traceConnection } from '../diagnostics/channels.js';
 import type { DataSource } from 'typeorm';
 import { ConnectionAcquireTimeoutError } from '../errors/connection-acquire-timeout.error.js';
 import { ConnectionLostError } from '../errors/connection-lost.error.js';
@@ -44,7 +45,20 @@ export class ConnectionTaker {
   }
 
   /** Takes a pooled connection within `acquireTimeout`; gives it back if the session ended meanwhile. */
-  async take(): Promise<void> {
+  take(): Promise<void> {
+    if (!connectionChannel.hasSubscribers) return this.takeNow();
+    const message = {
+      dataSource: this.session.dataSourceName,
+      acquireTimeout: this.acquireTimeout,
+    };
+    return traceConnection(
+      message,
+      () => this.takeNow(),
+      () => this.connection.onReplica,
+    );
+  }
+
+  private async takeNow(): Promise<void> {
     if (!this.dataSource.isInitialized) throw new ModuleNotInitializedError(messages.shutDown());
     const name = this.session.dataSourceName;
     const ms = this.acquireTimeout;

@@ -1,3 +1,8 @@
+import {
+  type SavepointMessage,
+  savepointChannel,
+  traceSavepoint,
+} from '../diagnostics/channels.js';
 import type { EntityManager, QueryRunner } from 'typeorm';
 import { messages } from '../errors/messages.js';
 import { SessionContextEndedError } from '../errors/session-context-ended.error.js';
@@ -78,10 +83,20 @@ export class SessionWork {
   nested<T>(fn: (manager: EntityManager) => Promise<T> | T): Promise<T> {
     const ended = this.ended();
     if (ended) return Promise.reject(ended);
+    if (!savepointChannel.hasSubscribers) return this.inSavepoint(fn);
+    const message: SavepointMessage = { dataSource: this.session.dataSourceName };
+    return traceSavepoint(message, () => this.inSavepoint(fn, message));
+  }
+
+  private inSavepoint<T>(
+    fn: (manager: EntityManager) => Promise<T> | T,
+    message?: SavepointMessage,
+  ): Promise<T> {
     const frames = this.frames;
     const frame = frames.current() ?? frames.outside;
     return this.inTransaction(async (lane, parent) => {
       const block = await this.wire.savepoints.open(lane, parent);
+      if (message) message.savepoint = block.savepoint;
       let result: T;
       try {
         result = await frames.run(frame.within(this.session, block.lane!), () =>

@@ -8,6 +8,7 @@ import { messages } from '../errors/messages.js';
 import { PartlyCommittedError } from '../errors/partly-committed.error.js';
 import type { SessionCallback } from '../interfaces/transaction-options.interface.js';
 import type { ResolvedTransactionOptions } from '../typeorm-context.options.js';
+import { traceTransaction, transactionChannel } from '../diagnostics/channels.js';
 import { isRetryableError } from './retryable-error.js';
 import { raceTimeout, type TimeoutTarget } from './transaction-timeout.js';
 
@@ -28,8 +29,23 @@ export class OwnedTransactions {
     fn: SessionCallback<T>,
     frame: ContextFrame | undefined,
   ): Promise<T> {
-    if (options.retry === 0) return this.ownOnce(options, fn, frame);
+    if (options.retry === 0) return this.attempt(options, fn, frame, 1);
     return this.ownRetrying(options, fn, frame);
+  }
+
+  /** One attempt, traced on the `transaction` channel when it has subscribers. */
+  private attempt<T>(
+    options: ResolvedTransactionOptions,
+    fn: SessionCallback<T>,
+    frame: ContextFrame | undefined,
+    attempt: number,
+  ): Promise<T> {
+    if (!transactionChannel.hasSubscribers) return this.ownOnce(options, fn, frame);
+    const { dataSource, propagation, label, isolationLevel, readOnly, replica } = options;
+    const message = { dataSource, propagation, mode: 'begin' as const, label, attempt };
+    return traceTransaction({ ...message, isolationLevel, readOnly, replica }, () =>
+      this.ownOnce(options, fn, frame),
+    );
   }
 
   private async ownRetrying<T>(
@@ -39,7 +55,7 @@ export class OwnedTransactions {
   ): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.ownOnce(options, fn, frame);
+        return await this.attempt(options, fn, frame, attempt + 1);
       } catch (error) {
         // A block of which anything committed fails with an error that is never retryable.
         if (attempt >= options.retry || !isRetryableError(error)) throw error;

@@ -19,6 +19,11 @@ import {
   resolveTransactionOptions,
   withDefaults,
 } from '../typeorm-context.options.js';
+import {
+  type TransactionMode,
+  traceTransaction,
+  transactionChannel,
+} from '../diagnostics/channels.js';
 import { OwnedTransactions } from './owned-transactions.js';
 import { Propagation } from './propagation.enum.js';
 
@@ -105,11 +110,13 @@ export class TransactionRunner {
         return this.join(current, resolved, fn, options);
       case Propagation.NEVER:
         if (current) throw new TransactionNotAllowedError(messages.transactionNotAllowed(name));
-        return this.without(frame, name, fn);
+        return this.without(resolved, frame, fn);
       case Propagation.SUPPORTS:
-        return current ? this.join(current, resolved, fn, options) : this.without(frame, name, fn);
+        return current
+          ? this.join(current, resolved, fn, options)
+          : this.without(resolved, frame, fn);
       case Propagation.NOT_SUPPORTED:
-        return this.without(frame, name, fn, current !== undefined);
+        return this.without(resolved, frame, fn, current !== undefined);
     }
   }
 
@@ -142,6 +149,16 @@ export class TransactionRunner {
     raw: TransactionOptions | undefined,
   ): Promise<T> {
     this.warnIgnored(options, raw, 'joins the current transaction');
+    if (transactionChannel.hasSubscribers)
+      return traceTransaction(traced(options, 'join'), () => this.joinNow(current, options, fn));
+    return this.joinNow(current, options, fn);
+  }
+
+  private joinNow<T>(
+    current: LazySession | UnitOfWork,
+    options: ResolvedTransactionOptions,
+    fn: SessionCallback<T>,
+  ): Promise<T> {
     const session = this.session(current, options.dataSource);
     const markRollbackOnly = (error: unknown): never => {
       session.markRollbackOnly();
@@ -162,15 +179,32 @@ export class TransactionRunner {
     raw: TransactionOptions | undefined,
   ): Promise<T> {
     this.warnIgnored(options, raw, 'runs in a savepoint of the current transaction');
-    return this.session(current, options.dataSource).nested(fn);
+    const session = this.session(current, options.dataSource);
+    if (transactionChannel.hasSubscribers)
+      return traceTransaction(traced(options, 'savepoint'), () => session.nested(fn));
+    return session.nested(fn);
   }
 
   /** NEVER, SUPPORTS without a transaction, NOT_SUPPORTED: plain auto-committed queries. */
-  private async without<T>(
+  private without<T>(
+    options: ResolvedTransactionOptions,
+    frame: ContextFrame | undefined,
+    fn: SessionCallback<T>,
+    suspends = false,
+  ): Promise<T> {
+    const name = options.dataSource;
+    if (transactionChannel.hasSubscribers)
+      return traceTransaction(traced(options, 'none'), () =>
+        this.runWithout(frame, name, fn, suspends),
+      );
+    return this.runWithout(frame, name, fn, suspends);
+  }
+
+  private async runWithout<T>(
     frame: ContextFrame | undefined,
     name: string,
     fn: SessionCallback<T>,
-    suspends = false,
+    suspends: boolean,
   ): Promise<T> {
     // The suspended transaction keeps its connection: the block's own wait for one is bounded.
     const manager: EntityManager = suspends
@@ -209,4 +243,10 @@ export class TransactionRunner {
         'for a transaction of its own.',
     );
   }
+}
+
+/** The `transaction` channel's message of a block that begins no transaction of its own. */
+function traced(options: ResolvedTransactionOptions, mode: TransactionMode) {
+  const { dataSource, propagation, label } = options;
+  return { dataSource, propagation, mode, label, attempt: 1 };
 }

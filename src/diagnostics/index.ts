@@ -1,0 +1,14 @@
+export {
+  CONNECTION_CHANNEL,
+  type ConnectionMessage,
+  type RollbackReason,
+  SAVEPOINT_CHANNEL,
+  type SavepointMessage,
+  TRANSACTION_CHANNEL,
+  type TransactionMessage,
+  type TransactionMode,
+  type TransactionOutcome,
+  UNIT_CHANNEL,
+  type UnitKind,
+  type UnitMessage,
+} from './channels.js';
