@@ -201,4 +201,39 @@ describe.each(engines)('tracing channels, blocks review ($name)', (engine: Engin
     });
     expect(recorder!.names()).toEqual([]);
   });
+
+  it('(passes) REQUIRES_NEW inside a failing NESTED inside a unit: every start has one asyncEnd, properly nested', async () => {
+    recorder = record();
+    await factory.runInNewContext(async () => {
+      await context.session().query('SELECT 1');
+      await context
+        .atomic(
+          async () => {
+            await factory.atomic((manager) => manager.query('SELECT 1'));
+            throw new Error('nested fails');
+          },
+          { propagation: Propagation.NESTED },
+        )
+        .catch(() => undefined);
+    });
+    const open: object[] = [];
+    for (const e of recorder.events) {
+      if (e.event === 'start') open.push(e.raw);
+      if (e.event === 'asyncEnd') expect(open.pop()).toBe(e.raw);
+    }
+    expect(open).toEqual([]);
+    const ends = recorder.events
+      .filter((e) => e.event === 'asyncEnd')
+      .map(
+        (e) => `${e.channel}:${String(e.message.mode ?? '')}:${String(e.message.outcome ?? '')}`,
+      );
+    expect(ends).toEqual([
+      'connection::',
+      'connection::',
+      'transaction:begin:committed',
+      'savepoint::rolled back',
+      'transaction:savepoint:rolled back to savepoint',
+      'unit::committed',
+    ]);
+  });
 });
