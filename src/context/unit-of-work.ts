@@ -60,7 +60,7 @@ export class UnitOfWork {
    */
   kind?: UnitKind;
   /** The handler that serves the unit (`UsersController.create()`), set only while the `unit` channel has subscribers. */
-  handler?: string;
+  private handler?: string;
   /** The unit's message on the `unit` channel, once its first session published `start`. */
   private trace?: UnitMessage;
   /** The operation that owns ending this unit, when handlers share it (GraphQL). */
@@ -207,6 +207,15 @@ export class UnitOfWork {
     }
     for (const block of this.blocks) held += block.heldWithBlocks(dataSource);
     return held;
+  }
+
+  /**
+   * Names the handler that serves the unit, for the `unit` channel: also on the message its start
+   * already published (a guard may have used the database before the handler was known).
+   */
+  nameHandler(handler: string): void {
+    this.handler = handler;
+    if (this.trace) this.trace.handler = handler;
   }
 
   /**

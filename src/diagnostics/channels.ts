@@ -1,5 +1,6 @@
 import { tracingChannel } from 'node:diagnostics_channel';
 import { ConnectionAcquireTimeoutError } from '../errors/connection-acquire-timeout.error.js';
+import { CallbackError } from '../errors/callback.error.js';
 import { CommitOutcomeUnknownError } from '../errors/commit-outcome-unknown.error.js';
 import { ConnectionLostError } from '../errors/connection-lost.error.js';
 import { PartlyCommittedError } from '../errors/partly-committed.error.js';
@@ -186,6 +187,11 @@ export function traceTransaction<T>(
           return result;
         },
         (error: unknown) => {
+          // An afterCommit callback's error (callbackErrors: 'throw') comes after the commit stood.
+          if (message.mode === 'begin' && error instanceof CallbackError) {
+            message.outcome = done;
+            throw error;
+          }
           message.outcome =
             message.mode === 'begin' && error instanceof CommitOutcomeUnknownError
               ? 'commit outcome unknown'

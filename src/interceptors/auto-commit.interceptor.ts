@@ -140,7 +140,7 @@ export class AutoCommitInterceptor implements NestInterceptor {
     source: Observable<unknown>,
   ): Observable<unknown> {
     if (unitChannel.hasSubscribers)
-      unit.handler = `${context.getClass().name}.${context.getHandler().name}()`;
+      unit.nameHandler(`${context.getClass().name}.${context.getHandler().name}()`);
     let everyValue: boolean;
     try {
       everyValue = this.sendsEveryValue(context);

@@ -149,17 +149,14 @@ export class TransactionRunner {
     raw: TransactionOptions | undefined,
   ): Promise<T> {
     this.warnIgnored(options, raw, 'joins the current transaction');
+    // The session first: its unit's start is published before the block's.
+    const session = this.session(current, options.dataSource);
     if (transactionChannel.hasSubscribers)
-      return traceTransaction(traced(options, 'join'), () => this.joinNow(current, options, fn));
-    return this.joinNow(current, options, fn);
+      return traceTransaction(traced(options, 'join'), () => this.joinNow(session, fn));
+    return this.joinNow(session, fn);
   }
 
-  private joinNow<T>(
-    current: LazySession | UnitOfWork,
-    options: ResolvedTransactionOptions,
-    fn: SessionCallback<T>,
-  ): Promise<T> {
-    const session = this.session(current, options.dataSource);
+  private joinNow<T>(session: LazySession, fn: SessionCallback<T>): Promise<T> {
     const markRollbackOnly = (error: unknown): never => {
       session.markRollbackOnly();
       throw error;

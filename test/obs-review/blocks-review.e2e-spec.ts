@@ -62,7 +62,7 @@ describe.each(engines)('tracing channels, blocks review ($name)', (engine: Engin
     expect(names.indexOf('unit:start')).toBeLessThan(names.indexOf('transaction:start'));
   });
 
-  it('(passes) a NESTED block that is the first use: unit start comes first', async () => {
+  it('a NESTED block that is the first use: unit start comes first', async () => {
     recorder = record(['unit', 'transaction']);
     await factory.runInNewContext(() =>
       context.atomic((manager) => manager.query('SELECT 1'), {
@@ -110,7 +110,7 @@ describe.each(engines)('tracing channels, blocks review ($name)', (engine: Engin
     });
   });
 
-  it('(passes) retry: one start/asyncEnd per attempt, attempts 1 and 2', async () => {
+  it('retry: one start/asyncEnd per attempt, attempts 1 and 2', async () => {
     recorder = record(['transaction']);
     let calls = 0;
     await factory.atomic(
@@ -131,7 +131,7 @@ describe.each(engines)('tracing channels, blocks review ($name)', (engine: Engin
     ]);
   });
 
-  it('a MANDATORY block with no transaction, a NEVER block in one: each publishes a start and an asyncEnd', async () => {
+  it('a MANDATORY block with no transaction, a NEVER block in one: refused before they run, they publish nothing (docs/observability.md)', async () => {
     recorder = record(['transaction']);
     const outside = await context
       .atomic(() => 1, { propagation: Propagation.MANDATORY })
@@ -141,15 +141,14 @@ describe.each(engines)('tracing channels, blocks review ($name)', (engine: Engin
       .atomic(() => context.atomic(() => 1, { propagation: Propagation.NEVER }))
       .catch((e: unknown) => e);
     expect((inside as Error).name).toBe('TransactionNotAllowedError');
-    // Both blocks were called and failed ("start when the block is called, asyncEnd when it
-    // settled"); only the REQUIRES_NEW block around the second one is published.
+    // Only the REQUIRES_NEW block around the second one began anything: it alone is published.
     const settled = recorder.events
       .filter((e) => e.event === 'asyncEnd')
       .map((e) => e.message.propagation);
-    expect(settled).toEqual([Propagation.MANDATORY, Propagation.NEVER, Propagation.REQUIRES_NEW]);
+    expect(settled).toEqual([Propagation.REQUIRES_NEW]);
   });
 
-  it('(passes) a store bound on transaction.start is seen inside REQUIRES_NEW, REQUIRED and NESTED blocks', async () => {
+  it('a store bound on transaction.start is seen inside REQUIRES_NEW, REQUIRED and NESTED blocks', async () => {
     const store = new AsyncLocalStorage<string>();
     const channel = tracingChannel(TRANSACTION_CHANNEL);
     channel.start.bindStore(store, (message) => (message as { mode: string }).mode);
@@ -176,7 +175,7 @@ describe.each(engines)('tracing channels, blocks review ($name)', (engine: Engin
     }
   });
 
-  it('(passes) a nested runInNewContext: two units, properly nested', async () => {
+  it('a nested runInNewContext: two units, properly nested', async () => {
     recorder = record(['unit']);
     await factory.runInNewContext(async () => {
       await context.session().query('SELECT 1');
@@ -194,7 +193,7 @@ describe.each(engines)('tracing channels, blocks review ($name)', (engine: Engin
     expect(recorder.events[1]!.raw).toBe(recorder.events[2]!.raw);
   });
 
-  it('(passes) a subscriber added mid-unit sees no asyncEnd without a start', async () => {
+  it('a subscriber added mid-unit sees no asyncEnd without a start', async () => {
     await factory.runInNewContext(async () => {
       await context.session().query('SELECT 1');
       recorder = record(['unit']);
@@ -202,7 +201,7 @@ describe.each(engines)('tracing channels, blocks review ($name)', (engine: Engin
     expect(recorder!.names()).toEqual([]);
   });
 
-  it('(passes) REQUIRES_NEW inside a failing NESTED inside a unit: every start has one asyncEnd, properly nested', async () => {
+  it('REQUIRES_NEW inside a failing NESTED inside a unit: every start has one asyncEnd, properly nested', async () => {
     recorder = record();
     await factory.runInNewContext(async () => {
       await context.session().query('SELECT 1');

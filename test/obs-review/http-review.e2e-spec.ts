@@ -64,13 +64,13 @@ describe.each(engines)('tracing channels, HTTP review ($name)', (engine: Engine)
     });
   });
 
-  it('(passes) a request that never touches the database publishes nothing', async () => {
+  it('a request that never touches the database publishes nothing', async () => {
     recorder = record();
     await t.http().get('/obs/plain').expect(200);
     expect(recorder.names()).toEqual([]);
   });
 
-  it('(passes) a request that writes: unit and connection events, handler named', async () => {
+  it('a request that writes: unit and connection events, handler named', async () => {
     recorder = record();
     await t.http().post('/obs/write').expect(201);
     expect(recorder.names()).toEqual([

@@ -35,7 +35,7 @@ describe.each(engines)('tracing channels, jobs and commit failures ($name)', (en
   });
   afterAll(() => t.close());
 
-  it("(passes) a @Cron tick: one unit of kind 'job', committed", async () => {
+  it("a @Cron tick: one unit of kind 'job', committed", async () => {
     recorder = record(['unit']);
     await t.app.get(SchedulerRegistry).getCronJob(CRON).fireOnTick();
     await eventually(() => recorder!.events.some((e) => e.event === 'asyncEnd'));
@@ -65,7 +65,7 @@ describe.each(engines.filter((e) => e.name === 'postgres'))(
     });
     afterAll(() => t.close());
 
-    it("(passes) a COMMIT that fails: unit outcome 'error', the caller's error on the message", async () => {
+    it("a COMMIT that fails: unit outcome 'error', the caller's error on the message", async () => {
       recorder = record(['unit', 'transaction']);
       const context = t.app.get(SessionContext);
       const factory = t.app.get(SessionFactory);

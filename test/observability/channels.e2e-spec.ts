@@ -129,8 +129,8 @@ describe.each(engines)('Tracing channels ($name)', (engine) => {
     await t.http().get('/commit').expect(200);
     const handler = 'UsersController.commit()';
     expect(recorder.events).toEqual([
-      joined('start'),
       unit('start', { handler }),
+      joined('start'),
       ...taken,
       joined('asyncEnd', { outcome: 'joined' }),
       unit('asyncEnd', { handler, outcome: 'committed' }),
@@ -143,8 +143,8 @@ describe.each(engines)('Tracing channels ($name)', (engine) => {
     await t.http().get('/fail').expect(500);
     const handler = 'UsersController.fail()';
     expect(recorder.events).toEqual([
-      joined('start'),
       unit('start', { handler }),
+      joined('start'),
       ...taken,
       joined('asyncEnd', { outcome: 'joined' }),
       unit('asyncEnd', { handler, outcome: 'rolled back' }),
@@ -167,8 +167,8 @@ describe.each(engines)('Tracing channels ($name)', (engine) => {
       ...more,
     });
     expect(recorder.events).toEqual([
-      joined('start'),
       unit('start', { handler }),
+      joined('start'),
       ...taken,
       joined('asyncEnd', { outcome: 'joined' }),
       own('start'),
@@ -200,8 +200,8 @@ describe.each(engines)('Tracing channels ($name)', (engine) => {
       ...more,
     });
     expect(recorder.events).toEqual([
-      joined('start'),
       unit('start', { handler }),
+      joined('start'),
       ...taken,
       joined('asyncEnd', { outcome: 'joined' }),
       nested('start'),
@@ -266,8 +266,8 @@ describe.each(engines)('Tracing channels ($name)', (engine) => {
         label: 'sessionContext.atomic()',
       });
       expect(events).toEqual([
-        plain('start'),
         { channel: 'unit', event: 'start', kind: 'context' },
+        plain('start'),
         ...taken,
         plain('asyncEnd', { outcome: 'joined' }),
         { channel: 'unit', event: 'asyncEnd', kind: 'context', outcome: 'committed' },
