@@ -6,6 +6,7 @@ import type {
 import type {
   DefaultTransactionOptions,
   GraphqlUnitOptions,
+  ModuleInstrumentation,
   TypeOrmContextModuleOptions,
 } from './interfaces/typeorm-context-options.interface.js';
 import { check, checkShape, fail } from './option-checks.js';
@@ -37,6 +38,8 @@ export type ResolvedModuleOptions = Required<
     TypeOrmContextModuleOptions,
     'onSessionStart' | 'beforeCommit' | 'readReplicas' | 'defaultTransactionOptions'
   > & {
+    /** Instrumentations enabled while the app runs. */
+    instrumentations: ModuleInstrumentation[];
     /** GraphQL operations: `false`, or their options with defaults applied. */
     graphql: false | Required<GraphqlUnitOptions>;
   };
@@ -157,7 +160,16 @@ export function resolveModuleOptions(
     plainTypeorm,
     "'warn', 'join' or 'off'",
   );
+  const { instrumentations = [] } = options;
+  check(
+    Array.isArray(instrumentations) && instrumentations.every(isInstrumentation),
+    'instrumentations',
+    instrumentations,
+    'an array of objects with enable() and disable() (e.g. new TypeOrmContextInstrumentation() ' +
+      "from 'nestjs-typeorm-context/opentelemetry')",
+  );
   return {
+    instrumentations: [...instrumentations],
     defaultTransactionOptions: defaults === undefined ? undefined : { ...defaults },
     graphql: resolveGraphqlOptions(options.graphql),
     dataSources: [...dataSources],
@@ -174,6 +186,17 @@ export function resolveModuleOptions(
     onSessionStart: options.onSessionStart,
     beforeCommit: options.beforeCommit,
   };
+}
+
+/** Whether `value` can be enabled and disabled (see `instrumentations`). */
+function isInstrumentation(value: unknown): boolean {
+  const candidate = value as Partial<ModuleInstrumentation> | null;
+  return (
+    typeof candidate === 'object' &&
+    candidate !== null &&
+    typeof candidate.enable === 'function' &&
+    typeof candidate.disable === 'function'
+  );
 }
 
 /** Validates the `graphql` option and applies its defaults. */
@@ -209,6 +232,7 @@ const MODULE_KEYS = [
   'defaultTransactionOptions',
   'outsideUnit',
   'plainTypeorm',
+  'instrumentations',
   'graphql',
   'isGlobal',
 ] as const;

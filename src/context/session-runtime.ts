@@ -1,3 +1,4 @@
+import { addLiveDataSources, removeLiveDataSources } from '../diagnostics/pools.js';
 import type { OnApplicationBootstrap, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { ApplicationConfig, type ModuleRef, type ModulesContainer } from '@nestjs/core';
 import { getDataSourceToken } from '@nestjs/typeorm';
@@ -96,6 +97,8 @@ export class SessionRuntime
     const replicas = replicaPoolsOf(this.dataSources, this.options, this.hooks.waits);
     if (replicas.size > 0) this.hooks.replicas = (name) => replicas.get(name);
     this.initialized = true;
+    addLiveDataSources(this, this.dataSources);
+    for (const instrumentation of this.options.instrumentations) instrumentation.enable();
     recordInstances(this.modules, this, this.globalInterceptors());
   }
 
@@ -107,6 +110,8 @@ export class SessionRuntime
   /** Refuses new work once the application shuts down. */
   onApplicationShutdown(): void {
     this.closed = true;
+    removeLiveDataSources(this);
+    for (const instrumentation of this.options.instrumentations) instrumentation.disable();
   }
 
   /** Whether the app is initialized and not shut down. */

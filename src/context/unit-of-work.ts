@@ -10,6 +10,7 @@ import {
   unitChannel,
 } from '../diagnostics/channels.js';
 import { OpenBlocks } from './open-blocks.js';
+import { inScope } from '../diagnostics/scope.js';
 import { endTransactions, endUnit } from './unit-commits.js';
 import type { SessionRuntime } from './session-runtime.js';
 
@@ -63,6 +64,11 @@ export class UnitOfWork {
   private handler?: string;
   /** The unit's message on the `unit` channel, once its first session published `start`. */
   private trace?: UnitMessage;
+
+  /** The message of this unit on the `unit` channel, or of the nearest traced unit it runs in. */
+  get tracedMessage(): UnitMessage | undefined {
+    return this.trace ?? this.parent?.tracedMessage ?? this.enclosing?.tracedMessage;
+  }
   /** The operation that owns ending this unit, when handlers share it (GraphQL). */
   operation?: UnitOperation;
   /** Units of REQUIRES_NEW blocks running in this unit right now (each ends with its block). */
@@ -165,6 +171,7 @@ export class UnitOfWork {
       if (this.kind !== undefined && this.trace === undefined && unitChannel.hasSubscribers)
         this.trace = startUnit(this.kind, this.handler);
       session = create();
+      if (this.trace !== undefined) session.unitTrace = this.trace;
       this.sessions.set(dataSource, session);
       const armCleanup = this.onFirstSession;
       if (armCleanup) {
@@ -228,8 +235,9 @@ export class UnitOfWork {
    */
   end(commit: boolean): Promise<void> {
     if (this.ending === undefined && !this.endIfEmpty()) {
-      this.ending = endUnit(this, commit);
-      if (this.trace) this.ending = traceEnd(this.trace, this.ending, commit);
+      const trace = this.trace;
+      if (trace === undefined) this.ending = endUnit(this, commit);
+      else this.ending = traceEnd(trace, inScope(trace, () => endUnit(this, commit)), commit);
     }
     this.enclosing?.blocks.delete(this);
     return this.ending ?? RESOLVED;

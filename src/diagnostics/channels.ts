@@ -1,4 +1,4 @@
-import { tracingChannel } from 'node:diagnostics_channel';
+import { channel, tracingChannel } from 'node:diagnostics_channel';
 import { ConnectionAcquireTimeoutError } from '../errors/connection-acquire-timeout.error.js';
 import { CallbackError } from '../errors/callback.error.js';
 import { CommitOutcomeUnknownError } from '../errors/commit-outcome-unknown.error.js';
@@ -9,6 +9,8 @@ import { TransactionAbortedError } from '../errors/transaction-aborted.error.js'
 import { TransactionTimeoutError } from '../errors/transaction-timeout.error.js';
 import type { IsolationLevel } from '../interfaces/transaction-options.interface.js';
 import type { Propagation } from '../transactional/propagation.enum.js';
+import type { DbTarget } from './db-target.js';
+import { inScope } from './scope.js';
 
 /**
  * The module's tracing channels (`node:diagnostics_channel`), the one place that publishes on
@@ -26,6 +28,8 @@ export const TRANSACTION_CHANNEL = 'nestjs-typeorm-context:transaction';
 export const CONNECTION_CHANNEL = 'nestjs-typeorm-context:connection';
 /** Name of the tracing channel of savepoints (NESTED blocks inside a transaction). */
 export const SAVEPOINT_CHANNEL = 'nestjs-typeorm-context:savepoint';
+/** Name of the channel on which a traced connection is given back (its `ConnectionMessage`, `held` set). */
+export const CONNECTION_RELEASE_CHANNEL = 'nestjs-typeorm-context:connection-release';
 
 /** What opened a unit of work: an HTTP request, a microservice or WebSocket message, a GraphQL operation, a job or `runInNewContext()`. */
 export type UnitKind = 'http' | 'rpc' | 'ws' | 'graphql' | 'job' | 'context';
@@ -65,6 +69,8 @@ export type RollbackReason =
 export interface TransactionMessage {
   /** The data source's name. */
   dataSource: string;
+  /** Its database system, name, host and port. */
+  db: DbTarget;
   /** The block's propagation. */
   propagation: Propagation;
   /** What the block did: began a transaction, joined one, opened a savepoint, or ran without one. */
@@ -93,14 +99,20 @@ export interface TransactionMessage {
 export interface ConnectionMessage {
   /** The data source's name. */
   dataSource: string;
+  /** Its database system, name, host and port (the primary's). */
+  db: DbTarget;
   /** The longest the session may wait (`acquireTimeout`, ms). */
   acquireTimeout: number;
   /** How long it waited, in ms (set before `error`/`asyncEnd`). */
   waited?: number;
   /** Whether it gave up after `acquireTimeout` (then `error` is a `ConnectionAcquireTimeoutError`). */
   timedOut?: boolean;
+  /** Whether the session asked for a replica's connection (set once taken). */
+  replica?: boolean;
   /** Whether the connection is a replica's (set once taken). */
   onReplica?: boolean;
+  /** How long the session held it, in ms (set when it is given back, on the release channel). */
+  held?: number;
   /** The error taking it failed with (set by the channel). */
   error?: unknown;
 }
@@ -109,6 +121,8 @@ export interface ConnectionMessage {
 export interface SavepointMessage {
   /** The data source's name. */
   dataSource: string;
+  /** Its database system, name, host and port. */
+  db: DbTarget;
   /** The savepoint's name (`typeorm_1`), set once it is open. */
   savepoint?: string;
   /** How it ended (set before `error`/`asyncEnd`). */
@@ -125,6 +139,8 @@ export const transactionChannel = tracingChannel<unknown, TransactionMessage>(TR
 export const connectionChannel = tracingChannel<unknown, ConnectionMessage>(CONNECTION_CHANNEL);
 /** The tracing channel of savepoints. */
 export const savepointChannel = tracingChannel<unknown, SavepointMessage>(SAVEPOINT_CHANNEL);
+/** The channel of traced connections given back. */
+export const connectionReleaseChannel = channel(CONNECTION_RELEASE_CHANNEL);
 
 /** Publishes `start` of a unit (at its first session). */
 export function startUnit(kind: UnitKind, handler: string | undefined): UnitMessage {
@@ -181,7 +197,7 @@ export function traceTransaction<T>(
   const [done, failed] = OUTCOMES[message.mode];
   return transactionChannel.tracePromise(
     () =>
-      block().then(
+      inScope(message, block).then(
         (result) => {
           message.outcome = done;
           return result;
@@ -213,7 +229,7 @@ export function traceConnection(
   const began = performance.now();
   return connectionChannel.tracePromise(
     () =>
-      take().then(
+      inScope(message, take).then(
         () => {
           message.waited = performance.now() - began;
           message.timedOut = false;
@@ -229,11 +245,17 @@ export function traceConnection(
   );
 }
 
+/** Publishes that a traced connection, taken `since` (`performance.now()`), was given back. */
+export function releaseConnection(message: ConnectionMessage, since: number): void {
+  message.held = performance.now() - since;
+  if (connectionReleaseChannel.hasSubscribers) connectionReleaseChannel.publish(message);
+}
+
 /** Runs a NESTED block traced on the `savepoint` channel. */
 export function traceSavepoint<T>(message: SavepointMessage, block: () => Promise<T>): Promise<T> {
   return savepointChannel.tracePromise(
     () =>
-      block().then(
+      inScope(message, block).then(
         (result) => {
           message.outcome = 'released';
           return result;

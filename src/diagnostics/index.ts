@@ -1,5 +1,6 @@
 export {
   CONNECTION_CHANNEL,
+  CONNECTION_RELEASE_CHANNEL,
   type ConnectionMessage,
   type RollbackReason,
   SAVEPOINT_CHANNEL,
@@ -12,3 +13,4 @@ export {
   type UnitKind,
   type UnitMessage,
 } from './channels.js';
+export type { DbTarget } from './db-target.js';

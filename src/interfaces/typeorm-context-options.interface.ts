@@ -95,6 +95,12 @@ export interface TypeOrmContextModuleOptions {
    */
   plainTypeorm?: 'warn' | 'join' | 'off';
   /**
+   * Instrumentations enabled while the app runs and disabled when it shuts down: e.g.
+   * `new TypeOrmContextInstrumentation()` from `nestjs-typeorm-context/opentelemetry` (spans and
+   * metrics, see docs/observability.md). Default: none.
+   */
+  instrumentations?: ModuleInstrumentation[];
+  /**
    * One unit of work per GraphQL operation (`@nestjs/apollo` and `@nestjs/mercurius` over HTTP):
    * its root and field resolvers and DataLoader batches share it, and it ends when the response is
    * ready, committed when the result has no errors and rolled back when it has any (see
@@ -109,3 +115,11 @@ export type DefaultTransactionOptions = Pick<
   TransactionOptions,
   'isolationLevel' | 'readOnly' | 'timeout' | 'retry'
 >;
+
+/** What `instrumentations` accepts: anything that can be enabled and disabled (an OpenTelemetry `Instrumentation`). */
+export interface ModuleInstrumentation {
+  /** Starts it (called when the module initializes). */
+  enable(): void;
+  /** Stops it (called when the app shuts down). */
+  disable(): void;
+}

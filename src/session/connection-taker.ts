@@ -1,4 +1,9 @@
-import { connectionChannel, traceConnection } from '../diagnostics/channels.js';
+import {
+  type ConnectionMessage,
+  connectionChannel,
+  traceConnection,
+} from '../diagnostics/channels.js';
+import { dbTarget } from '../diagnostics/db-target.js';
 import type { DataSource } from 'typeorm';
 import { ConnectionAcquireTimeoutError } from '../errors/connection-acquire-timeout.error.js';
 import { ConnectionLostError } from '../errors/connection-lost.error.js';
@@ -47,18 +52,20 @@ export class ConnectionTaker {
   /** Takes a pooled connection within `acquireTimeout`; gives it back if the session ended meanwhile. */
   take(): Promise<void> {
     if (!connectionChannel.hasSubscribers) return this.takeNow();
-    const message = {
+    const message: ConnectionMessage = {
       dataSource: this.session.dataSourceName,
+      db: dbTarget(this.dataSource),
       acquireTimeout: this.acquireTimeout,
     };
     return traceConnection(
       message,
-      () => this.takeNow(),
+      () => this.takeNow(message),
       () => this.connection.onReplica,
     );
   }
 
-  private async takeNow(): Promise<void> {
+  /** Takes it; a traced take (`message`) notes whether it asked a replica, and when it got it. */
+  private async takeNow(message?: ConnectionMessage): Promise<void> {
     if (!this.dataSource.isInitialized) throw new ModuleNotInitializedError(messages.shutDown());
     const name = this.session.dataSourceName;
     const ms = this.acquireTimeout;
@@ -68,6 +75,7 @@ export class ConnectionTaker {
     // Routing follows this session's app's own frame there, not another app's frame around it.
     const own = this.ownFrame(frame);
     const replicas = replicaFor(this.replicas, lender, this.request, own?.routingUnit, name);
+    if (message) message.replica = replicas !== undefined;
     const acquired = await this.connection
       .acquire(ms, lender, this.session, frame, replicas)
       .catch((error: unknown) => {
@@ -85,6 +93,7 @@ export class ConnectionTaker {
     const ended = this.ended();
     if (ended === undefined) {
       if (this.replicas && !lender && !this.connection.onReplica) own?.unit?.notePrimary(name);
+      if (message) this.connection.trace(message);
       return;
     }
     this.connection.release();

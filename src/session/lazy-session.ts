@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
+import type { UnitMessage } from '../diagnostics/channels.js';
 import { messages } from '../errors/messages.js';
 import { SessionBusyError } from '../errors/session-busy.error.js';
 import { SessionContextEndedError } from '../errors/session-context-ended.error.js';
@@ -43,6 +44,11 @@ export class LazySession {
    * with: a response may be reading it. Cleared when that transaction ends.
    */
   streamFailure?: Error;
+  /**
+   * The traced unit of work whose session this is (set by the unit while its `unit` channel message
+   * exists): its statements run in the tracer's scope of that unit (see `diagnostics/scope.ts`).
+   */
+  unitTrace?: UnitMessage;
   /** How many of its transactions committed: by a COMMIT, or implicitly (MySQL/MariaDB DDL). */
   commits = 0;
   /** The transaction work joins now, begun on the server or not yet. */
@@ -56,7 +62,8 @@ export class LazySession {
   constructor(
     /** Name of the data source this session belongs to. */
     readonly dataSourceName: string,
-    dataSource: DataSource,
+    /** The data source this session belongs to. */
+    readonly dataSource: DataSource,
     private readonly hooks: SessionHooks,
     owner: SessionOwner,
     begin: BeginOptions = {},

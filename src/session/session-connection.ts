@@ -1,4 +1,5 @@
 import type { DataSource, QueryRunner } from 'typeorm';
+import { type ConnectionMessage, releaseConnection } from '../diagnostics/channels.js';
 import { type ConnectionWaits, releaseLate } from './connection-wait.js';
 import type {
   ConnectionLender,
@@ -221,10 +222,24 @@ export class SessionConnection {
     this.runner.databaseConnectionPromise = undefined;
   }
 
+  /** Publishes on the release channel when the connection taken now is given back. */
+  trace(message: ConnectionMessage): void {
+    this.traced = message;
+    this.tracedSince = performance.now();
+  }
+
+  private traced?: ConnectionMessage;
+  private tracedSince = 0;
+
   private reclaim(): HeldConnection | undefined {
     const pooled = this.pooled;
     if (pooled === undefined) return undefined;
     this.pooled = undefined;
+    const traced = this.traced;
+    if (traced !== undefined) {
+      this.traced = undefined;
+      releaseConnection(traced, this.tracedSince);
+    }
     this.onReplica = false;
     pooled.onError = undefined;
     this.runner.databaseConnection = undefined;

@@ -3,6 +3,8 @@ import {
   savepointChannel,
   traceSavepoint,
 } from '../diagnostics/channels.js';
+import { dbTarget } from '../diagnostics/db-target.js';
+import { inScope } from '../diagnostics/scope.js';
 import type { EntityManager, QueryRunner } from 'typeorm';
 import { messages } from '../errors/messages.js';
 import { SessionContextEndedError } from '../errors/session-context-ended.error.js';
@@ -34,6 +36,12 @@ export class SessionWork {
 
   /** Runs a statement after the work queued before it, beginning the transaction if needed. */
   query(args: QueryArgs): Promise<unknown> {
+    const unit = this.session.unitTrace;
+    if (unit !== undefined) return inScope(unit, () => this.queue(args));
+    return this.queue(args);
+  }
+
+  private queue(args: QueryArgs): Promise<unknown> {
     const lane = this.session.laneHere();
     const block = lane.block;
     if (block === undefined) return lane.run(() => this.statement(args), this.failedInCurrent);
@@ -84,7 +92,10 @@ export class SessionWork {
     const ended = this.ended();
     if (ended) return Promise.reject(ended);
     if (!savepointChannel.hasSubscribers) return this.inSavepoint(fn);
-    const message: SavepointMessage = { dataSource: this.session.dataSourceName };
+    const message: SavepointMessage = {
+      dataSource: this.session.dataSourceName,
+      db: dbTarget(this.session.dataSource),
+    };
     return traceSavepoint(message, () => this.inSavepoint(fn, message));
   }
 

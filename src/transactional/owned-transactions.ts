@@ -9,6 +9,7 @@ import { PartlyCommittedError } from '../errors/partly-committed.error.js';
 import type { SessionCallback } from '../interfaces/transaction-options.interface.js';
 import type { ResolvedTransactionOptions } from '../typeorm-context.options.js';
 import { traceTransaction, transactionChannel } from '../diagnostics/channels.js';
+import { dbTarget } from '../diagnostics/db-target.js';
 import { isRetryableError } from './retryable-error.js';
 import { raceTimeout, type TimeoutTarget } from './transaction-timeout.js';
 
@@ -42,7 +43,8 @@ export class OwnedTransactions {
   ): Promise<T> {
     if (!transactionChannel.hasSubscribers) return this.ownOnce(options, fn, frame);
     const { dataSource, propagation, label, isolationLevel, readOnly, replica } = options;
-    const message = { dataSource, propagation, mode: 'begin' as const, label, attempt };
+    const db = dbTarget(this.runtime.dataSource(dataSource));
+    const message = { dataSource, db, propagation, mode: 'begin' as const, label, attempt };
     return traceTransaction({ ...message, isolationLevel, readOnly, replica }, () =>
       this.ownOnce(options, fn, frame),
     );

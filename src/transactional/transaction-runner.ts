@@ -20,10 +20,12 @@ import {
   withDefaults,
 } from '../typeorm-context.options.js';
 import {
+  type TransactionMessage,
   type TransactionMode,
   traceTransaction,
   transactionChannel,
 } from '../diagnostics/channels.js';
+import { dbTarget } from '../diagnostics/db-target.js';
 import { OwnedTransactions } from './owned-transactions.js';
 import { Propagation } from './propagation.enum.js';
 
@@ -152,7 +154,7 @@ export class TransactionRunner {
     // The session first: its unit's start is published before the block's.
     const session = this.session(current, options.dataSource);
     if (transactionChannel.hasSubscribers)
-      return traceTransaction(traced(options, 'join'), () => this.joinNow(session, fn));
+      return traceTransaction(this.traced(options, 'join'), () => this.joinNow(session, fn));
     return this.joinNow(session, fn);
   }
 
@@ -178,7 +180,7 @@ export class TransactionRunner {
     this.warnIgnored(options, raw, 'runs in a savepoint of the current transaction');
     const session = this.session(current, options.dataSource);
     if (transactionChannel.hasSubscribers)
-      return traceTransaction(traced(options, 'savepoint'), () => session.nested(fn));
+      return traceTransaction(this.traced(options, 'savepoint'), () => session.nested(fn));
     return session.nested(fn);
   }
 
@@ -191,7 +193,7 @@ export class TransactionRunner {
   ): Promise<T> {
     const name = options.dataSource;
     if (transactionChannel.hasSubscribers)
-      return traceTransaction(traced(options, 'none'), () =>
+      return traceTransaction(this.traced(options, 'none'), () =>
         this.runWithout(frame, name, fn, suspends),
       );
     return this.runWithout(frame, name, fn, suspends);
@@ -222,6 +224,13 @@ export class TransactionRunner {
     return contextStorage.run(inner, () => fn(manager));
   }
 
+  /** The `transaction` channel's message of a block that begins no transaction of its own. */
+  private traced(options: ResolvedTransactionOptions, mode: TransactionMode): TransactionMessage {
+    const { dataSource, propagation, label } = options;
+    const db = dbTarget(this.runtime.dataSource(dataSource));
+    return { dataSource, db, propagation, mode, label, attempt: 1 };
+  }
+
   private warnIgnored(
     options: ResolvedTransactionOptions,
     raw: TransactionOptions | undefined,
@@ -240,10 +249,4 @@ export class TransactionRunner {
         'for a transaction of its own.',
     );
   }
-}
-
-/** The `transaction` channel's message of a block that begins no transaction of its own. */
-function traced(options: ResolvedTransactionOptions, mode: TransactionMode) {
-  const { dataSource, propagation, label } = options;
-  return { dataSource, propagation, mode, label, attempt: 1 };
 }

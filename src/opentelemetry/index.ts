@@ -1,0 +1,6 @@
+export {
+  INSTRUMENTATION_NAME,
+  INSTRUMENTATION_VERSION,
+  TypeOrmContextInstrumentation,
+  type TypeOrmContextInstrumentationConfig,
+} from './instrumentation.js';
