@@ -5,6 +5,8 @@ import {
   Propagation,
   SessionContext,
   SessionFactory,
+  CONNECTION_CHANNEL,
+  SAVEPOINT_CHANNEL,
   TRANSACTION_CHANNEL,
   Transactional,
   UNIT_CHANNEL,
@@ -103,7 +105,7 @@ const unit = (event: string, more: Record<string, unknown> = {}) => ({
 });
 const taken = [
   conn('start'),
-  conn('asyncEnd', { waited: true, timedOut: false, onReplica: false }),
+  conn('asyncEnd', { waited: true, timedOut: false, onReplica: false, replica: false }),
 ];
 
 describe.each(engines)('Tracing channels ($name)', (engine) => {
@@ -136,6 +138,36 @@ describe.each(engines)('Tracing channels ($name)', (engine) => {
       unit('asyncEnd', { handler, outcome: 'committed' }),
     ]);
     expect(await t.texts()).toEqual(['a']);
+  });
+
+  it('every message of a data source names its database: system, name, host and port', async () => {
+    const seen: Array<[string, unknown]> = [];
+    const names = [TRANSACTION_CHANNEL, CONNECTION_CHANNEL, SAVEPOINT_CHANNEL];
+    const subscribers = names.map((name) => {
+      const handlers = {
+        start: (message: { db?: unknown }) => void seen.push([name, message.db]),
+        end: () => undefined,
+        asyncStart: () => undefined,
+        asyncEnd: () => undefined,
+        error: () => undefined,
+      };
+      tracingChannel(name).subscribe(handlers as never);
+      return () => tracingChannel(name).unsubscribe(handlers as never);
+    });
+    try {
+      await t.http().get('/nested').expect(200);
+    } finally {
+      subscribers.forEach((stop) => stop());
+    }
+    const url = new URL(engine.options.url);
+    const expected = {
+      system: engine.name === 'postgres' ? 'postgresql' : 'mariadb',
+      namespace: url.pathname.slice(1),
+      address: url.hostname,
+      port: Number(url.port),
+    };
+    expect(new Set(seen.map(([name]) => name))).toEqual(new Set(names));
+    for (const [, db] of seen) expect(db).toEqual(expected);
   });
 
   it('an HTTP request that throws: its unit rolls back', async () => {
@@ -308,18 +340,26 @@ describe.each(engines)('Tracing channels: a pool wait that times out ($name)', (
     const waits = recorder.events.filter((event) => event.channel === 'connection');
     expect(waits).toEqual([
       conn('start', { acquireTimeout: 200 }),
-      conn('asyncEnd', { acquireTimeout: 200, waited: true, timedOut: false, onReplica: false }),
+      conn('asyncEnd', {
+        acquireTimeout: 200,
+        waited: true,
+        timedOut: false,
+        onReplica: false,
+        replica: false,
+      }),
       conn('start', { acquireTimeout: 200 }),
       conn('error', {
         acquireTimeout: 200,
         waited: true,
         timedOut: true,
+        replica: false,
         error: ConnectionAcquireTimeoutError.name,
       }),
       conn('asyncEnd', {
         acquireTimeout: 200,
         waited: true,
         timedOut: true,
+        replica: false,
         error: ConnectionAcquireTimeoutError.name,
       }),
     ]);
