@@ -62,6 +62,8 @@ export class UnitOfWork {
   kind?: UnitKind;
   /** The handler that serves the unit (`UsersController.create()`), set only while the `unit` channel has subscribers. */
   private handler?: string;
+  /** The route or pattern the handler serves, set with `handler`. */
+  private route?: string;
   /** The unit's message on the `unit` channel, once its first session published `start`. */
   private trace?: UnitMessage;
 
@@ -169,7 +171,7 @@ export class UnitOfWork {
     if (session === undefined || session.replaceable) {
       if (session?.commits) (this.retiredCommits ??= new Set()).add(dataSource);
       if (this.kind !== undefined && this.trace === undefined && unitChannel.hasSubscribers)
-        this.trace = startUnit(this.kind, this.handler);
+        this.trace = startUnit(this.kind, this.handler, this.route);
       session = create();
       if (this.trace !== undefined) session.unitTrace = this.trace;
       this.sessions.set(dataSource, session);
@@ -220,9 +222,13 @@ export class UnitOfWork {
    * Names the handler that serves the unit, for the `unit` channel: also on the message its start
    * already published (a guard may have used the database before the handler was known).
    */
-  nameHandler(handler: string): void {
+  nameHandler(handler: string, route?: string): void {
     this.handler = handler;
-    if (this.trace) this.trace.handler = handler;
+    this.route = route;
+    if (this.trace) {
+      this.trace.handler = handler;
+      if (route !== undefined) this.trace.route = route;
+    }
   }
 
   /**
@@ -237,7 +243,12 @@ export class UnitOfWork {
     if (this.ending === undefined && !this.endIfEmpty()) {
       const trace = this.trace;
       if (trace === undefined) this.ending = endUnit(this, commit);
-      else this.ending = traceEnd(trace, inScope(trace, () => endUnit(this, commit)), commit);
+      else
+        this.ending = traceEnd(
+          trace,
+          inScope(trace, () => endUnit(this, commit)),
+          commit,
+        );
     }
     this.enclosing?.blocks.delete(this);
     return this.ending ?? RESOLVED;

@@ -28,6 +28,8 @@ export const TRANSACTION_CHANNEL = 'nestjs-typeorm-context:transaction';
 export const CONNECTION_CHANNEL = 'nestjs-typeorm-context:connection';
 /** Name of the tracing channel of savepoints (NESTED blocks inside a transaction). */
 export const SAVEPOINT_CHANNEL = 'nestjs-typeorm-context:savepoint';
+/** Name of the tracing channel of the module's hooks (`onSessionStart`, `beforeCommit`) and transactions' callbacks. */
+export const CALLBACK_CHANNEL = 'nestjs-typeorm-context:callback';
 /** Name of the channel on which a traced connection is given back (its `ConnectionMessage`, `held` set). */
 export const CONNECTION_RELEASE_CHANNEL = 'nestjs-typeorm-context:connection-release';
 
@@ -40,6 +42,8 @@ export interface UnitMessage {
   kind: UnitKind;
   /** The handler that serves it (`UsersController.create()`), when an interceptor claimed it. */
   handler?: string;
+  /** The route or pattern the handler serves (`POST /users/:id`, `{"cmd":"sum"}`), when the transport says. */
+  route?: string;
   /** How the unit ended (set before `error`/`asyncEnd`). */
   outcome?: 'committed' | 'rolled back' | 'error';
   /** The error its end failed with (a failed COMMIT, a callback's error). */
@@ -131,6 +135,22 @@ export interface SavepointMessage {
   error?: unknown;
 }
 
+/** Which hook or callback a `callback` channel message is about. */
+export type CallbackName =
+  'onSessionStart' | 'beforeCommit' | 'afterCommit' | 'afterRollback' | 'afterCompletion';
+
+/** The message of the `callback` channel: one module hook or after-completion callback run. */
+export interface CallbackMessage {
+  /** The hook or callback. */
+  name: CallbackName;
+  /** The data source whose transaction it belongs to (the module hooks only). */
+  dataSource?: string;
+  /** The error it failed with (set by the channel). */
+  error?: unknown;
+  /** What it returned (set by the channel). */
+  result?: unknown;
+}
+
 /** The tracing channel of units of work. */
 export const unitChannel = tracingChannel<unknown, UnitMessage>(UNIT_CHANNEL);
 /** The tracing channel of transaction blocks. */
@@ -139,12 +159,19 @@ export const transactionChannel = tracingChannel<unknown, TransactionMessage>(TR
 export const connectionChannel = tracingChannel<unknown, ConnectionMessage>(CONNECTION_CHANNEL);
 /** The tracing channel of savepoints. */
 export const savepointChannel = tracingChannel<unknown, SavepointMessage>(SAVEPOINT_CHANNEL);
+/** The tracing channel of hooks and callbacks. */
+export const callbackChannel = tracingChannel<unknown, CallbackMessage>(CALLBACK_CHANNEL);
 /** The channel of traced connections given back. */
 export const connectionReleaseChannel = channel(CONNECTION_RELEASE_CHANNEL);
 
 /** Publishes `start` of a unit (at its first session). */
-export function startUnit(kind: UnitKind, handler: string | undefined): UnitMessage {
+export function startUnit(
+  kind: UnitKind,
+  handler: string | undefined,
+  route: string | undefined,
+): UnitMessage {
   const message: UnitMessage = handler === undefined ? { kind } : { kind, handler };
+  if (route !== undefined) message.route = route;
   unitChannel.start.publish(message);
   return message;
 }
@@ -243,6 +270,11 @@ export function traceConnection(
       ),
     message,
   );
+}
+
+/** Runs a hook or callback traced on the `callback` channel (check `hasSubscribers` first). */
+export function traceCallback<T>(message: CallbackMessage, run: () => Promise<T>): Promise<T> {
+  return callbackChannel.tracePromise(() => inScope(message, run), message);
 }
 
 /** Publishes that a traced connection, taken `since` (`performance.now()`), was given back. */

@@ -1,4 +1,7 @@
 export {
+  CALLBACK_CHANNEL,
+  type CallbackMessage,
+  type CallbackName,
   CONNECTION_CHANNEL,
   CONNECTION_RELEASE_CHANNEL,
   type ConnectionMessage,

@@ -1,3 +1,4 @@
+import { routeOf } from './unit-route.js';
 import {
   type CallHandler,
   type ExecutionContext,
@@ -140,7 +141,10 @@ export class AutoCommitInterceptor implements NestInterceptor {
     source: Observable<unknown>,
   ): Observable<unknown> {
     if (unitChannel.hasSubscribers)
-      unit.nameHandler(`${context.getClass().name}.${context.getHandler().name}()`);
+      unit.nameHandler(
+        `${context.getClass().name}.${context.getHandler().name}()`,
+        routeOf(context),
+      );
     let everyValue: boolean;
     try {
       everyValue = this.sendsEveryValue(context);

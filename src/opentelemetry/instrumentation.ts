@@ -27,6 +27,8 @@ export interface TypeOrmContextInstrumentationConfig {
   connections?: boolean;
   /** Spans for savepoints (NESTED blocks). Default: true. */
   savepoints?: boolean;
+  /** Spans for the module's hooks and the after-completion callbacks. Default: true. */
+  callbacks?: boolean;
   /** The connection-pool metrics and the commit, rollback, retry and fallback counters. Default: true. */
   metrics?: boolean;
 }
@@ -62,7 +64,7 @@ export class TypeOrmContextInstrumentation {
     this.config.enabled = true;
     if (this.spans) return;
     if (this.config.metrics !== false) this.metrics = new ChannelMetrics(this.meter);
-    const { units, transactions, connections, savepoints } = this.config;
+    const { units, transactions, connections, savepoints, callbacks } = this.config;
     this.spans = new ChannelSpans(
       () => this.tracer,
       () => this.metrics,
@@ -71,6 +73,7 @@ export class TypeOrmContextInstrumentation {
         transactions: transactions !== false,
         connections: connections !== false,
         savepoints: savepoints !== false,
+        callbacks: callbacks !== false,
       },
     );
     this.spans.subscribe();

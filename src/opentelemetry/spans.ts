@@ -10,6 +10,8 @@ import {
   type Tracer,
 } from '@opentelemetry/api';
 import {
+  CALLBACK_CHANNEL,
+  type CallbackMessage,
   CONNECTION_CHANNEL,
   type ConnectionMessage,
   connectionReleaseChannel,
@@ -34,6 +36,8 @@ export interface TracedKinds {
   connections: boolean;
   /** Spans for savepoints. */
   savepoints: boolean;
+  /** Spans for the module's hooks and transactions' after-completion callbacks. */
+  callbacks: boolean;
 }
 
 /** A tracing channel's subscribers. */
@@ -82,6 +86,10 @@ export class ChannelSpans implements TraceScope {
     this.on<SavepointMessage>(SAVEPOINT_CHANNEL, {
       start: (message) => this.startSavepoint(message),
       asyncEnd: (message) => this.endSavepoint(message),
+    });
+    this.on<CallbackMessage>(CALLBACK_CHANNEL, {
+      start: (message) => this.startCallback(message),
+      asyncEnd: (message) => this.endCallback(message),
     });
     const released = (message: unknown): void =>
       this.metrics()?.connectionReleased(message as ConnectionMessage);
@@ -136,6 +144,7 @@ export class ChannelSpans implements TraceScope {
       span.updateName(`unit ${message.handler}`);
       span.setAttribute(`${PREFIX}.unit.handler`, message.handler);
     }
+    if (message.route !== undefined) span.setAttribute(`${PREFIX}.unit.route`, message.route);
     if (message.outcome !== undefined) span.setAttribute(`${PREFIX}.outcome`, message.outcome);
     this.finish(message, span, message.outcome === 'error' ? message.error : undefined);
   }
@@ -239,6 +248,25 @@ export class ChannelSpans implements TraceScope {
       );
     }
     this.finish(message, span, message.error);
+  }
+
+  private startCallback(message: CallbackMessage): void {
+    if (!this.kinds.callbacks) return;
+    const hook = message.name === 'onSessionStart' || message.name === 'beforeCommit';
+    const attributes: Attributes = { [`${PREFIX}.callback`]: message.name };
+    if (message.dataSource !== undefined) attributes[`${PREFIX}.data_source`] = message.dataSource;
+    const name = `${hook ? 'hook' : 'callback'} ${message.name}`;
+    const span = this.tracer().startSpan(
+      name,
+      { kind: SpanKind.INTERNAL, attributes },
+      this.parent(),
+    );
+    this.spans.set(message, span);
+  }
+
+  private endCallback(message: CallbackMessage): void {
+    const span = this.spans.get(message);
+    if (span !== undefined) this.finish(message, span, message.error);
   }
 
   /** Ends the span of `message`, as failed when `error` is set. */

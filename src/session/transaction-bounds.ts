@@ -1,3 +1,4 @@
+import { callbackChannel, traceCallback } from '../diagnostics/channels.js';
 import { CommitOutcomeUnknownError } from '../errors/commit-outcome-unknown.error.js';
 import { ConnectionAcquireTimeoutError } from '../errors/connection-acquire-timeout.error.js';
 import { ConnectionLostError } from '../errors/connection-lost.error.js';
@@ -59,8 +60,12 @@ export class TransactionBounds {
       this.wire.runner.transactionDepth = 1;
       if (this.connection.observed) await this.steps().event(lane, block, 'AfterTransactionStart');
       const hook = this.hooks.onSessionStart;
-      if (hook)
-        await this.steps().run(lane, block, () => hook(this.wire.runner.manager, this.wire.name));
+      if (hook) {
+        const run = () =>
+          this.steps().run(lane, block, () => hook(this.wire.runner.manager, this.wire.name));
+        if (!callbackChannel.hasSubscribers) await run();
+        else await traceCallback({ name: 'onSessionStart', dataSource: this.wire.name }, run);
+      }
     } catch (error) {
       await this.abandon(error, lane, block);
       if (!waited && isConnectionLost(this.type, error)) {
@@ -83,7 +88,10 @@ export class TransactionBounds {
     const hook = this.hooks.beforeCommit;
     if (hook && block.broken === undefined) {
       try {
-        await this.steps().run(lane, block, () => hook(this.wire.runner.manager, this.wire.name));
+        const run = () =>
+          this.steps().run(lane, block, () => hook(this.wire.runner.manager, this.wire.name));
+        if (!callbackChannel.hasSubscribers) await run();
+        else await traceCallback({ name: 'beforeCommit', dataSource: this.wire.name }, run);
       } catch (error) {
         await this.rollback(block).catch(this.wire.reportRollback);
         throw error;

@@ -1,3 +1,4 @@
+import { callbackChannel, traceCallback } from '../diagnostics/channels.js';
 import { CallbackError } from '../errors/callback.error.js';
 import { messages } from '../errors/messages.js';
 import type { FrameUnit, SessionFrames } from './session-frames.js';
@@ -108,7 +109,11 @@ export async function runCallbacks(
     try {
       const frames = policy.frames;
       const frame = callback.follows ? frames.after(callback.follows) : frames.outside;
-      await frames.run(frame, () => callback.run());
+      await frames.run(frame, () =>
+        callbackChannel.hasSubscribers
+          ? traceCallback({ name: callback.name }, async () => callback.run())
+          : callback.run(),
+      );
     } catch (error) {
       policy.reportError(`${callback.name} callback failed`, error);
       first ??= { error };

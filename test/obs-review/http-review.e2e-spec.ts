@@ -85,6 +85,7 @@ describe.each(engines)('tracing channels, HTTP review ($name)', (engine: Engine)
     expect(recorder.events[0]!.message).toEqual({
       kind: 'http',
       handler: 'ObsController.write()',
+      route: 'POST /obs/write',
     });
     await t.dataSource.query('DELETE FROM example');
   });

@@ -130,12 +130,13 @@ describe.each(engines)('Tracing channels ($name)', (engine) => {
     recorder = record();
     await t.http().get('/commit').expect(200);
     const handler = 'UsersController.commit()';
+    const route = 'GET /commit';
     expect(recorder.events).toEqual([
-      unit('start', { handler }),
+      unit('start', { handler, route }),
       joined('start'),
       ...taken,
       joined('asyncEnd', { outcome: 'joined' }),
-      unit('asyncEnd', { handler, outcome: 'committed' }),
+      unit('asyncEnd', { handler, route, outcome: 'committed' }),
     ]);
     expect(await t.texts()).toEqual(['a']);
   });
@@ -174,12 +175,13 @@ describe.each(engines)('Tracing channels ($name)', (engine) => {
     recorder = record();
     await t.http().get('/fail').expect(500);
     const handler = 'UsersController.fail()';
+    const route = 'GET /fail';
     expect(recorder.events).toEqual([
-      unit('start', { handler }),
+      unit('start', { handler, route }),
       joined('start'),
       ...taken,
       joined('asyncEnd', { outcome: 'joined' }),
-      unit('asyncEnd', { handler, outcome: 'rolled back' }),
+      unit('asyncEnd', { handler, route, outcome: 'rolled back' }),
     ]);
     expect(await t.rows()).toBe(0);
   });
@@ -188,6 +190,7 @@ describe.each(engines)('Tracing channels ($name)', (engine) => {
     recorder = record();
     await t.http().get('/requires-new').expect(200);
     const handler = 'UsersController.requiresNew()';
+    const route = 'GET /requires-new';
     const own = (event: string, more: Record<string, unknown> = {}) => ({
       channel: 'transaction',
       event,
@@ -199,14 +202,14 @@ describe.each(engines)('Tracing channels ($name)', (engine) => {
       ...more,
     });
     expect(recorder.events).toEqual([
-      unit('start', { handler }),
+      unit('start', { handler, route }),
       joined('start'),
       ...taken,
       joined('asyncEnd', { outcome: 'joined' }),
       own('start'),
       ...taken,
       own('asyncEnd', { outcome: 'committed' }),
-      unit('asyncEnd', { handler, outcome: 'committed' }),
+      unit('asyncEnd', { handler, route, outcome: 'committed' }),
     ]);
     expect(await t.texts()).toEqual(['inner', 'outer']);
   });
@@ -215,6 +218,7 @@ describe.each(engines)('Tracing channels ($name)', (engine) => {
     recorder = record();
     await t.http().get('/nested').expect(200);
     const handler = 'UsersController.nested()';
+    const route = 'GET /nested';
     const nested = (event: string, more: Record<string, unknown> = {}) => ({
       channel: 'transaction',
       event,
@@ -232,7 +236,7 @@ describe.each(engines)('Tracing channels ($name)', (engine) => {
       ...more,
     });
     expect(recorder.events).toEqual([
-      unit('start', { handler }),
+      unit('start', { handler, route }),
       joined('start'),
       ...taken,
       joined('asyncEnd', { outcome: 'joined' }),
@@ -242,7 +246,7 @@ describe.each(engines)('Tracing channels ($name)', (engine) => {
       savepoint('asyncEnd', { savepoint: 'typeorm_1', outcome: 'rolled back', error: 'Error' }),
       nested('error', { outcome: 'rolled back to savepoint', reason: 'error', error: 'Error' }),
       nested('asyncEnd', { outcome: 'rolled back to savepoint', reason: 'error', error: 'Error' }),
-      unit('asyncEnd', { handler, outcome: 'committed' }),
+      unit('asyncEnd', { handler, route, outcome: 'committed' }),
     ]);
     expect(await t.texts()).toEqual(['outer']);
   });
