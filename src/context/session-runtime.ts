@@ -1,3 +1,4 @@
+import { disableFor, enableFor } from '../diagnostics/module-instrumentations.js';
 import { addLiveDataSources, removeLiveDataSources } from '../diagnostics/pools.js';
 import type { OnApplicationBootstrap, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { ApplicationConfig, type ModuleRef, type ModulesContainer } from '@nestjs/core';
@@ -98,7 +99,7 @@ export class SessionRuntime
     if (replicas.size > 0) this.hooks.replicas = (name) => replicas.get(name);
     this.initialized = true;
     addLiveDataSources(this, this.dataSources);
-    for (const instrumentation of this.options.instrumentations) instrumentation.enable();
+    enableFor(this, this.options.instrumentations);
     recordInstances(this.modules, this, this.globalInterceptors());
   }
 
@@ -111,7 +112,7 @@ export class SessionRuntime
   onApplicationShutdown(): void {
     this.closed = true;
     removeLiveDataSources(this);
-    for (const instrumentation of this.options.instrumentations) instrumentation.disable();
+    disableFor(this, this.options.instrumentations);
   }
 
   /** Whether the app is initialized and not shut down. */

@@ -10,7 +10,7 @@ import {
   unitChannel,
 } from '../diagnostics/channels.js';
 import { OpenBlocks } from './open-blocks.js';
-import { inScope } from '../diagnostics/scope.js';
+import { captureOrigin, inScope } from '../diagnostics/scope.js';
 import { endTransactions, endUnit } from './unit-commits.js';
 import type { SessionRuntime } from './session-runtime.js';
 
@@ -60,6 +60,14 @@ export class UnitOfWork {
    * or an owned transaction's unit (the `transaction` channel has those).
    */
   kind?: UnitKind;
+  /** Where the unit began, for a tracer's span of it (see `diagnostics/scope.ts`). */
+  private origin?: unknown;
+
+  /** Names what opened the unit (for the `unit` channel), and notes for a tracer where it began. */
+  setKind(kind: UnitKind): void {
+    this.kind = kind;
+    this.origin = captureOrigin();
+  }
   /** The handler that serves the unit (`UsersController.create()`), set only while the `unit` channel has subscribers. */
   private handler?: string;
   /** The route or pattern the handler serves, set with `handler`. */
@@ -171,7 +179,7 @@ export class UnitOfWork {
     if (session === undefined || session.replaceable) {
       if (session?.commits) (this.retiredCommits ??= new Set()).add(dataSource);
       if (this.kind !== undefined && this.trace === undefined && unitChannel.hasSubscribers)
-        this.trace = startUnit(this.kind, this.handler, this.route);
+        this.trace = startUnit(this.kind, this.handler, this.route, this.origin);
       session = create();
       if (this.trace !== undefined) session.unitTrace = this.trace;
       this.sessions.set(dataSource, session);

@@ -10,7 +10,7 @@ import { TransactionTimeoutError } from '../errors/transaction-timeout.error.js'
 import type { IsolationLevel } from '../interfaces/transaction-options.interface.js';
 import type { Propagation } from '../transactional/propagation.enum.js';
 import type { DbTarget } from './db-target.js';
-import { inScope } from './scope.js';
+import { inScope, noteOrigin } from './scope.js';
 
 /**
  * The module's tracing channels (`node:diagnostics_channel`), the one place that publishes on
@@ -169,9 +169,11 @@ export function startUnit(
   kind: UnitKind,
   handler: string | undefined,
   route: string | undefined,
+  origin: unknown,
 ): UnitMessage {
   const message: UnitMessage = handler === undefined ? { kind } : { kind, handler };
   if (route !== undefined) message.route = route;
+  noteOrigin(message, origin);
   unitChannel.start.publish(message);
   return message;
 }

@@ -9,27 +9,57 @@ import type { UnitMessage } from './channels.js';
 export interface TraceScope {
   /** Runs `fn` inside what the tracer made of `message` (or as it is, when it made nothing). */
   run<T>(message: object, fn: () => T): T;
+  /** What is current where a unit of work begins (OpenTelemetry: the active context), for its span later. */
+  capture(): unknown;
 }
 
-/** One holder per process, shared by an ESM and a CommonJS copy of the library. */
-const holder = ((globalThis as Record<symbol, unknown>)[
-  Symbol.for('nestjs-typeorm-context.trace-scope')
-] ??= { scope: undefined }) as { scope: TraceScope | undefined };
+/**
+ * The tracers' scopes, in the order they were added; the last one is used. One list per process,
+ * shared by an ESM and a CommonJS copy of the library.
+ */
+const scopes = ((globalThis as Record<symbol, unknown>)[
+  Symbol.for('nestjs-typeorm-context.trace-scopes')
+] ??= []) as TraceScope[];
 
-/** Sets the tracer's scope (`undefined`: none). Internal: for the `opentelemetry` subpath. */
-export function setTraceScope(scope: TraceScope | undefined): void {
-  holder.scope = scope;
+/** Adds a tracer's scope (it is used until removed, or until another is added). Internal. */
+export function addTraceScope(scope: TraceScope): void {
+  removeTraceScope(scope);
+  scopes.push(scope);
 }
 
-/** The tracer's scope, if one is set. Internal. */
+/** Removes a tracer's scope: the one added before it, if any, is used again. Internal. */
+export function removeTraceScope(scope: TraceScope): void {
+  const at = scopes.indexOf(scope);
+  if (at >= 0) scopes.splice(at, 1);
+}
+
+/** The scope in use, if a tracer added one. Internal. */
 export function traceScope(): TraceScope | undefined {
-  return holder.scope;
+  return scopes.length === 0 ? undefined : scopes[scopes.length - 1];
 }
 
 /** Runs `fn` inside the tracer's scope of `message`; as it is when no tracer is set. */
 export function inScope<T>(message: object, fn: () => T): T {
-  const scope = holder.scope;
+  const scope = traceScope();
   return scope === undefined ? fn() : scope.run(message, fn);
+}
+
+/** What is current here for the tracer (see `TraceScope.capture()`); undefined without one. */
+export function captureOrigin(): unknown {
+  return scopes.length === 0 ? undefined : scopes[scopes.length - 1]!.capture();
+}
+
+/** Where each traced unit began (what `captureOrigin()` returned when it was opened). */
+const origins = new WeakMap<UnitMessage, unknown>();
+
+/** Notes where the unit of `message` began. Internal. */
+export function noteOrigin(message: UnitMessage, origin: unknown): void {
+  if (origin !== undefined) origins.set(message, origin);
+}
+
+/** Where the unit of `message` began, if a tracer captured it then. Internal: for the `opentelemetry` subpath. */
+export function originOf(message: UnitMessage): unknown {
+  return origins.get(message);
 }
 
 /**

@@ -17,7 +17,7 @@ export function runInNewUnit<T>(
 ): Promise<T> {
   const outer = contextStorage.getStore();
   const unit = new UnitOfWork(outer?.ownedBy(runtime)?.routingUnit, runtime);
-  unit.kind = kind;
+  unit.setKind(kind);
   return contextStorage.run(ContextFrame.forUnit(unit, outer), async () => {
     let result: T;
     try {

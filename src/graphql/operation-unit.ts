@@ -71,7 +71,7 @@ export class OperationUnit implements UnitOperation {
   private static own(unit: UnitOfWork): OperationUnit {
     const owner = new OperationUnit(unit);
     unit.claimed = true;
-    unit.kind = 'graphql';
+    unit.setKind('graphql');
     unit.operation = owner;
     return owner;
   }

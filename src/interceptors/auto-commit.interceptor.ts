@@ -66,7 +66,7 @@ export class AutoCommitInterceptor implements NestInterceptor {
       // No app known (registered after app.init()): the first app that uses the unit claims it.
       const fresh = new UnitOfWork(undefined, runtime);
       fresh.claimed = true;
-      fresh.kind = context.getType<UnitKind>();
+      fresh.setKind(context.getType<UnitKind>());
       const own = ContextFrame.forUnit(fresh, contextStorage.getStore());
       return contextStorage.run(own, () =>
         this.around(fresh, own, context, next.handle()).subscribe(subscriber),

@@ -26,7 +26,7 @@ export function openRequestContext(
 ): void {
   const unit = new UnitOfWork(undefined, runtime);
   unit.forRequest = true;
-  unit.kind = 'http';
+  unit.setKind('http');
   unit.onFirstSession = () => {
     if (unit.claimed) return;
     response.once('close', () => {

@@ -6,7 +6,7 @@ import {
   type Tracer,
   type TracerProvider,
 } from '@opentelemetry/api';
-import { setTraceScope, traceScope } from '../diagnostics/scope.js';
+import { addTraceScope, removeTraceScope } from '../diagnostics/scope.js';
 import { ChannelMetrics } from './metrics.js';
 import { ChannelSpans } from './spans.js';
 
@@ -35,11 +35,12 @@ export interface TypeOrmContextInstrumentationConfig {
 
 /**
  * OpenTelemetry instrumentation of nestjs-typeorm-context: spans for units of work, transactions,
- * connection waits and savepoints, with the database semantic conventions' attributes, and the
- * connection-pool metrics. An OpenTelemetry `Instrumentation` (give it to `NodeSDK`'s or
- * `registerInstrumentations()`'s `instrumentations`, or to `forRoot({ instrumentations })`).
- * Enabled when constructed unless `enabled: false`; uses the global tracer and meter providers
- * unless given others. One enabled instance traces every app of the process.
+ * connection waits, savepoints and callbacks, with the database semantic conventions'
+ * attributes, and the connection-pool metrics. An OpenTelemetry `Instrumentation` (give it to
+ * `NodeSDK`'s or `registerInstrumentations()`'s `instrumentations`, or to
+ * `forRoot({ instrumentations })`). Enabled when constructed unless `enabled: false`; uses the
+ * global tracer and meter providers (whenever they are registered) unless given others. One
+ * enabled instance traces every app of the process.
  */
 export class TypeOrmContextInstrumentation {
   /** The instrumentation's name. */
@@ -48,14 +49,17 @@ export class TypeOrmContextInstrumentation {
   readonly instrumentationVersion = INSTRUMENTATION_VERSION;
   private config: TypeOrmContextInstrumentationConfig;
   private tracer: Tracer;
-  private meter: Meter;
-  private metrics?: ChannelMetrics;
+  /** The meter provider `setMeterProvider()` gave; undefined: the global one, as it is now. */
+  private meterProvider?: MeterProvider;
+  /** The provider the current instruments were made on. */
+  private meteredBy?: MeterProvider;
+  private channelMetrics?: ChannelMetrics;
   private spans?: ChannelSpans;
 
   constructor(config: TypeOrmContextInstrumentationConfig = {}) {
     this.config = { enabled: true, ...config };
+    // The API's global tracer is a proxy: it follows a provider registered later.
     this.tracer = trace.getTracer(INSTRUMENTATION_NAME, INSTRUMENTATION_VERSION);
-    this.meter = metrics.getMeter(INSTRUMENTATION_NAME, INSTRUMENTATION_VERSION);
     if (this.config.enabled) this.enable();
   }
 
@@ -63,11 +67,10 @@ export class TypeOrmContextInstrumentation {
   enable(): void {
     this.config.enabled = true;
     if (this.spans) return;
-    if (this.config.metrics !== false) this.metrics = new ChannelMetrics(this.meter);
     const { units, transactions, connections, savepoints, callbacks } = this.config;
     this.spans = new ChannelSpans(
       () => this.tracer,
-      () => this.metrics,
+      () => this.metrics(),
       {
         units: units !== false,
         transactions: transactions !== false,
@@ -77,7 +80,8 @@ export class TypeOrmContextInstrumentation {
       },
     );
     this.spans.subscribe();
-    setTraceScope(this.spans);
+    addTraceScope(this.spans);
+    this.metrics(); // the pool's observable metrics, from now on
   }
 
   /** Unsubscribes: the module publishes nothing again (unless another subscriber listens). */
@@ -86,10 +90,11 @@ export class TypeOrmContextInstrumentation {
     const spans = this.spans;
     if (spans === undefined) return;
     spans.unsubscribe();
-    if (traceScope() === spans) setTraceScope(undefined);
-    this.metrics?.close();
+    removeTraceScope(spans);
+    this.channelMetrics?.close();
     this.spans = undefined;
-    this.metrics = undefined;
+    this.channelMetrics = undefined;
+    this.meteredBy = undefined;
   }
 
   /** Uses `provider`'s tracer from now on. */
@@ -99,10 +104,7 @@ export class TypeOrmContextInstrumentation {
 
   /** Uses `provider`'s meter from now on (the instruments are made again on it). */
   setMeterProvider(provider: MeterProvider): void {
-    this.meter = provider.getMeter(INSTRUMENTATION_NAME, INSTRUMENTATION_VERSION);
-    if (this.metrics === undefined) return;
-    this.metrics.close();
-    this.metrics = new ChannelMetrics(this.meter);
+    this.meterProvider = provider;
   }
 
   /** Replaces the options; they apply at the next `enable()`. */
@@ -113,5 +115,21 @@ export class TypeOrmContextInstrumentation {
   /** The options. */
   getConfig(): TypeOrmContextInstrumentationConfig {
     return this.config;
+  }
+
+  /**
+   * The instruments, on the meter provider in force now: the metrics API has no proxy provider,
+   * so a global provider registered after this instance was made is picked up here.
+   */
+  private metrics(): ChannelMetrics | undefined {
+    if (this.config.metrics === false || this.spans === undefined) return undefined;
+    const provider = this.meterProvider ?? metrics.getMeterProvider();
+    if (provider !== this.meteredBy) {
+      this.channelMetrics?.close();
+      const meter: Meter = provider.getMeter(INSTRUMENTATION_NAME, INSTRUMENTATION_VERSION);
+      this.channelMetrics = new ChannelMetrics(meter);
+      this.meteredBy = provider;
+    }
+    return this.channelMetrics;
   }
 }

@@ -22,7 +22,7 @@ import {
   UNIT_CHANNEL,
   type UnitMessage,
 } from '../diagnostics/channels.js';
-import { currentUnitMessage, type TraceScope } from '../diagnostics/scope.js';
+import { currentUnitMessage, originOf, type TraceScope } from '../diagnostics/scope.js';
 import { dbAttributes, errorType, PREFIX, poolName } from './attributes.js';
 import type { ChannelMetrics } from './metrics.js';
 
@@ -52,10 +52,10 @@ interface Handlers<M extends object> {
 /**
  * Turns the module's tracing channels into OpenTelemetry spans (and feeds `ChannelMetrics`), and
  * is the `TraceScope` the core runs traced work in: a block's work runs with its span active, so
- * a driver instrumentation's query spans land under the transaction that sent them. A unit's own
- * statements (outside any block) and its COMMIT run under the unit's span while the code runs
- * where the unit began (its span's parent is the active one); code that made a span of its own
- * keeps it.
+ * a driver instrumentation's query spans land under the transaction that sent them. A unit's
+ * span goes under what was active where the unit began; its own statements (outside any block),
+ * blocks and COMMIT go under it while the code runs there (the unit's parent span is the active
+ * one); code that made a span of its own keeps it.
  */
 export class ChannelSpans implements TraceScope {
   private readonly spans = new WeakMap<object, Span>();
@@ -112,6 +112,11 @@ export class ChannelSpans implements TraceScope {
     return context.with(trace.setSpan(active, span), fn);
   }
 
+  /** The active context where a unit begins: its span's parent, once it has one. */
+  capture(): unknown {
+    return context.active();
+  }
+
   /**
    * Where a span starting now goes: under the active span, or under the unit's span when the code
    * runs where its unit began.
@@ -126,14 +131,16 @@ export class ChannelSpans implements TraceScope {
 
   private startUnit(message: UnitMessage): void {
     if (!this.kinds.units) return;
-    const active = context.active();
+    // Under what was active where the unit began (the request's span), not where its first
+    // session happens to be made (perhaps inside a span of the app's own that ends before it).
+    const origin = (originOf(message) as Context | undefined) ?? context.active();
     const span = this.tracer().startSpan(
       `unit ${message.handler ?? message.kind}`,
       { kind: SpanKind.INTERNAL, attributes: { [`${PREFIX}.unit.kind`]: message.kind } },
-      active,
+      origin,
     );
     this.spans.set(message, span);
-    this.unitParents.set(message, trace.getSpan(active));
+    this.unitParents.set(message, trace.getSpan(origin));
   }
 
   private endUnit(message: UnitMessage): void {
