@@ -19,6 +19,7 @@ for (const engine of engines) {
     afterAll(() => app.close());
 
     it('two instances: disabling the second leaves the first one nesting its blocks', async () => {
+      exporter.reset();
       const first = new TypeOrmContextInstrumentation();
       const second = new TypeOrmContextInstrumentation();
       second.disable();
