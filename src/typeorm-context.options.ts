@@ -17,6 +17,11 @@ export const DEFAULT_DATA_SOURCE = 'default';
 /** Milliseconds a session waits for a pooled connection when `acquireTimeout` is not set. */
 export const DEFAULT_ACQUIRE_TIMEOUT = 10_000;
 
+/** What the `requestId` option reads when the app sets none: the request's own `id`. */
+export function defaultRequestId(request: unknown): unknown {
+  return (request as { id?: unknown } | null | undefined)?.id;
+}
+
 /** Module options with every default applied. */
 export type ResolvedModuleOptions = Required<
   Pick<
@@ -31,11 +36,16 @@ export type ResolvedModuleOptions = Required<
     | 'replicaDown'
     | 'outsideUnit'
     | 'plainTypeorm'
+    | 'requestId'
   >
 > &
   Pick<
     TypeOrmContextModuleOptions,
-    'onSessionStart' | 'beforeCommit' | 'readReplicas' | 'defaultTransactionOptions'
+    | 'onSessionStart'
+    | 'beforeCommit'
+    | 'readReplicas'
+    | 'defaultTransactionOptions'
+    | 'slowTransactionMs'
   > & {
     /** GraphQL operations: `false`, or their options with defaults applied. */
     graphql: false | Required<GraphqlUnitOptions>;
@@ -98,6 +108,7 @@ export function resolveModuleOptions(
     replicaDown = 'primary',
     outsideUnit = 'warn',
     plainTypeorm = 'warn',
+    requestId = defaultRequestId,
   } = options;
   const listOk =
     Array.isArray(dataSources) &&
@@ -157,6 +168,14 @@ export function resolveModuleOptions(
     plainTypeorm,
     "'warn', 'join' or 'off'",
   );
+  check(
+    requestId === false || typeof requestId === 'function',
+    'requestId',
+    requestId,
+    'a function (request) => string | number | undefined, or false',
+  );
+  const slow = options.slowTransactionMs;
+  if (slow !== undefined) checkMilliseconds('slowTransactionMs', slow, true);
   return {
     defaultTransactionOptions: defaults === undefined ? undefined : { ...defaults },
     graphql: resolveGraphqlOptions(options.graphql),
@@ -170,6 +189,8 @@ export function resolveModuleOptions(
     replicaDown,
     outsideUnit,
     plainTypeorm,
+    requestId,
+    slowTransactionMs: slow,
     readReplicas: options.readReplicas,
     onSessionStart: options.onSessionStart,
     beforeCommit: options.beforeCommit,
@@ -210,6 +231,8 @@ const MODULE_KEYS = [
   'outsideUnit',
   'plainTypeorm',
   'graphql',
+  'requestId',
+  'slowTransactionMs',
   'isGlobal',
 ] as const;
 const DEFAULT_KEYS = ['isolationLevel', 'readOnly', 'timeout', 'retry'] as const;

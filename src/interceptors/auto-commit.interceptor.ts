@@ -66,6 +66,7 @@ export class AutoCommitInterceptor implements NestInterceptor {
       const fresh = new UnitOfWork(undefined, runtime);
       fresh.claimed = true;
       fresh.kind = context.getType<UnitKind>();
+      if (fresh.kind === 'http') fresh.request = context.switchToHttp().getRequest();
       const own = ContextFrame.forUnit(fresh, contextStorage.getStore());
       return contextStorage.run(own, () =>
         this.around(fresh, own, context, next.handle()).subscribe(subscriber),
@@ -234,7 +235,7 @@ export class AutoCommitInterceptor implements NestInterceptor {
           unit.abandonCommits();
           unit
             .end(false)
-            .catch((error: unknown) => reportError('Rollback on unsubscribe failed', error));
+            .catch((error: unknown) => reportError('Rollback on unsubscribe failed', error, unit));
         }
       };
     });
@@ -294,7 +295,7 @@ export class AutoCommitInterceptor implements NestInterceptor {
     const fail = () => subscriber.error(this.mapError(error, context));
     if (unit.endIfEmpty()) return fail();
     unit.end(false).then(fail, (rollbackError: unknown) => {
-      reportError('Rollback after a failed handler failed', rollbackError);
+      reportError('Rollback after a failed handler failed', rollbackError, unit);
       fail();
     });
   }
