@@ -1,9 +1,64 @@
 import { Logger } from '@nestjs/common';
+import { contextStorage } from './context/context-storage.js';
+
+/** A unit of work as its log lines name it (see `UnitOfWork.logTag()`). */
+export interface LogUnit {
+  /** `unit 12` or `unit 12 req abc-1`: the unit's id and the request id of the app, if any. */
+  logTag(): string;
+}
+
+/** `message` with the tag of `unit` in front (`[unit 12 req abc-1] message`); as it is without one. */
+function tagged(message: unknown, unit: LogUnit | undefined): unknown {
+  if (unit === undefined || typeof message !== 'string') return message;
+  return `[${unit.logTag()}] ${message}`;
+}
+
+/**
+ * The unit of work the code logging runs in (or whose after-completion callback it runs), read
+ * only when a line is logged: nothing is built for units that log nothing.
+ */
+function currentUnit(): LogUnit | undefined {
+  return contextStorage.getStore()?.routingUnit;
+}
+
+/**
+ * A Nest `Logger` whose lines name the unit of work they were logged in: `[unit 12] …`, with the
+ * app's request id when it has one (`[unit 12 req abc-1] …`, see the `requestId` option).
+ */
+class UnitLogger extends Logger {
+  /** Logs `message`, tagged with the unit current here. */
+  override log(message: unknown, ...rest: unknown[]): void {
+    super.log(tagged(message, currentUnit()), ...rest);
+  }
+
+  /** Warns with `message`, tagged with the unit current here. */
+  override warn(message: unknown, ...rest: unknown[]): void {
+    super.warn(tagged(message, currentUnit()), ...rest);
+  }
+
+  /** Logs an error with `message`, tagged with the unit current here. */
+  override error(message: unknown, ...rest: unknown[]): void {
+    super.error(tagged(message, currentUnit()), ...rest);
+  }
+
+  /** Warns with `message` about `unit` (which need not be current here). */
+  warnAbout(unit: LogUnit | undefined, message: string): void {
+    super.warn(tagged(message, unit ?? currentUnit()));
+  }
+
+  /** Logs an error with `message` about `unit` (which need not be current here). */
+  errorAbout(unit: LogUnit | undefined, message: string, stack?: string): void {
+    super.error(tagged(message, unit ?? currentUnit()), stack);
+  }
+}
 
 /** The one logger of the library. */
-export const logger = new Logger('TypeOrmContext');
+export const logger = new UnitLogger('TypeOrmContext');
 
-/** Logs an error that must not change the outcome (after-commit callbacks, cleanup). */
-export function reportError(message: string, error: unknown): void {
-  logger.error(message, error instanceof Error ? error.stack : String(error));
+/**
+ * Logs an error that must not change the outcome (after-commit callbacks, cleanup), tagged with
+ * `unit`, or else the unit current here.
+ */
+export function reportError(message: string, error: unknown, unit?: LogUnit): void {
+  logger.errorAbout(unit, message, error instanceof Error ? error.stack : String(error));
 }

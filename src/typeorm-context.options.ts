@@ -18,6 +18,11 @@ export const DEFAULT_DATA_SOURCE = 'default';
 /** Milliseconds a session waits for a pooled connection when `acquireTimeout` is not set. */
 export const DEFAULT_ACQUIRE_TIMEOUT = 10_000;
 
+/** What the `requestId` option reads when the app sets none: the request's own `id`. */
+export function defaultRequestId(request: unknown): unknown {
+  return (request as { id?: unknown } | null | undefined)?.id;
+}
+
 /** Module options with every default applied. */
 export type ResolvedModuleOptions = Required<
   Pick<
@@ -32,11 +37,16 @@ export type ResolvedModuleOptions = Required<
     | 'replicaDown'
     | 'outsideUnit'
     | 'plainTypeorm'
+    | 'requestId'
   >
 > &
   Pick<
     TypeOrmContextModuleOptions,
-    'onSessionStart' | 'beforeCommit' | 'readReplicas' | 'defaultTransactionOptions'
+    | 'onSessionStart'
+    | 'beforeCommit'
+    | 'readReplicas'
+    | 'defaultTransactionOptions'
+    | 'slowTransactionMs'
   > & {
     /** Instrumentations enabled while the app runs. */
     instrumentations: ModuleInstrumentation[];
@@ -101,6 +111,7 @@ export function resolveModuleOptions(
     replicaDown = 'primary',
     outsideUnit = 'warn',
     plainTypeorm = 'warn',
+    requestId = defaultRequestId,
   } = options;
   const listOk =
     Array.isArray(dataSources) &&
@@ -168,6 +179,14 @@ export function resolveModuleOptions(
     'an array of objects with enable() and disable() (e.g. new TypeOrmContextInstrumentation() ' +
       "from 'nestjs-typeorm-context/opentelemetry')",
   );
+  check(
+    requestId === false || typeof requestId === 'function',
+    'requestId',
+    requestId,
+    'a function (request) => string | number | undefined, or false',
+  );
+  const slow = options.slowTransactionMs;
+  if (slow !== undefined) checkMilliseconds('slowTransactionMs', slow, true);
   return {
     instrumentations: [...instrumentations],
     defaultTransactionOptions: defaults === undefined ? undefined : { ...defaults },
@@ -182,6 +201,8 @@ export function resolveModuleOptions(
     replicaDown,
     outsideUnit,
     plainTypeorm,
+    requestId,
+    slowTransactionMs: slow,
     readReplicas: options.readReplicas,
     onSessionStart: options.onSessionStart,
     beforeCommit: options.beforeCommit,
@@ -234,6 +255,8 @@ const MODULE_KEYS = [
   'plainTypeorm',
   'instrumentations',
   'graphql',
+  'requestId',
+  'slowTransactionMs',
   'isGlobal',
 ] as const;
 const DEFAULT_KEYS = ['isolationLevel', 'readOnly', 'timeout', 'retry'] as const;

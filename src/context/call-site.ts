@@ -6,6 +6,8 @@
  * else.
  */
 
+import { logger } from '../logger.js';
+
 /** A captured stack, formatted only when read (V8 formats `stack` lazily). */
 export interface CapturedStack {
   stack?: string;
@@ -72,6 +74,37 @@ export function callSite(captured: CapturedStack): CallSite | undefined {
     fallback ??= site;
   }
   return fallback;
+}
+
+/** What a message names as the call site when the stack holds no frame of the application. */
+export const UNKNOWN_SITE = 'an unknown call site (no frame of your code in the stack)';
+
+/**
+ * Warnings logged once per call site: the call sites already warned, of one app (each app holds
+ * its own), keyed by the line of code (whichever object or column called from it) and a scope
+ * (a data source's name, when the warning is about one).
+ */
+export class CallSiteWarnings {
+  private readonly warned = new Set<string>();
+
+  /**
+   * Logs `message(site)` unless the line of code `captured` came from was warned about already
+   * (in `scope`): `site` is the application's frame, or `unknown` if the stack holds none.
+   */
+  warn(
+    captured: CapturedStack,
+    message: (site: string) => string,
+    scope?: string,
+    unknown: string = UNKNOWN_SITE,
+  ): void {
+    const found = callSite(captured);
+    const site = found?.frame ?? unknown;
+    const line = found?.line ?? site;
+    const key = scope === undefined ? line : `${scope}\n${line}`;
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    logger.warn(message(site));
+  }
 }
 
 function libraryRoot(): string | undefined {

@@ -2,8 +2,13 @@ import type { DataSource, EntityManager, ReplicationMode } from 'typeorm';
 import { messages } from '../errors/messages.js';
 import { NoSessionContextError } from '../errors/no-session-context.error.js';
 import type { ResolvedModuleOptions } from '../typeorm-context.options.js';
-import { logger } from '../logger.js';
-import { callSite, captureStack, type CapturedStack } from './call-site.js';
+import {
+  CallSiteWarnings,
+  callSite,
+  captureStack,
+  type CapturedStack,
+  UNKNOWN_SITE,
+} from './call-site.js';
 
 /**
  * What context-aware repositories and `@InjectSession()` managers resolve to outside any unit of
@@ -21,7 +26,7 @@ import { callSite, captureStack, type CapturedStack } from './call-site.js';
  * this runs. One per app: the warned call sites are the app's.
  */
 export class OutsideUnitManagers {
-  private readonly warned = new Set<string>();
+  private readonly warnings = new CallSiteWarnings();
 
   constructor(private readonly mode: ResolvedModuleOptions['outsideUnit']) {}
 
@@ -54,15 +59,14 @@ export class OutsideUnitManagers {
 
   /** A statement is about to run outside any unit, from the code that resolved the manager. */
   private statement(dataSource: string, resolved: CapturedStack): void {
-    const found = callSite(resolved);
-    const site = found?.frame ?? 'an unknown call site (no frame of your code in the stack)';
     if (this.mode === 'throw') {
+      const site = callSite(resolved)?.frame ?? UNKNOWN_SITE;
       throw new NoSessionContextError(messages.outsideUnitRefused(dataSource, site));
     }
-    // One line of code, whichever subclass or column called from it.
-    const key = `${dataSource}\n${found?.line ?? site}`;
-    if (this.warned.has(key)) return;
-    this.warned.add(key);
-    logger.warn(messages.outsideUnitWarning(dataSource, site));
+    this.warnings.warn(
+      resolved,
+      (site) => messages.outsideUnitWarning(dataSource, site),
+      dataSource,
+    );
   }
 }

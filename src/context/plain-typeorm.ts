@@ -1,9 +1,8 @@
 import type { ModulesContainer } from '@nestjs/core';
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
 import { messages } from '../errors/messages.js';
-import { logger } from '../logger.js';
 import type { ResolvedModuleOptions } from '../typeorm-context.options.js';
-import { callSite, captureStack } from './call-site.js';
+import { CallSiteWarnings, captureStack } from './call-site.js';
 
 /** Where plain TypeORM code stands, as the app's runtime sees it from the current context. */
 export interface PlainTypeormRoutes {
@@ -56,7 +55,7 @@ type Method = (this: unknown, ...args: unknown[]) => unknown;
  * One per app: the warned call sites are the app's.
  */
 export class PlainTypeorm {
-  private readonly warned = new Set<string>();
+  private readonly warnings = new CallSiteWarnings();
   /** The managers routed already. */
   private readonly routed = new WeakSet<EntityManager>();
 
@@ -174,12 +173,11 @@ export class PlainTypeorm {
 
   /** Plain TypeORM code called `method` inside a unit: logged once per call site. */
   private warn(dataSource: string, method: string): void {
-    const found = callSite(captureStack());
-    const site = found?.frame ?? 'an unknown call site (no frame of your code in the stack)';
-    const key = `${dataSource}\n${found?.line ?? site}`;
-    if (this.warned.has(key)) return;
-    this.warned.add(key);
-    logger.warn(messages.plainTypeormWarning(dataSource, method, site));
+    this.warnings.warn(
+      captureStack(),
+      (site) => messages.plainTypeormWarning(dataSource, method, site),
+      dataSource,
+    );
   }
 }
 

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
+import { NoSessionContextError } from '../errors/no-session-context.error.js';
 import { TypeOrmContextError } from '../errors/typeorm-context.error.js';
 import { messages } from '../errors/messages.js';
 import type {
@@ -29,6 +30,18 @@ export class SessionContext {
   isActive(): boolean {
     const unit = this.runtime.frame()?.unit;
     return unit !== undefined && !unit.ended;
+  }
+
+  /**
+   * The id of the unit of work (request, message, GraphQL operation, job or `runInNewContext()`)
+   * the code runs in, or whose after-completion callback it runs: the one the module's log lines
+   * carry (`[unit 12] …`), unique in the process. A REQUIRES_NEW block has its unit's id. Throws
+   * `NoSessionContextError` outside any unit of work.
+   */
+  unitId(): number {
+    const unit = this.runtime.frame()?.routingUnit;
+    if (unit === undefined) throw new NoSessionContextError(messages.noUnitId());
+    return unit.id;
   }
 
   /**

@@ -18,6 +18,7 @@ import { recordInstances } from './instance-runtime.js';
 import { OutsideUnitManagers } from './outside-unit.js';
 import { PlainTypeorm, type PlainTypeormRoutes } from './plain-typeorm.js';
 import { logger, reportError } from '../logger.js';
+import { SlowTransactionLog } from '../diagnostics/slow-transactions.js';
 import { ConnectionWaits } from '../session/connection-wait.js';
 import { guardPool } from '../session/pool-guard.js';
 import { replicaPoolsOf } from '../session/replica-setup.js';
@@ -48,6 +49,8 @@ export class SessionRuntime
   private readonly outside: OutsideUnitManagers;
   /** Routes plain TypeORM code inside a unit of work (`plainTypeorm`). */
   private readonly plain: PlainTypeorm;
+  /** Warns about slow transactions and units (`slowTransactionMs`); subscribed while the app runs. */
+  private readonly slow?: SlowTransactionLog;
 
   constructor(
     /** The module options, defaults applied. */
@@ -69,6 +72,8 @@ export class SessionRuntime
     };
     this.outside = new OutsideUnitManagers(options.outsideUnit);
     this.plain = new PlainTypeorm(options.plainTypeorm, this);
+    const threshold = options.slowTransactionMs;
+    if (threshold !== undefined) this.slow = new SlowTransactionLog(this, threshold);
   }
 
   /**
@@ -100,6 +105,7 @@ export class SessionRuntime
     this.initialized = true;
     addLiveDataSources(this, this.dataSources);
     enableFor(this, this.options.instrumentations);
+    this.slow?.subscribe();
     recordInstances(this.modules, this, this.globalInterceptors());
   }
 
@@ -108,11 +114,12 @@ export class SessionRuntime
     recordInstances(undefined, this, this.globalInterceptors());
   }
 
-  /** Refuses new work once the application shuts down. */
+  /** Refuses new work once the application shuts down, and stops the slow-transaction log. */
   onApplicationShutdown(): void {
     this.closed = true;
     removeLiveDataSources(this);
     disableFor(this, this.options.instrumentations);
+    this.slow?.unsubscribe();
   }
 
   /** Whether the app is initialized and not shut down. */

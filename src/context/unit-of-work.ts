@@ -12,6 +12,9 @@ import {
 import { OpenBlocks } from './open-blocks.js';
 import { captureOrigin, inScope } from '../diagnostics/scope.js';
 import { endTransactions, endUnit } from './unit-commits.js';
+import { attachUnit } from '../diagnostics/message-unit.js';
+import type { LogUnit } from '../logger.js';
+import { nextUnitId, unitTag } from './unit-tag.js';
 import type { SessionRuntime } from './session-runtime.js';
 
 const RESOLVED = Promise.resolve();
@@ -43,7 +46,7 @@ export interface UnitOperation {
  * middleware's cleanup, a GraphQL operation's `OperationUnit`, `runInNewContext()`,
  * `@Transactional()` outside a context) calls `end()` once.
  */
-export class UnitOfWork {
+export class UnitOfWork implements LogUnit {
   /** Sessions by data source name, in creation order (the order they commit in). */
   readonly sessions = new Map<string, LazySession>();
   /** True once the unit ended: its sessions are dead and new ones are refused. */
@@ -79,6 +82,10 @@ export class UnitOfWork {
   get tracedMessage(): UnitMessage | undefined {
     return this.trace ?? this.parent?.tracedMessage ?? this.enclosing?.tracedMessage;
   }
+  /** The HTTP request the unit serves, for the `requestId` option (read only when a line is logged). */
+  request?: unknown;
+  private ownId?: number;
+  private tag?: string;
   /** The operation that owns ending this unit, when handlers share it (GraphQL). */
   operation?: UnitOperation;
   /** Units of REQUIRES_NEW blocks running in this unit right now (each ends with its block). */
@@ -114,7 +121,7 @@ export class UnitOfWork {
      * The unit this one was opened in (`runInNewContext()` inside a request), or whose
      * after-completion callback opened it, if any: reads here follow what that one wrote.
      */
-    private readonly parent?: UnitOfWork,
+    readonly parent?: UnitOfWork,
     runtime?: SessionRuntime,
     /** The unit whose REQUIRES_NEW block this one is: its connections count as that unit's. */
     private readonly enclosing?: UnitOfWork,
@@ -131,6 +138,19 @@ export class UnitOfWork {
    */
   get runtime(): SessionRuntime | undefined {
     return this.owner;
+  }
+
+  /**
+   * The unit's id, taken on first use (see `unit-tag.ts`); a REQUIRES_NEW block's unit has the id
+   * of the unit it runs in: its lines belong to that request, job or context.
+   */
+  get id(): number {
+    return this.enclosing?.id ?? (this.ownId ??= nextUnitId());
+  }
+
+  /** See `LogUnit.logTag()`; made once, at the unit's first log line. */
+  logTag(): string {
+    return this.enclosing?.logTag() ?? (this.tag ??= unitTag(this));
   }
 
   /** Makes `runtime` the unit's app if it has none yet; returns the unit's app. */
@@ -179,7 +199,10 @@ export class UnitOfWork {
     if (session === undefined || session.replaceable) {
       if (session?.commits) (this.retiredCommits ??= new Set()).add(dataSource);
       if (this.kind !== undefined && this.trace === undefined && unitChannel.hasSubscribers)
-        this.trace = startUnit(this.kind, this.handler, this.route, this.origin);
+        this.trace = attachUnit(
+          startUnit(this.kind, this.handler, this.route, this.origin),
+          this,
+        );
       session = create();
       if (this.trace !== undefined) session.unitTrace = this.trace;
       this.sessions.set(dataSource, session);

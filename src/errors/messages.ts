@@ -34,6 +34,27 @@ export const messages = {
     'use sessionContext.atomic(fn, { propagation: Propagation.REQUIRES_NEW, isolationLevel }); for ' +
     'the whole unit, @Transactional({ isolationLevel }) where it starts or defaultTransactionOptions. ' +
     'Logged once per call site.',
+  slowTransaction: (
+    owner: string,
+    message: { dataSource: string; outcome?: string; reason?: string; attempt: number },
+    ms: number,
+    threshold: number,
+  ) =>
+    `Slow transaction: ${owner} on '${message.dataSource}' ${message.outcome ?? 'ended'}` +
+    `${message.reason === undefined ? '' : ` (${message.reason})`} after ${Math.round(ms)} ms, ` +
+    `attempt ${message.attempt} (slowTransactionMs: ${threshold}).`,
+  slowUnit: (
+    message: { kind: string; handler?: string; outcome?: string },
+    ms: number,
+    threshold: number,
+  ) =>
+    `Slow unit of work: ${message.kind}${message.handler === undefined ? '' : ` ${message.handler}`} ` +
+    `${message.outcome ?? 'ended'} after ${Math.round(ms)} ms from its first session to its end ` +
+    `(slowTransactionMs: ${threshold}).`,
+  noUnitId: () =>
+    'No unit of work: sessionContext.unitId() ran outside a request, job or runInNewContext() ' +
+    '(or an after-commit callback of one). Check sessionContext.isActive() first where code runs ' +
+    'both inside and outside units of work.',
   contextEnded: (dataSource: string) =>
     `The session context has ended: a session of data source '${dataSource}' was used after its ` +
     'request, job or runInNewContext() finished (a stream, a timer or a promise nobody awaited). ' +

@@ -118,7 +118,7 @@ export class OperationUnit implements UnitOperation {
       failure ??= { error };
     }
     if (failure === undefined) return undefined;
-    reportError(messages.graphqlEndFailed(), failure.error);
+    reportError(messages.graphqlEndFailed(), failure.error, this.unit);
     return this.handler === undefined ? failure.error : this.handler.mapError(failure.error);
   }
 }

@@ -67,6 +67,7 @@ export class AutoCommitInterceptor implements NestInterceptor {
       const fresh = new UnitOfWork(undefined, runtime);
       fresh.claimed = true;
       fresh.setKind(context.getType<UnitKind>());
+      if (fresh.kind === 'http') fresh.request = context.switchToHttp().getRequest();
       const own = ContextFrame.forUnit(fresh, contextStorage.getStore());
       return contextStorage.run(own, () =>
         this.around(fresh, own, context, next.handle()).subscribe(subscriber),
@@ -238,7 +239,7 @@ export class AutoCommitInterceptor implements NestInterceptor {
           unit.abandonCommits();
           unit
             .end(false)
-            .catch((error: unknown) => reportError('Rollback on unsubscribe failed', error));
+            .catch((error: unknown) => reportError('Rollback on unsubscribe failed', error, unit));
         }
       };
     });
@@ -298,7 +299,7 @@ export class AutoCommitInterceptor implements NestInterceptor {
     const fail = () => subscriber.error(this.mapError(error, context));
     if (unit.endIfEmpty()) return fail();
     unit.end(false).then(fail, (rollbackError: unknown) => {
-      reportError('Rollback after a failed handler failed', rollbackError);
+      reportError('Rollback after a failed handler failed', rollbackError, unit);
       fail();
     });
   }

@@ -45,7 +45,7 @@ export function endAfterSending(
   finished(body, (error) => {
     unit
       .end(commit && !error)
-      .catch((end: unknown) => reportError('Ending a streamed response failed', end));
+      .catch((end: unknown) => reportError('Ending a streamed response failed', end, unit));
   });
   if (context.getType() !== 'http') return;
   const response = context

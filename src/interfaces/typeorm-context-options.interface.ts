@@ -108,6 +108,23 @@ export interface TypeOrmContextModuleOptions {
    * each root resolver then ends the unit when it returns. Default: `{ commitPartial: false }`.
    */
   graphql?: GraphqlUnitOptions | false;
+  /**
+   * The request id the module's log lines carry next to the unit's id (`[unit 12 req abc-1] …`):
+   * a function of the HTTP request a unit of work serves (Express's `req`, Fastify's raw request),
+   * called at most once per unit, the first time one of its lines is logged; a string or number
+   * it returns is the id, anything else (or a throw) means none. `false`: no request ids.
+   * Units without a request (jobs, messages) carry only their unit id, units opened inside a
+   * request (`runInNewContext()`, REQUIRES_NEW blocks) that request's id. Default: the request's
+   * own `id` (`request.id`: Fastify's, or the one `nestjs-pino`/`pino-http` gives it).
+   */
+  requestId?: ((request: any) => unknown) | false;
+  /**
+   * Log a warning for every transaction a block begins (`mode: 'begin'`) and every unit of work
+   * (from its first session to its end) that took longer than this many milliseconds, with its
+   * owner, outcome, attempt and duration (see docs/logging.md). `0` logs every one. Unset, the
+   * module subscribes to no tracing channel. Default: none.
+   */
+  slowTransactionMs?: number;
 }
 
 /** The options `defaultTransactionOptions` may set. */

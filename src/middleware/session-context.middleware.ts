@@ -19,7 +19,7 @@ export interface ClosableResponse {
  * first app that uses it (the only one, in a process with one app).
  */
 export function openRequestContext(
-  _request: unknown,
+  request: unknown,
   response: ClosableResponse,
   next: () => void,
   runtime?: SessionRuntime,
@@ -27,11 +27,12 @@ export function openRequestContext(
   const unit = new UnitOfWork(undefined, runtime);
   unit.forRequest = true;
   unit.setKind('http');
+  unit.request = request;
   unit.onFirstSession = () => {
     if (unit.claimed) return;
     response.once('close', () => {
       if (unit.claimed) return;
-      unit.end(false).catch((error: unknown) => reportError('Request cleanup failed', error));
+      unit.end(false).catch((error: unknown) => reportError('Request cleanup failed', error, unit));
     });
   };
   contextStorage.run(ContextFrame.forUnit(unit), next);

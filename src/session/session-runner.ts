@@ -1,7 +1,6 @@
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
-import { callSite, captureStack } from '../context/call-site.js';
+import { CallSiteWarnings, captureStack } from '../context/call-site.js';
 import { messages } from '../errors/messages.js';
-import { logger } from '../logger.js';
 import type { Block } from './block.js';
 import type { LazySession } from './lazy-session.js';
 import type { QueryArgs, StreamArgs } from './session-connection.js';
@@ -88,18 +87,19 @@ function typeormPreload(manager: EntityManager): EntityManager['preload'] {
 }
 
 /** Per app, call sites already warned that `transaction(isolationLevel, fn)` ignores the level. */
-const warnedSites = new WeakMap<object, Set<string>>();
+const warnedSites = new WeakMap<object, CallSiteWarnings>();
 
 /**
  * `manager.transaction(isolationLevel, fn)` on a session (or plain TypeORM joined to one) is a
  * savepoint block of the session's transaction: the level cannot apply. Said once per call site.
  */
 function warnIsolationIgnored(app: object, level: string): void {
-  const found = callSite(captureStack());
-  const site = found?.frame ?? 'an unknown call site';
-  let warned = warnedSites.get(app);
-  if (warned === undefined) warnedSites.set(app, (warned = new Set()));
-  if (warned.has(found?.line ?? site)) return;
-  warned.add(found?.line ?? site);
-  logger.warn(messages.savepointIsolationIgnored(level, site));
+  let warnings = warnedSites.get(app);
+  if (warnings === undefined) warnedSites.set(app, (warnings = new CallSiteWarnings()));
+  warnings.warn(
+    captureStack(),
+    (site) => messages.savepointIsolationIgnored(level, site),
+    undefined,
+    'an unknown call site',
+  );
 }

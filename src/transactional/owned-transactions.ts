@@ -8,7 +8,12 @@ import { messages } from '../errors/messages.js';
 import { PartlyCommittedError } from '../errors/partly-committed.error.js';
 import type { SessionCallback } from '../interfaces/transaction-options.interface.js';
 import type { ResolvedTransactionOptions } from '../typeorm-context.options.js';
-import { traceTransaction, transactionChannel } from '../diagnostics/channels.js';
+import {
+  type TransactionMessage,
+  traceTransaction,
+  transactionChannel,
+} from '../diagnostics/channels.js';
+import { attachUnit } from '../diagnostics/message-unit.js';
 import { dbTarget } from '../diagnostics/db-target.js';
 import { isRetryableError } from './retryable-error.js';
 import { raceTimeout, type TimeoutTarget } from './transaction-timeout.js';
@@ -44,10 +49,9 @@ export class OwnedTransactions {
     if (!transactionChannel.hasSubscribers) return this.ownOnce(options, fn, frame);
     const { dataSource, propagation, label, isolationLevel, readOnly, replica } = options;
     const db = dbTarget(this.runtime.dataSource(dataSource));
-    const message = { dataSource, db, propagation, mode: 'begin' as const, label, attempt };
-    return traceTransaction({ ...message, isolationLevel, readOnly, replica }, () =>
-      this.ownOnce(options, fn, frame),
-    );
+    const begins = { dataSource, db, propagation, mode: 'begin' as const, label, attempt };
+    const message: TransactionMessage = { ...begins, isolationLevel, readOnly, replica };
+    return traceTransaction(message, () => this.ownOnce(options, fn, frame, message));
   }
 
   private async ownRetrying<T>(
@@ -72,11 +76,13 @@ export class OwnedTransactions {
    * One attempt of an owned block: a context of its own for every data source, like
    * `runInNewContext()` (inside another context, a block of that context's unit: its sessions of
    * other data sources are its own too, and commit or roll back with it, never with the caller's).
+   * The attempt's `transaction` channel message, if traced, learns the block's unit.
    */
   private ownOnce<T>(
     options: ResolvedTransactionOptions,
     fn: SessionCallback<T>,
     frame: ContextFrame | undefined,
+    message?: TransactionMessage,
   ): Promise<T> {
     const { dataSource: name, isolationLevel, readOnly, replica, timeout, label } = options;
     const begin = { isolationLevel, readOnly, replica, timeout, label };
@@ -84,6 +90,7 @@ export class OwnedTransactions {
     // Outside any context of this app, a unit that follows the one whose callback runs this
     // (read-your-writes), opened in another app's context if the call came from there.
     const unit = outer ? outer.openBlock() : new UnitOfWork(frame?.routingUnit, this.runtime);
+    if (message) attachUnit(message, unit);
     // A session the block replaces (after close()) begins like the first; its sessions of other
     // data sources get the statement timeout (see `target` below).
     const others = timeout === undefined ? undefined : { timeout, label };

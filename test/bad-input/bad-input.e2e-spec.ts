@@ -69,6 +69,14 @@ describe('bad input gets a clear error and loses nothing', () => {
     [{ defaultTransactionOptions: 'SERIALIZABLE' }, /defaultTransactionOptions/],
     [{ plainTypeorm: 'yes' }, /plainTypeorm.*'warn', 'join' or 'off'/s],
     [{ plainTypeorm: true }, /plainTypeorm/],
+    [
+      { requestId: 'x-request-id' },
+      /requestId.*a function \(request\) => string \| number \| undefined, or false/s,
+    ],
+    [{ slowTransactionMs: -1 }, /slowTransactionMs.*0 or more/],
+    [{ slowTransactionMs: Number.NaN }, /slowTransactionMs/],
+    [{ slowTransactionMs: '500' }, /slowTransactionMs.*a number of milliseconds/],
+    [{ slowTransactionMs: Infinity }, /slowTransactionMs.*at most 2147483647/],
   ])('module option %j is refused at startup', async (options, message) => {
     const failure = start(options);
     await expect(failure).rejects.toBeInstanceOf(InvalidOptionError);
