@@ -6,49 +6,21 @@
 import 'reflect-metadata';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { registerInstrumentations } from '@opentelemetry/instrumentation';
 import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
 import { MySQL2Instrumentation } from '@opentelemetry/instrumentation-mysql2';
 import { PgInstrumentation } from '@opentelemetry/instrumentation-pg';
-import { AggregationTemporality, MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
-import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { TypeOrmContextInstrumentation } from 'nestjs-typeorm-context/opentelemetry';
 import { database } from './database.mjs';
-import { parentId, renderTree } from './otel-tree.mjs';
-
-const exporter = new InMemorySpanExporter();
-const tracerProvider = new NodeTracerProvider({
-  spanProcessors: [new SimpleSpanProcessor(exporter)],
-});
-tracerProvider.register();
-
-class TestReader extends MetricReader {
-  constructor() {
-    super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE });
-  }
-  onForceFlush() {
-    return Promise.resolve();
-  }
-  onShutdown() {
-    return Promise.resolve();
-  }
-}
-const reader = new TestReader();
-const meterProvider = new MeterProvider({ readers: [reader] });
+import { decorateMethod, otelSdk, parentId, renderTree } from './otel-support.mjs';
 
 // As an app's tracing.ts does: before the framework and the drivers load.
 const instrumentation = new TypeOrmContextInstrumentation();
-registerInstrumentations({
-  tracerProvider,
-  meterProvider,
-  instrumentations: [
-    new HttpInstrumentation(),
-    new PgInstrumentation(),
-    new MySQL2Instrumentation(),
-    instrumentation,
-  ],
-});
+const { exporter, reader } = otelSdk([
+  new HttpInstrumentation(),
+  new PgInstrumentation(),
+  new MySQL2Instrumentation(),
+  instrumentation,
+]);
 
 const { Controller, Get, Inject, Injectable, Module } = await import('@nestjs/common');
 const { NestFactory } = await import('@nestjs/core');
@@ -62,16 +34,6 @@ const Order = new EntitySchema({
   tableName: 'otel_order',
   columns: { id: { type: Number, primary: true, generated: true }, text: { type: String } },
 });
-
-/** Applies decorators the way TypeScript does (this file is plain JavaScript). */
-function decorateMethod(target, key, ...decorators) {
-  const descriptor = Object.getOwnPropertyDescriptor(target.prototype, key);
-  Object.defineProperty(
-    target.prototype,
-    key,
-    Reflect.decorate(decorators, target.prototype, key, descriptor) ?? descriptor,
-  );
-}
 
 class OrdersService {
   constructor(sessions) {

@@ -1,5 +1,7 @@
 // Review of the OpenTelemetry subpath's span tree with the real SDK and the real pg and http
-// instrumentations (plain Node: they hook require()). The doc's claims under test: a block's work
+// instrumentations (plain Node: they hook require()), including a unit whose first statement runs
+// inside a service's own span (as nestjs-otel's @Span() makes): the unit's span still goes under
+// the request's, and the handler's later blocks and the unit's COMMIT under the unit's. The doc's claims under test: a block's work
 // runs with its span active; a unit's span is the parent of the blocks and statements of the code
 // that runs where the unit began, and of the unit's COMMIT or ROLLBACK; code that starts a span of
 // its own keeps it; REQUIRES_NEW, NOT_SUPPORTED, retry attempts, a plain repository with
@@ -8,45 +10,18 @@ import 'reflect-metadata';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { trace } from '@opentelemetry/api';
-import { registerInstrumentations } from '@opentelemetry/instrumentation';
 import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
 import { PgInstrumentation } from '@opentelemetry/instrumentation-pg';
-import { AggregationTemporality, MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
-import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { TypeOrmContextInstrumentation } from 'nestjs-typeorm-context/opentelemetry';
 import { database } from './database.mjs';
-import { parentId, renderTree } from './otel-tree.mjs';
+import { decorateMethod, otelSdk, parentId, renderTree } from './otel-support.mjs';
 
-const exporter = new InMemorySpanExporter();
-const tracerProvider = new NodeTracerProvider({
-  spanProcessors: [new SimpleSpanProcessor(exporter)],
-});
-tracerProvider.register();
-
-class TestReader extends MetricReader {
-  constructor() {
-    super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE });
-  }
-  onForceFlush() {
-    return Promise.resolve();
-  }
-  onShutdown() {
-    return Promise.resolve();
-  }
-}
-const reader = new TestReader();
-const meterProvider = new MeterProvider({ readers: [reader] });
-
-registerInstrumentations({
-  tracerProvider,
-  meterProvider,
-  instrumentations: [
-    new HttpInstrumentation(),
-    new PgInstrumentation(),
-    new TypeOrmContextInstrumentation(),
-  ],
-});
+// As an app's tracing.ts does: before the framework and the drivers load.
+const { exporter, reader } = otelSdk([
+  new HttpInstrumentation(),
+  new PgInstrumentation(),
+  new TypeOrmContextInstrumentation(),
+]);
 
 const { Controller, Get, Inject, Injectable, Module } = await import('@nestjs/common');
 const { NestFactory } = await import('@nestjs/core');
@@ -62,15 +37,6 @@ const Note = new EntitySchema({
 });
 
 const tracer = trace.getTracer('review-app');
-
-function decorateMethod(target, key, ...decorators) {
-  const descriptor = Object.getOwnPropertyDescriptor(target.prototype, key);
-  Object.defineProperty(
-    target.prototype,
-    key,
-    Reflect.decorate(decorators, target.prototype, key, descriptor) ?? descriptor,
-  );
-}
 
 let attempts = 0;
 
@@ -276,5 +242,20 @@ describe('OpenTelemetry span tree, review (PostgreSQL)', () => {
     const [unit] = named('unit ');
     assert.ok(unit, tree);
     assert.ok(parent(query('INSERT INTO "otelr_note"')) === unit, tree);
+  });
+
+  it("a unit begun in a service's own span: the unit's COMMIT is under the unit's span", async () => {
+    const { named, parent, query, tree } = await request('/own-span-first');
+    const [unit] = named('unit ');
+    const [lookup] = named('lookup');
+    assert.ok(lookup, tree);
+    assert.ok(parent(query('COMMIT')) === unit, `the unit's COMMIT under the unit:\n${tree}`);
+  });
+
+  it("a unit begun in a service's own span: the handler's later block is under the unit's span", async () => {
+    const { named, parent, tree } = await request('/own-span-first');
+    const [unit] = named('unit ');
+    const [block] = named('transaction.join NotesService.write()');
+    assert.ok(parent(block) === unit, tree);
   });
 });

@@ -26,7 +26,11 @@ class NotesController {
   }
 }
 Inject(SessionContext)(NotesController, undefined, 0);
-Post('notes')(NotesController.prototype, 'create', Object.getOwnPropertyDescriptor(NotesController.prototype, 'create'));
+Post('notes')(
+  NotesController.prototype,
+  'create',
+  Object.getOwnPropertyDescriptor(NotesController.prototype, 'create'),
+);
 Controller()(NotesController);
 
 const db = await database();
@@ -34,7 +38,13 @@ const url = db.url;
 class AppModule {}
 Module({
   imports: [
-    TypeOrmModule.forRoot({ type: 'postgres', url, entities: [Note], synchronize: true, logging: false }),
+    TypeOrmModule.forRoot({
+      type: 'postgres',
+      url,
+      entities: [Note],
+      synchronize: true,
+      logging: false,
+    }),
     TypeOrmContextModule.forRoot(),
   ],
   controllers: [NotesController],
@@ -44,7 +54,8 @@ describe('TestTransaction under node:test', () => {
   let app;
   let base;
   let tx;
-  const count = async () => Number((await app.get(DataSource).query('SELECT count(*) AS n FROM node_test_note'))[0].n);
+  const count = async () =>
+    Number((await app.get(DataSource).query('SELECT count(*) AS n FROM node_test_note'))[0].n);
 
   before(async () => {
     app = await NestFactory.create(AppModule, { logger: false });
