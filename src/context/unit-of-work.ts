@@ -199,10 +199,7 @@ export class UnitOfWork implements LogUnit {
     if (session === undefined || session.replaceable) {
       if (session?.commits) (this.retiredCommits ??= new Set()).add(dataSource);
       if (this.kind !== undefined && this.trace === undefined && unitChannel.hasSubscribers)
-        this.trace = attachUnit(
-          startUnit(this.kind, this.handler, this.route, this.origin),
-          this,
-        );
+        this.trace = attachUnit(startUnit(this.kind, this.handler, this.route, this.origin), this);
       session = create();
       if (this.trace !== undefined) session.unitTrace = this.trace;
       this.sessions.set(dataSource, session);
@@ -253,11 +250,11 @@ export class UnitOfWork implements LogUnit {
    * Names the handler that serves the unit, for the `unit` channel: also on the message its start
    * already published (a guard may have used the database before the handler was known).
    */
-  nameHandler(handler: string, route?: string): void {
-    this.handler = handler;
-    this.route = route;
+  nameHandler(handler: string | undefined, route?: string): void {
+    if (handler !== undefined) this.handler = handler;
+    if (route !== undefined) this.route = route;
     if (this.trace) {
-      this.trace.handler = handler;
+      if (handler !== undefined) this.trace.handler = handler;
       if (route !== undefined) this.trace.route = route;
     }
   }

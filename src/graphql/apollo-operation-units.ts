@@ -8,6 +8,9 @@ const APOLLO_PLUGIN_METADATA = 'graphql:plugin';
 
 /** The parts of Apollo Server's request context the plugin reads (no import of @apollo/server). */
 interface ApolloRequestContext {
+  /** The operation, once parsed and validated (`didResolveOperation`). */
+  operation?: { operation?: string };
+  operationName?: string | null;
   response: {
     body?:
       | { kind: 'single'; singleResult: OperationResult }
@@ -35,6 +38,8 @@ export class ApolloOperationUnits {
     if (end === undefined) return undefined;
     this.running.set(requestContext, end);
     return {
+      didResolveOperation: async ({ operation, operationName }: ApolloRequestContext) =>
+        OperationUnit.nameOperation(operation?.operation, operationName),
       willSendResponse: async ({ response }: ApolloRequestContext) => {
         const body = response.body;
         const result = body?.kind === 'single' ? body.singleResult : body?.initialResult;

@@ -9,6 +9,11 @@ interface MercuriusContext {
   reply?: { raw: { writableEnded: boolean; once(event: 'close', listener: () => void): unknown } };
 }
 
+/** The parts of a parsed GraphQL document this reads (no import of graphql). */
+interface GraphqlDocument {
+  definitions?: Array<{ kind: string; operation?: string; name?: { value: string } }>;
+}
+
 /** The parts of Mercurius (`fastify.graphql`) this reads (no import of mercurius). */
 interface Mercurius {
   addHook(
@@ -45,7 +50,13 @@ export class MercuriusOperationUnits implements OnApplicationBootstrap {
     const mercurius = (adapter?.getInstance?.() as { graphql?: Partial<Mercurius> } | undefined)
       ?.graphql;
     if (typeof mercurius?.addHook !== 'function') return;
-    mercurius.addHook('preExecution', async (_schema, _document, context) => this.start(context));
+    mercurius.addHook('preExecution', async (_schema, document, context) => {
+      this.start(context);
+      const operation = (document as GraphqlDocument | undefined)?.definitions?.find(
+        (definition) => definition.kind === 'OperationDefinition',
+      );
+      OperationUnit.nameOperation(operation?.operation, operation?.name?.value);
+    });
     mercurius.addHook('onResolution', async (execution, context) => {
       const failure = await this.running.get(context)?.(execution);
       if (failure !== undefined) reportEndError(execution, failure);

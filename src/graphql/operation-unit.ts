@@ -1,4 +1,6 @@
 import { ContextFrame } from '../context/context-frame.js';
+import { contextStorage } from '../context/context-storage.js';
+import { unitChannel } from '../diagnostics/channels.js';
 import type { SessionRuntime } from '../context/session-runtime.js';
 import { type JoinedHandler, UnitOfWork, type UnitOperation } from '../context/unit-of-work.js';
 import type { ResolvedModuleOptions } from '../typeorm-context.options.js';
@@ -57,6 +59,17 @@ export class OperationUnit implements UnitOperation {
     }
     if (!(owner instanceof OperationUnit) || owner.ending !== undefined) return undefined;
     return owner.begin();
+  }
+
+  /**
+   * Names the operation of the unit current here on the `unit` channel (`route`: `query GetUser`),
+   * once the driver parsed it; nothing when nobody listens.
+   */
+  static nameOperation(operation: string | undefined, name: string | undefined | null): void {
+    if (!unitChannel.hasSubscribers || operation === undefined) return;
+    const unit = contextStorage.getStore()?.unit;
+    if (unit?.operation !== undefined)
+      unit.nameHandler(undefined, `${operation} ${name ?? '(anonymous)'}`);
   }
 
   /**

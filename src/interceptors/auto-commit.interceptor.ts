@@ -1,4 +1,4 @@
-import { routeOf } from './unit-route.js';
+import { handlerName, routeOf } from './unit-route.js';
 import {
   type CallHandler,
   type ExecutionContext,
@@ -50,7 +50,10 @@ export class AutoCommitInterceptor implements NestInterceptor {
     if (unit !== undefined && !unit.ended) {
       if (unit.claimed) {
         // A GraphQL operation owns the unit: its resolvers join it, the first one decides.
-        if (unit.operation?.joined === false) this.joinOperation(unit.operation, context);
+        if (unit.operation?.joined === false) {
+          this.joinOperation(unit.operation, context);
+          if (unitChannel.hasSubscribers) unit.nameHandler(handlerName(context));
+        }
         return next.handle();
       }
       if ((context.getType() as string) === 'graphql') {

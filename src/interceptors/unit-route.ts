@@ -12,6 +12,11 @@ interface RoutedRequest {
   routerPath?: unknown;
 }
 
+/** The handler `context` runs, as the `unit` channel names it: `UsersController.create()`. */
+export function handlerName(context: ExecutionContext): string {
+  return `${context.getClass().name}.${context.getHandler().name}()`;
+}
+
 /**
  * The route or pattern a handler serves, for the `unit` channel: `POST /notes/:id` (the route's
  * template, never the URL with its ids), a message pattern (`{"cmd":"sum"}`), a WebSocket
