@@ -17,11 +17,12 @@ import {
   type SpanExporter,
 } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+import type { TypeOrmContextInstrumentationConfig } from '../../../dist/opentelemetry/index.js';
 
 /** Which instrumentations a variant registers. */
 export interface Instrumented {
-  /** This library's `TypeOrmContextInstrumentation` (spans and metrics). */
-  ours?: boolean;
+  /** This library's `TypeOrmContextInstrumentation`: `true` (spans and metrics) or its options. */
+  ours?: boolean | TypeOrmContextInstrumentationConfig;
   /** `@opentelemetry/instrumentation-typeorm`. */
   typeorm?: boolean;
   /** `@opentelemetry/instrumentation-pg`. */
@@ -98,7 +99,11 @@ export async function startOpenTelemetry(which: Instrumented): Promise<SpanCount
     registerInstrumentations({
       tracerProvider,
       meterProvider,
-      instrumentations: [new TypeOrmContextInstrumentation() as unknown as Instrumentation],
+      instrumentations: [
+        new TypeOrmContextInstrumentation(
+          which.ours === true ? {} : which.ours,
+        ) as unknown as Instrumentation,
+      ],
     });
   }
   return {
