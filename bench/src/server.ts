@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import type { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { DataSource } from 'typeorm';
+import type { SpanCounts } from './otel/sdk.js';
 import type { Variant } from './shared.js';
 
 /** Messages run.js sends. */
@@ -16,6 +16,7 @@ export type ServerCommand =
   | { cmd: 'reset' }
   | { cmd: 'stats' }
   | { cmd: 'stop' }
+  | { cmd: 'spans' }
   | { cmd: 'profile-start'; interval: number }
   | { cmd: 'profile-stop'; file: string };
 
@@ -49,6 +50,8 @@ async function main(): Promise<void> {
   const [name, port] = process.argv.slice(2);
   const variant = ((await import(`./variants/${name}.js`)) as { default: Variant }).default;
   variant.prepare?.();
+  // Only now: the `ntc-otel*` variants hook `require()` before TypeORM and pg load.
+  const { DataSource } = await import('typeorm');
   const app: INestApplication = await NestFactory.create((await variant.module()) as never, {
     logger: ['error', 'warn'],
   });
@@ -92,8 +95,15 @@ async function main(): Promise<void> {
         promises = 0;
         heldMs = 0;
         peakHeld = held;
-        cpu = process.cpuUsage();
-        process.send!({ type: 'reset' });
+        void (variant.spans?.reset() ?? Promise.resolve()).then(() => {
+          cpu = process.cpuUsage();
+          process.send!({ type: 'reset' });
+        });
+        break;
+      case 'spans':
+        void (variant.spans?.counts() ?? Promise.resolve(undefined)).then(
+          (spans: SpanCounts | undefined) => process.send!({ type: 'spans', spans }),
+        );
         break;
       case 'stats': {
         const used = process.cpuUsage(cpu);

@@ -5,6 +5,7 @@ import {
   type EntityManager,
   type Repository,
 } from 'typeorm';
+import type { SpanCounter } from './otel/sdk.js';
 
 /** Everything every variant shares: the entity, the pool, the SQL of each endpoint. */
 export const DATABASE_URL =
@@ -243,4 +244,6 @@ export interface Variant {
   module(): Promise<unknown> | unknown;
   /** Runs before the app is created (global patches). */
   prepare?(): void;
+  /** The spans its OpenTelemetry SDK exported (the `ntc-otel*` variants, bench/src/otel/). */
+  spans?: SpanCounter;
 }
