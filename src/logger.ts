@@ -22,33 +22,46 @@ function currentUnit(): LogUnit | undefined {
 }
 
 /**
+ * Runs a logger call: a logger that throws (the app's, given to `app.useLogger()`) never changes
+ * what the module was doing when it logged (a commit, a callback, a statement).
+ */
+function quietly(log: () => void): void {
+  try {
+    log();
+  } catch {
+    // The line is lost; the outcome it was about stands.
+  }
+}
+
+/**
  * A Nest `Logger` whose lines name the unit of work they were logged in: `[unit 12] …`, with the
- * app's request id when it has one (`[unit 12 req abc-1] …`, see the `requestId` option).
+ * app's request id when it has one (`[unit 12 req abc-1] …`, see the `requestId` option). A
+ * logger that throws is ignored (see `quietly()`).
  */
 class UnitLogger extends Logger {
   /** Logs `message`, tagged with the unit current here. */
   override log(message: unknown, ...rest: unknown[]): void {
-    super.log(tagged(message, currentUnit()), ...rest);
+    quietly(() => super.log(tagged(message, currentUnit()), ...rest));
   }
 
   /** Warns with `message`, tagged with the unit current here. */
   override warn(message: unknown, ...rest: unknown[]): void {
-    super.warn(tagged(message, currentUnit()), ...rest);
+    quietly(() => super.warn(tagged(message, currentUnit()), ...rest));
   }
 
   /** Logs an error with `message`, tagged with the unit current here. */
   override error(message: unknown, ...rest: unknown[]): void {
-    super.error(tagged(message, currentUnit()), ...rest);
+    quietly(() => super.error(tagged(message, currentUnit()), ...rest));
   }
 
   /** Warns with `message` about `unit` (which need not be current here). */
   warnAbout(unit: LogUnit | undefined, message: string): void {
-    super.warn(tagged(message, unit ?? currentUnit()));
+    quietly(() => super.warn(tagged(message, unit ?? currentUnit())));
   }
 
   /** Logs an error with `message` about `unit` (which need not be current here). */
   errorAbout(unit: LogUnit | undefined, message: string, stack?: string): void {
-    super.error(tagged(message, unit ?? currentUnit()), stack);
+    quietly(() => super.error(tagged(message, unit ?? currentUnit()), stack));
   }
 }
 

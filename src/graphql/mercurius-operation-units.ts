@@ -6,7 +6,20 @@ import { OperationUnit, type OperationEnd, type OperationResult } from './operat
 
 /** The context Mercurius gives its hooks: the Fastify reply of an operation served over HTTP. */
 interface MercuriusContext {
-  reply?: { raw: { writableEnded: boolean; once(event: 'close', listener: () => void): unknown } };
+  reply?: {
+    raw: { writableEnded: boolean; once(event: 'close', listener: () => void): unknown };
+    request?: { body?: unknown; query?: unknown };
+  };
+}
+
+/** The `operationName` the request names (its JSON body's, or the query string's for a GET). */
+function operationNameOf(context: MercuriusContext): string | undefined {
+  const request = context.reply?.request;
+  for (const source of [request?.body, request?.query]) {
+    const name = (source as { operationName?: unknown } | null | undefined)?.operationName;
+    if (typeof name === 'string' && name !== '') return name;
+  }
+  return undefined;
 }
 
 /** The parts of a parsed GraphQL document this reads (no import of graphql). */
@@ -52,9 +65,15 @@ export class MercuriusOperationUnits implements OnApplicationBootstrap {
     if (typeof mercurius?.addHook !== 'function') return;
     mercurius.addHook('preExecution', async (_schema, document, context) => {
       this.start(context);
-      const operation = (document as GraphqlDocument | undefined)?.definitions?.find(
+      const operations = (document as GraphqlDocument | undefined)?.definitions?.filter(
         (definition) => definition.kind === 'OperationDefinition',
       );
+      // The one `operationName` picks (the request's), else the document's only one.
+      const picked = operationNameOf(context);
+      const operation =
+        picked === undefined
+          ? operations?.[0]
+          : operations?.find((definition) => definition.name?.value === picked);
       OperationUnit.nameOperation(operation?.operation, operation?.name?.value);
     });
     mercurius.addHook('onResolution', async (execution, context) => {

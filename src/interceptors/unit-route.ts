@@ -31,8 +31,25 @@ export function routeOf(context: ExecutionContext): string | undefined {
   }
   const key = type === 'rpc' ? PATTERN_METADATA : type === 'ws' ? MESSAGE_METADATA : undefined;
   if (key === undefined) return undefined;
+  // The pattern the message came on, where the transport's context says (TCP, RabbitMQ...).
+  const arrived = type === 'rpc' ? arrivedOn(context.switchToRpc().getContext()) : undefined;
+  if (arrived !== undefined) return arrived;
   const found: unknown = Reflect.getMetadata(key, context.getHandler());
-  const pattern = Array.isArray(found) ? found[0] : found;
-  if (pattern === undefined) return undefined;
-  return typeof pattern === 'string' ? pattern : JSON.stringify(pattern);
+  const patterns = Array.isArray(found) ? found : [found];
+  // A handler of several patterns, on a transport that does not say which: none of them for sure.
+  if (patterns.length !== 1 || patterns[0] === undefined) return undefined;
+  return typeof patterns[0] === 'string' ? patterns[0] : JSON.stringify(patterns[0]);
+}
+
+/** What a microservice context says the message came on: its pattern, channel, subject or topic. */
+function arrivedOn(rpcContext: unknown): string | undefined {
+  const context = rpcContext as Record<string, unknown> | null | undefined;
+  if (typeof context !== 'object' || context === null) return undefined;
+  for (const method of ['getPattern', 'getChannel', 'getSubject', 'getTopic']) {
+    const read = context[method];
+    if (typeof read !== 'function') continue;
+    const value: unknown = (read as () => unknown).call(context);
+    if (typeof value === 'string') return value;
+  }
+  return undefined;
 }
