@@ -6,6 +6,7 @@
  * out or idle in transaction afterwards; no unhandled rejection; every error is the library's or
  * the user's own.
  */
+import { FuzzTracing } from './tracing.js';
 import { appendFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type DataSource, QueryFailedError } from 'typeorm';
@@ -221,6 +222,9 @@ function compare(engine: Engine, program: Program, fuzz: FuzzApp, rows: Row[]): 
 }
 
 /** Runs `program` on `fuzz` and throws a description of every broken invariant. */
+/** OpenTelemetry for the programs marked `traced`. */
+const tracing = new FuzzTracing();
+
 export async function runProgram(
   engine: Engine,
   fuzz: FuzzApp,
@@ -237,6 +241,7 @@ export async function runProgram(
   process.on('unhandledRejection', onUnhandled);
   const problems: string[] = [];
   let tx: TestTransaction | undefined;
+  if (program.traced) tracing.start();
   try {
     const stray = await readRows(admin);
     if (stray.length > 0)
@@ -265,6 +270,7 @@ export async function runProgram(
     }
     const dirty = await clean(engine, fuzz, admin);
     if (dirty) problems.push(`after the program: ${dirty}`);
+    if (program.traced) problems.push(...tracing.stop());
     await new Promise((resolve) => setImmediate(resolve));
     for (const reason of unhandled)
       problems.push(
@@ -274,6 +280,7 @@ export async function runProgram(
     problems.push(`${(error as Error).name}: ${(error as Error).message}`);
     fuzz.broken = true; // a hung program leaves work behind: the next program gets a fresh app
   } finally {
+    if (program.traced) tracing.stop();
     process.off('unhandledRejection', onUnhandled);
     if (tx) await bounded(tx.rollback(), 'tx.rollback()', 5000).catch(() => undefined);
     await bounded(admin.query('DELETE FROM fuzz_row'), 'DELETE', BOUND_MS).catch(() => undefined);

@@ -178,8 +178,9 @@ export function programArb(options: GenOptions): fc.Arbitrary<Program> {
           units: fc.array(unitArb(kit, options), { minLength: 1, maxLength: 4 }),
           // The kit's own connection is the test's transaction: killing it ends the test.
           kill: kill(kit, options),
+          traced: fc.boolean(),
         },
-        { requiredKeys: ['pool', 'kit', 'units'] },
+        { requiredKeys: ['pool', 'kit', 'units', 'traced'] },
       ),
     )
     .map(normalize);

@@ -78,6 +78,8 @@ export interface Program {
   kit: boolean;
   /** Kills the server connection of rank `victim` (by id, any of the app's) `afterMs` into the program. */
   kill?: { afterMs: number; victim: number };
+  /** Runs the program with the OpenTelemetry instrumentation enabled (every span must end once). */
+  traced?: boolean;
   units: Unit[];
 }
 
