@@ -63,7 +63,7 @@ describe('Read replicas: a replica that is down', () => {
       expect(await read()).toEqual(onPrimary);
       expect(logger.replicas).toHaveLength(1);
       expect(logger.replicas[0]).toMatch(
-        /^warn No replica of data source 'default' accepts connections .*run on the primary/,
+        /^warn \[unit \d+\] No replica of data source 'default' accepts connections .*run on the primary/,
       );
       await proxy.up();
       // Replicas are tried again a second after the last failure.
