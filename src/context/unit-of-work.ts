@@ -12,7 +12,6 @@ import {
 import { OpenBlocks } from './open-blocks.js';
 import { captureOrigin, inScope } from '../diagnostics/scope.js';
 import { endTransactions, endUnit } from './unit-commits.js';
-import { attachUnit } from '../diagnostics/message-unit.js';
 import type { LogUnit } from '../logger.js';
 import { nextUnitId, unitTag } from './unit-tag.js';
 import type { SessionRuntime } from './session-runtime.js';
@@ -63,8 +62,8 @@ export class UnitOfWork implements LogUnit {
    * or an owned transaction's unit (the `transaction` channel has those).
    */
   kind?: UnitKind;
-  /** Where the unit began, for a tracer's span of it (see `diagnostics/scope.ts`). */
-  private origin?: unknown;
+  /** Where the unit began, for a tracer's span of it (see `diagnostics/scope.ts`, `originOf()`). */
+  origin?: unknown;
 
   /** Names what opened the unit (for the `unit` channel), and notes for a tracer where it began. */
   setKind(kind: UnitKind): void {
@@ -199,7 +198,7 @@ export class UnitOfWork implements LogUnit {
     if (session === undefined || session.replaceable) {
       if (session?.commits) (this.retiredCommits ??= new Set()).add(dataSource);
       if (this.kind !== undefined && this.trace === undefined && unitChannel.hasSubscribers)
-        this.trace = attachUnit(startUnit(this.kind, this.handler, this.route, this.origin), this);
+        this.trace = startUnit(this.kind, this.handler, this.route, this);
       session = create();
       if (this.trace !== undefined) session.unitTrace = this.trace;
       this.sessions.set(dataSource, session);

@@ -10,7 +10,8 @@ import { TransactionTimeoutError } from '../errors/transaction-timeout.error.js'
 import type { IsolationLevel } from '../interfaces/transaction-options.interface.js';
 import type { Propagation } from '../transactional/propagation.enum.js';
 import type { DbTarget } from './db-target.js';
-import { inScope, noteOrigin } from './scope.js';
+import { attachUnit } from './message-unit.js';
+import { inScope } from './scope.js';
 
 /**
  * The module's tracing channels (`node:diagnostics_channel`), the one place that publishes on
@@ -164,16 +165,16 @@ export const callbackChannel = tracingChannel<unknown, CallbackMessage>(CALLBACK
 /** The channel of traced connections given back. */
 export const connectionReleaseChannel = channel(CONNECTION_RELEASE_CHANNEL);
 
-/** Publishes `start` of a unit (at its first session). */
+/** Publishes `start` of a unit (at its first session), `unit` attached to the message first. */
 export function startUnit(
   kind: UnitKind,
   handler: string | undefined,
   route: string | undefined,
-  origin: unknown,
+  unit: object,
 ): UnitMessage {
   const message: UnitMessage = handler === undefined ? { kind } : { kind, handler };
   if (route !== undefined) message.route = route;
-  noteOrigin(message, origin);
+  attachUnit(message, unit);
   unitChannel.start.publish(message);
   return message;
 }

@@ -1,5 +1,6 @@
 import { contextStorage } from '../context/context-storage.js';
 import type { UnitMessage } from './channels.js';
+import { unitOf } from './message-unit.js';
 
 /**
  * What a tracer (the `opentelemetry` subpath) makes of a traced message: `run()` runs work inside
@@ -49,17 +50,9 @@ export function captureOrigin(): unknown {
   return scopes.length === 0 ? undefined : scopes[scopes.length - 1]!.capture();
 }
 
-/** Where each traced unit began (what `captureOrigin()` returned when it was opened). */
-const origins = new WeakMap<UnitMessage, unknown>();
-
-/** Notes where the unit of `message` began. Internal. */
-export function noteOrigin(message: UnitMessage, origin: unknown): void {
-  if (origin !== undefined) origins.set(message, origin);
-}
-
 /** Where the unit of `message` began, if a tracer captured it then. Internal: for the `opentelemetry` subpath. */
 export function originOf(message: UnitMessage): unknown {
-  return origins.get(message);
+  return (unitOf(message) as { readonly origin?: unknown } | undefined)?.origin;
 }
 
 /**
