@@ -10,7 +10,7 @@ import { NoSessionContextError } from '../errors/no-session-context.error.js';
 import { SessionContextEndedError } from '../errors/session-context-ended.error.js';
 import { UnknownDataSourceError } from '../errors/unknown-data-source.error.js';
 import { TransactionRunner } from '../transactional/transaction-runner.js';
-import type { ResolvedModuleOptions } from '../typeorm-context.options.js';
+import { DEFAULT_ACQUIRE_TIMEOUT, type ResolvedModuleOptions } from '../typeorm-context.options.js';
 import { frames } from './frames.js';
 import type { ContextFrame } from './context-frame.js';
 import { contextStorage } from './context-storage.js';
@@ -21,6 +21,7 @@ import { logger, reportError } from '../logger.js';
 import { SlowTransactionLog } from '../diagnostics/slow-transactions.js';
 import { ConnectionWaits } from '../session/connection-wait.js';
 import { guardPool } from '../session/pool-guard.js';
+import { queueSqlite } from '../session/sqlite-setup.js';
 import { replicaPoolsOf } from '../session/replica-setup.js';
 import { LazySession } from '../session/lazy-session.js';
 import { Lenders } from '../session/lenders.js';
@@ -90,6 +91,12 @@ export class SessionRuntime
         throw new UnknownDataSourceError(messages.dataSourceNotRegistered(name), { cause });
       }
       assertSupportedDriver(dataSource.options.type);
+      queueSqlite(
+        name,
+        dataSource,
+        this.hooks.acquireTimeout ?? DEFAULT_ACQUIRE_TIMEOUT,
+        this.hooks.waits,
+      );
       if (this.options.guardPool) {
         guardPool(dataSource, (error, replica) => {
           const pool = replica === undefined ? '' : `replica ${replica} of `;

@@ -16,6 +16,8 @@ const SYSTEMS: Record<string, string> = {
   postgres: 'postgresql',
   mysql: 'mysql',
   mariadb: 'mariadb',
+  'better-sqlite3': 'sqlite',
+  sqljs: 'sqlite',
 };
 
 interface ConnectionOptions {

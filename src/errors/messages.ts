@@ -150,7 +150,7 @@ export const messages = {
     `pass { dataSource: '${value}' }; for anything else, an options object.`,
   unsupportedDriver: (type: string) =>
     `Data source type '${type}' is not supported by nestjs-typeorm-context: use postgres, ` +
-    'cockroachdb, mysql, mariadb or aurora-mysql.',
+    'cockroachdb, mysql, mariadb, aurora-mysql, better-sqlite3 or sqljs.',
   rollbackOnly: (dataSource: string) =>
     `Transaction of data source '${dataSource}' is rollback-only: an error escaped a @Transactional() ` +
     'block that joined it, so it was rolled back instead of committed. Let the error propagate, ' +
@@ -175,6 +175,24 @@ export const messages = {
     'Raise the pool size (TypeORM `poolSize`) to at least concurrent requests × connections each ' +
     'holds at once, commit or close the session before opening an independent one, or raise ' +
     '`acquireTimeout` in TypeOrmContextModule.forRoot().',
+  sqliteTurnTimeout: (dataSource: string, ms: number, held: number) =>
+    `The SQLite data source '${dataSource}' gave no turn on its one connection within acquireTimeout ` +
+    `(${ms} ms): other transactions held it or waited before this one` +
+    (held > 0
+      ? `, and this context already holds it (${held}). On SQLite a REQUIRES_NEW block, ` +
+        'sessionFactory.atomic(), open() or runInNewContext() opened while the caller keeps its ' +
+        'transaction open waits for that transaction, which waits for it: commit or close the ' +
+        'session first, or use Propagation.REQUIRED / NESTED there.'
+      : '. Transactions on SQLite run one after another: keep them short (no slow calls while a ' +
+        'transaction is open), or raise `acquireTimeout` in TypeOrmContextModule.forRoot().'),
+  sqlitePlainTimeout: (dataSource: string, ms: number) =>
+    `Plain TypeORM code (a repository, dataSource.manager, query(), createQueryBuilder(), ` +
+    `transaction()) of SQLite data source '${dataSource}' got no turn on its one connection within ` +
+    `acquireTimeout (${ms} ms). Every transaction on SQLite takes its turn: if this code runs ` +
+    'while a unit of work of the same context holds the connection (inside a request or ' +
+    "@Transactional() block, with plainTypeorm 'warn' or 'off', or in a NOT_SUPPORTED block), it " +
+    "waits for itself. Use the unit's session there (sessionContext.session(), " +
+    "@InjectRepository() with TypeOrmContextModule.forFeature(), or plainTypeorm: 'join').",
   notSupportedTimeout: (dataSource: string, ms: number, poolSize: number | undefined) =>
     `A NOT_SUPPORTED block of data source '${dataSource}' got no connection within acquireTimeout ` +
     `(${ms} ms): its pool ${poolSize === undefined ? '' : `(size ${poolSize}) `}is exhausted, and ` +

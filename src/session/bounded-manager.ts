@@ -3,7 +3,7 @@ import { ConnectionAcquireTimeoutError } from '../errors/connection-acquire-time
 import { ConnectionLostError } from '../errors/connection-lost.error.js';
 import { messages } from '../errors/messages.js';
 import type { ConnectionWaits } from './connection-wait.js';
-import type { PooledConnection } from './pooled-connection.js';
+import type { TakenConnection } from './pooled-connection.js';
 import type { SessionFrame } from './session-frames.js';
 import { losable } from './session-streams.js';
 import { isConnectionLost, poolSize } from './transaction-dialect.js';
@@ -42,34 +42,33 @@ export function boundedManager(
         return (mode?: ReplicationMode) =>
           Object.assign(target.createQueryRunner(mode), { [SUSPENDED_IN]: suspended });
       }
+      const timedOut = () => messages.notSupportedTimeout(name, ms, poolSize(target));
       return (mode?: ReplicationMode) =>
-        bounded(target.createQueryRunner(mode), target, name, ms, waits);
+        bounded(target.createQueryRunner(mode), target, name, ms, waits, timedOut);
     },
   });
   return source.createEntityManager();
 }
 
 /**
- * Makes `runner` take its connection through the bounded wait, give it back on release, and fail a
- * statement or stream whose connection is gone with `ConnectionLostError`.
+ * Makes `runner` take its connection through the bounded wait (failing with `timedOut()`'s message
+ * after `ms`), give it back on release, and fail a statement or stream whose connection is gone
+ * with `ConnectionLostError`.
  */
-function bounded(
+export function bounded(
   runner: QueryRunner,
   dataSource: DataSource,
   name: string,
   ms: number,
   waits: ConnectionWaits,
+  timedOut: () => string,
 ): QueryRunner {
   const internals = runner as Internals;
-  let held: PooledConnection | undefined;
+  let held: TakenConnection | undefined;
   let taking: Promise<unknown> | undefined;
   const take = async (): Promise<unknown> => {
     const pooled = await waits.take(dataSource, ms);
-    if (pooled === undefined) {
-      throw new ConnectionAcquireTimeoutError(
-        messages.notSupportedTimeout(name, ms, poolSize(dataSource)),
-      );
-    }
+    if (pooled === undefined) throw new ConnectionAcquireTimeoutError(timedOut());
     held = pooled;
     internals.databaseConnection = pooled.raw;
     return pooled.raw;

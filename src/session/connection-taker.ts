@@ -16,7 +16,7 @@ import type { ReplicaPools } from './replica-pools.js';
 import type { SessionConnection } from './session-connection.js';
 import type { SessionFrame } from './session-frames.js';
 import type { SessionHooks } from './session-hooks.js';
-import { type BeginOptions, isConnectionLost, poolSize } from './transaction-dialect.js';
+import { type BeginOptions, isConnectionLost, isSqlite, poolSize } from './transaction-dialect.js';
 
 /**
  * Where one session's transactions take their connection (owned by its `TransactionWire`): the
@@ -87,7 +87,9 @@ export class ConnectionTaker {
       throw new ConnectionAcquireTimeoutError(
         lender
           ? messages.testConnectionBusy(name, ms)
-          : messages.acquireTimeout(name, ms, poolSize(this.dataSource), held),
+          : isSqlite(this.dataSource.options.type)
+            ? messages.sqliteTurnTimeout(name, ms, held)
+            : messages.acquireTimeout(name, ms, poolSize(this.dataSource), held),
       );
     }
     const ended = this.ended();

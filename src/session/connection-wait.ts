@@ -1,5 +1,5 @@
 import type { DataSource } from 'typeorm';
-import { type PooledConnection, takeConnection } from './pooled-connection.js';
+import { type TakenConnection, takeConnection } from './pooled-connection.js';
 import { poolHasRoom } from './transaction-dialect.js';
 
 /** How often the one timer looks for waiters past their deadline (ms). */
@@ -23,7 +23,7 @@ export class ConnectionWaits {
    * A pooled connection of `dataSource`: at once while the pool has room, else within `ms`
    * (`undefined` after that; one that comes later goes back to the pool).
    */
-  take(dataSource: DataSource, ms: number): Promise<PooledConnection | undefined> {
+  take(dataSource: DataSource, ms: number): Promise<TakenConnection | undefined> {
     // Asked first: whether the pool has room is read right after the ask (see poolHasRoom).
     const connecting = takeConnection(dataSource);
     return poolHasRoom(dataSource) ? connecting : this.within(connecting, ms, releaseLate);

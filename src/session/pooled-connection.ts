@@ -1,4 +1,5 @@
 import type { DataSource } from 'typeorm';
+import { writerOf } from './sqlite-writer.js';
 import { isPostgres } from './transaction-dialect.js';
 
 /** A driver connection: a pg `Client` or a mysql2 `PoolConnection`. */
@@ -41,6 +42,12 @@ export interface HeldConnection {
   inline?<T>(call: () => Promise<T>): Promise<T>;
 }
 
+/** A connection taken for one holder: from a pool, or a SQLite data source's turn (`WriterTurn`). */
+export interface TakenConnection extends HeldConnection {
+  /** The error the driver reported, if the connection broke. */
+  failure?: Error;
+}
+
 /** Who lends a session a connection instead of its data source's pool (the testing kit). */
 export interface ConnectionLender {
   /** A connection for the transaction `session` begins, in the frame `frame` (it may wait). */
@@ -53,7 +60,7 @@ export interface ConnectionLender {
  * emits in the same tick (a backend killed right as it became ready) reaches it instead of
  * crashing the process. Whoever holds it sets `onError`; until then the error is kept.
  */
-export class PooledConnection implements HeldConnection {
+export class PooledConnection implements TakenConnection {
   /** The error the driver reported, if the connection broke. */
   failure?: Error;
   /** Receives the driver's errors while the connection is held. */
@@ -111,8 +118,13 @@ export interface PgPool {
   ): void;
 }
 
-/** Takes a connection from the data source's primary pool, guarded (see `PooledConnection`). */
-export function takeConnection(dataSource: DataSource): Promise<PooledConnection> {
+/**
+ * Takes a connection from the data source's primary pool, guarded (see `PooledConnection`); on
+ * SQLite, the turn on its one connection.
+ */
+export function takeConnection(dataSource: DataSource): Promise<TakenConnection> {
+  const writer = writerOf(dataSource);
+  if (writer !== undefined) return writer.take();
   const driver = dataSource.driver as unknown as PoolDriver;
   if (isPostgres(dataSource.options.type) && driver.master) return connectPg(driver.master);
   // mysql2: TypeORM's own callback attaches a listener for the connection's whole life.

@@ -7,6 +7,7 @@ import type {
   TransactionStatements,
 } from './pooled-connection.js';
 import type { ReplicaPools } from './replica-pools.js';
+import { writerOf } from './sqlite-writer.js';
 
 /** Arguments of `QueryRunner.query()` and `QueryRunner.stream()`. */
 export type QueryArgs = Parameters<QueryRunner['query']>;
@@ -64,10 +65,12 @@ export class SessionConnection {
     const create = (
       dataSource as Partial<Record<typeof CREATE_RUNNER, DataSource['createQueryRunner']>>
     )[CREATE_RUNNER];
-    const runner = (create ?? dataSource.createQueryRunner).call(
-      dataSource,
-      'master',
-    ) as unknown as RunnerInternals;
+    // SQLite: a runner of the driver's class that takes no turn of its own (the session takes it).
+    const runner = (writerOf(dataSource)?.ownRunner(dataSource) ??
+      (create ?? dataSource.createQueryRunner).call(
+        dataSource,
+        'master',
+      )) as unknown as RunnerInternals;
     this.runner = runner as RunnerInternals & QueryRunner;
     this.sendQuery = runner.query;
     this.sendStream = runner.stream;

@@ -2,6 +2,7 @@ import type { DataSource } from 'typeorm';
 import { messages } from '../errors/messages.js';
 import { UnsupportedDriverError } from '../errors/unsupported-driver.error.js';
 import type { IsolationLevel } from '../interfaces/transaction-options.interface.js';
+import { writerOf } from './sqlite-writer.js';
 
 /** How a transaction begins: isolation level and access mode. */
 export interface BeginOptions {
@@ -17,24 +18,50 @@ export interface BeginOptions {
 
 const POSTGRES = new Set(['postgres', 'cockroachdb', 'aurora-postgres']);
 const MYSQL = new Set(['mysql', 'mariadb', 'aurora-mysql']);
+const SQLITE = new Set(['better-sqlite3', 'sqljs']);
 
 /** Whether `type` is a PostgreSQL-family driver. */
 export function isPostgres(type: string): boolean {
   return POSTGRES.has(type);
 }
 
+/** Whether `type` is a MySQL-family driver. */
+export function isMysql(type: string): boolean {
+  return MYSQL.has(type);
+}
+
+/** Whether `type` is a SQLite driver the library drives (one connection, taken in turns). */
+export function isSqlite(type: string): boolean {
+  return SQLITE.has(type);
+}
+
 /** Throws at startup for drivers whose transactions the library cannot drive. */
 export function assertSupportedDriver(type: string): void {
-  if (!POSTGRES.has(type) && !MYSQL.has(type)) {
+  if (!POSTGRES.has(type) && !MYSQL.has(type) && !SQLITE.has(type)) {
     throw new UnsupportedDriverError(messages.unsupportedDriver(type));
   }
 }
 
 const PLAIN_BEGIN: readonly string[] = Object.freeze(['START TRANSACTION']);
+/**
+ * SQLite: `BEGIN IMMEDIATE` takes the database's write lock at once, so a transaction that reads
+ * and then writes never meets another process's writer half-way (SQLITE_BUSY, not retried by the
+ * busy timeout); a read-only one begins deferred, made read-only by `query_only` (reset when its
+ * turn is given back, see `WriterTurn`). Every SQLite transaction is SERIALIZABLE: any isolation
+ * level asked is honoured by a stronger one.
+ */
+const SQLITE_BEGIN: readonly string[] = Object.freeze(['BEGIN IMMEDIATE']);
+const SQLITE_READ_ONLY: readonly string[] = Object.freeze(['PRAGMA query_only = ON', 'BEGIN']);
+
+/** The statement that begins a transaction without options on `type`. */
+export function plainBegin(type: string): string {
+  return SQLITE.has(type) ? SQLITE_BEGIN[0]! : PLAIN_BEGIN[0]!;
+}
 
 /** The statements that begin a transaction on `type`, in order (one round trip on PostgreSQL). */
 export function beginStatements(type: string, options: BeginOptions): readonly string[] {
   const { isolationLevel, readOnly, timeout } = options;
+  if (SQLITE.has(type)) return readOnly ? SQLITE_READ_ONLY : SQLITE_BEGIN;
   // The usual case, shared: every session without options begins the same way.
   if (!isolationLevel && !readOnly && !timeout) return PLAIN_BEGIN;
   if (POSTGRES.has(type)) {
@@ -48,8 +75,9 @@ export function beginStatements(type: string, options: BeginOptions): readonly s
   return isolationLevel ? [`SET TRANSACTION ISOLATION LEVEL ${isolationLevel}`, start] : [start];
 }
 
-/** The size of the data source's pool, when the driver tells it. */
+/** The size of the data source's pool, when the driver tells it (SQLite: its one connection). */
 export function poolSize(dataSource: DataSource): number | undefined {
+  if (SQLITE.has(dataSource.options.type)) return 1;
   const driver = dataSource.driver as unknown as {
     master?: { options?: { max?: number } };
     pool?: { config?: { connectionLimit?: number } };
@@ -80,6 +108,9 @@ interface PoolCounters {
  * no more asks than there are idle clients (asks made in the same tick share them).
  */
 export function poolHasRoom(dataSource: DataSource): boolean {
+  // SQLite: the ask was served at once unless it queued behind the turn held.
+  const writer = writerOf(dataSource);
+  if (writer !== undefined) return writer.queued === 0;
   const { master, pool } = dataSource.driver as unknown as PoolCounters;
   if (master?.idleCount !== undefined && master.waitingCount !== undefined) {
     return pgServesAtOnce(master as { idleCount: number; waitingCount: number });
@@ -117,6 +148,7 @@ function errorCode(error: unknown): string | number | undefined {
  */
 export function abortsTransaction(type: string, error: unknown): boolean {
   const code = errorCode(error);
+  if (SQLITE.has(type)) return rolledBackBySqlite(code);
   if (POSTGRES.has(type)) return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code);
   return code === MYSQL_DEADLOCK;
 }
@@ -127,7 +159,17 @@ export function abortsTransaction(type: string, error: unknown): boolean {
  * would commit on its own.
  */
 export function rolledBackByServer(type: string, error: unknown): boolean {
+  if (SQLITE.has(type)) return rolledBackBySqlite(errorCode(error));
   return MYSQL.has(type) && errorCode(error) === MYSQL_DEADLOCK;
+}
+
+/**
+ * SQLite undoes just the failed statement, except on the errors after which it may roll the whole
+ * transaction back itself (disk full, I/O error, out of memory, busy, interrupted): whether it did
+ * cannot be told from the error, so the transaction counts as gone.
+ */
+function rolledBackBySqlite(code: string | number | undefined): boolean {
+  return typeof code === 'string' && /^SQLITE_(FULL|IOERR|NOMEM|BUSY|INTERRUPT)/.test(code);
 }
 
 /** Node socket errors and driver messages of a connection that is gone. */

@@ -15,7 +15,7 @@ import type { SessionHooks } from './session-hooks.js';
 import { SessionSteps } from './session-steps.js';
 import { TransactionBounds } from './transaction-bounds.js';
 import { TransactionFailures } from './transaction-failures.js';
-import { type BeginOptions, beginStatements, isPostgres } from './transaction-dialect.js';
+import { type BeginOptions, beginStatements, isMysql } from './transaction-dialect.js';
 
 /**
  * The statements of one session's transactions, in the order TypeORM itself sends them: take a
@@ -71,7 +71,7 @@ export class TransactionWire {
     );
     // How long a connection may take to come: from the pool, or a pooler's answer to BEGIN.
     const acquireTimeout = hooks.acquireTimeout ?? DEFAULT_ACQUIRE_TIMEOUT;
-    if (!isPostgres(this.type)) {
+    if (isMysql(this.type)) {
       this.implicitCommits = new ImplicitCommits(
         session,
         this.connection,

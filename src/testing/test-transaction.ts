@@ -5,9 +5,10 @@ import type { ConnectionWaits } from '../session/connection-wait.js';
 import { messages } from '../errors/messages.js';
 import { TestTransactionError } from '../errors/test-transaction.error.js';
 import { checkMilliseconds } from '../typeorm-context.options.js';
-import { type PooledConnection, takeConnection } from '../session/pooled-connection.js';
+import { type TakenConnection, takeConnection } from '../session/pooled-connection.js';
 import { CREATE_RUNNER } from '../session/session-connection.js';
-import { isConnectionLost } from '../session/transaction-dialect.js';
+import { writerOf } from '../session/sqlite-writer.js';
+import { isConnectionLost, plainBegin } from '../session/transaction-dialect.js';
 import { SharedConnection } from './shared-connection.js';
 import { shareRunner } from './test-query-runner.js';
 
@@ -23,7 +24,7 @@ export interface TestTransactionOptions {
 interface Held {
   name: string;
   dataSource: DataSource;
-  pooled: PooledConnection;
+  pooled: TakenConnection;
   shared: SharedConnection;
 }
 
@@ -139,13 +140,12 @@ async function hold(
   const type = dataSource.options.type;
   for (let attempt = 1; ; attempt++) {
     const pooled = await takeConnection(dataSource);
-    const runner = dataSource.createQueryRunner('master') as QueryRunner & {
-      databaseConnection: unknown;
-    };
+    const runner = (writerOf(dataSource)?.ownRunner(dataSource) ??
+      dataSource.createQueryRunner('master')) as QueryRunner & { databaseConnection: unknown };
     runner.databaseConnection = pooled.raw;
     try {
       if (pooled.failure) throw pooled.failure;
-      await runner.query('START TRANSACTION');
+      await runner.query(plainBegin(type));
     } catch (error) {
       if (!isConnectionLost(type, error) && pooled.failure === undefined) {
         pooled.release();

@@ -51,7 +51,7 @@ export function typeormOptions(engine: Engine, poolSize = 10, name?: string) {
     entities: [Example],
     synchronize: true,
     poolSize,
-    logging: false,
+    logging: Boolean(process.env.LOG_SQL),
   };
 }
 

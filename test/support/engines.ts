@@ -1,10 +1,14 @@
 import type { DataSource, EntityManager } from 'typeorm';
+import { writerOf } from '../../src/session/sqlite-writer.js';
 
 /** A database engine the suite runs against, with the SQL that asks it what really happened. */
 export interface Engine {
-  name: 'postgres' | 'mariadb';
+  name: 'postgres' | 'mariadb' | 'better-sqlite3' | 'sqljs';
   /** TypeORM connection options (without entities). */
-  options: { type: 'postgres' | 'mariadb'; url: string };
+  options:
+    | { type: 'postgres' | 'mariadb'; url: string }
+    | { type: 'better-sqlite3'; database: string }
+    | { type: 'sqljs' };
   /** SQL returning `{ id }`: the current transaction's id, or null when none is assigned. */
   txidSql: string;
   /** SQL returning `{ id }`: the server-side id of the connection. */
@@ -35,6 +39,49 @@ const mariadb: Engine = {
 
 /** PostgreSQL always; MariaDB when MYSQL_URL is set (`.ci/run` sets it). */
 export const engines: Engine[] = process.env.MYSQL_URL ? [postgres, mariadb] : [postgres];
+
+/** SQLite has no transaction or connection ids: every session runs on the one connection. */
+const sqliteProbes = {
+  txidSql: "SELECT NULL AS id WHERE 'no transaction ids on SQLite' IS NULL",
+  backendSql: "SELECT 'the one connection' AS id",
+  sleepSql: () => {
+    throw new Error('SQLite cannot sleep in SQL: wait in the test');
+  },
+};
+
+/** better-sqlite3 on an in-memory database (the one connection of the data source). */
+export const betterSqlite3: Engine = {
+  name: 'better-sqlite3',
+  options: { type: 'better-sqlite3', database: ':memory:' },
+  ...sqliteProbes,
+};
+
+/** sql.js (WebAssembly), in memory. */
+export const sqljs: Engine = { name: 'sqljs', options: { type: 'sqljs' }, ...sqliteProbes };
+
+/** The SQLite engines: no server needed, so always. */
+export const sqliteEngines: Engine[] = [betterSqlite3, sqljs];
+
+/** Whether `engine` is one of the SQLite ones. */
+export function isSqliteEngine(engine: Engine): boolean {
+  return engine.name === 'better-sqlite3' || engine.name === 'sqljs';
+}
+
+/** Whether a transaction is open on a SQLite data source's one connection right now. */
+function sqliteInTransaction(dataSource: DataSource): boolean {
+  const db = (dataSource.driver as unknown as { databaseConnection: Record<string, unknown> })
+    .databaseConnection;
+  if (typeof db.inTransaction === 'boolean') return db.inTransaction;
+  // sql.js tells it only by refusing a nested BEGIN (asked only while no turn is held).
+  const run = db.run as (sql: string) => void;
+  try {
+    run.call(db, 'BEGIN');
+  } catch {
+    return true;
+  }
+  run.call(db, 'ROLLBACK');
+  return false;
+}
 
 /** The current transaction id seen through `manager` (null when none is assigned). */
 export async function txid(engine: Engine, manager: EntityManager): Promise<string | null> {
@@ -73,6 +120,8 @@ export async function backendId(engine: Engine, manager: EntityManager): Promise
 
 /** Connections of the data source's pool that are checked out right now. */
 export function checkedOut(dataSource: DataSource): number {
+  const writer = writerOf(dataSource);
+  if (writer !== undefined) return writer.idle ? 0 : 1;
   const driver = dataSource.driver as unknown as {
     master?: { totalCount: number; idleCount: number };
     pool?: { _allConnections: { length: number }; _freeConnections: { length: number } };
@@ -84,6 +133,10 @@ export function checkedOut(dataSource: DataSource): number {
 
 /** Sessions the server sees open inside a transaction but doing nothing, for this database. */
 export async function idleInTransaction(engine: Engine, dataSource: DataSource): Promise<number> {
+  if (isSqliteEngine(engine)) {
+    const writer = writerOf(dataSource);
+    return writer?.idle !== false && sqliteInTransaction(dataSource) ? 1 : 0;
+  }
   if (engine.name === 'mariadb') {
     const threads = [...(await innodbTransactions(dataSource.manager)).keys()];
     if (threads.length === 0) return 0;
