@@ -1,6 +1,7 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { AuditService } from './audit.service.js';
+import { databaseOptions, onSqlite } from './database-options.js';
 import { AuditEntry, Note, User } from './entities.js';
 import { MeController } from './me.controller.js';
 import { NotesController } from './notes.controller.js';
@@ -11,22 +12,25 @@ import { TypeOrmContextModule } from 'nestjs-typeorm-context';
 
 @Module({})
 export class AppModule {
-  static forRoot(databaseUrl: string): DynamicModule {
+  /** `database`: a PostgreSQL URL, or `sqlite::memory:` / `sqlite:<file>` (see database-options.ts). */
+  static forRoot(database: string): DynamicModule {
     return {
       module: AppModule,
       imports: [
         TypeOrmModule.forRoot({
-          type: 'postgres',
-          url: databaseUrl,
+          ...databaseOptions(database),
           entities: [Note, AuditEntry, User],
           synchronize: true, // fine for a sample; use migrations in an app
-          poolSize: 10,
         }),
         // The auto-commit interceptor and the context middleware (before guards) are on by default.
-        TypeOrmContextModule.forRoot({
-          // Runs after each BEGIN, before the session's first query.
-          onSessionStart: (session) => session.query(`SET LOCAL statement_timeout = '5s'`),
-        }),
+        TypeOrmContextModule.forRoot(
+          onSqlite(database)
+            ? {}
+            : {
+                // Runs after each BEGIN, before the session's first query.
+                onSessionStart: (session) => session.query(`SET LOCAL statement_timeout = '5s'`),
+              },
+        ),
         // Instead of TypeOrmModule.forFeature(): @InjectRepository(User) follows the context.
         TypeOrmContextModule.forFeature([User]),
       ],

@@ -6,6 +6,7 @@ import {
 } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import type { Repository } from 'typeorm';
+import { transactionIdSql } from './database-options.js';
 import { User } from './entities.js';
 
 /** What the guard leaves on the request for the handler. */
@@ -29,7 +30,9 @@ export class CurrentUserGuard implements CanActivate {
     const token = request.headers.authorization?.replace(/^Bearer /, '') ?? '';
     const user = await this.users.findOneBy({ token });
     if (!user) throw new UnauthorizedException('unknown token');
-    const [{ txid }] = await this.users.query('SELECT txid_current()::text AS txid');
+    const [{ txid }] = await this.users.query(
+      transactionIdSql(this.users.manager.connection.options.type),
+    );
     request.user = user;
     request.guardTxid = txid;
     return true;

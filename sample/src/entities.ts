@@ -20,7 +20,7 @@ export class AuditEntry {
   @Column({ type: 'varchar', length: 200 })
   message!: string;
 
-  @CreateDateColumn({ type: 'timestamptz' })
+  @CreateDateColumn()
   at!: Date;
 }
 

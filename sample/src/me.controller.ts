@@ -1,6 +1,7 @@
 import { Controller, Get, Req, UseGuards } from '@nestjs/common';
 import { type AuthenticatedRequest, CurrentUserGuard } from './current-user.guard.js';
 import { SessionContext } from 'nestjs-typeorm-context';
+import { transactionIdSql } from './database-options.js';
 
 @Controller('me')
 export class MeController {
@@ -12,7 +13,7 @@ export class MeController {
   async me(@Req() request: AuthenticatedRequest) {
     const [{ txid }] = await this.sessionContext
       .session()
-      .query('SELECT txid_current()::text AS txid');
+      .query(transactionIdSql(this.sessionContext.session().connection.options.type));
     return { user: request.user?.name, guardTxid: request.guardTxid, handlerTxid: txid };
   }
 }

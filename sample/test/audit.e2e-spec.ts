@@ -9,21 +9,28 @@ import { AuditEntry, Note } from '../src/entities.js';
  * What a test transaction cannot show: an audit entry written with REQUIRES_NEW survives its
  * caller's rollback only through a COMMIT of its own. Against the real pool, cleaning up itself.
  */
-describe('sample app, against the real pool', () => {
+/** PostgreSQL (the suite's database), and SQLite in memory (`DB=sqlite npm start`). */
+const databases = [process.env.DATABASE_URL!, 'sqlite::memory:'];
+
+describe.each(databases)('sample app, against the real pool (%s)', (database) => {
   let app: INestApplication;
   let dataSource: DataSource;
 
   beforeAll(async () => {
     const moduleRef = await Test.createTestingModule({
-      imports: [AppModule.forRoot(process.env.DATABASE_URL!)],
+      imports: [AppModule.forRoot(database)],
     }).compile();
     app = moduleRef.createNestApplication({ logger: false });
     await app.init();
     dataSource = app.get(DataSource);
   });
-  beforeEach(() => dataSource.query('TRUNCATE note, audit_entry'));
+  const clear = async () => {
+    await dataSource.query('DELETE FROM note');
+    await dataSource.query('DELETE FROM audit_entry');
+  };
+  beforeEach(clear);
   afterAll(async () => {
-    await dataSource.query('TRUNCATE note, audit_entry');
+    await clear();
     await app.close();
   });
 

@@ -12,14 +12,17 @@ import { seedUsers } from '../src/seed.js';
  * The sample's own tests, as an app of yours would write them: each test runs in a
  * TestTransaction, so requests commit into it and everything is rolled back after the test.
  */
-describe('sample app', () => {
+/** PostgreSQL (the suite's database), and SQLite in memory (`DB=sqlite npm start`). */
+const databases = [process.env.DATABASE_URL!, 'sqlite::memory:'];
+
+describe.each(databases)('sample app (%s)', (database) => {
   let app: INestApplication;
   let dataSource: DataSource;
   let tx: TestTransaction;
 
   beforeAll(async () => {
     const moduleRef = await Test.createTestingModule({
-      imports: [AppModule.forRoot(process.env.DATABASE_URL!)],
+      imports: [AppModule.forRoot(database)],
     }).compile();
     app = moduleRef.createNestApplication({ logger: false });
     await app.init();
