@@ -2,6 +2,7 @@ import type { ModulesContainer } from '@nestjs/core';
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
 import { messages } from '../errors/messages.js';
 import type { ResolvedModuleOptions } from '../typeorm-context.options.js';
+import { isSqlite } from '../session/transaction-dialect.js';
 import { CallSiteWarnings, captureStack } from './call-site.js';
 
 /** Where plain TypeORM code stands, as the app's runtime sees it from the current context. */
@@ -17,6 +18,9 @@ export interface PlainTypeormRoutes {
   /** Whether code here runs inside a live unit of work of `name` (never creates a session). */
   insideUnit(name: string): boolean;
 }
+
+/** How one data source's plain calls are routed: the module's mode, or `'join-warn'` (SQLite). */
+type RouteMode = 'join' | 'warn' | 'join-warn';
 
 /** EntityManager methods that never run SQL, or that must stay the plain manager's own. */
 const LEFT_ALONE = new Set([
@@ -67,13 +71,17 @@ export class PlainTypeorm {
   /** Routes the plain TypeORM calls of `dataSource` (called `name`), unless the mode is `'off'`. */
   install(name: string, dataSource: DataSource): void {
     if (this.mode === 'off') return;
-    this.routeManager(name, dataSource.manager);
+    // SQLite: plain code on a runner of its own would wait for the unit's turn on the one
+    // connection, which waits for it: 'warn' joins the unit there, and warns.
+    const mode =
+      this.mode === 'warn' && isSqlite(dataSource.options.type) ? 'join-warn' : this.mode;
+    this.routeManager(name, dataSource.manager, mode);
     // A manager made later without a runner of its own is as plain as the data source's. Made
     // on an object on top of the data source (this library's own managers outside a unit), it
     // is left as it is.
     const create = dataSource.createEntityManager;
     const made = (self: unknown, runner: unknown, manager: EntityManager) => {
-      if (self === dataSource && runner === undefined) this.routeManager(name, manager);
+      if (self === dataSource && runner === undefined) this.routeManager(name, manager, mode);
       return manager;
     };
     Object.defineProperty(dataSource, 'createEntityManager', {
@@ -85,6 +93,7 @@ export class PlainTypeorm {
     });
     // Their own query runner (a session's manager passes its own): TypeORM's call as it is.
     this.route(
+      mode,
       dataSource,
       'query',
       name,
@@ -92,6 +101,7 @@ export class PlainTypeorm {
       (args) => args[2] !== undefined,
     );
     this.route(
+      mode,
       dataSource,
       'createQueryBuilder',
       name,
@@ -111,17 +121,19 @@ export class PlainTypeorm {
         if (!isEntityManager(instance) || this.routed.has(instance)) continue;
         const source = (instance as { dataSource?: DataSource }).dataSource ?? instance.connection;
         if (source === dataSource && instance.queryRunner === undefined) {
-          this.routeManager(name, instance);
+          const sqlite = this.mode === 'warn' && isSqlite(dataSource.options.type);
+          this.routeManager(name, instance, sqlite ? 'join-warn' : this.mode);
         }
       }
     }
   }
 
   /** Routes the methods of `manager` (of data source `name`) that may run SQL. */
-  private routeManager(name: string, manager: EntityManager): void {
+  private routeManager(name: string, manager: EntityManager, mode: RouteMode): void {
     this.routed.add(manager);
     for (const method of managerMethods(manager)) {
       this.route(
+        mode,
         manager,
         method,
         name,
@@ -134,9 +146,11 @@ export class PlainTypeorm {
 
   /**
    * Gives `target[method]` an own property that runs `joined` on the session plain code joins
-   * (`'join'`) or warns (`'warn'`) inside a unit, and the method it shadows everywhere else.
+   * (`'join'`; `'join-warn'` also warns) or warns (`'warn'`) inside a unit, and the method it
+   * shadows everywhere else.
    */
   private route(
+    mode: RouteMode,
     target: object,
     method: string,
     name: string,
@@ -146,8 +160,9 @@ export class PlainTypeorm {
   ): void {
     const shadowed = (target as Record<string, Method>)[method]!;
     const { routes } = this;
+    const warnJoined = mode === 'join-warn' ? () => this.warnJoined(name, method) : undefined;
     const call =
-      this.mode === 'join'
+      mode !== 'warn'
         ? function (this: unknown, ...args: unknown[]): unknown {
             let manager: EntityManager | undefined;
             try {
@@ -157,7 +172,9 @@ export class PlainTypeorm {
               if (method === 'createQueryBuilder') throw error;
               return Promise.reject(error as Error);
             }
-            return manager === undefined ? shadowed.apply(this, args) : joined(manager, args);
+            if (manager === undefined) return shadowed.apply(this, args);
+            warnJoined?.();
+            return joined(manager, args);
           }
         : (() => {
             const warn = (args: unknown[]) => {
@@ -169,6 +186,15 @@ export class PlainTypeorm {
             };
           })();
     Object.defineProperty(target, method, { value: call, configurable: true, writable: true });
+  }
+
+  /** Plain TypeORM code of a SQLite data source joined a unit (`'join-warn'`): logged once per call site. */
+  private warnJoined(dataSource: string, method: string): void {
+    this.warnings.warn(
+      captureStack(),
+      (site) => messages.plainTypeormJoinedSqlite(dataSource, method, site),
+      dataSource,
+    );
   }
 
   /** Plain TypeORM code called `method` inside a unit: logged once per call site. */

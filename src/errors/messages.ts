@@ -27,6 +27,15 @@ export const messages = {
     "DataSource's manager; or set plainTypeorm: 'join' in TypeOrmContextModule.forRoot() to " +
     "make plain TypeORM code join the unit ('off' keeps it plain, silently). Logged once per " +
     'call site.',
+  plainTypeormJoinedSqlite: (dataSource: string, method: string, site: string) =>
+    `Plain TypeORM code of SQLite data source '${dataSource}' (${method}() of a repository from ` +
+    `TypeOrmModule.forFeature(), of the DataSource or its manager) ran inside a unit of work, at ` +
+    `${site}. SQLite has one connection, which the unit takes for its transaction: on a ` +
+    'connection of its own the call would wait for the unit, which waits for it, so it joined the ' +
+    "unit's transaction instead (a rollback of the unit undoes it). Use the unit's session " +
+    '(TypeOrmContextModule.forFeature([...]) for @InjectRepository(), @InjectSession(), ' +
+    "sessionContext.session()), or set plainTypeorm: 'join' to make this the rule silently. " +
+    'Logged once per call site.',
   savepointIsolationIgnored: (level: string, site: string) =>
     `transaction('${level}', fn) at ${site} ran inside a unit of work's session, where it is a ` +
     `savepoint of the session's transaction: the isolation level '${level}' does not apply ` +

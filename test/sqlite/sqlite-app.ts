@@ -1,4 +1,5 @@
 import { Controller, Get, Injectable, Param, Post, Query } from '@nestjs/common';
+import { DataSource } from 'typeorm';
 import { Propagation, SessionContext, SessionFactory, Transactional } from '../../src/index.js';
 import { Example } from '../support/example.entity.js';
 
@@ -48,6 +49,7 @@ export class SqliteController {
     private readonly context: SessionContext,
     private readonly factory: SessionFactory,
     private readonly service: SqliteService,
+    private readonly dataSource: DataSource,
   ) {}
 
   @Post('write/:text')
@@ -92,6 +94,16 @@ export class SqliteController {
         await session.commit();
       })(),
     ]);
+    return { ok: true };
+  }
+
+  /** Plain TypeORM code after the request's session took the one connection. */
+  @Post('plain-inside/:text')
+  async plainInside(@Param('text') text: string, @Query('fail') fail?: string) {
+    await this.context.session().insert(Example, { text });
+    await this.dataSource.manager.insert(Example, { text: `${text}_plain` });
+    await this.dataSource.getRepository(Example).count();
+    if (fail) throw new Error('handler failure');
     return { ok: true };
   }
 

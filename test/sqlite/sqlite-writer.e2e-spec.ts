@@ -71,6 +71,12 @@ describe.each(sqliteEngines)('SQLite: one connection taken in turns ($name)', (e
     expect(await t.texts()).toEqual(['plain', 'plain_transaction']);
   });
 
+  it("plain TypeORM code inside a request whose session holds the connection joins it (plainTypeorm 'warn'), never waits for itself", async () => {
+    await t.http().post('/plain-inside/ok').expect(201);
+    await t.http().post('/plain-inside/lost?fail=1').expect(500);
+    expect(await t.texts()).toEqual(['ok', 'ok_plain']);
+  });
+
   it('NESTED is a savepoint: its failure undoes only its own row', async () => {
     await t.http().post('/nested/outer').expect(201);
     expect(await t.texts()).toEqual(['outer']);
