@@ -31,6 +31,20 @@ export class SqliteService {
     throw new Error('nested failure');
   }
 
+  /** Writes, then keeps its transaction past its timeout. */
+  @Transactional({ timeout: 200 })
+  async slow(text: string): Promise<void> {
+    await this.context.session().insert(Example, { text });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await this.context.session().insert(Example, { text: `${text}_late` });
+  }
+
+  /** Any isolation level is accepted: SQLite's transactions are all SERIALIZABLE. */
+  @Transactional({ isolationLevel: 'READ COMMITTED' })
+  async readCommitted(text: string): Promise<void> {
+    await this.context.session().insert(Example, { text });
+  }
+
   @Transactional({ readOnly: true, propagation: Propagation.REQUIRES_NEW })
   async readOnlyWrite(): Promise<void> {
     await this.context.session().insert(Example, { text: 'read_only_write' });
@@ -113,6 +127,16 @@ export class SqliteController {
     await this.context.session().insert(Example, { text: 'outer' });
     await this.factory.atomic((manager) => manager.insert(Example, { text: 'inner' }));
     return { ok: true };
+  }
+
+  @Post('slow/:text')
+  slow(@Param('text') text: string) {
+    return this.service.slow(text);
+  }
+
+  @Post('read-committed/:text')
+  readCommitted(@Param('text') text: string) {
+    return this.service.readCommitted(text);
   }
 
   @Post('read-only-write')

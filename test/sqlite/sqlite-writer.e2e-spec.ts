@@ -1,4 +1,4 @@
-import { ConnectionAcquireTimeoutError } from '../../src/index.js';
+import { ConnectionAcquireTimeoutError, TransactionTimeoutError } from '../../src/index.js';
 import { TestTransaction } from '../../src/testing/index.js';
 import { createTestApp, type TestApp } from '../support/create-app.js';
 import { sqliteEngines } from '../support/engines.js';
@@ -109,6 +109,22 @@ describe.each(sqliteEngines)('SQLite: one connection taken in turns ($name)', (e
     expect((error as Error).message).toMatch(/SQLite data source 'default'.*one connection/);
     expect((error as Error).message).toMatch(/commit or close the session first/);
     expect(await t.rows()).toBe(0);
+  });
+
+  it('timeout: the block fails with TransactionTimeoutError, its rows are rolled back, the next request gets the connection', async () => {
+    const service = t.app.get(SqliteService);
+    // Outside any unit: the block owns its transaction, and its timeout applies.
+    const error = await service.slow('slow').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TransactionTimeoutError);
+    await t.http().post('/write/next').expect(201);
+    // The block's JavaScript goes on after the timeout: its late insert fails, never commits.
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(await t.texts()).toEqual(['next']);
+  });
+
+  it('isolationLevel: any level is accepted (SQLite is SERIALIZABLE)', async () => {
+    await t.http().post('/read-committed/rc').expect(201);
+    expect(await t.texts()).toEqual(['rc']);
   });
 
   it('readOnly: a write fails, and the connection is writable again for the next turn', async () => {
