@@ -1,6 +1,14 @@
-import { SessionContext, SessionFactory } from '../../src/index.js';
+import { Test } from '@nestjs/testing';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import {
+  ConnectionAcquireTimeoutError,
+  SessionContext,
+  SessionFactory,
+  TypeOrmContextModule,
+} from '../../src/index.js';
 import { TestTransaction } from '../../src/testing/index.js';
-import { type TestApp, createTestApp } from '../support/create-app.js';
+import { type TestApp, createTestApp, wrap } from '../support/create-app.js';
 import { sqliteEngines } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
 
@@ -101,6 +109,46 @@ describe.each(sqliteEngines)('SQLite review: data source lifecycle ($name)', (en
       await t.expectClean();
     } finally {
       await t.close();
+    }
+  });
+
+  it("one DataSource shared by two apps in turn: plain code of the second app waits the second app's acquireTimeout", async () => {
+    const shared = new DataSource({
+      ...engine.options,
+      entities: [Example],
+      synchronize: true,
+    } as never);
+    const build = async (acquireTimeout: number) => {
+      const moduleRef = await Test.createTestingModule({
+        imports: [
+          TypeOrmModule.forRootAsync({
+            useFactory: () => ({ ...engine.options }),
+            dataSourceFactory: async () => (shared.isInitialized ? shared : shared.initialize()),
+          }),
+          TypeOrmContextModule.forRoot({ acquireTimeout }),
+        ],
+      }).compile();
+      const app = moduleRef.createNestApplication({ logger: false });
+      await app.init();
+      return wrap(app, engine, app.get(DataSource));
+    };
+    const first = await build(5000);
+    await first.close();
+    const second = await build(200);
+    try {
+      // A unit of the second app holds the turn; plain code outside it waits for it.
+      const holder = write(second, 'holder', 800);
+      await sleep(20);
+      const plain = await second.dataSource.query('SELECT 1').then(
+        () => undefined,
+        (error: Error) => error,
+      );
+      await holder;
+      expect(plain).toBeInstanceOf(ConnectionAcquireTimeoutError);
+      // The writer's guard was made by the first (closed) app: its 5000 ms, not the second's 200.
+      expect(plain?.message).toContain('(200 ms)');
+    } finally {
+      await second.close();
     }
   });
 });
