@@ -262,6 +262,18 @@ export const messages = {
     'block suspends holds it (the block runs its statements in the turn of the transaction it ' +
     'suspends), most likely waiting for this block. Await the other unit before running the ' +
     'block, or test this code path against a real pool (without TestTransaction).',
+  testStartTimeout: (dataSource: string, ms: number) =>
+    `TestTransaction.start() got no connection of data source '${dataSource}' within ` +
+    `acquireTimeout (${ms} ms) to hold for the test. Something still holds them: work of an ` +
+    'earlier test that was not awaited, or a query runner from dataSource.createQueryRunner() ' +
+    'that was connected and never released (on SQLite, whose one connection is taken in turns, ' +
+    'one such runner is enough). Await every request and job, and release() every runner.',
+  sqliteNotSupportedTimeout: (dataSource: string, ms: number) =>
+    `A NOT_SUPPORTED block of SQLite data source '${dataSource}' got no turn on its one connection ` +
+    `within acquireTimeout (${ms} ms). Its statements run outside the transaction it suspends, on ` +
+    'a turn of their own, and that transaction keeps the connection until it ends: on SQLite the ' +
+    'block can run only while its caller has no open transaction (before its first statement, or ' +
+    'after sessionContext.commit()). Run the work after the transaction, or in it.',
   testConnectionBusy: (dataSource: string, ms: number) =>
     `A session of data source '${dataSource}' waited ${ms} ms (acquireTimeout) for the one ` +
     'connection of the running TestTransaction, on which every session of the app takes its turn. ' +

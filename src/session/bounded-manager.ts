@@ -6,7 +6,7 @@ import type { ConnectionWaits } from './connection-wait.js';
 import type { TakenConnection } from './pooled-connection.js';
 import type { SessionFrame } from './session-frames.js';
 import { losable } from './session-streams.js';
-import { isConnectionLost, poolSize } from './transaction-dialect.js';
+import { isConnectionLost, isSqlite, poolSize } from './transaction-dialect.js';
 
 /**
  * Set by `boundedManager()` on the runners the testing kit creates for a NOT_SUPPORTED block: the
@@ -42,7 +42,10 @@ export function boundedManager(
         return (mode?: ReplicationMode) =>
           Object.assign(target.createQueryRunner(mode), { [SUSPENDED_IN]: suspended });
       }
-      const timedOut = () => messages.notSupportedTimeout(name, ms, poolSize(target));
+      const timedOut = () =>
+        isSqlite(target.options.type)
+          ? messages.sqliteNotSupportedTimeout(name, ms)
+          : messages.notSupportedTimeout(name, ms, poolSize(target));
       return (mode?: ReplicationMode) =>
         bounded(target.createQueryRunner(mode), target, name, ms, waits, timedOut);
     },

@@ -116,29 +116,32 @@ export class WriterTurn implements TakenConnection {
     return this.database as unknown as DriverConnection;
   }
 
-  /** Gives the connection to the next turn, writable again (a read-only transaction set it so). */
+  /**
+   * Gives the connection to the next turn as it expects it: no transaction open (one a plain
+   * runner or a user's `BEGIN` left behind is rolled back; better-sqlite3 tells whether one is,
+   * sql.js does not, so there a `ROLLBACK` is always tried), and writable again (a read-only
+   * transaction set `query_only`).
+   */
   release(): void {
     if (this.done) return;
     this.done = true;
+    if (this.database.inTransaction !== false) {
+      try {
+        send(this.database, 'ROLLBACK');
+      } catch {
+        // No transaction was open, or the database was closed (the data source destroyed).
+      }
+    }
     try {
-      // A transaction the session counted as gone (SQLite may or may not have rolled it back).
-      if (this.database.inTransaction === true) send(this.database, 'ROLLBACK');
       this.writer.writable(this.database);
     } catch {
-      // The database was closed (the data source destroyed): nothing to reset.
+      // The database was closed: nothing to reset.
     }
     this.writer.handOver(this);
   }
 
-  /** Its state is unknown: rolls back whatever is still open, then gives it to the next turn. */
+  /** Its state is unknown: `release()` rolls back whatever is still open. */
   destroy(): Promise<void> {
-    if (!this.done && this.database.inTransaction !== false) {
-      try {
-        send(this.database, 'ROLLBACK');
-      } catch {
-        // No transaction was open.
-      }
-    }
     this.release();
     return Promise.resolve();
   }
@@ -158,23 +161,26 @@ export function writerOf(dataSource: DataSource): SqliteWriter | undefined {
 }
 
 /**
- * Puts a SQLite data source's connection behind a `SqliteWriter` (once per data source, whichever
- * app comes first): its driver no longer hands every caller the same query runner, but a new one
- * per call, made by `guard` so that it takes the writer's turn on its first statement and gives
- * it back on `release()`, as a pooled runner takes and gives back a connection elsewhere. Plain
- * TypeORM code (`dataSource.manager`, repositories, `dataSource.transaction()`, query builders)
- * then queues with the sessions instead of running inside whichever transaction is open.
+ * Puts a SQLite data source's connection behind a `SqliteWriter` (one per data source, made by the
+ * first app that starts on it): its driver no longer hands every caller the same query runner, but
+ * a new one per call, made by `guard` so that it takes the writer's turn on its first statement and
+ * gives it back on `release()`, as a pooled runner takes and gives back a connection elsewhere.
+ * Plain TypeORM code (`dataSource.manager`, repositories, `dataSource.transaction()`, query
+ * builders) then queues with the sessions instead of running inside whichever transaction is open.
+ * An app that starts later on the same data source installs its own `guard` (its acquireTimeout).
  */
 export function installSqliteWriter(
   dataSource: DataSource,
   guard: (runner: QueryRunner, writer: SqliteWriter) => QueryRunner,
 ): SqliteWriter {
   const driver = dataSource.driver as unknown as SqliteDriver;
-  const existing = WRITERS.get(driver);
-  if (existing !== undefined) return existing;
-  const Runner = driver.createQueryRunner('master').constructor as RunnerClass;
-  const writer = new SqliteWriter(driver, Runner);
-  WRITERS.set(driver, writer);
-  driver.createQueryRunner = () => guard(new Runner(driver), writer);
+  let writer = WRITERS.get(driver);
+  if (writer === undefined) {
+    const Runner = driver.createQueryRunner('master').constructor as RunnerClass;
+    writer = new SqliteWriter(driver, Runner);
+    WRITERS.set(driver, writer);
+  }
+  const made = writer;
+  driver.createQueryRunner = () => guard(new made.Runner(driver), made);
   return writer;
 }

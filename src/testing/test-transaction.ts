@@ -5,7 +5,8 @@ import type { ConnectionWaits } from '../session/connection-wait.js';
 import { messages } from '../errors/messages.js';
 import { TestTransactionError } from '../errors/test-transaction.error.js';
 import { checkMilliseconds } from '../typeorm-context.options.js';
-import { type TakenConnection, takeConnection } from '../session/pooled-connection.js';
+import type { TakenConnection } from '../session/pooled-connection.js';
+import { ConnectionAcquireTimeoutError } from '../errors/connection-acquire-timeout.error.js';
 import { CREATE_RUNNER } from '../session/session-connection.js';
 import { writerOf } from '../session/sqlite-writer.js';
 import { isConnectionLost, plainBegin } from '../session/transaction-dialect.js';
@@ -139,7 +140,10 @@ async function hold(
 ): Promise<Held> {
   const type = dataSource.options.type;
   for (let attempt = 1; ; attempt++) {
-    const pooled = await takeConnection(dataSource);
+    const pooled = await wait.waits.take(dataSource, wait.ms);
+    if (pooled === undefined) {
+      throw new ConnectionAcquireTimeoutError(messages.testStartTimeout(name, wait.ms));
+    }
     const runner = (writerOf(dataSource)?.ownRunner(dataSource) ??
       dataSource.createQueryRunner('master')) as QueryRunner & { databaseConnection: unknown };
     runner.databaseConnection = pooled.raw;
