@@ -8,10 +8,11 @@ import type { DriverConnection, TakenConnection } from './pooled-connection.js';
 interface SqliteDatabase {
   /** better-sqlite3: whether a transaction is open. */
   inTransaction?: boolean;
-  /** better-sqlite3: prepares a statement. */
+  /** Prepares a statement (both drivers). */
   prepare?(sql: string): { run(): unknown };
-  /** sql.js: runs statements. */
+  /** sql.js: runs a statement. */
   run?(sql: string): unknown;
+  /** better-sqlite3: runs statements. */
   exec?(sql: string): unknown;
 }
 
@@ -149,8 +150,8 @@ export class WriterTurn implements TakenConnection {
 
 /** Runs one statement on the SQLite database directly (better-sqlite3 or sql.js). */
 function send(database: SqliteDatabase, sql: string): void {
-  if (database.prepare !== undefined) database.prepare(sql).run();
-  else (database.run ?? database.exec)!.call(database, sql);
+  // sql.js's `run()` frees its statement (one left prepared would stay in its heap); better-sqlite3's `exec()`.
+  (database.run ?? database.exec)!.call(database, sql);
 }
 
 const WRITERS = new WeakMap<object, SqliteWriter>();
