@@ -74,27 +74,66 @@ export class SqliteWriter {
     next(this.holder);
   }
 
-  private reset?: { database: SqliteDatabase; run(): void };
+  /** Reads `query_only` on the database it was prepared on. */
+  private readOnlyNow?: { database: SqliteDatabase; read(): boolean };
 
-  /** Makes the connection writable again (`PRAGMA query_only = OFF`, prepared once). */
+  /**
+   * Makes the connection writable again if a read-only transaction (or a user's pragma) made it
+   * read-only. Read first, through one prepared statement: setting the pragma makes SQLite expire
+   * every prepared statement of the connection (each would be compiled again on its next use).
+   */
   writable(database: SqliteDatabase): void {
-    if (this.reset?.database !== database) {
-      const statement = database.prepare?.('PRAGMA query_only = OFF');
-      this.reset = {
-        database,
-        run: statement
-          ? () => void statement.run()
-          : () => send(database, 'PRAGMA query_only = OFF'),
-      };
+    if (this.readOnlyNow?.database !== database) {
+      this.readOnlyNow = { database, read: readQueryOnly(database) };
     }
-    this.reset.run();
+    if (this.readOnlyNow.read()) send(database, 'PRAGMA query_only = OFF');
+  }
+
+  /** The statement cache the runners share, per database (TypeORM's better-sqlite3 runners keep one). */
+  private statements?: { database: SqliteDatabase; cache: Map<string, unknown> };
+
+  /**
+   * A runner of the driver's class, sharing one statement cache with the others made here: a
+   * cache per runner (a runner per session) would prepare each statement again per session, and
+   * keep thousands alive until collected, which every pragma and schema change then walks.
+   */
+  runner(): QueryRunner {
+    const runner = new this.Runner(this.driver) as QueryRunner & {
+      stmtCache?: Map<string, unknown>;
+    };
+    if (runner.stmtCache instanceof Map) {
+      const database = this.driver.databaseConnection;
+      if (this.statements?.database !== database) this.statements = { database, cache: new Map() };
+      runner.stmtCache = this.statements.cache;
+    }
+    return runner;
   }
 
   /** A query runner of the driver's own class that does not take turns (a session's). */
   ownRunner(dataSource: DataSource): QueryRunner {
-    const runner = new this.Runner(this.driver);
+    const runner = this.runner();
     return Object.assign(runner, { manager: dataSource.createEntityManager(runner) });
   }
+}
+
+/** Reads whether `query_only` is on, through a statement prepared once. */
+function readQueryOnly(database: SqliteDatabase): () => boolean {
+  const statement = database.prepare!('PRAGMA query_only') as unknown as {
+    get(): unknown;
+    step?(): boolean;
+    reset?(): void;
+  };
+  if (statement.step === undefined) {
+    // better-sqlite3: `get()` returns the row.
+    return () => Object.values(statement.get() as Record<string, number>)[0] === 1;
+  }
+  // sql.js: step, read the row's values, reset for the next read.
+  return () => {
+    statement.step!();
+    const [value] = statement.get() as number[];
+    statement.reset!();
+    return value === 1;
+  };
 }
 
 /**
@@ -182,6 +221,6 @@ export function installSqliteWriter(
     WRITERS.set(driver, writer);
   }
   const made = writer;
-  driver.createQueryRunner = () => guard(new made.Runner(driver), made);
+  driver.createQueryRunner = () => guard(made.runner(), made);
   return writer;
 }
