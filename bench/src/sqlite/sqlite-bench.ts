@@ -33,6 +33,8 @@ const DURATION = Number(process.env.BENCH_DURATION ?? 5);
 const WARMUP = 1;
 /** Every FAIL_EVERY-th request of /mixed asks its handler to throw after writing. */
 const FAIL_EVERY = 4;
+/** Requests `--trace` sends at once. */
+const TRACE_REQUESTS = 6;
 const PORT = Number(process.env.BENCH_PORT ?? 3927);
 
 type EndpointName = 'read' | 'write' | 'mixed';
@@ -97,9 +99,9 @@ interface SqliteServer {
 }
 
 /** Starts `variant` on the cell's database; resolves once it listens (30 s at most). */
-function startServer(variant: string): Promise<SqliteServer> {
+function startServer(variant: string, env: Record<string, string> = {}): Promise<SqliteServer> {
   const child = fork(path.join(here, 'sqlite-server.js'), [variant, String(PORT)], {
-    env: { ...process.env, BENCH_SQLITE_FILE: cellFile, NO_COLOR: '1' },
+    env: { ...process.env, ...env, BENCH_SQLITE_FILE: cellFile, NO_COLOR: '1' },
     execArgv: ['--no-warnings'],
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     cwd: benchDir,
@@ -380,7 +382,45 @@ function report(cells: Cell[], sqliteVersion: string, started: Date, seconds: nu
   return lines.join('\n') + '\n';
 }
 
+/**
+ * `--trace`: per variant, TRACE_REQUESTS /mixed requests at once (every FAIL_EVERY-th asks to fail), every statement
+ * the server sent (TypeORM's query log), the answers and the rows left. Prints, writes nothing.
+ */
+async function trace(): Promise<void> {
+  createTemplate();
+  for (const variant of VARIANTS) {
+    freshDatabase();
+    const server = await startServer(variant, { BENCH_SQLITE_LOG: '1' });
+    const post = (query: string) =>
+      fetch(`http://127.0.0.1:${PORT}/mixed?${query}`, { method: 'POST' }).then((r) => r.status);
+    // TRACE_REQUESTS connections opened first, so that the POSTs reach the server in the same turn.
+    const read = () => fetch(`http://127.0.0.1:${PORT}/read`).then((r) => r.text());
+    await Promise.all(Array.from({ length: TRACE_REQUESTS }, read));
+    const names = Array.from({ length: TRACE_REQUESTS }, (_, i) =>
+      i % FAIL_EVERY === 0 ? `trace-${i}-f` : `trace-${i}`,
+    );
+    const statuses = await Promise.all(
+      names.map((name) => post(`n=${name}${name.endsWith('-f') ? '&fail=1' : ''}`)),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await server.stop();
+    const log = server
+      .output()
+      .split('\n')
+      .filter(
+        (line) =>
+          /^query|QueryFailedError|ERROR/.test(line) && !line.includes('SELECT "BenchItem".'),
+      )
+      .map((line) => `    ${line.slice(0, 160)}`);
+    console.log(
+      `${variant}: ${names.map((name, i) => `${name} ${statuses[i]}`).join(', ')}; ` +
+        `rows after: [${writtenRows().join(', ')}]\n${log.join('\n')}\n`,
+    );
+  }
+}
+
 async function main(): Promise<void> {
+  if (process.argv.includes('--trace')) return trace();
   const started = new Date();
   const sqliteVersion = createTemplate();
   const cells: Cell[] = [];

@@ -21,7 +21,8 @@ export const sqliteOptions = {
   driver: BetterSqlite3,
   entities: [BenchItem],
   synchronize: false,
-  logging: false,
+  // `--trace` (sqlite-bench.ts) prints every statement the server sends.
+  logging: process.env.BENCH_SQLITE_LOG === '1' ? ('all' as const) : false,
   enableWAL: true,
   prepareDatabase: (db: { pragma(sql: string): unknown }) => {
     db.pragma('synchronous = NORMAL');
