@@ -218,6 +218,8 @@ interface Cell {
   connections: number;
   rps: number;
   p99: number;
+  /** Server CPU time per measured request, microseconds (less sensitive to a busy machine than req/s). */
+  cpuPerRequest: number | undefined;
   /** Answers recorded (warm-up included). */
   answered: number;
   /** 2xx expected, something else answered (or a socket error, a timeout). */
@@ -263,7 +265,9 @@ async function runCell(
   let crashed = false;
   server.child.on('exit', (code) => (crashed = code !== 0 && code !== null));
   const warm = await load(ledger, connections, WARMUP);
+  const before = await server.state();
   const measured = await load(ledger, connections, DURATION);
+  const after = await server.state();
   // Let requests still in the server finish before judging.
   await new Promise((resolve) => setTimeout(resolve, 500));
   const state = await server.state();
@@ -306,6 +310,10 @@ async function runCell(
     connections,
     rps: measured.requests.average,
     p99: measured.latency.p99,
+    cpuPerRequest:
+      before && after && measured.requests.total > 0
+        ? (after.cpuMicros - before.cpuMicros) / measured.requests.total
+        : undefined,
     answered,
     errors,
     wrongOk,
@@ -358,13 +366,13 @@ function report(cells: Cell[], sqliteVersion: string, started: Date, seconds: nu
       `Correctness is judged over warm-up and measured requests after the server stopped, by reading ` +
       `the file.`,
     '',
-    '| endpoint | c | variant | req/s | p99 ms | answered | error rate | failure answered 2xx | lost | extra | unanswered (row present) | tx open after | crashed |',
-    '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|',
+    '| endpoint | c | variant | req/s | p99 ms | server CPU µs/req | answered | error rate | failure answered 2xx | lost | extra | unanswered (row present) | tx open after | crashed |',
+    '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|',
   ];
   for (const cell of cells) {
     lines.push(
       `| /${cell.endpoint} | ${cell.connections} | ${cell.variant} | ${cell.rps.toFixed(0)} | ` +
-        `${cell.p99} | ${cell.answered} | ${percent(cell.errors, cell.answered)} (${cell.errors}) | ` +
+        `${cell.p99} | ${cell.cpuPerRequest?.toFixed(0) ?? '?'} | ${cell.answered} | ${percent(cell.errors, cell.answered)} (${cell.errors}) | ` +
         `${cell.wrongOk} | ${cell.lost} | ${cell.extra} | ${cell.unanswered} (${cell.unansweredPresent}) | ` +
         `${cell.openTransaction === undefined ? '?' : cell.openTransaction ? 'yes' : 'no'} | ` +
         `${cell.crashed ? 'yes' : 'no'} |`,
@@ -433,6 +441,7 @@ async function main(): Promise<void> {
         cells.push(cell);
         console.log(
           `/${endpoint} c=${connections} ${variant}: ${cell.rps.toFixed(0)} req/s, p99 ${cell.p99} ms, ` +
+            `${cell.cpuPerRequest?.toFixed(0)} µs CPU/req, ` +
             `errors ${cell.errors}/${cell.answered}, lost ${cell.lost}, extra ${cell.extra}, ` +
             `unanswered ${cell.unanswered}, tx open ${cell.openTransaction}${cell.crashed ? ', CRASHED' : ''}`,
         );

@@ -2,7 +2,7 @@
  * One SQLite variant's server, in a process of its own:
  * `node .tmp/js/bench/sqlite/sqlite-server.js <variant> <port>` with BENCH_SQLITE_FILE set.
  * Reports readiness over IPC; answers `state` (whether a transaction is open on the one
- * connection) and `stop`.
+ * connection, CPU time used) and `stop`.
  */
 import 'reflect-metadata';
 import type { INestApplication } from '@nestjs/common';
@@ -17,6 +17,8 @@ export interface SqliteServerState {
   type: 'state';
   /** better-sqlite3's `inTransaction` of the data source's one connection. */
   inTransaction: boolean;
+  /** CPU time of the process so far (user + system), microseconds. */
+  cpuMicros: number;
 }
 
 async function main(): Promise<void> {
@@ -32,7 +34,12 @@ async function main(): Promise<void> {
   ).databaseConnection;
   process.on('message', (message: SqliteServerCommand) => {
     if (message.cmd === 'state') {
-      const state: SqliteServerState = { type: 'state', inTransaction: connection.inTransaction };
+      const cpu = process.cpuUsage();
+      const state: SqliteServerState = {
+        type: 'state',
+        inTransaction: connection.inTransaction,
+        cpuMicros: cpu.user + cpu.system,
+      };
       process.send!(state);
     } else if (message.cmd === 'stop') {
       void app.close().finally(() => process.exit(0));
