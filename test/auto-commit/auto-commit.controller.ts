@@ -11,7 +11,7 @@ import {
 } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { SessionContext } from '../../src/index.js';
-import { type Engine, backendId, checkedOut, txid } from '../support/engines.js';
+import { type Engine, backendId, checkedOut, isSqliteEngine, txid } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
 
 /** Set by the spec: the engine the app runs on, and where late uses report. */
@@ -63,7 +63,10 @@ export class AutoCommitController {
     await manager.getRepository(Example).save({ text: 'saved' });
     await manager.remove(await manager.findOneByOrFail(Example, { text: 'first_write' }));
     const after = await txid(probe.engine!, manager);
-    const visibleOutside = await this.dataSource.getRepository(Example).countBy({ text: 'saved' });
+    // SQLite has no other connection to look from (a plain read here would wait for this session).
+    const visibleOutside = isSqliteEngine(probe.engine!)
+      ? 'no other connection on SQLite'
+      : await this.dataSource.getRepository(Example).countBy({ text: 'saved' });
     return { before: before[0].id, assigned, after, visibleOutside };
   }
 

@@ -2,7 +2,7 @@ import { Controller, Param, Post } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { Propagation, SessionContext, SessionFactory } from '../../src/index.js';
 import { createTestApp, type TestApp } from '../support/create-app.js';
-import { type Engine, engines, txid } from '../support/engines.js';
+import { type Engine, txid, enginesAndSqlite } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
 import { EventLog, expectResolved, settle, sleep } from './support-a.js';
 
@@ -137,7 +137,7 @@ function expectSiblingOutcome(observed: Observed | undefined): void {
   expect(txids).toEqual({ outer: txids.outer, a: txids.outer, b: txids.outer, after: txids.outer });
 }
 
-describe.each(engines)('blocks on one session run one at a time ($name)', (current) => {
+describe.each(enginesAndSqlite)('blocks on one session run one at a time ($name)', (current) => {
   let t: TestApp;
   let context: SessionContext;
   let factory: SessionFactory;

@@ -2,7 +2,7 @@ import { Controller, type ExecutionContext, Injectable, Post } from '@nestjs/com
 import { APP_INTERCEPTOR } from '@nestjs/core';
 import { AutoCommitInterceptor, SessionContext } from '../../src/index.js';
 import { createTestApp, type TestApp } from '../support/create-app.js';
-import { type Engine, engines } from '../support/engines.js';
+import { type Engine, enginesAndSqlite } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
 import { answered, closeApp, sleep, watchProcess } from './support-b.js';
 
@@ -40,7 +40,7 @@ class OverridesController {
   }
 }
 
-describe.each(engines)(
+describe.each(enginesAndSqlite)(
   'AutoCommitInterceptor subclass overrides that throw ($name)',
   (engine: Engine) => {
     let t: TestApp;

@@ -2,7 +2,7 @@ import { Controller, Post } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
 import { type Session, SessionContext, SessionFactory } from '../../src/index.js';
 import { createTestApp, eventually, type TestApp } from '../support/create-app.js';
-import { checkedOut, engines, idleInTransaction } from '../support/engines.js';
+import { checkedOut, idleInTransaction, enginesAndSqlite } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
 import { settle, sleep, within } from './support-a.js';
 
@@ -57,7 +57,7 @@ function rescueLeakedConnections(dataSource: DataSource): number {
   return leaked.length;
 }
 
-describe.each(engines)(
+describe.each(enginesAndSqlite)(
   'a context that ends while its session waits for the pool ($name)',
   (engine) => {
     let t: TestApp;

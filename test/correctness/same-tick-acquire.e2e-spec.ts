@@ -1,6 +1,6 @@
 import { ConnectionAcquireTimeoutError, SessionContext, SessionFactory } from '../../src/index.js';
 import { createTestApp, type TestApp } from '../support/create-app.js';
-import { engines } from '../support/engines.js';
+import { enginesAndSqlite } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
 import { settle, within } from './support-a.js';
 
@@ -14,7 +14,7 @@ const ACQUIRE_TIMEOUT = 500;
  * would be served at once, and it waited without a bound: here, for a connection that the first
  * session holds until the `Promise.all` ends, which is forever.
  */
-describe.each(engines)('connections asked for in the same tick ($name)', (engine) => {
+describe.each(enginesAndSqlite)('connections asked for in the same tick ($name)', (engine) => {
   let t: TestApp;
   let context: SessionContext;
   let factory: SessionFactory;

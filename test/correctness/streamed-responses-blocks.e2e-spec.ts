@@ -3,7 +3,7 @@ import { mergeMap, Observable, of } from 'rxjs';
 import { Propagation, SessionContext } from '../../src/index.js';
 import { closeApp } from './support-b.js';
 import type { TestApp } from '../support/create-app.js';
-import { type Engine, engines } from '../support/engines.js';
+import { type Engine, enginesAndSqlite } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
 import {
   expectReleased,
@@ -94,7 +94,7 @@ class BlocksController {
   }
 }
 
-describe.each(engines)(
+describe.each(enginesAndSqlite)(
   'streamed responses: a value never splits a transaction block ($name)',
   (engine: Engine) => {
     let t: TestApp;

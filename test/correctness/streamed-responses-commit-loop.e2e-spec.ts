@@ -3,7 +3,7 @@ import { Observable } from 'rxjs';
 import { SessionContext } from '../../src/index.js';
 import { closeApp } from './support-b.js';
 import type { TestApp } from '../support/create-app.js';
-import { type Engine, engines } from '../support/engines.js';
+import { type Engine, enginesAndSqlite } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
 import { expectReleased, HANG_MS, listen, Reading, within } from './streamed-responses-support.js';
 
@@ -40,7 +40,7 @@ class BusyWriterController {
   }
 }
 
-describe.each(engines)(
+describe.each(enginesAndSqlite)(
   'streamed responses: per-value commits next to a busy writer ($name)',
   (engine: Engine) => {
     let t: TestApp;

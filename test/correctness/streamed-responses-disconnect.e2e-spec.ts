@@ -3,7 +3,7 @@ import { Observable } from 'rxjs';
 import { SessionContext } from '../../src/index.js';
 import { closeApp } from './support-b.js';
 import type { TestApp } from '../support/create-app.js';
-import { type Engine, engines } from '../support/engines.js';
+import { type Engine, enginesAndSqlite } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
 import { expectReleased, listen, Reading, sleep } from './streamed-responses-support.js';
 
@@ -28,7 +28,7 @@ class LeaveController {
   }
 }
 
-describe.each(engines)(
+describe.each(enginesAndSqlite)(
   'streamed responses: a client that leaves while a value is being committed ($name)',
   (engine: Engine) => {
     let t: TestApp;

@@ -3,7 +3,7 @@ import { concat, defer, interval, mergeMap, type Observable, take } from 'rxjs';
 import { SessionContext } from '../../src/index.js';
 import { closeApp } from './support-b.js';
 import type { TestApp } from '../support/create-app.js';
-import { type Engine, engines } from '../support/engines.js';
+import { type Engine, enginesAndSqlite } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
 import { expectReleased, listen, sleep } from './streamed-responses-support.js';
 
@@ -40,7 +40,7 @@ class PlainObservableController {
   }
 }
 
-describe.each(engines)(
+describe.each(enginesAndSqlite)(
   'streamed responses: a plain HTTP handler returning an Observable ($name)',
   (engine: Engine) => {
     let t: TestApp;

@@ -11,7 +11,7 @@ import {
   within,
 } from './streamed-responses-support.js';
 import type { TestApp } from '../support/create-app.js';
-import { type Engine, engines } from '../support/engines.js';
+import { type Engine, enginesAndSqlite } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
 
 /** The concurrent block of the running test's request. */
@@ -66,7 +66,7 @@ class ReviewBlocksController {
  * the open block: the unit commits the block's first write, the value is sent, and the block's
  * second write then fails (context ended): the block is split, half of it committed.
  */
-describe.each(engines)(
+describe.each(enginesAndSqlite)(
   'streamed values: the last value and open blocks ($name)',
   (engine: Engine) => {
     let t: TestApp;

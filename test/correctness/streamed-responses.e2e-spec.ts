@@ -14,7 +14,13 @@ import { DataSource } from 'typeorm';
 import { SessionContext, TypeOrmContextModule } from '../../src/index.js';
 import { freePort } from '../global-setup.js';
 import { eventually, type TestApp, typeormOptions, wrap } from '../support/create-app.js';
-import { checkedOut, type Engine, engines, idleInTransaction } from '../support/engines.js';
+import {
+  checkedOut,
+  type Engine,
+  engines,
+  idleInTransaction,
+  enginesAndSqlite,
+} from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
 import { closeApp, HANG_MS, within } from './support-b.js';
 import { Reading } from './streamed-responses-support.js';
@@ -280,7 +286,7 @@ describe.each(cases)('streamed responses ($engine.name, $platform)', ({ engine, 
   });
 });
 
-describe.each(engines)('streamed microservice replies ($name)', (engine: Engine) => {
+describe.each(enginesAndSqlite)('streamed microservice replies ($name)', (engine: Engine) => {
   it('each value of an Observable reply arrives before the next is emitted, its writes committed', async () => {
     feed = new Feed();
     const port = await freePort();

@@ -2,7 +2,7 @@ import { Controller, Post } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { Propagation, SessionContext, SessionFactory } from '../../src/index.js';
 import { createTestApp, type TestApp } from '../support/create-app.js';
-import { checkedOut, engines } from '../support/engines.js';
+import { checkedOut, enginesAndSqlite } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
 
 /** What the callbacks saw, in order: `<name>:<status> held=<connections checked out>`. */
@@ -69,130 +69,136 @@ class CallbacksController {
   }
 }
 
-describe.each(engines)('afterCommit, afterRollback and afterCompletion ($name)', (engine) => {
-  let t: TestApp;
-  let context: SessionContext;
-  let factory: SessionFactory;
+describe.each(enginesAndSqlite)(
+  'afterCommit, afterRollback and afterCompletion ($name)',
+  (engine) => {
+    let t: TestApp;
+    let context: SessionContext;
+    let factory: SessionFactory;
 
-  beforeAll(async () => {
-    t = await createTestApp(engine, { controllers: [CallbacksController] });
-    context = t.app.get(SessionContext);
-    factory = t.app.get(SessionFactory);
-  });
-  beforeEach(async () => {
-    await t.dataSource.query('DELETE FROM example');
-    log.length = 0;
-  });
-  afterEach(() => t.expectClean());
-  afterAll(() => t.close());
-
-  it('a committed request runs afterCommit and afterCompletion, in order, with every connection back', async () => {
-    await t.http().post('/callbacks/commit').expect(201);
-    expect(log).toEqual(['request afterCommit held=0', 'request afterCompletion:committed held=0']);
-    expect(await t.texts()).toEqual(['committed']);
-  });
-
-  it('a failed request runs afterRollback and afterCompletion, never afterCommit', async () => {
-    await t.http().post('/callbacks/throw').expect(500);
-    expect(log).toEqual([
-      'request afterRollback held=0',
-      'request afterCompletion:rolled back held=0',
-    ]);
-    expect(await t.rows()).toBe(0);
-  });
-
-  it("a NESTED block rolled back to its savepoint runs its rollback callbacks at the outer transaction's end", async () => {
-    await t.http().post('/callbacks/nested-rollback').expect(201);
-    expect(log).toEqual([
-      'outer afterCommit held=0',
-      'outer afterCompletion:committed held=0',
-      'inner afterRollback held=0',
-      'inner afterCompletion:rolled back held=0',
-    ]);
-    expect(await t.texts()).toEqual(['outer']);
-  });
-
-  it('rollback-only, a failed COMMIT and an explicit rollback() run the rollback callbacks', async () => {
-    const runs = [
-      // rollback-only: a joined block failed and its error was caught
-      () =>
-        factory.runInNewContext(async () => {
-          await context.session().insert(Example, { text: 'x' });
-          context.afterRollback(() => log.push('rollback-only'));
-          await context
-            .atomic(() => Promise.reject(new Error('joined fails')))
-            .catch(() => undefined);
-        }),
-      // the server refused the commit: PostgreSQL after a caught error, or a failing beforeCommit
-      () =>
-        factory.runInNewContext(async () => {
-          const session = context.session();
-          await session.insert(Example, { text: 'x' });
-          context.afterRollback(() => log.push('refused'));
-          await session.query('SELECT * FROM no_such_table').catch(() => undefined);
-          if (engine.name === 'mariadb')
-            throw new Error('MariaDB keeps the transaction: fail here');
-        }),
-      // an explicit rollback(), then the context commits what came after
-      () =>
-        factory.runInNewContext(async () => {
-          await context.session().insert(Example, { text: 'x' });
-          context.afterCommit(() => log.push('never'));
-          context.afterRollback(() => log.push('explicit'));
-          await context.rollback();
-          expect(log).toEqual(['rollback-only', 'refused', 'explicit']);
-        }),
-    ];
-    for (const run of runs) await run().catch(() => undefined);
-    expect(log).toEqual(['rollback-only', 'refused', 'explicit']);
-    expect(await t.rows()).toBe(0);
-  });
-
-  it('REQUIRES_NEW blocks and factory sessions run the callbacks of their own transaction', async () => {
-    await factory.runInNewContext(async () => {
-      await context.atomic(
-        async (manager) => {
-          await manager.insert(Example, { text: 'block' });
-          context.afterCompletion((status) => log.push(`block ${status}`));
-        },
-        { propagation: Propagation.REQUIRES_NEW },
-      );
-      expect(log).toEqual(['block committed']);
-      await factory
-        .atomic(async (manager) => {
-          await manager.insert(Example, { text: 'failed block' });
-          context.afterRollback(() => log.push('factory block rolled back'));
-          throw new Error('block fails');
-        })
-        .catch(() => undefined);
-      expect(log).toEqual(['block committed', 'factory block rolled back']);
+    beforeAll(async () => {
+      t = await createTestApp(engine, { controllers: [CallbacksController] });
+      context = t.app.get(SessionContext);
+      factory = t.app.get(SessionFactory);
     });
-    expect(await t.texts()).toEqual(['block']);
-  });
+    beforeEach(async () => {
+      await t.dataSource.query('DELETE FROM example');
+      log.length = 0;
+    });
+    afterEach(() => t.expectClean());
+    afterAll(() => t.close());
 
-  it('where no transaction is current (NOT_SUPPORTED) afterCommit and afterCompletion run, afterRollback never', async () => {
-    await factory.runInNewContext(() =>
-      context.atomic(
-        async () => {
-          context.afterCommit(() => log.push('commit'));
-          context.afterRollback(() => log.push('rollback'));
-          context.afterCompletion((status) => log.push(`completion ${status}`));
-          await new Promise((resolve) => setTimeout(resolve, 20));
-        },
-        { propagation: Propagation.NOT_SUPPORTED },
-      ),
-    );
-    expect(log).toEqual(['commit', 'completion committed']);
-  });
+    it('a committed request runs afterCommit and afterCompletion, in order, with every connection back', async () => {
+      await t.http().post('/callbacks/commit').expect(201);
+      expect(log).toEqual([
+        'request afterCommit held=0',
+        'request afterCompletion:committed held=0',
+      ]);
+      expect(await t.texts()).toEqual(['committed']);
+    });
 
-  it('a failing callback is logged by default: the client gets 201, the commit stands and the next callback runs', async () => {
-    await t.http().post('/callbacks/failing-callback').expect(201);
-    expect(log).toEqual(['next ran']);
-    expect(await t.texts()).toEqual(['committed']);
-  });
-});
+    it('a failed request runs afterRollback and afterCompletion, never afterCommit', async () => {
+      await t.http().post('/callbacks/throw').expect(500);
+      expect(log).toEqual([
+        'request afterRollback held=0',
+        'request afterCompletion:rolled back held=0',
+      ]);
+      expect(await t.rows()).toBe(0);
+    });
 
-describe.each(engines)("callbackErrors: 'throw' ($name)", (engine) => {
+    it("a NESTED block rolled back to its savepoint runs its rollback callbacks at the outer transaction's end", async () => {
+      await t.http().post('/callbacks/nested-rollback').expect(201);
+      expect(log).toEqual([
+        'outer afterCommit held=0',
+        'outer afterCompletion:committed held=0',
+        'inner afterRollback held=0',
+        'inner afterCompletion:rolled back held=0',
+      ]);
+      expect(await t.texts()).toEqual(['outer']);
+    });
+
+    it('rollback-only, a failed COMMIT and an explicit rollback() run the rollback callbacks', async () => {
+      const runs = [
+        // rollback-only: a joined block failed and its error was caught
+        () =>
+          factory.runInNewContext(async () => {
+            await context.session().insert(Example, { text: 'x' });
+            context.afterRollback(() => log.push('rollback-only'));
+            await context
+              .atomic(() => Promise.reject(new Error('joined fails')))
+              .catch(() => undefined);
+          }),
+        // the server refused the commit: PostgreSQL after a caught error, or a failing beforeCommit
+        () =>
+          factory.runInNewContext(async () => {
+            const session = context.session();
+            await session.insert(Example, { text: 'x' });
+            context.afterRollback(() => log.push('refused'));
+            await session.query('SELECT * FROM no_such_table').catch(() => undefined);
+            if (engine.name !== 'postgres')
+              throw new Error('MariaDB and SQLite keep the transaction: fail here');
+          }),
+        // an explicit rollback(), then the context commits what came after
+        () =>
+          factory.runInNewContext(async () => {
+            await context.session().insert(Example, { text: 'x' });
+            context.afterCommit(() => log.push('never'));
+            context.afterRollback(() => log.push('explicit'));
+            await context.rollback();
+            expect(log).toEqual(['rollback-only', 'refused', 'explicit']);
+          }),
+      ];
+      for (const run of runs) await run().catch(() => undefined);
+      expect(log).toEqual(['rollback-only', 'refused', 'explicit']);
+      expect(await t.rows()).toBe(0);
+    });
+
+    it('REQUIRES_NEW blocks and factory sessions run the callbacks of their own transaction', async () => {
+      await factory.runInNewContext(async () => {
+        await context.atomic(
+          async (manager) => {
+            await manager.insert(Example, { text: 'block' });
+            context.afterCompletion((status) => log.push(`block ${status}`));
+          },
+          { propagation: Propagation.REQUIRES_NEW },
+        );
+        expect(log).toEqual(['block committed']);
+        await factory
+          .atomic(async (manager) => {
+            await manager.insert(Example, { text: 'failed block' });
+            context.afterRollback(() => log.push('factory block rolled back'));
+            throw new Error('block fails');
+          })
+          .catch(() => undefined);
+        expect(log).toEqual(['block committed', 'factory block rolled back']);
+      });
+      expect(await t.texts()).toEqual(['block']);
+    });
+
+    it('where no transaction is current (NOT_SUPPORTED) afterCommit and afterCompletion run, afterRollback never', async () => {
+      await factory.runInNewContext(() =>
+        context.atomic(
+          async () => {
+            context.afterCommit(() => log.push('commit'));
+            context.afterRollback(() => log.push('rollback'));
+            context.afterCompletion((status) => log.push(`completion ${status}`));
+            await new Promise((resolve) => setTimeout(resolve, 20));
+          },
+          { propagation: Propagation.NOT_SUPPORTED },
+        ),
+      );
+      expect(log).toEqual(['commit', 'completion committed']);
+    });
+
+    it('a failing callback is logged by default: the client gets 201, the commit stands and the next callback runs', async () => {
+      await t.http().post('/callbacks/failing-callback').expect(201);
+      expect(log).toEqual(['next ran']);
+      expect(await t.texts()).toEqual(['committed']);
+    });
+  },
+);
+
+describe.each(enginesAndSqlite)("callbackErrors: 'throw' ($name)", (engine) => {
   let t: TestApp;
 
   beforeAll(async () => {

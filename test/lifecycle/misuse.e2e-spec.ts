@@ -1,7 +1,7 @@
 import type { EntityManager } from 'typeorm';
 import { Propagation, SessionContext, SessionFactory, Transactional } from '../../src/index.js';
 import { createTestApp, type TestApp } from '../support/create-app.js';
-import { engines } from '../support/engines.js';
+import { engines, enginesAndSqlite } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
 
 /** Every way code reaches a session's connection, each returning a promise. */
@@ -33,7 +33,7 @@ async function outcomes(manager: EntityManager): Promise<Record<string, string>>
 const every = (name: string) =>
   Object.fromEntries(everyUse({} as EntityManager).map(([k]) => [k, name]));
 
-describe.each(engines)('one clear error per misuse ($name)', (engine) => {
+describe.each(enginesAndSqlite)('one clear error per misuse ($name)', (engine) => {
   let t: TestApp;
   let context: SessionContext;
   let factory: SessionFactory;

@@ -2,7 +2,14 @@ import { Controller, Post } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { SessionContext, SessionFactory } from '../../src/index.js';
 import { createTestApp, type TestApp } from '../support/create-app.js';
-import { checkedOut, engines, poolConnection, txid, type Engine } from '../support/engines.js';
+import {
+  checkedOut,
+  poolConnection,
+  txid,
+  type Engine,
+  enginesAndSqlite,
+  isSqliteEngine,
+} from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
 
 const seen: Record<string, unknown> = {};
@@ -65,7 +72,7 @@ class ReleaseController {
   }
 }
 
-describe.each(engines)(
+describe.each(enginesAndSqlite)(
   'a session holds a connection only while a transaction is open ($name)',
   (engine) => {
     let t: TestApp;
@@ -101,7 +108,8 @@ describe.each(engines)(
       expect(seen.heldWhileWaiting).toBe(0);
       expect(seen.first).not.toBeNull();
       expect(seen.third).not.toBeNull();
-      expect(seen.third).not.toBe(seen.first);
+      // SQLite numbers no transactions: there the second onSessionStart alone shows the new one.
+      if (!isSqliteEngine(engine)) expect(seen.third).not.toBe(seen.first);
       expect(seen.startsAfter).toBe(2);
       expect(await t.texts()).toEqual(['early', 'late']);
     });

@@ -3,10 +3,10 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { SessionContext, SessionFactory, TypeOrmContextModule } from '../../src/index.js';
 import { typeormOptions } from '../support/create-app.js';
-import { engines } from '../support/engines.js';
+import { enginesAndSqlite } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
 
-describe.each(engines)('TypeOrmContextModule.forRootAsync ($name)', (engine) => {
+describe.each(enginesAndSqlite)('TypeOrmContextModule.forRootAsync ($name)', (engine) => {
   it('takes its options from a factory, hooks included', async () => {
     const started: string[] = [];
     const moduleRef = await Test.createTestingModule({

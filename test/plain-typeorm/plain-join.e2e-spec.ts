@@ -1,7 +1,13 @@
 import { Propagation, SessionContextEndedError } from '../../src/index.js';
 import { TestTransaction } from '../../src/testing/index.js';
 import { eventually } from '../support/create-app.js';
-import { type Engine, engines, txid } from '../support/engines.js';
+import {
+  type Engine,
+  engines,
+  enginesAndSqlite,
+  isSqliteEngine,
+  txid,
+} from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
 import { PlainWarnings, startPlainApp, type PlainApp } from './plain-app.js';
 
@@ -17,7 +23,7 @@ async function backend(engine: Engine, run: (sql: string) => Promise<unknown>): 
   return String(rows[0]!.id);
 }
 
-describe.each(engines)("plainTypeorm: 'join' ($name)", (engine) => {
+describe.each(enginesAndSqlite)("plainTypeorm: 'join' ($name)", (engine) => {
   describe('a typeorm-transactional-style service layer, unchanged', () => {
     let plain: PlainApp;
     let own: PlainApp;
@@ -32,6 +38,8 @@ describe.each(engines)("plainTypeorm: 'join' ($name)", (engine) => {
       await plain.expectClean();
       await own.expectClean();
       await plain.dataSource.query('DELETE FROM example');
+      // On SQLite in memory each app has a database of its own.
+      await own.dataSource.query('DELETE FROM example');
     });
     afterAll(async () => {
       await plain.close();
@@ -86,9 +94,12 @@ describe.each(engines)("plainTypeorm: 'join' ($name)", (engine) => {
           plainTx: await txid(engine, t.dataSource.manager),
           visible: await t.dataSource.getRepository(Example).countBy({ text: 'shared' }),
           // Plain code in a NOT_SUPPORTED block: a connection of its own, nothing committed yet.
-          others: await t.context.atomic(() => t.rows(), {
-            propagation: Propagation.NOT_SUPPORTED,
-          }),
+          // SQLite has no other connection: there that code would wait for this unit.
+          others: isSqliteEngine(engine)
+            ? 'no other connection on SQLite'
+            : await t.context.atomic(() => t.rows(), {
+                propagation: Propagation.NOT_SUPPORTED,
+              }),
         };
       });
       expect(seen.viaQuery).toBe(seen.unit);
@@ -97,7 +108,7 @@ describe.each(engines)("plainTypeorm: 'join' ($name)", (engine) => {
       expect(seen.unitTx).not.toBeNull();
       expect(seen.plainTx).toBe(seen.unitTx);
       expect(seen.visible).toBe(1);
-      expect(seen.others).toBe(0);
+      expect(seen.others).toBe(isSqliteEngine(engine) ? 'no other connection on SQLite' : 0);
       expect(await t.texts()).toEqual(['shared']);
     });
 
@@ -130,26 +141,6 @@ describe.each(engines)("plainTypeorm: 'join' ($name)", (engine) => {
       expect(await t.rows()).toBe(0);
     });
 
-    it("joins a REQUIRES_NEW block's own session and a factory session, not the outer unit", async () => {
-      await expect(
-        t.factory.runInNewContext(async () => {
-          await t.service.add('outer');
-          const outer = await backend(engine, (sql) => t.dataSource.query(sql));
-          const inner = await t.context.atomic(
-            async () => {
-              await t.service.add('requires_new');
-              return backend(engine, (sql) => t.dataSource.query(sql));
-            },
-            { propagation: Propagation.REQUIRES_NEW },
-          );
-          expect(inner).not.toBe(outer);
-          await t.factory.atomic(() => t.service.add('factory'));
-          throw new Error('outer fails');
-        }),
-      ).rejects.toThrow('outer fails');
-      expect(await t.texts()).toEqual(['factory', 'requires_new']);
-    });
-
     it('joins a manager made with createEntityManager(), and rolls its writes back with the unit', async () => {
       await expect(
         t.factory.runInNewContext(async () => {
@@ -171,21 +162,6 @@ describe.each(engines)("plainTypeorm: 'join' ($name)", (engine) => {
       expect(ids[0]).not.toBeNull();
       expect(ids[0]).toBe(ids[1]);
       expect(await t.rows()).toBe(10);
-    });
-
-    it("streams through a plain query builder on the unit's connection, seeing its rows", async () => {
-      const streamed = await t.factory.runInNewContext(async () => {
-        await t.service.add('streamed');
-        const stream = await t.dataSource
-          .createQueryBuilder()
-          .select('e.text', 'text')
-          .from(Example, 'e')
-          .stream();
-        const texts: string[] = [];
-        for await (const row of stream) texts.push((row as { text: string }).text);
-        return texts;
-      });
-      expect(streamed).toEqual(['streamed']);
     });
 
     it('makes a subscriber that writes through the plain manager part of the unit', async () => {
@@ -265,5 +241,57 @@ describe.each(engines)("plainTypeorm: 'join' ($name)", (engine) => {
       tx = undefined;
       await eventually(async () => (await t.rows()) === 0);
     });
+  });
+});
+
+/**
+ * Plain code beside the unit: a REQUIRES_NEW block's own connection, and a query-builder stream.
+ * SQLite has neither (one connection; TypeORM's SQLite drivers cannot stream).
+ */
+describe.each(engines)("plainTypeorm: 'join', on a connection of its own ($name)", (engine) => {
+  let t: PlainApp;
+
+  beforeAll(async () => {
+    t = await startPlainApp(engine, { plainTypeorm: 'join' });
+  });
+  afterEach(async () => {
+    await t.expectClean();
+    await t.dataSource.query('DELETE FROM example');
+  });
+  afterAll(() => t.close());
+
+  it("joins a REQUIRES_NEW block's own session and a factory session, not the outer unit", async () => {
+    await expect(
+      t.factory.runInNewContext(async () => {
+        await t.service.add('outer');
+        const outer = await backend(engine, (sql) => t.dataSource.query(sql));
+        const inner = await t.context.atomic(
+          async () => {
+            await t.service.add('requires_new');
+            return backend(engine, (sql) => t.dataSource.query(sql));
+          },
+          { propagation: Propagation.REQUIRES_NEW },
+        );
+        expect(inner).not.toBe(outer);
+        await t.factory.atomic(() => t.service.add('factory'));
+        throw new Error('outer fails');
+      }),
+    ).rejects.toThrow('outer fails');
+    expect(await t.texts()).toEqual(['factory', 'requires_new']);
+  });
+
+  it("streams through a plain query builder on the unit's connection, seeing its rows", async () => {
+    const streamed = await t.factory.runInNewContext(async () => {
+      await t.service.add('streamed');
+      const stream = await t.dataSource
+        .createQueryBuilder()
+        .select('e.text', 'text')
+        .from(Example, 'e')
+        .stream();
+      const texts: string[] = [];
+      for await (const row of stream) texts.push((row as { text: string }).text);
+      return texts;
+    });
+    expect(streamed).toEqual(['streamed']);
   });
 });

@@ -6,7 +6,7 @@ import { InjectRepository } from '@nestjs/typeorm';
 import type { Repository } from 'typeorm';
 import { NoSessionContextError, TypeOrmContextModule } from '../../src/index.js';
 import { createTestApp, type TestApp } from '../support/create-app.js';
-import { type Engine, engines } from '../support/engines.js';
+import { type Engine, enginesAndSqlite } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
 import { closeApp } from '../correctness/support-b.js';
 
@@ -71,7 +71,7 @@ async function paginatePackage(): Promise<{
   return (await import(join(dir, 'index.mjs'))) as never;
 }
 
-describe.each(engines)('outside-unit call sites ($name)', (engine: Engine) => {
+describe.each(enginesAndSqlite)('outside-unit call sites ($name)', (engine: Engine) => {
   let t: TestApp | undefined;
   let log: WarningLog;
 
@@ -120,43 +120,46 @@ describe.each(engines)('outside-unit call sites ($name)', (engine: Engine) => {
   });
 });
 
-describe.each(engines)("outsideUnit 'throw' through manager.connection ($name)", (engine) => {
-  let t: TestApp | undefined;
+describe.each(enginesAndSqlite)(
+  "outsideUnit 'throw' through manager.connection ($name)",
+  (engine) => {
+    let t: TestApp | undefined;
 
-  beforeEach(async () => {
-    t = await createTestApp(engine, {
-      imports: [TypeOrmContextModule.forFeature([Example])],
-      providers: [Seeder],
-      context: { outsideUnit: 'throw' },
+    beforeEach(async () => {
+      t = await createTestApp(engine, {
+        imports: [TypeOrmContextModule.forFeature([Example])],
+        providers: [Seeder],
+        context: { outsideUnit: 'throw' },
+      });
     });
-  });
 
-  afterEach(() => closeApp(t, engine));
+    afterEach(() => closeApp(t, engine));
 
-  /**
-   * docs/repositories.md: with 'throw', a statement of a context-aware repository outside any unit
-   * "fails with NoSessionContextError (the promise rejects) ...; nothing is sent to the database",
-   * and "a query runner taken from such a manager (`repo.manager.connection.createQueryRunner()`)
-   * counts as a statement outside a unit". So `repo.manager.connection.query()` is refused, but
-   * the same `repo.manager.connection`'s `getRepository()` and `manager` reach the data source's
-   * own manager: their statements are sent, auto-committed, with no error and no warning.
-   */
-  it.each([
-    [
-      'connection.getRepository()',
-      (r: Repository<Example>) =>
-        r.manager.connection.getRepository(Example).insert({ text: 'sent' }),
-    ],
-    [
-      'connection.manager',
-      (r: Repository<Example>) => r.manager.connection.manager.insert(Example, { text: 'sent' }),
-    ],
-  ])('refuses a statement through repo.manager.%s, sending nothing', async (_how, write) => {
-    const examples = t!.app.get(Seeder).examples;
-    await expect(examples.manager.connection.query('SELECT 1')).rejects.toBeInstanceOf(
-      NoSessionContextError,
-    );
-    await expect(write(examples)).rejects.toBeInstanceOf(NoSessionContextError);
-    expect(await t!.rows()).toBe(0);
-  });
-});
+    /**
+     * docs/repositories.md: with 'throw', a statement of a context-aware repository outside any unit
+     * "fails with NoSessionContextError (the promise rejects) ...; nothing is sent to the database",
+     * and "a query runner taken from such a manager (`repo.manager.connection.createQueryRunner()`)
+     * counts as a statement outside a unit". So `repo.manager.connection.query()` is refused, but
+     * the same `repo.manager.connection`'s `getRepository()` and `manager` reach the data source's
+     * own manager: their statements are sent, auto-committed, with no error and no warning.
+     */
+    it.each([
+      [
+        'connection.getRepository()',
+        (r: Repository<Example>) =>
+          r.manager.connection.getRepository(Example).insert({ text: 'sent' }),
+      ],
+      [
+        'connection.manager',
+        (r: Repository<Example>) => r.manager.connection.manager.insert(Example, { text: 'sent' }),
+      ],
+    ])('refuses a statement through repo.manager.%s, sending nothing', async (_how, write) => {
+      const examples = t!.app.get(Seeder).examples;
+      await expect(examples.manager.connection.query('SELECT 1')).rejects.toBeInstanceOf(
+        NoSessionContextError,
+      );
+      await expect(write(examples)).rejects.toBeInstanceOf(NoSessionContextError);
+      expect(await t!.rows()).toBe(0);
+    });
+  },
+);

@@ -6,7 +6,7 @@ import {
 } from '../../src/index.js';
 import { TestTransaction } from '../../src/testing/index.js';
 import { eventually, type TestApp } from '../support/create-app.js';
-import { engines } from '../support/engines.js';
+import { enginesAndSqlite } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
 import {
   builtOutside,
@@ -19,7 +19,7 @@ import {
   type Writer,
 } from './outside-unit-app.js';
 
-describe.each(engines)('outside any unit of work, warned about ($name)', (engine) => {
+describe.each(enginesAndSqlite)('outside any unit of work, warned about ($name)', (engine) => {
   let t: TestApp;
   let writer: Writer;
   let booted: string[];

@@ -1,7 +1,7 @@
 import { SessionFactory } from '../../src/index.js';
 import { TestTransaction } from '../../src/testing/index.js';
 import { createTestApp, type TestApp } from '../support/create-app.js';
-import { checkedOut, engines } from '../support/engines.js';
+import { checkedOut, enginesAndSqlite } from '../support/engines.js';
 import { ScenariosController } from './scenarios.controller.js';
 import { ScenariosService } from './scenarios.service.js';
 
@@ -11,7 +11,7 @@ import { ScenariosService } from './scenarios.service.js';
  * an empty table without a DELETE. Checks read through the app's DataSource, which sees the
  * test's data.
  */
-describe.each(engines)('original suite, ported ($name)', (engine) => {
+describe.each(enginesAndSqlite)('original suite, ported ($name)', (engine) => {
   let t: TestApp;
   let tx: TestTransaction;
 
@@ -100,7 +100,7 @@ describe.each(engines)('original suite, ported ($name)', (engine) => {
 });
 
 /** How many connections a request holds is the pool's business: tested against a real pool. */
-describe.each(engines)('original suite, connection use ($name)', (engine) => {
+describe.each(enginesAndSqlite)('original suite, connection use ($name)', (engine) => {
   let t: TestApp;
 
   beforeAll(async () => {

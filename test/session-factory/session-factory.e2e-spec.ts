@@ -5,11 +5,11 @@ import {
   SessionFactory,
 } from '../../src/index.js';
 import { createTestApp, type TestApp } from '../support/create-app.js';
-import { backendId, checkedOut, engines } from '../support/engines.js';
+import { backendId, checkedOut, engines, enginesAndSqlite } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
 import { engineRef, ParallelController } from './parallel.controller.js';
 
-describe.each(engines)('SessionFactory ($name)', (engine) => {
+describe.each(enginesAndSqlite)('SessionFactory ($name)', (engine) => {
   let t: TestApp;
   let factory: SessionFactory;
   let context: SessionContext;
@@ -23,26 +23,6 @@ describe.each(engines)('SessionFactory ($name)', (engine) => {
   beforeEach(() => t.dataSource.query('DELETE FROM example'));
   afterEach(() => t.expectClean());
   afterAll(() => t.close());
-
-  it('handler_multiple_sessions: five branches run in parallel on five connections and commit', async () => {
-    const started = Date.now();
-    const { body } = await t.http().get('/multiple-sessions').expect(200);
-    const wall = Date.now() - started;
-    const branches = body as Array<{ backend: string; start: number; end: number }>;
-    expect(new Set(branches.map((b) => b.backend)).size).toBe(5);
-    // Every sleep overlaps every other one: the latest start is before the earliest end.
-    expect(Math.max(...branches.map((b) => b.start))).toBeLessThan(
-      Math.min(...branches.map((b) => b.end)),
-    );
-    expect(wall).toBeLessThan(5 * 300);
-    expect(await t.texts()).toEqual([
-      'context_session',
-      'new_context',
-      'new_context_manual',
-      'non_ctx_atomic',
-      'non_ctx_manual',
-    ]);
-  });
 
   it('open(): lazy, the caller commits, close() rolls back the rest and releases', async () => {
     const session = factory.open();
@@ -87,22 +67,6 @@ describe.each(engines)('SessionFactory ($name)', (engine) => {
     expect(await t.texts()).toEqual(['kept']);
   });
 
-  it('atomic() inside a context is independent of the context session', async () => {
-    await expect(
-      factory.runInNewContext(async () => {
-        const outer = await backendId(engine, context.session());
-        await context.session().insert(Example, { text: 'outer_rolled_back' });
-        const inner = await factory.atomic(async (m) => {
-          await m.insert(Example, { text: 'inner_committed' });
-          return backendId(engine, context.session());
-        });
-        expect(inner).not.toBe(outer);
-        throw new Error('outer fails');
-      }),
-    ).rejects.toThrow('outer fails');
-    expect(await t.texts()).toEqual(['inner_committed']);
-  });
-
   it('runInNewContext(): its own sessions, committed on resolve, rolled back on reject', async () => {
     const value = await factory.runInNewContext(async () => {
       await context.session().insert(Example, { text: 'job' });
@@ -123,3 +87,62 @@ describe.each(engines)('SessionFactory ($name)', (engine) => {
     expect(() => context.session()).toThrow(/runInNewContext|@Transactional/);
   });
 });
+
+/**
+ * Sessions side by side, each on its own connection: SQLite has one connection, so there an
+ * independent session waits for the caller's transaction (test/sqlite covers that).
+ */
+describe.each(engines)(
+  'SessionFactory: independent sessions on their own connections ($name)',
+  (engine) => {
+    let t: TestApp;
+    let factory: SessionFactory;
+    let context: SessionContext;
+
+    beforeAll(async () => {
+      engineRef.engine = engine;
+      t = await createTestApp(engine, { controllers: [ParallelController] });
+      factory = t.app.get(SessionFactory);
+      context = t.app.get(SessionContext);
+    });
+    beforeEach(() => t.dataSource.query('DELETE FROM example'));
+    afterEach(() => t.expectClean());
+    afterAll(() => t.close());
+
+    it('handler_multiple_sessions: five branches run in parallel on five connections and commit', async () => {
+      const started = Date.now();
+      const { body } = await t.http().get('/multiple-sessions').expect(200);
+      const wall = Date.now() - started;
+      const branches = body as Array<{ backend: string; start: number; end: number }>;
+      expect(new Set(branches.map((b) => b.backend)).size).toBe(5);
+      // Every sleep overlaps every other one: the latest start is before the earliest end.
+      expect(Math.max(...branches.map((b) => b.start))).toBeLessThan(
+        Math.min(...branches.map((b) => b.end)),
+      );
+      expect(wall).toBeLessThan(5 * 300);
+      expect(await t.texts()).toEqual([
+        'context_session',
+        'new_context',
+        'new_context_manual',
+        'non_ctx_atomic',
+        'non_ctx_manual',
+      ]);
+    });
+
+    it('atomic() inside a context is independent of the context session', async () => {
+      await expect(
+        factory.runInNewContext(async () => {
+          const outer = await backendId(engine, context.session());
+          await context.session().insert(Example, { text: 'outer_rolled_back' });
+          const inner = await factory.atomic(async (m) => {
+            await m.insert(Example, { text: 'inner_committed' });
+            return backendId(engine, context.session());
+          });
+          expect(inner).not.toBe(outer);
+          throw new Error('outer fails');
+        }),
+      ).rejects.toThrow('outer fails');
+      expect(await t.texts()).toEqual(['inner_committed']);
+    });
+  },
+);

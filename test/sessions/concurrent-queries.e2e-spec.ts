@@ -1,9 +1,9 @@
 import type { EntityManager } from 'typeorm';
 import { SessionContext, SessionFactory } from '../../src/index.js';
 import { createTestApp, type TestApp } from '../support/create-app.js';
-import { backendId, engines } from '../support/engines.js';
+import { backendId, enginesAndSqlite, slowSql } from '../support/engines.js';
 
-describe.each(engines)('concurrent queries on one session ($name)', (engine) => {
+describe.each(enginesAndSqlite)('concurrent queries on one session ($name)', (engine) => {
   let t: TestApp;
   let context: SessionContext;
   let factory: SessionFactory;
@@ -33,7 +33,7 @@ describe.each(engines)('concurrent queries on one session ($name)', (engine) => 
       const session = context.session();
       await session.query('SELECT 1'); // the transaction is open: the next five go straight out
       const branches = [0.03, 0.01, 0.02, 0, 0.01].map(async (seconds, index) => {
-        await session.query(engine.sleepSql(seconds));
+        await session.query(slowSql(engine, seconds));
         finished.push(index);
         return backendId(engine, session);
       });
@@ -57,7 +57,7 @@ describe.each(engines)('concurrent queries on one session ($name)', (engine) => 
       .runInNewContext(async () => {
         const session = context.session();
         const outcomes = await Promise.allSettled([
-          session.query(engine.sleepSql(0.02)),
+          session.query(slowSql(engine, 0.02)),
           session.query('SELECT * FROM no_such_table'),
           session.query('SELECT 1 AS one'),
         ]);

@@ -3,7 +3,7 @@ import type { EntityManager } from 'typeorm';
 import { InjectSession, SessionContext, TypeOrmContextModule } from '../../src/index.js';
 import { Example } from '../support/example.entity.js';
 import { createTestApp } from '../support/create-app.js';
-import { type Engine, engines } from '../support/engines.js';
+import { type Engine, enginesAndSqlite, slowSql } from '../support/engines.js';
 
 const closing: { done?: Promise<unknown> } = {};
 let current: Engine;
@@ -17,13 +17,13 @@ class ClosingController {
   async closeInFlight() {
     const session = this.context.session();
     await session.query('SELECT 1');
-    const sleeping = session.query(current.sleepSql(0.3)).catch(() => undefined);
+    const sleeping = session.query(slowSql(current, 0.3)).catch(() => undefined);
     closing.done = Promise.all([sleeping, this.context.close()]);
     return 'ok';
   }
 }
 
-describe.each(engines)('application shutdown ($name)', (engine) => {
+describe.each(enginesAndSqlite)('application shutdown ($name)', (engine) => {
   it('app.close() while a session is still closing waits for it instead of spinning', async () => {
     current = engine;
     const t = await createTestApp(engine, { controllers: [ClosingController] });
@@ -38,7 +38,7 @@ describe.each(engines)('application shutdown ($name)', (engine) => {
   });
 });
 
-describe.each(engines)('application shutdown with injected sessions ($name)', (engine) => {
+describe.each(enginesAndSqlite)('application shutdown with injected sessions ($name)', (engine) => {
   it('app.close() with @InjectSession() and forFeature() providers resolves (Nest probes their hooks)', async () => {
     @Controller()
     class Probed {

@@ -62,6 +62,19 @@ export const sqljs: Engine = { name: 'sqljs', options: { type: 'sqljs' }, ...sql
 /** The SQLite engines: no server needed, so always. */
 export const sqliteEngines: Engine[] = [betterSqlite3, sqljs];
 
+/** The server engines, then the SQLite ones: for specs whose every test makes sense on SQLite. */
+export const enginesAndSqlite: Engine[] = [...engines, ...sqliteEngines];
+
+/**
+ * SQL that keeps the connection busy for about `seconds`: the server engines sleep; SQLite cannot,
+ * so it counts (both SQLite drivers run it synchronously: the event loop waits with it).
+ */
+export function slowSql(engine: Engine, seconds: number): string {
+  if (!isSqliteEngine(engine)) return engine.sleepSql(seconds);
+  const steps = Math.max(1, Math.round(seconds * 6_000_000));
+  return `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${steps}) SELECT count(*) AS n FROM n`;
+}
+
 /** Whether `engine` is one of the SQLite ones. */
 export function isSqliteEngine(engine: Engine): boolean {
   return engine.name === 'better-sqlite3' || engine.name === 'sqljs';
@@ -83,8 +96,17 @@ function sqliteInTransaction(dataSource: DataSource): boolean {
   return false;
 }
 
-/** The current transaction id seen through `manager` (null when none is assigned). */
+/** What `txid()` returns on SQLite while a transaction is open: SQLite numbers no transactions. */
+export const SQLITE_OPEN_TRANSACTION = 'open (SQLite has no transaction ids)';
+
+/**
+ * The current transaction id seen through `manager` (null when none is assigned). SQLite has no
+ * ids: there it is SQLITE_OPEN_TRANSACTION while the one connection is in a transaction, else null,
+ * so two transactions on SQLite cannot be told apart by it.
+ */
 export async function txid(engine: Engine, manager: EntityManager): Promise<string | null> {
+  if (isSqliteEngine(engine))
+    return sqliteInTransaction(manager.connection) ? SQLITE_OPEN_TRANSACTION : null;
   if (engine.name === 'mariadb') return innodbTxid(manager);
   const rows: Array<{ id: string | null }> = await manager.query(engine.txidSql);
   return rows[0]?.id ?? null;

@@ -7,7 +7,7 @@ import { SessionContext, SessionFactory, TypeOrmContextModule } from '../../src/
 import { TestTransaction } from '../../src/testing/index.js';
 import { settle, sleep, within } from '../correctness/support-a.js';
 import { typeormOptions } from '../support/create-app.js';
-import { checkedOut, engines } from '../support/engines.js';
+import { checkedOut, enginesAndSqlite } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
 
 /** Resolved when a handler began (the request's unit of work exists then). */
@@ -45,7 +45,7 @@ class LeftoverController {
  * ... that goes on after rollback() gets a TestTransactionError at its next statement. It never
  * runs on the pool, where it would commit for real, into the next test."
  */
-describe.each(engines)(
+describe.each(enginesAndSqlite)(
   'testing kit: work a test left running, after rollback() ($name)',
   (engine) => {
     let app: INestApplication;

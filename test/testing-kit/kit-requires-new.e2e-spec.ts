@@ -11,7 +11,7 @@ import {
 import { TestTransaction } from '../../src/testing/index.js';
 import { settle, within } from '../correctness/support-a.js';
 import { typeormOptions, wrap, type TestApp } from '../support/create-app.js';
-import { engines } from '../support/engines.js';
+import { enginesAndSqlite } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
 
 /**
@@ -22,7 +22,7 @@ import { Example } from '../support/example.entity.js';
  * transaction and outlives the unit's failure, as its commit does on the pool. Either way nothing
  * reaches the pool: after `tx.rollback()` the table is empty (afterEach).
  */
-describe.each(engines)('TestTransaction: REQUIRES_NEW inside a unit ($name)', (engine) => {
+describe.each(enginesAndSqlite)('TestTransaction: REQUIRES_NEW inside a unit ($name)', (engine) => {
   let t: TestApp;
   let app: INestApplication;
   let dataSource: DataSource;

@@ -11,7 +11,7 @@ import {
 import { TestTransaction } from '../../src/testing/index.js';
 import { settle, sleep, within } from '../correctness/support-a.js';
 import { typeormOptions, wrap, type TestApp } from '../support/create-app.js';
-import { engines } from '../support/engines.js';
+import { enginesAndSqlite } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
 import { KitModule, KitService, seen } from './kit-app.js';
 
@@ -24,7 +24,7 @@ const ACQUIRE_TIMEOUT = 500;
  * connection of the pool waits for the first to end. When the first waits for it in turn, the
  * wait must end after `acquireTimeout` with a clear error, never hang the test.
  */
-describe.each(engines)('TestTransaction: waits for the connection ($name)', (engine) => {
+describe.each(enginesAndSqlite)('TestTransaction: waits for the connection ($name)', (engine) => {
   let t: TestApp;
   let app: INestApplication;
   let dataSource: DataSource;

@@ -8,11 +8,11 @@ import { SessionContext, SessionFactory, TypeOrmContextModule } from '../../src/
 import { TestTransaction } from '../../src/testing/index.js';
 import { freePort } from '../global-setup.js';
 import { eventually, typeormOptions, wrap, type TestApp } from '../support/create-app.js';
-import { engines } from '../support/engines.js';
+import { enginesAndSqlite } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
 import { KitModule, KitService, seen } from './kit-app.js';
 
-describe.each(engines)('TestTransaction ($name)', (engine) => {
+describe.each(enginesAndSqlite)('TestTransaction ($name)', (engine) => {
   let t: TestApp;
   let app: INestApplication;
   let dataSource: DataSource;

@@ -8,7 +8,7 @@ import {
   TypeOrmContextModule,
 } from '../../src/index.js';
 import { createTestApp, type TestApp } from '../support/create-app.js';
-import { type Engine, engines } from '../support/engines.js';
+import { type Engine, enginesAndSqlite } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
 import { closeApp } from '../correctness/support-b.js';
 
@@ -44,7 +44,7 @@ class LedgerService {
  * wrapper: with a wrapping decorator above it, the class's REQUIRED wrapped it again, satisfied
  * its MANDATORY, and the row was written and committed). Found by review.
  */
-describe.each(engines)(
+describe.each(enginesAndSqlite)(
   'class-level @Transactional over a wrapped method ($name)',
   (engine: Engine) => {
     let t: TestApp | undefined;

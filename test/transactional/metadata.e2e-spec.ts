@@ -11,7 +11,7 @@ import { PATH_METADATA } from '@nestjs/common/constants.js';
 import { Reflector } from '@nestjs/core';
 import { SessionContext, Transactional } from '../../src/index.js';
 import { createTestApp, type TestApp } from '../support/create-app.js';
-import { engines } from '../support/engines.js';
+import { enginesAndSqlite } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
 
 const Roles = (...roles: string[]) => SetMetadata('roles', roles);
@@ -65,35 +65,41 @@ const methods = [
   { method: 'transactionalLast', path: 'transactional-last' },
 ] as const;
 
-describe.each(engines)('@Transactional keeps other decorators metadata ($name)', (engine) => {
-  let t: TestApp;
+describe.each(enginesAndSqlite)(
+  '@Transactional keeps other decorators metadata ($name)',
+  (engine) => {
+    let t: TestApp;
 
-  beforeAll(async () => {
-    t = await createTestApp(engine, { controllers: [MetadataController], providers: [RolesGuard] });
-  });
-  beforeEach(() => t.dataSource.query('DELETE FROM example'));
-  afterEach(() => t.expectClean());
-  afterAll(() => t.close());
+    beforeAll(async () => {
+      t = await createTestApp(engine, {
+        controllers: [MetadataController],
+        providers: [RolesGuard],
+      });
+    });
+    beforeEach(() => t.dataSource.query('DELETE FROM example'));
+    afterEach(() => t.expectClean());
+    afterAll(() => t.close());
 
-  it.each(methods)(
-    '$method: roles, custom:key, route path and method name survive',
-    ({ method, path }) => {
-      const handler = MetadataController.prototype[method];
-      expect(handler.name).toBe(method);
-      expect(Reflect.getMetadata('roles', handler)).toEqual(['admin']);
-      expect(Reflect.getMetadata('custom:key', handler)).toBe(42);
-      expect(Reflect.getMetadata(PATH_METADATA, handler)).toBe(path);
-    },
-  );
+    it.each(methods)(
+      '$method: roles, custom:key, route path and method name survive',
+      ({ method, path }) => {
+        const handler = MetadataController.prototype[method];
+        expect(handler.name).toBe(method);
+        expect(Reflect.getMetadata('roles', handler)).toEqual(['admin']);
+        expect(Reflect.getMetadata('custom:key', handler)).toBe(42);
+        expect(Reflect.getMetadata(PATH_METADATA, handler)).toBe(path);
+      },
+    );
 
-  it.each(methods)(
-    '$method: the roles guard admits an admin (200, row committed) and refuses others (403, no row)',
-    async ({ path }) => {
-      await t.http().get(`/metadata/${path}`).set('x-role', 'user').expect(403);
-      await t.http().get(`/metadata/${path}`).expect(403);
-      expect(await t.rows()).toBe(0);
-      await t.http().get(`/metadata/${path}`).set('x-role', 'admin').expect(200, 'routed');
-      expect(await t.texts()).toEqual([path]);
-    },
-  );
-});
+    it.each(methods)(
+      '$method: the roles guard admits an admin (200, row committed) and refuses others (403, no row)',
+      async ({ path }) => {
+        await t.http().get(`/metadata/${path}`).set('x-role', 'user').expect(403);
+        await t.http().get(`/metadata/${path}`).expect(403);
+        expect(await t.rows()).toBe(0);
+        await t.http().get(`/metadata/${path}`).set('x-role', 'admin').expect(200, 'routed');
+        expect(await t.texts()).toEqual([path]);
+      },
+    );
+  },
+);

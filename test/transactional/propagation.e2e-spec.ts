@@ -9,7 +9,7 @@ import {
   TransactionRequiredError,
 } from '../../src/index.js';
 import { createTestApp, type TestApp } from '../support/create-app.js';
-import { backendId, engines, txid } from '../support/engines.js';
+import { engines, backendId, txid, enginesAndSqlite } from '../support/engines.js';
 import { PropagationService } from './propagation.service.js';
 
 @Controller('decorated')
@@ -27,7 +27,7 @@ class DecoratedController {
   }
 }
 
-describe.each(engines)('@Transactional propagation ($name)', (engine) => {
+describe.each(enginesAndSqlite)('@Transactional propagation ($name)', (engine) => {
   let t: TestApp;
   let service: PropagationService;
   let run: SessionFactory['runInNewContext'];
@@ -74,19 +74,6 @@ describe.each(engines)('@Transactional propagation ($name)', (engine) => {
     expect(await t.rows()).toBe(0);
   });
 
-  it('REQUIRES_NEW runs on another connection and survives an outer rollback', async () => {
-    await expect(
-      run(async () => {
-        const outer = await backendId(engine, context.session());
-        await service.requiresNew('independent');
-        const inner = await context.atomic(() => backendId(engine, context.session()));
-        expect(inner).toBe(outer);
-        throw new Error('outer fails');
-      }),
-    ).rejects.toThrow('outer fails');
-    expect(await t.texts()).toEqual(['independent']);
-  });
-
   it('NESTED: an inner rollback keeps the outer work; an outer rollback discards the inner work', async () => {
     await run(async () => {
       await context.session().insert('example', { text: 'outer_kept' });
@@ -104,6 +91,50 @@ describe.each(engines)('@Transactional propagation ($name)', (engine) => {
     expect(await t.rows()).toBe(0);
   });
 
+  it('keeps the method name and route metadata in either decorator order', async () => {
+    expect(DecoratedController.prototype.routeFirst.name).toBe('routeFirst');
+    expect(
+      Reflect.getMetadata(PATH_METADATA, DecoratedController.prototype.transactionalFirst),
+    ).toBe('transactional-first');
+    await t.http().get('/decorated/route-first').expect(200, 'routed');
+    await t.http().get('/decorated/transactional-first').expect(200, 'routed');
+  });
+});
+
+/** REQUIRES_NEW and NOT_SUPPORTED inside a transaction need a second connection, which SQLite does not have. */
+describe.each(engines)('@Transactional propagation beside the transaction ($name)', (engine) => {
+  let t: TestApp;
+  let service: PropagationService;
+  let run: SessionFactory['runInNewContext'];
+  let context: SessionContext;
+
+  beforeAll(async () => {
+    t = await createTestApp(engine, {
+      providers: [PropagationService],
+      controllers: [DecoratedController],
+    });
+    service = t.app.get(PropagationService);
+    context = t.app.get(SessionContext);
+    const factory = t.app.get(SessionFactory);
+    run = factory.runInNewContext.bind(factory);
+  });
+  beforeEach(() => t.dataSource.query('DELETE FROM example'));
+  afterEach(() => t.expectClean());
+  afterAll(() => t.close());
+
+  it('REQUIRES_NEW runs on another connection and survives an outer rollback', async () => {
+    await expect(
+      run(async () => {
+        const outer = await backendId(engine, context.session());
+        await service.requiresNew('independent');
+        const inner = await context.atomic(() => backendId(engine, context.session()));
+        expect(inner).toBe(outer);
+        throw new Error('outer fails');
+      }),
+    ).rejects.toThrow('outer fails');
+    expect(await t.texts()).toEqual(['independent']);
+  });
+
   it('MANDATORY needs a transaction; NEVER refuses one; NOT_SUPPORTED runs outside it', async () => {
     await expect(service.mandatory('no')).rejects.toBeInstanceOf(TransactionRequiredError);
     await expect(run(() => service.never('no'))).rejects.toBeInstanceOf(TransactionNotAllowedError);
@@ -116,14 +147,5 @@ describe.each(engines)('@Transactional propagation ($name)', (engine) => {
       }),
     ).rejects.toThrow('outer fails');
     expect(await t.texts()).toEqual(['never_outside', 'not_supported_autocommitted']);
-  });
-
-  it('keeps the method name and route metadata in either decorator order', async () => {
-    expect(DecoratedController.prototype.routeFirst.name).toBe('routeFirst');
-    expect(
-      Reflect.getMetadata(PATH_METADATA, DecoratedController.prototype.transactionalFirst),
-    ).toBe('transactional-first');
-    await t.http().get('/decorated/route-first').expect(200, 'routed');
-    await t.http().get('/decorated/transactional-first').expect(200, 'routed');
   });
 });
