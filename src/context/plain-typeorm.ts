@@ -172,8 +172,10 @@ export class PlainTypeorm {
               if (method === 'createQueryBuilder') throw error;
               return Promise.reject(error as Error);
             }
-            if (manager === undefined) return shadowed.apply(this, args);
-            warnJoined?.();
+            // The block's manager may be this very one (a SUPPORTS block without a transaction).
+            if (manager === undefined || manager === this) return shadowed.apply(this, args);
+            // Only a session's manager has a runner: a block's plain manager is deliberate.
+            if (manager.queryRunner !== undefined) warnJoined?.();
             return joined(manager, args);
           }
         : (() => {
