@@ -41,7 +41,8 @@ describe.each(enginesAndSqlite)(
 
       it('tells the truth: what plain code wrote stays although the unit rolls back', async () => {
         await t.http().post('/plain/fail?text=f').expect(500);
-        expect(await t.texts()).toEqual(['f_manager', 'f_repo']);
+        // SQLite: plain code inside a unit joins it (docs/sqlite.md), so it rolls back with it.
+        expect(await t.texts()).toEqual(isSqliteEngine(engine) ? [] : ['f_manager', 'f_repo']);
       });
 
       it('is silent outside any unit of work and in a NOT_SUPPORTED block', async () => {

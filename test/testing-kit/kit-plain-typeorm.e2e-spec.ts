@@ -11,7 +11,7 @@ import { SessionContext, SessionFactory, TypeOrmContextModule } from '../../src/
 import { TestTransaction } from '../../src/testing/index.js';
 import { settle, sleep, within } from '../correctness/support-a.js';
 import { typeormOptions } from '../support/create-app.js';
-import { checkedOut, enginesAndSqlite } from '../support/engines.js';
+import { checkedOut, enginesAndSqlite, isSqliteEngine } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
 
 /** The subscriber's action while a test sets it. */
@@ -81,6 +81,14 @@ describe.each(enginesAndSqlite)(
         'runInNewContext() with a plain TypeORM stream() inside',
         ACQUIRE_TIMEOUT + 2500,
       );
+      if (isSqliteEngine(engine)) {
+        // SQLite: the plain builder joins the unit (plainTypeorm 'warn'), whose driver cannot stream.
+        expect(result).toMatchObject({
+          ok: false,
+          message: expect.stringMatching(/Stream is not supported/),
+        });
+        return;
+      }
       expect(result).toMatchObject({ ok: false, name: 'ConnectionAcquireTimeoutError' });
     });
 
