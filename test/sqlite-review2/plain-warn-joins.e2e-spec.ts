@@ -108,7 +108,7 @@ describe.each(sqliteEngines)("SQLite review 2: plain 'warn' joins the unit ($nam
   });
 
   it('plain code in a REQUIRES_NEW block that fails is undone with it; the outer unit commits', async () => {
-    let failure: Error | undefined;
+    let failure: void | Error = undefined;
     await factory.runInNewContext(async () => {
       // First: the unit's own transaction has not begun, so the block gets the next turn.
       failure = await service.ownBlockThatFails('own').catch((error: Error) => error);
