@@ -108,13 +108,13 @@ describe.each(sqliteEngines)("SQLite review 2: plain 'warn' joins the unit ($nam
   });
 
   it('plain code in a REQUIRES_NEW block that fails is undone with it; the outer unit commits', async () => {
-    let failure: void | Error = undefined;
+    let failure: unknown;
     await factory.runInNewContext(async () => {
       // First: the unit's own transaction has not begun, so the block gets the next turn.
       failure = await service.ownBlockThatFails('own').catch((error: Error) => error);
       await service.examples.save({ text: 'outer' });
     });
-    expect(failure?.message).toBe('own block fails');
+    expect((failure as Error | undefined)?.message).toBe('own block fails');
     expect(await t.texts()).toEqual(['outer']);
     await t.expectClean();
   });
