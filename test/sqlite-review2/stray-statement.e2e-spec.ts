@@ -14,7 +14,7 @@ const gate = { held: false, open: () => undefined as void, opened: Promise.resol
 
 @EventSubscriber()
 class SlowTracer implements EntitySubscriberInterface {
-  beforeQuery(event: BeforeQueryEvent<unknown>): Promise<void> | void {
+  beforeQuery(event: BeforeQueryEvent): Promise<void> | void {
     if (gate.held && event.query === STRAY) return gate.opened;
   }
 }
