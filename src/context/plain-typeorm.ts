@@ -168,7 +168,10 @@ export class PlainTypeorm {
             try {
               manager = ownRunner(args) ? undefined : routes.joinedManager(name, blocks);
             } catch (error) {
-              // The unit has ended: fail as the method would, a builder at once, a query later.
+              // The unit has ended. Joined only because the unit held SQLite's connection
+              // ('join-warn'): plain code after it runs on its own, as 'warn' does elsewhere.
+              if (warnJoined !== undefined) return shadowed.apply(this, args);
+              // 'join': fail as the method would, a builder at once, a query later.
               if (method === 'createQueryBuilder') throw error;
               return Promise.reject(error as Error);
             }

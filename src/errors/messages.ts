@@ -196,12 +196,15 @@ export const messages = {
         'transaction is open), or raise `acquireTimeout` in TypeOrmContextModule.forRoot().'),
   sqlitePlainTimeout: (dataSource: string, ms: number) =>
     `Plain TypeORM code (a repository, dataSource.manager, query(), createQueryBuilder(), ` +
-    `transaction()) of SQLite data source '${dataSource}' got no turn on its one connection within ` +
-    `acquireTimeout (${ms} ms). Every transaction on SQLite takes its turn: if this code runs ` +
-    'while a unit of work of the same context holds the connection (inside a request or ' +
-    "@Transactional() block, with plainTypeorm 'warn' or 'off', or in a NOT_SUPPORTED block), it " +
-    "waits for itself. Use the unit's session there (sessionContext.session(), " +
-    "@InjectRepository() with TypeOrmContextModule.forFeature(), or plainTypeorm: 'join').",
+    `transaction(), a query runner) of SQLite data source '${dataSource}' got no turn on its one ` +
+    `connection within acquireTimeout (${ms} ms). Every transaction on SQLite takes its turn, so ` +
+    'plain code waits for whatever holds it: a query runner from dataSource.createQueryRunner() ' +
+    'that was connected and never released; plain code that runs inside a plain transaction of ' +
+    'its own but through another manager (a subscriber writing through event.connection.manager, ' +
+    "a repository used inside dataSource.transaction(): use event.manager or the transaction's " +
+    "manager); plain code inside a unit of work with plainTypeorm 'off', or in a NOT_SUPPORTED " +
+    "block while its caller's transaction is open. Inside a unit use its session, or plainTypeorm " +
+    "'warn' / 'join' (they join the unit on SQLite).",
   notSupportedTimeout: (dataSource: string, ms: number, poolSize: number | undefined) =>
     `A NOT_SUPPORTED block of data source '${dataSource}' got no connection within acquireTimeout ` +
     `(${ms} ms): its pool ${poolSize === undefined ? '' : `(size ${poolSize}) `}is exhausted, and ` +
