@@ -1,0 +1,190 @@
+/**
+ * The SQLite fuzz's app: one endpoint that runs a request operation of the model, a service with
+ * the @Transactional blocks, and a filter that answers every error with its message.
+ */
+import {
+  type ArgumentsHost,
+  Body,
+  Catch,
+  Controller,
+  type ExceptionFilter,
+  Injectable,
+  Post,
+} from '@nestjs/common';
+import type { EntityManager } from 'typeorm';
+import { Propagation, SessionContext, SessionFactory, Transactional } from '../../src/index.js';
+import { Example } from '../support/example.entity.js';
+import { type Independent, type Op, type Pause, type SelfWait, failure, texts } from './model.js';
+
+/** Every error message the app saw (filter, caught blocks): the spec checks none is a driver's. */
+export const seenErrors: string[] = [];
+
+/** The message of `error`, with its cause's. */
+export function messageOf(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause = error.cause === undefined ? '' : ` (cause: ${messageOf(error.cause)})`;
+  return `${error.message}${cause}`;
+}
+
+/** Waits as `pause` says (nothing for 'none'). */
+export async function pause(how: Pause): Promise<void> {
+  if (how === 'none') return;
+  if (how === 'immediate') await new Promise((resolve) => setImmediate(resolve));
+  else await new Promise((resolve) => setTimeout(resolve, how));
+}
+
+/** Answers every error with 500 and its message, and records the message. */
+@Catch()
+export class RecordingFilter implements ExceptionFilter {
+  /** Records the error and answers `{ message }`. */
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const message = messageOf(exception);
+    seenErrors.push(message);
+    host
+      .switchToHttp()
+      .getResponse<{ status(code: number): { json(body: unknown): void } }>()
+      .status(500)
+      .json({ message });
+  }
+}
+
+/** The blocks a request or the test opens. */
+@Injectable()
+export class FuzzSqliteService {
+  constructor(
+    private readonly context: SessionContext,
+    private readonly factory: SessionFactory,
+  ) {}
+
+  /** Writes `names` through the current session, then throws `fail` if given. */
+  async write(names: string[], fail?: string, between: Pause = 'none'): Promise<void> {
+    for (const [i, text] of names.entries()) {
+      if (i > 0) await pause(between);
+      await this.context.session().insert(Example, { text });
+    }
+    if (fail !== undefined) throw new Error(fail);
+  }
+
+  /** A savepoint of the caller's transaction. */
+  @Transactional({ propagation: Propagation.NESTED })
+  nested(names: string[], fail?: string): Promise<void> {
+    return this.write(names, fail);
+  }
+
+  /** A transaction of its own. */
+  @Transactional({ propagation: Propagation.REQUIRES_NEW })
+  requiresNew(names: string[], fail?: string): Promise<void> {
+    return this.write(names, fail);
+  }
+
+  /** A read-only transaction of its own that counts the rows. */
+  @Transactional({ propagation: Propagation.REQUIRES_NEW, readOnly: true })
+  readOnlyCount(): Promise<number> {
+    return this.context.session().count(Example);
+  }
+
+  /** Writes `names` in an independent session opened `via`, then throws `fail` if given. */
+  independent(via: Independent, names: string[], fail?: string): Promise<void> {
+    switch (via) {
+      case 'requiresNew':
+        return this.requiresNew(names, fail);
+      case 'atomic':
+        return this.factory.atomic(async (manager: EntityManager) => {
+          for (const text of names) await manager.insert(Example, { text });
+          if (fail !== undefined) throw new Error(fail);
+        });
+      case 'runInNewContext':
+        return this.factory.runInNewContext(() => this.write(names, fail));
+    }
+  }
+}
+
+/** What a request answers: `inner` is what its caught block reported. */
+export interface OpResponse {
+  inner?: string;
+  count?: number;
+}
+
+/** Runs a caught block and reports `'ok'` or its error's message (recorded). */
+async function report(block: () => Promise<unknown>): Promise<string> {
+  try {
+    await block();
+    return 'ok';
+  } catch (error) {
+    const message = messageOf(error);
+    seenErrors.push(message);
+    return message;
+  }
+}
+
+/** The one endpoint: runs the request operation in the body under the tag in the body. */
+@Controller()
+export class FuzzSqliteController {
+  constructor(
+    private readonly context: SessionContext,
+    private readonly service: FuzzSqliteService,
+  ) {}
+
+  /** Runs `op` (a request kind) for `tag`. */
+  @Post('op')
+  async run(@Body() body: { tag: string; op: Op }): Promise<OpResponse> {
+    const { tag, op } = body;
+    const fail = (yes: boolean) => (yes ? failure(tag) : undefined);
+    switch (op.kind) {
+      case 'request':
+        await this.service.write(texts(tag, 'w', op.writes), fail(op.fail), op.pause);
+        return {};
+      case 'nested': {
+        await this.service.write(texts(tag, 'w', 1));
+        const inner = await report(() =>
+          this.service.nested(
+            texts(tag, 'n', op.nested),
+            op.nestedFail ? failure(`${tag}_nested`) : undefined,
+          ),
+        );
+        await this.service.write([], fail(op.fail));
+        return { inner };
+      }
+      case 'newFirst': {
+        const inner = await report(() =>
+          this.service.independent(
+            op.via,
+            texts(tag, 'b', op.block),
+            op.blockFail ? failure(`${tag}_block`) : undefined,
+          ),
+        );
+        await this.service.write(texts(tag, 'w', op.writes), fail(op.fail));
+        return { inner };
+      }
+      case 'commitMid':
+        await this.service.write(texts(tag, 'c', op.before), undefined, op.pause);
+        await this.context.commit();
+        await pause(op.pause);
+        await this.service.write(texts(tag, 'a', op.after), fail(op.fail), op.pause);
+        return {};
+      case 'readOnly':
+        return { count: await this.service.readOnlyCount() };
+      default:
+        throw new Error(`not a request operation: ${JSON.stringify(op)}`);
+    }
+  }
+
+  /**
+   * The documented self-wait: the request's transaction holds the one connection and awaits an
+   * independent session, which can only time out. Reports what it caught, then ok or throws.
+   */
+  @Post('self-wait')
+  async selfWait(@Body() body: { tag: string; op: SelfWait }): Promise<OpResponse> {
+    const { tag, op } = body;
+    await this.service.write(texts(tag, 'w', 1));
+    let inner = 'ok';
+    try {
+      await this.service.independent(op.via, texts(tag, 'i', 1));
+    } catch (error) {
+      seenErrors.push(messageOf(error));
+      inner = (error as Error).constructor.name;
+    }
+    await this.service.write([], op.fail ? failure(tag) : undefined);
+    return { inner };
+  }
+}
