@@ -11,7 +11,7 @@ import {
   Injectable,
   Post,
 } from '@nestjs/common';
-import type { EntityManager } from 'typeorm';
+import { DataSource, type EntityManager } from 'typeorm';
 import { Propagation, SessionContext, SessionFactory, Transactional } from '../../src/index.js';
 import { Example } from '../support/example.entity.js';
 import { type Independent, type Op, type Pause, type SelfWait, failure, texts } from './model.js';
@@ -67,8 +67,8 @@ export class FuzzSqliteService {
 
   /** A savepoint of the caller's transaction. */
   @Transactional({ propagation: Propagation.NESTED })
-  nested(names: string[], fail?: string): Promise<void> {
-    return this.write(names, fail);
+  nested(names: string[], fail?: string, between: Pause = 'none'): Promise<void> {
+    return this.write(names, fail, between);
   }
 
   /** A transaction of its own. */
@@ -123,6 +123,7 @@ export class FuzzSqliteController {
   constructor(
     private readonly context: SessionContext,
     private readonly service: FuzzSqliteService,
+    private readonly dataSource: DataSource,
   ) {}
 
   /** Runs `op` (a request kind) for `tag`. */
@@ -156,10 +157,42 @@ export class FuzzSqliteController {
         await this.service.write(texts(tag, 'w', op.writes), fail(op.fail));
         return { inner };
       }
+      case 'nestedAll': {
+        await this.service.write(texts(tag, 'w', 1));
+        const blocks = op.blocks.map((block, k) =>
+          report(() =>
+            this.service.nested(
+              texts(tag, `n${k}_`, block.writes),
+              block.fail ? failure(`${tag}_n${k}`) : undefined,
+              block.pause,
+            ),
+          ),
+        );
+        const outer = op.outerWrite ? this.service.write(texts(tag, 'x', 1)) : undefined;
+        const [inner] = await Promise.all([Promise.all(blocks), outer]);
+        await this.service.write([], fail(op.fail));
+        return { inner: inner.join(',') };
+      }
+      case 'plainInside': {
+        await this.service.write(texts(tag, 'w', 1));
+        for (const text of texts(tag, 'p', op.writes))
+          await this.dataSource.manager.insert(Example, { text });
+        const inner = op.transaction
+          ? await report(() =>
+              this.dataSource.transaction(async (manager) => {
+                await manager.insert(Example, { text: texts(tag, 't', 1)[0] });
+                if (op.txFail) throw new Error(failure(`${tag}_tx`));
+              }),
+            )
+          : undefined;
+        await this.service.write([], fail(op.fail));
+        return { inner };
+      }
       case 'commitMid':
         await this.service.write(texts(tag, 'c', op.before), undefined, op.pause);
         await this.context.commit();
         await pause(op.pause);
+        if (op.then !== undefined) await this.service.independent(op.then, texts(tag, 'b', 1));
         await this.service.write(texts(tag, 'a', op.after), fail(op.fail), op.pause);
         return {};
       case 'readOnly':

@@ -29,10 +29,31 @@ export type Op =
   | { kind: 'outsideNew'; via: Independent; block: number; blockFail: boolean }
   /** Plain TypeORM outside any unit: `manager.insert` per row, or one `dataSource.transaction()`. */
   | { kind: 'plain'; via: 'insert' | 'transaction'; writes: number; fail: boolean }
-  /** A request: writes, sessionContext.commit(), more writes, then ok or throwing. */
-  | { kind: 'commitMid'; before: number; after: number; pause: Pause; fail: boolean }
+  /** A request with NESTED blocks started in one Promise.all (and an outer write beside them). */
+  | { kind: 'nestedAll'; blocks: NestedBlock[]; outerWrite: boolean; fail: boolean }
+  /** A request whose plain TypeORM code (after its session is used) joins its session. */
+  | { kind: 'plainInside'; writes: number; transaction: boolean; txFail: boolean; fail: boolean }
+  /**
+   * A request: writes, sessionContext.commit(), optionally an independent session (allowed once
+   * the turn was given back), more writes, then ok or throwing.
+   */
+  | {
+      kind: 'commitMid';
+      before: number;
+      after: number;
+      pause: Pause;
+      then?: Independent;
+      fail: boolean;
+    }
   /** A readOnly REQUIRES_NEW read, from outside any unit or first thing in a request. */
   | { kind: 'readOnly'; where: 'outside' | 'request' };
+
+/** One NESTED block of a `nestedAll`: its rows, its pause between them, ok or failing. */
+export interface NestedBlock {
+  writes: number;
+  pause: Pause;
+  fail: boolean;
+}
 
 /** An operation and the milliseconds it waits before it starts (0: starts at once). */
 export interface Step {
@@ -122,12 +143,38 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   },
   {
     weight: 2,
+    arbitrary: fc.record(
+      {
+        kind: fc.constant('commitMid' as const),
+        before: rows(),
+        after: rows(),
+        pause: pauseArb,
+        then: independentArb,
+        fail: fc.oneof({ weight: 3, arbitrary: fc.constant(true) }, fc.constant(false)),
+      },
+      { requiredKeys: ['kind', 'before', 'after', 'pause', 'fail'] },
+    ),
+  },
+  {
+    weight: 2,
     arbitrary: fc.record({
-      kind: fc.constant('commitMid' as const),
-      before: rows(),
-      after: rows(),
-      pause: pauseArb,
-      fail: fc.oneof({ weight: 3, arbitrary: fc.constant(true) }, fc.constant(false)),
+      kind: fc.constant('nestedAll' as const),
+      blocks: fc.array(
+        fc.record({ writes: fc.integer({ min: 1, max: 2 }), pause: pauseArb, fail: fc.boolean() }),
+        { minLength: 2, maxLength: 3 },
+      ),
+      outerWrite: fc.boolean(),
+      fail: fc.boolean(),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('plainInside' as const),
+      writes: rows(),
+      transaction: fc.boolean(),
+      txFail: fc.boolean(),
+      fail: fc.boolean(),
     }),
   },
   {
@@ -149,7 +196,10 @@ export const programArb: fc.Arbitrary<Program> = fc.record(
       }),
       { minLength: 5, maxLength: 30 },
     ),
-    selfWait: fc.option(fc.record({ via: independentArb, fail: fc.boolean() }), { freq: 25 }),
+    selfWait: fc.oneof(
+      { weight: 24, arbitrary: fc.constant(undefined) },
+      { weight: 1, arbitrary: fc.record({ via: independentArb, fail: fc.boolean() }) },
+    ),
   },
   { requiredKeys: ['steps'] },
 );
@@ -194,10 +244,42 @@ export function expected(tag: string, op: Op): Expected {
       return { ok: !op.blockFail, rows: op.blockFail ? [] : texts(tag, 'b', op.block) };
     case 'plain':
       return { ok: !op.fail, rows: op.fail ? [] : texts(tag, 'p', op.writes) };
+    case 'nestedAll':
+      return {
+        ok: !op.fail,
+        inner: op.fail
+          ? undefined
+          : op.blocks.map((block, k) => (block.fail ? failure(`${tag}_n${k}`) : 'ok')).join(','),
+        rows: op.fail
+          ? []
+          : [
+              ...texts(tag, 'w', 1),
+              ...(op.outerWrite ? texts(tag, 'x', 1) : []),
+              ...op.blocks.flatMap((block, k) =>
+                block.fail ? [] : texts(tag, `n${k}_`, block.writes),
+              ),
+            ],
+      };
+    case 'plainInside':
+      return {
+        ok: !op.fail,
+        inner: op.fail || !op.transaction ? undefined : op.txFail ? failure(`${tag}_tx`) : 'ok',
+        rows: op.fail
+          ? []
+          : [
+              ...texts(tag, 'w', 1),
+              ...texts(tag, 'p', op.writes),
+              ...(op.transaction && !op.txFail ? texts(tag, 't', 1) : []),
+            ],
+      };
     case 'commitMid':
       return {
         ok: !op.fail,
-        rows: [...texts(tag, 'c', op.before), ...(op.fail ? [] : texts(tag, 'a', op.after))],
+        rows: [
+          ...texts(tag, 'c', op.before),
+          ...(op.then === undefined ? [] : texts(tag, 'b', 1)),
+          ...(op.fail ? [] : texts(tag, 'a', op.after)),
+        ],
       };
     case 'readOnly':
       return { ok: true, rows: [] };
