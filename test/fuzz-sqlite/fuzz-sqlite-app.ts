@@ -14,7 +14,16 @@ import {
 import { DataSource, type EntityManager } from 'typeorm';
 import { Propagation, SessionContext, SessionFactory, Transactional } from '../../src/index.js';
 import { Example } from '../support/example.entity.js';
-import { type Independent, type Op, type Pause, type SelfWait, failure, texts } from './model.js';
+import {
+  type Independent,
+  type Op,
+  type Pause,
+  READ_ONLY_REFUSED,
+  type SelfWait,
+  failure,
+  isReadOnlyRefusal,
+  texts,
+} from './model.js';
 
 /** Every error message the app saw (filter, caught blocks): the spec checks none is a driver's. */
 export const seenErrors: string[] = [];
@@ -77,9 +86,10 @@ export class FuzzSqliteService {
     return this.write(names, fail);
   }
 
-  /** A read-only transaction of its own that counts the rows. */
+  /** A read-only transaction of its own that counts the rows, or tries to write `text`. */
   @Transactional({ propagation: Propagation.REQUIRES_NEW, readOnly: true })
-  readOnlyCount(): Promise<number> {
+  async readOnly(text?: string): Promise<number> {
+    if (text !== undefined) await this.context.session().insert(Example, { text });
     return this.context.session().count(Example);
   }
 
@@ -95,7 +105,17 @@ export class FuzzSqliteService {
         });
       case 'runInNewContext':
         return this.factory.runInNewContext(() => this.write(names, fail));
+      case 'open':
+        return this.openSession(names, fail);
     }
+  }
+
+  /** `sessionFactory.open()`: writes, then commits, or throws (closing it rolls back). */
+  private async openSession(names: string[], fail?: string): Promise<void> {
+    await using session = this.factory.open();
+    for (const text of names) await session.manager.insert(Example, { text });
+    if (fail !== undefined) throw new Error(fail);
+    await session.commit();
   }
 }
 
@@ -195,8 +215,11 @@ export class FuzzSqliteController {
         if (op.then !== undefined) await this.service.independent(op.then, texts(tag, 'b', 1));
         await this.service.write(texts(tag, 'a', op.after), fail(op.fail), op.pause);
         return {};
-      case 'readOnly':
-        return { count: await this.service.readOnlyCount() };
+      case 'readOnly': {
+        if (!op.write) return { count: await this.service.readOnly() };
+        const refusal = await report(() => this.service.readOnly(texts(tag, 'r', 1)[0]));
+        return { inner: isReadOnlyRefusal(refusal) ? READ_ONLY_REFUSED : refusal };
+      }
       default:
         throw new Error(`not a request operation: ${JSON.stringify(op)}`);
     }

@@ -8,7 +8,7 @@ import fc from 'fast-check';
 export type Pause = 'none' | 'immediate' | number;
 
 /** How an independent session is opened. */
-export type Independent = 'requiresNew' | 'atomic' | 'runInNewContext';
+export type Independent = 'requiresNew' | 'atomic' | 'runInNewContext' | 'open';
 
 /** One operation of a program; each runs concurrently with the others. */
 export type Op =
@@ -45,8 +45,11 @@ export type Op =
       then?: Independent;
       fail: boolean;
     }
-  /** A readOnly REQUIRES_NEW read, from outside any unit or first thing in a request. */
-  | { kind: 'readOnly'; where: 'outside' | 'request' };
+  /**
+   * A readOnly REQUIRES_NEW block, from outside any unit or first thing in a request: a read, or a
+   * write the database refuses (SQLITE_READONLY; the request catches it and reports it).
+   */
+  | { kind: 'readOnly'; where: 'outside' | 'request'; write: boolean };
 
 /** One NESTED block of a `nestedAll`: its rows, its pause between them, ok or failing. */
 export interface NestedBlock {
@@ -77,6 +80,14 @@ export interface Program {
   selfWait?: SelfWait;
 }
 
+/** What a request reports when its read-only block's write was refused by the database. */
+export const READ_ONLY_REFUSED = 'refused: read-only';
+
+/** Whether `message` is SQLite's refusal of a write in a read-only transaction. */
+export function isReadOnlyRefusal(message: string): boolean {
+  return /SQLITE_READONLY|readonly database/i.test(message);
+}
+
 /** The message of the error an operation throws on purpose (and nothing else may be thrown). */
 export function failure(tag: string): string {
   return `planned failure ${tag}`;
@@ -87,7 +98,12 @@ const pauseArb: fc.Arbitrary<Pause> = fc.oneof(
   { weight: 1, arbitrary: fc.constant<Pause>('immediate') },
   { weight: 2, arbitrary: fc.integer({ min: 0, max: 5 }) },
 );
-const independentArb = fc.constantFrom<Independent>('requiresNew', 'atomic', 'runInNewContext');
+const independentArb = fc.constantFrom<Independent>(
+  'requiresNew',
+  'atomic',
+  'runInNewContext',
+  'open',
+);
 const rows = (min = 1) => fc.integer({ min, max: 3 });
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
@@ -182,6 +198,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     arbitrary: fc.record({
       kind: fc.constant('readOnly' as const),
       where: fc.constantFrom('outside' as const, 'request' as const),
+      write: fc.boolean(),
     }),
   },
 );
@@ -282,6 +299,11 @@ export function expected(tag: string, op: Op): Expected {
         ],
       };
     case 'readOnly':
-      return { ok: true, rows: [] };
+      // A refused write: an outside call fails, a request reports it caught (READ_ONLY_REFUSED).
+      return {
+        ok: !(op.write && op.where === 'outside'),
+        inner: op.write && op.where === 'request' ? READ_ONLY_REFUSED : undefined,
+        rows: [],
+      };
   }
 }
