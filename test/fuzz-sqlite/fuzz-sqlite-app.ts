@@ -153,7 +153,11 @@ export class FuzzSqliteController {
     const fail = (yes: boolean) => (yes ? failure(tag) : undefined);
     switch (op.kind) {
       case 'request':
-        await this.service.write(texts(tag, 'w', op.writes), fail(op.fail), op.pause);
+        if (op.together) {
+          const names = texts(tag, 'w', op.writes);
+          await Promise.all(names.map((name) => this.service.write([name], undefined, op.pause)));
+          await this.service.write([], fail(op.fail));
+        } else await this.service.write(texts(tag, 'w', op.writes), fail(op.fail), op.pause);
         return {};
       case 'nested': {
         await this.service.write(texts(tag, 'w', 1));

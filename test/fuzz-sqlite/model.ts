@@ -12,8 +12,11 @@ export type Independent = 'requiresNew' | 'atomic' | 'runInNewContext' | 'open';
 
 /** One operation of a program; each runs concurrently with the others. */
 export type Op =
-  /** An HTTP request writing `writes` rows through sessionContext.session(), then ok or throwing. */
-  | { kind: 'request'; writes: number; pause: Pause; fail: boolean }
+  /**
+   * An HTTP request writing `writes` rows through sessionContext.session() (one after another,
+   * or all started in one Promise.all), then ok or throwing.
+   */
+  | { kind: 'request'; writes: number; pause: Pause; together: boolean; fail: boolean }
   /** A request writing one row, then a caught NESTED block writing `nested` rows (ok or failing). */
   | { kind: 'nested'; nested: number; nestedFail: boolean; fail: boolean }
   /** A request opening an independent session BEFORE its own session is used, then writing. */
@@ -113,6 +116,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
       kind: fc.constant('request' as const),
       writes: rows(),
       pause: pauseArb,
+      together: fc.boolean(),
       fail: fc.boolean(),
     }),
   },
