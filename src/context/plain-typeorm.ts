@@ -71,10 +71,7 @@ export class PlainTypeorm {
   /** Routes the plain TypeORM calls of `dataSource` (called `name`), unless the mode is `'off'`. */
   install(name: string, dataSource: DataSource): void {
     if (this.mode === 'off') return;
-    // SQLite: plain code on a runner of its own would wait for the unit's turn on the one
-    // connection, which waits for it: 'warn' joins the unit there, and warns.
-    const mode =
-      this.mode === 'warn' && isSqlite(dataSource.options.type) ? 'join-warn' : this.mode;
+    const mode = this.modeFor(dataSource);
     this.routeManager(name, dataSource.manager, mode);
     // A manager made later without a runner of its own is as plain as the data source's. Made
     // on an object on top of the data source (this library's own managers outside a unit), it
@@ -121,11 +118,20 @@ export class PlainTypeorm {
         if (!isEntityManager(instance) || this.routed.has(instance)) continue;
         const source = (instance as { dataSource?: DataSource }).dataSource ?? instance.connection;
         if (source === dataSource && instance.queryRunner === undefined) {
-          const sqlite = this.mode === 'warn' && isSqlite(dataSource.options.type);
-          this.routeManager(name, instance, sqlite ? 'join-warn' : this.mode);
+          this.routeManager(name, instance, this.modeFor(dataSource));
         }
       }
     }
+  }
+
+  /**
+   * How the plain calls of `dataSource` are routed: the module's mode, except on SQLite, where
+   * plain code on a runner of its own would wait for the unit's turn on the one connection, which
+   * waits for it: there 'warn' joins the unit, and warns.
+   */
+  private modeFor(dataSource: DataSource): RouteMode {
+    const mode = this.mode as RouteMode;
+    return mode === 'warn' && isSqlite(dataSource.options.type) ? 'join-warn' : mode;
   }
 
   /** Routes the methods of `manager` (of data source `name`) that may run SQL. */

@@ -123,10 +123,10 @@ export interface PgPool {
  * SQLite, the turn on its one connection.
  */
 export function takeConnection(dataSource: DataSource): Promise<TakenConnection> {
-  const writer = writerOf(dataSource);
-  if (writer !== undefined) return writer.take();
   const driver = dataSource.driver as unknown as PoolDriver;
   if (isPostgres(dataSource.options.type) && driver.master) return connectPg(driver.master);
+  const writer = writerOf(dataSource);
+  if (writer !== undefined) return writer.take();
   // mysql2: TypeORM's own callback attaches a listener for the connection's whole life.
   return driver.obtainMasterConnection().then((connection) => {
     const raw = connection as DriverConnection;

@@ -43,7 +43,7 @@ export class SqliteWriter {
     readonly Runner: RunnerClass,
   ) {}
 
-  /** Whether no turn is held and none waits (a take now is served at once). */
+  /** Whether no turn is held (a take now is served at once). */
   get idle(): boolean {
     return this.holder === undefined;
   }
@@ -211,7 +211,7 @@ export function writerOf(dataSource: DataSource): SqliteWriter | undefined {
  */
 export function installSqliteWriter(
   dataSource: DataSource,
-  guard: (runner: QueryRunner, writer: SqliteWriter) => QueryRunner,
+  guard: (runner: QueryRunner) => QueryRunner,
 ): SqliteWriter {
   const driver = dataSource.driver as unknown as SqliteDriver;
   let writer = WRITERS.get(driver);
@@ -221,6 +221,6 @@ export function installSqliteWriter(
     WRITERS.set(driver, writer);
   }
   const made = writer;
-  driver.createQueryRunner = () => guard(made.runner(), made);
+  driver.createQueryRunner = () => guard(made.runner());
   return writer;
 }

@@ -108,13 +108,13 @@ interface PoolCounters {
  * no more asks than there are idle clients (asks made in the same tick share them).
  */
 export function poolHasRoom(dataSource: DataSource): boolean {
-  // SQLite: the ask was served at once unless it queued behind the turn held.
-  const writer = writerOf(dataSource);
-  if (writer !== undefined) return writer.queued === 0;
   const { master, pool } = dataSource.driver as unknown as PoolCounters;
   if (master?.idleCount !== undefined && master.waitingCount !== undefined) {
     return pgServesAtOnce(master as { idleCount: number; waitingCount: number });
   }
+  // SQLite: the ask was served at once unless it queued behind the turn held.
+  const writer = writerOf(dataSource);
+  if (writer !== undefined) return writer.queued === 0;
   const free = pool?._freeConnections?.length;
   const all = pool?._allConnections?.length;
   if (free === undefined || all === undefined) return false;
