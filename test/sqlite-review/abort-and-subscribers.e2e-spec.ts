@@ -10,7 +10,8 @@ import { type TestApp, createTestApp } from '../support/create-app.js';
 import { sqliteEngines } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
 
-const ACQUIRE = 400;
+/** Three requests of ~200 ms each queue for the one writer: the bound leaves room for a slow machine. */
+const ACQUIRE = 5_000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Counts rows through the inserting manager after each insert; throws on the text 'boom'. */
