@@ -4,6 +4,7 @@ import type {
   TransactionOptions,
 } from './interfaces/transaction-options.interface.js';
 import type {
+  ConsistencyOptions,
   DefaultTransactionOptions,
   GraphqlUnitOptions,
   ModuleInstrumentation,
@@ -47,7 +48,10 @@ export type ResolvedModuleOptions = Required<
     | 'readReplicas'
     | 'defaultTransactionOptions'
     | 'slowTransactionMs'
+    | 'maxReplicaLag'
   > & {
+    /** Consistency tokens: their options with defaults applied. */
+    consistency: Required<ConsistencyOptions>;
     /** Instrumentations enabled while the app runs. */
     instrumentations: ModuleInstrumentation[];
     /** GraphQL operations: `false`, or their options with defaults applied. */
@@ -187,7 +191,11 @@ export function resolveModuleOptions(
   );
   const slow = options.slowTransactionMs;
   if (slow !== undefined) checkMilliseconds('slowTransactionMs', slow, true);
+  const maxLag = options.maxReplicaLag;
+  if (maxLag !== undefined) checkMilliseconds('maxReplicaLag', maxLag);
   return {
+    maxReplicaLag: maxLag,
+    consistency: resolveConsistencyOptions(options.consistency),
     instrumentations: [...instrumentations],
     defaultTransactionOptions: defaults === undefined ? undefined : { ...defaults },
     graphql: resolveGraphqlOptions(options.graphql),
@@ -218,6 +226,55 @@ function isInstrumentation(value: unknown): boolean {
     typeof candidate.enable === 'function' &&
     typeof candidate.disable === 'function'
   );
+}
+
+/** An HTTP header or cookie name (RFC 9110 token characters). */
+const HTTP_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** Validates the `consistency` option and applies its defaults. */
+function resolveConsistencyOptions(
+  consistency: ConsistencyOptions = {},
+): Required<ConsistencyOptions> {
+  const shape = '{ header?, cookie?, wait?, behind?, refresh? }';
+  check(typeof consistency === 'object' && consistency !== null, 'consistency', consistency, shape);
+  checkShape(
+    consistency,
+    ['header', 'cookie', 'wait', 'behind', 'refresh'],
+    'the consistency option',
+  );
+  const {
+    header = false,
+    cookie = false,
+    wait = 0,
+    behind = 'primary',
+    refresh = 25,
+  } = consistency;
+  for (const [option, name] of [
+    ['consistency.header', header],
+    ['consistency.cookie', cookie],
+  ] as const) {
+    check(
+      name === false || (typeof name === 'string' && HTTP_TOKEN.test(name)),
+      option,
+      name,
+      "false, or a header or cookie name such as 'x-consistency-token' (letters, digits and !#$%&'*+-.^_`|~)",
+    );
+  }
+  checkMilliseconds('consistency.wait', wait, true);
+  check(
+    behind === 'primary' || behind === 'fail',
+    'consistency.behind',
+    behind,
+    "'primary' or 'fail'",
+  );
+  checkMilliseconds('consistency.refresh', refresh);
+  return {
+    header: header === false ? false : header.toLowerCase(),
+    cookie,
+    wait,
+    behind,
+    refresh,
+  };
 }
 
 /** Validates the `graphql` option and applies its defaults. */
@@ -257,6 +314,8 @@ const MODULE_KEYS = [
   'graphql',
   'requestId',
   'slowTransactionMs',
+  'maxReplicaLag',
+  'consistency',
   'isGlobal',
 ] as const;
 const DEFAULT_KEYS = ['isolationLevel', 'readOnly', 'timeout', 'retry'] as const;

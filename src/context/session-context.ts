@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
+import { InvalidOptionError } from '../errors/invalid-option.error.js';
 import { NoSessionContextError } from '../errors/no-session-context.error.js';
 import { TypeOrmContextError } from '../errors/typeorm-context.error.js';
 import { messages } from '../errors/messages.js';
@@ -10,6 +11,7 @@ import type {
 import { DEFAULT_DATA_SOURCE } from '../typeorm-context.options.js';
 import { LazySession } from '../session/lazy-session.js';
 import { type CompletionStatus, runCallbacks } from '../session/transaction-callbacks.js';
+import { decodeToken, encodeToken } from './consistency-token.js';
 import { SessionRuntime } from './session-runtime.js';
 
 /**
@@ -42,6 +44,40 @@ export class SessionContext {
     const unit = this.runtime.frame()?.routingUnit;
     if (unit === undefined) throw new NoSessionContextError(messages.noUnitId());
     return unit.id;
+  }
+
+  /**
+   * The consistency token of the unit of work the code runs in: the primary WAL positions its
+   * commits reached (and what it carried in), by data source with replicas, as one string
+   * (`default=16/B374D848`). Hand it to the client, or to the next unit of the same flow
+   * (`consistentWith()`, `runInNewContext(fn, { consistencyToken })`): that unit's read-only
+   * transactions then run only on replicas that replayed it. Undefined when the unit wrote nothing
+   * on a replicated data source and carried nothing in. Read it after the commit (in
+   * `afterCommit`, or after `sessionContext.commit()`); the interceptor's `consistency.header` /
+   * `cookie` options send it for you. Throws `NoSessionContextError` outside any unit of work.
+   */
+  consistencyToken(): string | undefined {
+    const unit = this.runtime.frame()?.routingUnit;
+    if (unit === undefined)
+      throw new NoSessionContextError(messages.noUnitToken('consistencyToken'));
+    return encodeToken(unit.allPositions());
+  }
+
+  /**
+   * Makes the read-only transactions of the unit of work the code runs in see at least what
+   * `token` names (a `consistencyToken()` of an earlier unit: a client's, a message's): from now
+   * on they run only on replicas that replayed it, or on the primary. `undefined` changes nothing;
+   * a string that is not a token throws `InvalidOptionError`, and so does using it outside any
+   * unit of work (`NoSessionContextError`).
+   */
+  consistentWith(token: string | undefined): void {
+    const unit = this.runtime.frame()?.routingUnit;
+    if (unit === undefined) throw new NoSessionContextError(messages.noUnitToken('consistentWith'));
+    if (token === undefined) return;
+    const positions = decodeToken(token);
+    if (positions === undefined)
+      throw new InvalidOptionError(messages.invalidConsistencyToken(token));
+    unit.carry(positions);
   }
 
   /**

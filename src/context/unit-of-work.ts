@@ -110,6 +110,13 @@ export class UnitOfWork implements LogUnit {
   /** Data sources with replicas whose primary a transaction of this unit used (see `connection-route.ts`). */
   private primaries?: Set<string>;
   /**
+   * The primary WAL positions, by data source, that the unit's reads on replicas must see: carried
+   * in (a client's consistency token) or committed by it and the units opened in it.
+   */
+  private positions?: Map<string, bigint>;
+  /** Whether a commit of this unit (or one opened in it) moved a position past what was carried in. */
+  advanced = false;
+  /**
    * The transaction blocks running in the unit now, counted once the interceptor sends the unit's
    * values one by one (it makes this then); undefined elsewhere.
    */
@@ -184,6 +191,45 @@ export class UnitOfWork implements LogUnit {
   notePrimary(dataSource: string): void {
     (this.primaries ??= new Set()).add(dataSource);
     this.parent?.notePrimary(dataSource);
+  }
+
+  /**
+   * The primary WAL position of `dataSource` a read-only transaction of this unit may run on a
+   * replica only past: the furthest carried in or committed here or in a unit it was opened in.
+   */
+  position(dataSource: string): bigint | undefined {
+    const own = this.positions?.get(dataSource);
+    const outer = this.parent?.position(dataSource);
+    if (own === undefined) return outer;
+    return outer === undefined || own > outer ? own : outer;
+  }
+
+  /** Notes a commit of `dataSource` at `position` (so do the units this one was opened in). */
+  notePosition(dataSource: string, position: bigint): void {
+    if (this.raise(dataSource, position)) this.advanced = true;
+    this.parent?.notePosition(dataSource, position);
+  }
+
+  /** Makes the unit's reads see at least `positions` (a consistency token carried in). */
+  carry(positions: ReadonlyMap<string, bigint>): void {
+    for (const [dataSource, position] of positions) this.raise(dataSource, position);
+  }
+
+  /** The positions the unit's reads must see, by data source (its own and the units' it was opened in). */
+  allPositions(): Map<string, bigint> {
+    const all = this.parent?.allPositions() ?? new Map<string, bigint>();
+    for (const [dataSource, position] of this.positions ?? []) {
+      const known = all.get(dataSource);
+      if (known === undefined || position > known) all.set(dataSource, position);
+    }
+    return all;
+  }
+
+  private raise(dataSource: string, position: bigint): boolean {
+    const known = this.positions?.get(dataSource);
+    if (known !== undefined && known >= position) return false;
+    (this.positions ??= new Map()).set(dataSource, position);
+    return true;
   }
 
   /** The session for `dataSource` if it has one in use (no closure to allocate on this hot path). */

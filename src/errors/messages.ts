@@ -60,6 +60,10 @@ export const messages = {
     `Slow unit of work: ${message.kind}${message.handler === undefined ? '' : ` ${message.handler}`} ` +
     `${message.outcome ?? 'ended'} after ${Math.round(ms)} ms from its first session to its end ` +
     `(slowTransactionMs: ${threshold}).`,
+  noUnitToken: (method: string) =>
+    `No unit of work: sessionContext.${method}() ran outside a request, job or ` +
+    'runInNewContext() (or an after-commit callback of one). Check sessionContext.isActive() ' +
+    'first, or pass the token to sessionFactory.runInNewContext(fn, { consistencyToken }).',
   noUnitId: () =>
     'No unit of work: sessionContext.unitId() ran outside a request, job or runInNewContext() ' +
     '(or an after-commit callback of one). Check sessionContext.isActive() first where code runs ' +
@@ -295,6 +299,31 @@ export const messages = {
     "replicaDown is 'fail'. Set replicaDown: 'primary' in TypeOrmContextModule.forRoot() to run " +
     'read-only transactions on the primary during an outage, or pass { readOnly: true, ' +
     'replica: false } to keep this one on the primary.',
+  replicaLagging: (dataSource: string, replica: string, lag: number, max: number) =>
+    `The ${replica} of data source '${dataSource}' replays ${lag} ms behind the primary, more than ` +
+    `maxReplicaLag (${max} ms): it gets no reads until it catches up.`,
+  replicaCaughtUp: (dataSource: string, replica: string, lag: number) =>
+    `The ${replica} of data source '${dataSource}' caught up (${lag} ms behind the primary): it ` +
+    'gets reads again.',
+  replicasLagging: (dataSource: string, max: number, fallBack: boolean) =>
+    `Every replica of data source '${dataSource}' replays more than maxReplicaLag (${max} ms) ` +
+    'behind the primary' +
+    (fallBack
+      ? ': read-only transactions run on the primary until one catches up.'
+      : ", and the module option replicaDown is 'fail'. Set replicaDown: 'primary' to run them " +
+        'on the primary meanwhile, or raise maxReplicaLag.'),
+  replicasBehind: (dataSource: string, position: string, wait: number) =>
+    `No replica of data source '${dataSource}' replayed the primary up to ${position} within ` +
+    `${wait} ms, and this unit of work carries a consistency token that requires it (its client ` +
+    "wrote up to there), with consistency.behind: 'fail'. Set consistency.behind: 'primary' to " +
+    'read on the primary then, or raise consistency.wait.',
+  readsOnPrimary: (dataSource: string, reads: number, wait: number) =>
+    `${reads} read-only transaction(s) of data source '${dataSource}' ran on the primary: their ` +
+    `unit's consistency token was ahead of every replica for ${wait} ms (consistency.wait). ` +
+    'Logged at most once a minute.',
+  invalidConsistencyToken: (token: unknown) =>
+    `${JSON.stringify(String(token)).slice(0, 120)} is not a consistency token. Pass what ` +
+    "sessionContext.consistencyToken() returned (e.g. 'default=16/B374D848'), or undefined for none.",
   replicasUnsupported: (dataSource: string, type: string, asked: boolean) =>
     `Data source '${dataSource}' (${type}) has TypeORM replication, but routing read-only ` +
     "transactions to replicas (readReplicas: 'readOnly') is PostgreSQL-only. " +

@@ -7,8 +7,18 @@ import type {
 } from '../interfaces/transaction-options.interface.js';
 import { Propagation } from '../transactional/propagation.enum.js';
 import { checkSessionOptions, DEFAULT_DATA_SOURCE } from '../typeorm-context.options.js';
+import { decodeToken } from '../context/consistency-token.js';
+import { InvalidOptionError } from '../errors/invalid-option.error.js';
+import { messages } from '../errors/messages.js';
+import { checkShape } from '../option-checks.js';
 import { runInNewUnit } from './new-unit.js';
 import { Session } from './session.js';
+
+/** Options of `sessionFactory.runInNewContext()`. */
+export interface NewContextOptions {
+  /** A consistency token the new unit's reads honour (see `sessionContext.consistentWith()`). */
+  consistencyToken?: string;
+}
 
 /** Independent sessions, each on its own connection: the tool for parallel work. */
 @Injectable()
@@ -17,10 +27,23 @@ export class SessionFactory {
 
   /**
    * Runs `fn` in a fresh context with sessions of its own: committed when `fn` resolves, rolled
-   * back if it rejects, always released. Works inside or outside any other context.
+   * back if it rejects, always released. Works inside or outside any other context (inside one,
+   * its reads see what that one wrote, and its commits move that one's consistency token).
+   * `consistencyToken`: its reads see at least what the token names (see
+   * `sessionContext.consistentWith()`).
    */
-  runInNewContext<T>(fn: () => Promise<T> | T): Promise<T> {
-    return runInNewUnit(this.runtime, fn, 'context');
+  runInNewContext<T>(fn: () => Promise<T> | T, options?: NewContextOptions): Promise<T> {
+    const token = options?.consistencyToken;
+    if (options === undefined || token === undefined) {
+      if (options !== undefined)
+        checkShape(options, ['consistencyToken'], 'runInNewContext() options');
+      return runInNewUnit(this.runtime, fn, 'context');
+    }
+    checkShape(options, ['consistencyToken'], 'runInNewContext() options');
+    const positions = decodeToken(token);
+    if (positions === undefined)
+      throw new InvalidOptionError(messages.invalidConsistencyToken(token));
+    return runInNewUnit(this.runtime, fn, 'context', positions);
   }
 
   /** A new independent session (sync and lazy); the caller commits and closes it. */

@@ -18,6 +18,7 @@ import { logger, reportError } from '../logger.js';
 import { SessionRuntime } from '../context/session-runtime.js';
 import { OpenBlocks } from '../context/open-blocks.js';
 import { type UnitOperation, UnitOfWork } from '../context/unit-of-work.js';
+import { carryRequestToken, sendToken } from './consistency-carrier.js';
 import { endAfterSending, readsDatabase } from './streamed-file.js';
 import { type Batch, ValueQueue } from './value-queue.js';
 
@@ -60,6 +61,7 @@ export class AutoCommitInterceptor implements NestInterceptor {
         return this.unowned(unit, frame!, context, next, runtime);
       }
       unit.claimed = true;
+      this.carryToken(unit, context);
       return this.around(unit, frame!, context, next.handle());
     }
     // A resolver that runs after its operation ended (a sibling's error nulled the result) must
@@ -71,6 +73,7 @@ export class AutoCommitInterceptor implements NestInterceptor {
       fresh.claimed = true;
       fresh.setKind(context.getType<UnitKind>());
       if (fresh.kind === 'http') fresh.request = context.switchToHttp().getRequest();
+      this.carryToken(fresh, context);
       const own = ContextFrame.forUnit(fresh, contextStorage.getStore());
       return contextStorage.run(own, () =>
         this.around(fresh, own, context, next.handle()).subscribe(subscriber),
@@ -268,6 +271,7 @@ export class AutoCommitInterceptor implements NestInterceptor {
       return this.fail(unit, error, context, subscriber);
     }
     const emit = () => {
+      this.sendToken(unit, context);
       for (const value of tail) subscriber.next(value);
       subscriber.complete();
     };
@@ -299,12 +303,34 @@ export class AutoCommitInterceptor implements NestInterceptor {
     context: ExecutionContext,
     subscriber: Subscriber<unknown>,
   ): void {
-    const fail = () => subscriber.error(this.mapError(error, context));
+    const fail = () => {
+      this.sendToken(unit, context); // what committed before the failure (sessionContext.commit())
+      subscriber.error(this.mapError(error, context));
+    };
     if (unit.endIfEmpty()) return fail();
     unit.end(false).then(fail, (rollbackError: unknown) => {
       reportError('Rollback after a failed handler failed', rollbackError, unit);
       fail();
     });
+  }
+
+  /** Reads an HTTP request's consistency token into `unit` (options `consistency.header` / `cookie`). */
+  private carryToken(unit: UnitOfWork, context: ExecutionContext): void {
+    const options = unit.runtime?.options.consistency;
+    if (options === undefined || (options.header === false && options.cookie === false)) return;
+    if (context.getType() === 'http') {
+      carryRequestToken(unit, context.switchToHttp().getRequest(), options);
+    }
+  }
+
+  /** Sends `unit`'s consistency token on the HTTP response, once a commit moved it. */
+  private sendToken(unit: UnitOfWork, context: ExecutionContext): void {
+    if (!unit.advanced) return;
+    const options = unit.runtime?.options.consistency;
+    if (options === undefined || (options.header === false && options.cookie === false)) return;
+    if (context.getType() === 'http') {
+      sendToken(unit, context.switchToHttp().getResponse(), options);
+    }
   }
 
   /** `onError()`, whose own failure becomes the error the caller gets. */

@@ -14,6 +14,39 @@ export interface GraphqlUnitOptions {
   commitPartial?: boolean;
 }
 
+/**
+ * How consistency tokens travel and what a read that carries one does (`consistency` option). A
+ * token names the primary's WAL position of the last commit its client made; a read-only
+ * transaction of a unit that carries it runs on a replica only once that replica replayed it.
+ */
+export interface ConsistencyOptions {
+  /**
+   * The HTTP header the interceptor reads a request's token from and sends the unit's new token
+   * in, once a commit moved it (e.g. `'x-consistency-token'`). Default: `false` (none).
+   */
+  header?: string | false;
+  /**
+   * The cookie the interceptor reads a request's token from and sets (`Path=/; HttpOnly;
+   * SameSite=Lax`) once a commit moved it. Default: `false` (none).
+   */
+  cookie?: string | false;
+  /**
+   * Milliseconds a read that carries a token waits for a replica to replay it when none has yet.
+   * Default: `0` (it does not wait).
+   */
+  wait?: number;
+  /**
+   * What such a read does after `wait`: `'primary'` runs it on the primary (counted, logged at
+   * most once a minute), `'fail'` fails it with `ReplicaUnavailableError`. Default: `'primary'`.
+   */
+  behind?: 'primary' | 'fail';
+  /**
+   * Milliseconds what a replica said of its replay position and lag is trusted before it is
+   * asked again. Default: `25`.
+   */
+  refresh?: number;
+}
+
 /** Options of `TypeOrmContextModule.forRoot()` / `forRootAsync()`. */
 export interface TypeOrmContextModuleOptions {
   /** Names of the `@nestjs/typeorm` data sources that get context sessions. Default: `['default']`. */
@@ -67,6 +100,20 @@ export interface TypeOrmContextModuleOptions {
    * Default: `'primary'`.
    */
   replicaDown?: 'primary' | 'fail';
+  /**
+   * A replica whose replay lags more than this many milliseconds behind the primary gets no
+   * read-only transactions until it catches up (logged once each way); with several replicas,
+   * reads spread over the others, and with none left they run on the primary (or fail, with
+   * `replicaDown: 'fail'`). Each replica is asked at most every `consistency.refresh` ms, on a
+   * connection a read takes from it. Default: none (lag is not checked).
+   */
+  maxReplicaLag?: number;
+  /**
+   * Read-your-writes across units of work on replicas, with consistency tokens (see
+   * `ConsistencyOptions` and `sessionContext.consistencyToken()`). Default: tokens are kept
+   * and honoured, but not sent to or read from HTTP clients.
+   */
+  consistency?: ConsistencyOptions;
   /**
    * What every transaction a block begins starts from (`@Transactional()`, `sessionContext.atomic()`
    * and `sessionFactory.atomic()` owning one): the block's own options win. A block that joins a

@@ -4,6 +4,7 @@ import { contextStorage } from '../context/context-storage.js';
 import { reportError } from '../logger.js';
 import { SessionRuntime } from '../context/session-runtime.js';
 import { UnitOfWork } from '../context/unit-of-work.js';
+import { carryRequestToken } from '../interceptors/consistency-carrier.js';
 
 /** The part of a Node response the middleware needs (Express and Fastify raw responses alike). */
 export interface ClosableResponse {
@@ -28,6 +29,11 @@ export function openRequestContext(
   unit.forRequest = true;
   unit.setKind('http');
   unit.request = request;
+  // Read here, so that guards' reads honour it too (the interceptor reads it again, harmlessly).
+  const consistency = runtime?.options.consistency;
+  if (consistency !== undefined && (consistency.header !== false || consistency.cookie !== false)) {
+    carryRequestToken(unit, request, consistency);
+  }
   unit.onFirstSession = () => {
     if (unit.claimed) return;
     response.once('close', () => {

@@ -14,7 +14,7 @@ import type { LazySession } from './lazy-session.js';
 import type { TestRun } from './lenders.js';
 import type { ReplicaPools } from './replica-pools.js';
 import type { SessionConnection } from './session-connection.js';
-import type { SessionFrame } from './session-frames.js';
+import type { FrameUnit, SessionFrame } from './session-frames.js';
 import type { SessionHooks } from './session-hooks.js';
 import { type BeginOptions, isConnectionLost, isSqlite, poolSize } from './transaction-dialect.js';
 
@@ -28,6 +28,12 @@ export class ConnectionTaker {
    * else the one running then. A test transaction's work stays in it (see `Lenders`).
    */
   private readonly born?: TestRun;
+
+  /**
+   * The unit whose consistency token the transaction taken now moves on when it commits: set on
+   * the primary of a data source with replicas (see `TransactionBounds.commit()`).
+   */
+  committer?: FrameUnit;
 
   constructor(
     private readonly session: LazySession,
@@ -76,8 +82,10 @@ export class ConnectionTaker {
     const own = this.ownFrame(frame);
     const replicas = replicaFor(this.replicas, lender, this.request, own?.routingUnit, name);
     if (message) message.replica = replicas !== undefined;
+    // A replica must have replayed what the unit's client wrote (its consistency token).
+    const need = replicas && own?.routingUnit?.position(name);
     const acquired = await this.connection
-      .acquire(ms, lender, this.session, frame, replicas)
+      .acquire(ms, lender, this.session, frame, replicas, need)
       .catch((error: unknown) => {
         if (!isConnectionLost(this.dataSource.options.type, error)) throw error;
         throw new ConnectionLostError(messages.connectionLost(name), { cause: error });
@@ -94,7 +102,12 @@ export class ConnectionTaker {
     }
     const ended = this.ended();
     if (ended === undefined) {
-      if (this.replicas && !lender && !this.connection.onReplica) own?.unit?.notePrimary(name);
+      this.committer = undefined;
+      if (this.replicas && !lender && !this.connection.onReplica) {
+        own?.unit?.notePrimary(name);
+        // Its commit tells the unit the WAL position to hand on (see `consistencyToken()`).
+        if (this.connection.statements === undefined) this.committer = own?.unit;
+      }
       if (message) this.connection.trace(message);
       return;
     }

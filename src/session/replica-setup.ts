@@ -15,7 +15,10 @@ import { isPostgres } from './transaction-dialect.js';
  */
 export function replicaPoolsOf(
   dataSources: ReadonlyMap<string, DataSource>,
-  options: Pick<ResolvedModuleOptions, 'readReplicas' | 'replicaDown'>,
+  options: Pick<
+    ResolvedModuleOptions,
+    'readReplicas' | 'replicaDown' | 'maxReplicaLag' | 'consistency'
+  >,
   waits: ConnectionWaits,
 ): Map<string, ReplicaPools> {
   const found = new Map<string, ReplicaPools>();
@@ -30,7 +33,15 @@ export function replicaPoolsOf(
       logger.warn(message);
       continue;
     }
-    const pools = ReplicaPools.of(name, dataSource, options.replicaDown === 'primary', waits);
+    const { wait, behind, refresh } = options.consistency;
+    const routing = {
+      fallBack: options.replicaDown === 'primary',
+      maxLag: options.maxReplicaLag,
+      wait,
+      behind,
+      refresh,
+    };
+    const pools = ReplicaPools.of(name, dataSource, routing, waits);
     if (pools) found.set(name, pools);
   }
   return found;

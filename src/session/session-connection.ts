@@ -9,6 +9,11 @@ import type {
 import type { ReplicaPools } from './replica-pools.js';
 import { writerOf } from './sqlite-writer.js';
 
+/** A pg client, as far as TypeORM's `query()` uses it. */
+interface RawClient {
+  query(text: string, values?: unknown[]): Promise<unknown>;
+}
+
 /** Arguments of `QueryRunner.query()` and `QueryRunner.stream()`. */
 export type QueryArgs = Parameters<QueryRunner['query']>;
 export type StreamArgs = Parameters<QueryRunner['stream']>;
@@ -108,13 +113,15 @@ export class SessionConnection {
     session?: unknown,
     frame?: unknown,
     replicas?: ReplicaPools,
+    /** The primary WAL position the replica must have replayed (the unit's consistency token). */
+    need?: bigint,
   ): Promise<boolean> {
     this.acquiring = true;
     try {
       if (replicas) {
-        const taken = await replicas.take(ms);
+        const taken = await replicas.take(ms, need);
         if (taken === 'busy') return false;
-        if (taken !== 'down') {
+        if (typeof taken !== 'string') {
           this.lend(taken);
           this.onReplica = true;
           return true;
@@ -162,6 +169,31 @@ export class SessionConnection {
   /** Sends one of the session's own statements (BEGIN, SAVEPOINT, COMMIT...). */
   exec(sql: string): Promise<unknown> {
     return this.send(() => this.sendQuery.call(this.runner, sql) as Promise<unknown>);
+  }
+
+  /**
+   * Runs `send` (which sends `sql` through TypeORM, with its logging and query events) and
+   * resolves with the driver's raw result of `sql`, which TypeORM's `query()` does not return for
+   * a message of several statements (pg hands an array of results).
+   */
+  async capture(sql: string, send: () => Promise<unknown>): Promise<unknown> {
+    const raw = this.pooled?.raw as unknown as RawClient | undefined;
+    if (raw === undefined) return send();
+    let result: unknown;
+    const capturing: RawClient = {
+      query: async (text, values) => {
+        const answer = await raw.query(text, values);
+        if (text === sql) result = answer;
+        return answer;
+      },
+    };
+    this.runner.databaseConnection = capturing;
+    try {
+      await send();
+    } finally {
+      if (this.runner.databaseConnection === capturing) this.runner.databaseConnection = raw;
+    }
+    return result;
   }
 
   /** How transactions begin and end on the held connection, when it is not the usual way. */

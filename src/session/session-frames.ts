@@ -14,6 +14,10 @@ export interface FrameUnit {
   usedPrimary(dataSource: string): boolean;
   /** Notes that a transaction of this unit runs on the primary of `dataSource`. */
   notePrimary(dataSource: string): void;
+  /** The primary WAL position of `dataSource` its reads on replicas must see, if any. */
+  position(dataSource: string): bigint | undefined;
+  /** Notes a commit of `dataSource` at `position` on the primary. */
+  notePosition(dataSource: string, position: bigint): void;
   /** How many connections of `dataSource` the unit's context holds right now. */
   connectionsHeld(dataSource: string): number;
 }

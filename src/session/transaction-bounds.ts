@@ -12,6 +12,7 @@ import type { SessionConnection } from './session-connection.js';
 import type { SessionHooks } from './session-hooks.js';
 import type { SessionSteps } from './session-steps.js';
 import { isConnectionLost } from './transaction-dialect.js';
+import { COMMIT_WITH_POSITION, committedPosition } from './wal-position.js';
 import type { TransactionWire } from './transaction-wire.js';
 
 /**
@@ -114,7 +115,16 @@ export class TransactionBounds {
       if (this.connection.observed)
         await this.steps().event(lane, block, 'BeforeTransactionCommit');
       sent = true;
-      await this.wire.exec(this.connection.statements?.commit ?? 'COMMIT', lane, block);
+      const committer = this.taker.committer;
+      if (committer === undefined) {
+        await this.wire.exec(this.connection.statements?.commit ?? 'COMMIT', lane, block);
+      } else {
+        const send = () => this.wire.exec(COMMIT_WITH_POSITION, lane, block);
+        const position = committedPosition(
+          await this.connection.capture(COMMIT_WITH_POSITION, send),
+        );
+        if (position !== undefined) committer.notePosition(this.wire.name, position);
+      }
     } catch (error) {
       if (sent && isConnectionLost(this.type, error)) {
         this.wire.failures.lose(error);

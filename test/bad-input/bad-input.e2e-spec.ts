@@ -77,6 +77,19 @@ describe('bad input gets a clear error and loses nothing', () => {
     [{ slowTransactionMs: Number.NaN }, /slowTransactionMs/],
     [{ slowTransactionMs: '500' }, /slowTransactionMs.*a number of milliseconds/],
     [{ slowTransactionMs: Infinity }, /slowTransactionMs.*at most 2147483647/],
+    [{ maxReplicaLag: 0 }, /maxReplicaLag.*greater than 0/],
+    [{ maxReplicaLag: '1s' }, /maxReplicaLag.*a number of milliseconds/],
+    [
+      { consistency: 'x-token' },
+      /consistency.*\{ header\?, cookie\?, wait\?, behind\?, refresh\? \}/,
+    ],
+    [{ consistency: { headers: 'x-token' } }, /'headers' in the consistency option/],
+    [{ consistency: { header: 'x token' } }, /consistency\.header.*a header or cookie name/],
+    [{ consistency: { header: true } }, /consistency\.header/],
+    [{ consistency: { cookie: 'a;b' } }, /consistency\.cookie/],
+    [{ consistency: { wait: -1 } }, /consistency\.wait.*0 or more/],
+    [{ consistency: { behind: 'replica' } }, /consistency\.behind.*'primary' or 'fail'/],
+    [{ consistency: { refresh: 0 } }, /consistency\.refresh.*greater than 0/],
   ])('module option %j is refused at startup', async (options, message) => {
     const failure = start(options);
     await expect(failure).rejects.toBeInstanceOf(InvalidOptionError);

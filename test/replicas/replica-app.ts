@@ -41,6 +41,9 @@ export async function createReplicaApp(
     logger?: LoggerService;
     /** Connections per pool (the primary's and each replica's). Default: 10. */
     poolSize?: number;
+    /** More controllers and providers for the app. */
+    controllers?: Array<new (...args: any[]) => unknown>;
+    providers?: Array<new (...args: any[]) => unknown>;
   } = {},
 ): Promise<ReplicaApp> {
   const { primary, replica } = pair();
@@ -59,8 +62,8 @@ export async function createReplicaApp(
       }),
       TypeOrmContextModule.forRoot(options.context ?? {}),
     ],
-    controllers: [ReplicaController],
-    providers: [ReplicaService],
+    controllers: [ReplicaController, ...(options.controllers ?? [])],
+    providers: [ReplicaService, ...(options.providers ?? [])],
   }).compile();
   const app = moduleRef.createNestApplication({ logger: options.logger ?? false });
   await app.init();
@@ -122,4 +125,25 @@ export async function countOnPrimary(dataSource: DataSource, text: string): Prom
   } finally {
     await runner.release();
   }
+}
+
+/** Runs `sql` on the server at `url` (e.g. `pg_wal_replay_pause()` on a standby). */
+export async function runOn(url: string, sql: string): Promise<Array<Record<string, unknown>>> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query(sql)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+/** Pauses the standby's replay (it keeps receiving WAL) until `resumeReplay()`. */
+export async function pauseReplay(url = pair().replica): Promise<void> {
+  await runOn(url, 'SELECT pg_wal_replay_pause()');
+}
+
+/** Resumes the standby's replay. */
+export async function resumeReplay(url = pair().replica): Promise<void> {
+  await runOn(url, 'SELECT pg_wal_replay_resume()');
 }
