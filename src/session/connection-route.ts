@@ -23,7 +23,9 @@ export interface RouteRequest {
  *    SERIALIZABLE (a hot standby cannot run it), or its unit of work already used the primary of
  *    that data source (read-your-writes and monotonic reads: a unit never reads older data than
  *    it has seen or written; so do the `afterCommit` / `afterCompletion` callbacks of that unit,
- *    see `ContextFrame.routingUnit`). If no replica answers, `ReplicaPools` falls back or fails.
+ *    see `ContextFrame.routingUnit`). Which replica, and whether one is fit for the read (it
+ *    replayed the unit's consistency token, it lags less than `maxReplicaLag`), `ReplicaPools`
+ *    decides; if none answers or is fit, it falls back to the primary or fails.
  * 3. The primary; noted on the unit of work when the data source has replicas.
  */
 export function replicaFor(

@@ -1,7 +1,9 @@
 /**
  * Replicas bench: a read-heavy mix (90% read-only reads, 10% writes) against the same app on the
- * primary only vs primary + one hot standby. Reports requests/s, p99, connections on each server
- * (pg_stat_activity, sampled every 100 ms) and where the statements ran. `npm run bench:replicas`.
+ * primary only, on primary + one hot standby, and on both with consistency tokens (each load
+ * client carries its own). Reports requests/s, p99, connections on each server (pg_stat_activity,
+ * sampled every 100 ms), where the statements ran, and stale reads: a client's read of the row it
+ * wrote last that did not find it. `npm run bench:replicas`.
  * Starts its own embedded PostgreSQL 18 primary and standby (test/support/standby.ts).
  */
 import { type ChildProcess, execFileSync, fork } from 'node:child_process';
@@ -19,7 +21,8 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const SECONDS = Number(process.env.BENCH_DURATION ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
-const MODES = ['primary', 'replica'] as const;
+const MODES = ['primary', 'replica', 'tokens'] as const;
+const TOKEN = 'x-consistency-token';
 
 interface Result {
   mode: string;
@@ -27,6 +30,10 @@ interface Result {
   p50: number;
   p99: number;
   errors: number;
+  /** Reads of the row their client wrote last that did not find it. */
+  stale: number;
+  /** Reads that looked for such a row. */
+  checked: number;
   /** Busy connections per server (pg_stat_activity state <> 'idle'): mean and peak while the load ran. */
   connections: Record<string, { mean: number; peak: number }>;
   /** Requests answered from each server. */
@@ -43,11 +50,12 @@ async function main(): Promise<void> {
   );
   const standby = await startStandby(primary, await freePort());
   const servers = { [primaryPort]: 'primary', [standby.port]: 'replica' } as Record<string, string>;
+  const order = (round: number) => (round % 2 ? [...MODES] : [...MODES].reverse());
   const results: Result[] = [];
   const version = await sql(primary, 'SHOW server_version');
   try {
     for (let round = 1; round <= ROUNDS; round++) {
-      for (const mode of round % 2 ? MODES : [...MODES].reverse()) {
+      for (const mode of order(round)) {
         const result = await measure(mode, primary, standby.url, servers);
         console.log(JSON.stringify(result));
         results.push(result);
@@ -77,49 +85,91 @@ async function measure(
   try {
     await load(port, 1); // warm up the pools
     const sampling = sample([primary, replica], servers);
-    const { rps, p50, p99, errors } = await load(port, SECONDS);
+    const { rps, p50, p99, errors, stale, checked } = await load(port, SECONDS);
     const connections = await sampling.stop();
     const placement = Object.fromEntries(
       Object.entries(JSON.parse(await get(port, '/placement')) as Record<string, number>).map(
         ([p, n]) => [servers[p] ?? p, n],
       ),
     );
-    return { mode, rps, p50, p99, errors, connections, placement };
+    return { mode, rps, p50, p99, errors, stale, checked, connections, placement };
   } finally {
     await stop(server);
   }
 }
 
-/** Runs the 90/10 mix for `seconds` at CONCURRENCY requests in flight. */
+/**
+ * Runs the 90/10 mix for `seconds` at CONCURRENCY requests in flight, each worker a client: after
+ * its first write, its reads ask for the row it wrote last (with its consistency token, which is
+ * only there in mode `tokens`).
+ */
 async function load(port: number, seconds: number) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
   const latencies: number[] = [];
   let errors = 0;
-  let sent = 0;
+  let stale = 0;
+  let checked = 0;
   const end = performance.now() + seconds * 1000;
-  const worker = async () => {
-    while (performance.now() < end) {
-      const write = sent++ % 10 === 9;
+  const worker = async (client: number) => {
+    let token: string | undefined;
+    let lastId: number | undefined;
+    for (let sent = client; performance.now() < end; sent++) {
+      const write = sent % 10 === 9;
       const started = performance.now();
-      const status = await call(agent, port, write ? 'POST' : 'GET', write ? '/write' : '/read');
+      const path = write ? '/write' : lastId === undefined ? '/read' : `/read?id=${lastId}`;
+      const answer = await call(agent, port, write ? 'POST' : 'GET', path, token);
       latencies.push(performance.now() - started);
-      if (status >= 400) errors++;
+      if (answer.status >= 400) {
+        errors++;
+        continue;
+      }
+      token = answer.token ?? token;
+      const body = JSON.parse(answer.body) as { id?: number; found?: boolean };
+      if (write) lastId = body.id;
+      else if (path !== '/read') {
+        checked++;
+        if (body.found !== true) stale++;
+      }
     }
   };
-  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  await Promise.all(Array.from({ length: CONCURRENCY }, (_, client) => worker(client)));
   agent.destroy();
   latencies.sort((a, b) => a - b);
   const at = (q: number) => Number(latencies[Math.floor(latencies.length * q)]!.toFixed(1));
-  return { rps: Math.round(latencies.length / seconds), p50: at(0.5), p99: at(0.99), errors };
+  return {
+    rps: Math.round(latencies.length / seconds),
+    p50: at(0.5),
+    p99: at(0.99),
+    errors,
+    stale,
+    checked,
+  };
 }
 
-function call(agent: http.Agent, port: number, method: string, url: string): Promise<number> {
+function call(
+  agent: http.Agent,
+  port: number,
+  method: string,
+  url: string,
+  token: string | undefined,
+): Promise<{ status: number; body: string; token?: string }> {
   return new Promise((resolve) => {
-    const req = http.request({ agent, port, host: '127.0.0.1', method, path: url }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', () => resolve(599));
+    const headers = token === undefined ? {} : { [TOKEN]: token };
+    const req = http.request(
+      { agent, port, host: '127.0.0.1', method, path: url, headers },
+      (res) => {
+        let body = '';
+        res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            body,
+            token: res.headers[TOKEN] as string | undefined,
+          }),
+        );
+      },
+    );
+    req.on('error', () => resolve({ status: 599, body: '' }));
     req.end();
   });
 }
@@ -192,18 +242,21 @@ async function report(results: Result[], pgVersion: string): Promise<void> {
     `# Replicas bench (${new Date().toISOString().slice(0, 10)})`,
     '',
     `Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}; Node ${process.version}; embedded PostgreSQL ${pgVersion} (primary and standby on the same machine); commit ${git(['rev-parse', '--short', 'HEAD'])}${git(['status', '--porcelain']) ? ' (dirty)' : ''}.`,
-    `Load: ${CONCURRENCY} requests in flight, ${SECONDS} s per cell, ${ROUNDS} rounds alternating the order; 9 of 10 requests GET /read (a read-only sessionFactory.atomic(), one SELECT by primary key), 1 of 10 POST /write (an INSERT in the request's unit of work). Pool size ${process.env.BENCH_POOL ?? 10} per server.`,
+    `Load: ${CONCURRENCY} requests in flight, ${SECONDS} s per cell, ${ROUNDS} rounds alternating the order; 9 of 10 requests GET /read (a read-only sessionFactory.atomic(), one SELECT by primary key: after a client's first write, the row it wrote last), 1 of 10 POST /write (an INSERT in the request's unit of work). Each of the ${CONCURRENCY} load clients carries its own consistency token in mode \`tokens\` (header \`${TOKEN}\`). Pool size ${process.env.BENCH_POOL ?? 10} per server. A stale read: a read of the row its client wrote last that did not find it.`,
     '',
-    '| mode | req/s | p50 ms | p99 ms | errors | busy connections primary (mean / peak) | busy connections replica (mean / peak) | answered by primary | answered by replica |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| mode | req/s | p50 ms | p99 ms | errors | stale reads / checked | busy connections primary (mean / peak) | busy connections replica (mean / peak) | answered by primary | answered by replica |',
+    '|---|---|---|---|---|---|---|---|---|---|',
     ...results.map((r) => {
       const c = (name: string) =>
         r.connections[name] ? `${r.connections[name].mean} / ${r.connections[name].peak}` : '0 / 0';
-      return `| ${r.mode} | ${r.rps} | ${r.p50} | ${r.p99} | ${r.errors} | ${c('primary')} | ${c('replica')} | ${r.placement.primary ?? 0} | ${r.placement.replica ?? 0} |`;
+      return `| ${r.mode} | ${r.rps} | ${r.p50} | ${r.p99} | ${r.errors} | ${r.stale} / ${r.checked} | ${c('primary')} | ${c('replica')} | ${r.placement.primary ?? 0} | ${r.placement.replica ?? 0} |`;
     }),
     '',
   ];
-  const out = path.resolve(here, '../../../../../results/2026-12-01-replicas.md');
+  const out = path.resolve(
+    here,
+    `../../../../../results/${new Date().toISOString().slice(0, 10)}-replicas.md`,
+  );
   await writeFile(process.env.BENCH_OUT ?? out, lines.join('\n'));
   console.log(lines.join('\n'));
 }

@@ -1,13 +1,15 @@
 /**
  * The app of the replicas bench, in a process of its own: `node replica-server.js <mode> <port>`
- * with BENCH_PRIMARY_URL and (mode `replica`) BENCH_REPLICA_URL. GET /read is a read-only
- * `sessionFactory.atomic()`, POST /write an INSERT in the request's unit of work; each answers the
- * port of the server it ran on, counted for GET /placement.
+ * with BENCH_PRIMARY_URL and (modes `replica`, `tokens`) BENCH_REPLICA_URL; mode `tokens` sends
+ * and reads consistency tokens in the `x-consistency-token` header. GET /read?id= is a read-only
+ * `sessionFactory.atomic()` reading one row by id, POST /write an INSERT in the request's unit of
+ * work; each answers the port of the server it ran on (counted for GET /placement), a read whether
+ * it found the row, a write the id it inserted.
  */
 import 'reflect-metadata';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Controller, Get, Inject, Module, Post } from '@nestjs/common';
+import { Controller, Get, Inject, Module, Post, Query } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { Column, Entity, type EntityManager, PrimaryGeneratedColumn } from 'typeorm';
@@ -33,13 +35,15 @@ const placement: Record<string, number> = {};
 const count = (port: number) => (placement[port] = (placement[port] ?? 0) + 1);
 let next = 0;
 
-async function readOne(manager: EntityManager): Promise<number> {
-  next = (next % 1000) + 1;
-  const rows: Array<{ port: number }> = await manager.query(
-    'SELECT id, name, inet_server_port() AS port FROM replica_bench_item WHERE id = $1',
-    [next],
+async function readOne(
+  manager: EntityManager,
+  id: number,
+): Promise<{ port: number; found: boolean }> {
+  const rows: Array<{ port: number; id: number | null }> = await manager.query(
+    'SELECT inet_server_port() AS port, (SELECT id FROM replica_bench_item WHERE id = $1) AS id',
+    [id],
   );
-  return rows[0]!.port;
+  return { port: count(rows[0]!.port), found: rows[0]!.id !== null };
 }
 
 @Controller()
@@ -49,17 +53,22 @@ class BenchController {
     @Inject(SessionFactory) private readonly factory: InstanceType<Library['SessionFactory']>,
   ) {}
 
+  /** Reads row `id` (a seeded one in turn when none is given). */
   @Get('read')
-  async read(): Promise<number> {
-    return count(await this.factory.atomic(readOne, { readOnly: true }));
+  read(@Query('id') id?: string): Promise<{ port: number; found: boolean }> {
+    next = (next % 1000) + 1;
+    const wanted = id ? Number(id) : next;
+    return this.factory.atomic((manager) => readOne(manager, wanted), { readOnly: true });
   }
 
   @Post('write')
-  async write(): Promise<number> {
+  async write(): Promise<{ port: number; id: number }> {
     const session = this.context.session();
-    await session.insert(Item, { name: `w${process.pid}` });
-    const rows: Array<{ port: number }> = await session.query('SELECT inet_server_port() AS port');
-    return count(rows[0]!.port);
+    const rows: Array<{ port: number; id: number }> = await session.query(
+      'INSERT INTO replica_bench_item (name) VALUES ($1) RETURNING id, inet_server_port() AS port',
+      [`w${process.pid}`],
+    );
+    return { port: count(rows[0]!.port), id: rows[0]!.id };
   }
 
   @Get('placement')
@@ -72,9 +81,9 @@ const [mode, port] = process.argv.slice(2);
 const primary = process.env.BENCH_PRIMARY_URL!;
 const replica = process.env.BENCH_REPLICA_URL;
 const connection =
-  mode === 'replica'
-    ? { replication: { master: { url: primary }, slaves: [{ url: replica! }] } }
-    : { url: primary };
+  mode === 'primary'
+    ? { url: primary }
+    : { replication: { master: { url: primary }, slaves: [{ url: replica! }] } };
 
 @Module({
   imports: [
@@ -85,7 +94,9 @@ const connection =
       poolSize: Number(process.env.BENCH_POOL ?? 10),
       logging: false,
     }),
-    TypeOrmContextModule.forRoot(),
+    TypeOrmContextModule.forRoot(
+      mode === 'tokens' ? { consistency: { header: 'x-consistency-token' } } : {},
+    ),
   ],
   controllers: [BenchController],
 })
