@@ -33,6 +33,7 @@ export function openRequestContext(
   const consistency = runtime?.options.consistency;
   if (consistency !== undefined && (consistency.header !== false || consistency.cookie !== false)) {
     carryRequestToken(unit, request, consistency);
+    unit.response = response; // a GraphQL operation that ends the unit sends the new token here
   }
   unit.onFirstSession = () => {
     if (unit.claimed) return;

@@ -1,4 +1,4 @@
-import type { INestApplication, LoggerService } from '@nestjs/common';
+import type { DynamicModule, INestApplication, LoggerService } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import pg from 'pg';
@@ -41,7 +41,8 @@ export async function createReplicaApp(
     logger?: LoggerService;
     /** Connections per pool (the primary's and each replica's). Default: 10. */
     poolSize?: number;
-    /** More controllers and providers for the app. */
+    /** More modules, controllers and providers for the app. */
+    imports?: Array<DynamicModule | (new (...args: any[]) => unknown)>;
     controllers?: Array<new (...args: any[]) => unknown>;
     providers?: Array<new (...args: any[]) => unknown>;
   } = {},
@@ -61,6 +62,7 @@ export async function createReplicaApp(
         logging: false,
       }),
       TypeOrmContextModule.forRoot(options.context ?? {}),
+      ...(options.imports ?? []),
     ],
     controllers: [ReplicaController, ...(options.controllers ?? [])],
     providers: [ReplicaService, ...(options.providers ?? [])],
