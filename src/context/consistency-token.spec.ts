@@ -41,12 +41,22 @@ describe('consistency tokens', () => {
   });
 
   it("a COMMIT's position counts only when the transaction wrote and committed", () => {
-    const results = (wrote: boolean, command: string) => [
+    const results = (wrote: boolean, command: string, position = '0/3000148', offset = 328) => [
       { command: 'SELECT', rows: [{ wrote }] },
       { command, rows: [] },
-      { command: 'SELECT', rows: [{ position: '0/3000148' }] },
+      { command: 'SELECT', rows: [{ position, offset, page: 8192 }] },
     ];
     expect(committedPosition(results(true, 'COMMIT'))).toBe(parseLsn('0/3000148'));
+    // Past a page's header (the commit ended the page before): where the record ended.
+    expect(committedPosition(results(true, 'COMMIT', '0/302A018', 0x2a018))).toBe(
+      parseLsn('0/302A000'),
+    );
+    // Past a segment's first page's (longer) header.
+    expect(committedPosition(results(true, 'COMMIT', '0/4000028', 40))).toBe(parseLsn('0/4000000'));
+    // 40 bytes into a page that does not start a segment: a record's end, kept.
+    expect(committedPosition(results(true, 'COMMIT', '0/3002028', 0x2028))).toBe(
+      parseLsn('0/3002028'),
+    );
     expect(committedPosition(results(false, 'COMMIT'))).toBeUndefined();
     expect(committedPosition(results(true, 'ROLLBACK'))).toBeUndefined();
     expect(committedPosition(undefined)).toBeUndefined();

@@ -33,16 +33,20 @@ export class SessionFactory {
    * `sessionContext.consistentWith()`).
    */
   runInNewContext<T>(fn: () => Promise<T> | T, options?: NewContextOptions): Promise<T> {
-    const token = options?.consistencyToken;
-    if (options === undefined || token === undefined) {
-      if (options !== undefined)
-        checkShape(options, ['consistencyToken'], 'runInNewContext() options');
-      return runInNewUnit(this.runtime, fn, 'context');
+    if (options === undefined) return runInNewUnit(this.runtime, fn, 'context');
+    let positions: Map<string, bigint> | undefined;
+    try {
+      checkShape(options, ['consistencyToken'], 'runInNewContext() options');
+      const token = options?.consistencyToken;
+      if (token !== undefined) {
+        positions = decodeToken(token);
+        if (positions === undefined) {
+          throw new InvalidOptionError(messages.invalidConsistencyToken(token));
+        }
+      }
+    } catch (error) {
+      return Promise.reject(error as Error);
     }
-    checkShape(options, ['consistencyToken'], 'runInNewContext() options');
-    const positions = decodeToken(token);
-    if (positions === undefined)
-      throw new InvalidOptionError(messages.invalidConsistencyToken(token));
     return runInNewUnit(this.runtime, fn, 'context', positions);
   }
 

@@ -291,9 +291,10 @@ export class AutoCommitInterceptor implements NestInterceptor {
         return endAfterSending(unit, last, context, commit);
       }
     }
-    unit
-      .end(commit)
-      .then(emit, (error: unknown) => subscriber.error(this.mapError(error, context)));
+    unit.end(commit).then(emit, (error: unknown) => {
+      this.sendToken(unit, context); // what committed before the failure (sessionContext.commit())
+      subscriber.error(this.mapError(error, context));
+    });
   }
 
   /** Rolls back, then errors with what `onError` makes of `error`. */

@@ -21,21 +21,30 @@ interface HeaderedResponse {
 type Carried = Required<ConsistencyOptions>;
 
 /**
- * Reads the consistency token an HTTP request carries (the `consistency.header`, else the
+ * Reads the consistency tokens an HTTP request carries (the `consistency.header`, the
  * `consistency.cookie`) into `unit`: its read-only transactions then run only on replicas that
- * replayed it. A value that is not a token is ignored (a client cannot fail its own requests
- * with one).
+ * replayed the furthest of them. A value that is not a token is ignored (a client cannot fail its
+ * own requests with one).
  */
 export function carryRequestToken(unit: UnitOfWork, request: unknown, options: Carried): void {
   const headers = (request as HeaderedRequest | null | undefined)?.headers;
   if (headers === undefined) return;
-  let token: string | undefined;
-  if (options.header !== false) token = first(headers[options.header]);
-  if (token === undefined && options.cookie !== false) {
-    token = cookie(first(headers.cookie), options.cookie);
+  if (options.header !== false) carryAll(unit, headers[options.header]);
+  if (options.cookie !== false) carryAll(unit, cookies(headers.cookie, options.cookie));
+}
+
+/**
+ * Carries every token of a header's values: a header sent twice arrives joined with `, ` (a comma
+ * is never part of a token), and each name keeps its furthest position.
+ */
+function carryAll(unit: UnitOfWork, values: string | string[] | undefined): void {
+  if (values === undefined) return;
+  for (const value of Array.isArray(values) ? values : [values]) {
+    for (const token of value.split(',')) {
+      const positions = decodeToken(token.trim());
+      if (positions !== undefined) unit.carry(positions);
+    }
   }
-  const positions = token === undefined ? undefined : decodeToken(token);
-  if (positions !== undefined) unit.carry(positions);
 }
 
 /**
@@ -72,17 +81,17 @@ function set(reply: HeaderedResponse, name: string, value: string): void {
   reply.setHeader(name, [...(cookies as string[]), value]);
 }
 
-/** The value of a header that may come as a list. */
-function first(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
-}
-
-/** The value of cookie `name` in a `Cookie` header. */
-function cookie(header: string | undefined, name: string): string | undefined {
-  if (header === undefined) return undefined;
-  for (const pair of header.split(';')) {
-    const at = pair.indexOf('=');
-    if (at > 0 && pair.slice(0, at).trim() === name) return pair.slice(at + 1).trim();
+/** The values of cookie `name` in `Cookie` headers, without the double quotes a value may have. */
+function cookies(header: string | string[] | undefined, name: string): string[] {
+  const found: string[] = [];
+  for (const line of Array.isArray(header) ? header : header === undefined ? [] : [header]) {
+    for (const pair of line.split(';')) {
+      const at = pair.indexOf('=');
+      if (at <= 0 || pair.slice(0, at).trim() !== name) continue;
+      const value = pair.slice(at + 1).trim();
+      const quoted = value.length >= 2 && value.startsWith('"') && value.endsWith('"');
+      found.push(quoted ? value.slice(1, -1) : value);
+    }
   }
-  return undefined;
+  return found;
 }

@@ -83,7 +83,7 @@ export class ConnectionTaker {
     const replicas = replicaFor(this.replicas, lender, this.request, own?.routingUnit, name);
     if (message) message.replica = replicas !== undefined;
     // A replica must have replayed what the unit's client wrote (its consistency token).
-    const need = replicas && own?.routingUnit?.position(name);
+    const need = replicas?.needOf(own?.routingUnit);
     const acquired = await this.connection
       .acquire(ms, lender, this.session, frame, replicas, need)
       .catch((error: unknown) => {

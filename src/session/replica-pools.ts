@@ -5,6 +5,7 @@ import { ReplicaUnavailableError } from '../errors/replica-unavailable.error.js'
 import { type ConnectionWaits, releaseLate } from './connection-wait.js';
 import { connectPg, type PgPool, type PooledConnection } from './pooled-connection.js';
 import { ReplicaStatus, type StatusClient } from './replica-status.js';
+import type { FrameUnit } from './session-frames.js';
 import { pgServesAtOnce } from './transaction-dialect.js';
 import { formatLsn } from './wal-position.js';
 
@@ -63,6 +64,11 @@ export class ReplicaPools {
   private behindReads = 0;
   private behindLoggedAt = -BEHIND_LOG_MS;
   private readonly statuses: readonly ReplicaStatus[];
+  /**
+   * The data sources (this one included) whose primary is the same server: they share its WAL,
+   * so a position committed through any of them is one reads of this one must see.
+   */
+  siblings: readonly string[];
 
   private constructor(
     private readonly name: string,
@@ -70,6 +76,7 @@ export class ReplicaPools {
     private readonly routing: ReplicaRouting,
     private readonly waits: ConnectionWaits,
   ) {
+    this.siblings = [name];
     this.statuses = pools.map((pool, index) => {
       const { host, port } = pool.options ?? {};
       const where = host === undefined ? '' : ` (${String(host)}:${String(port ?? 5432)})`;
@@ -87,6 +94,20 @@ export class ReplicaPools {
     const slaves = (dataSource.driver as unknown as { slaves?: CountedPool[] }).slaves;
     if (!slaves || slaves.length === 0) return undefined;
     return new ReplicaPools(name, slaves, routing, waits);
+  }
+
+  /**
+   * The primary WAL position a read-only transaction of `unit` must find replayed: the furthest
+   * it carries or committed through this data source or another on the same primary server.
+   */
+  needOf(unit: FrameUnit | undefined): bigint | undefined {
+    if (unit === undefined) return undefined;
+    let need: bigint | undefined;
+    for (const name of this.siblings) {
+      const position = unit.position(name);
+      if (position !== undefined && (need === undefined || position > need)) need = position;
+    }
+    return need;
   }
 
   /**

@@ -44,5 +44,33 @@ export function replicaPoolsOf(
     const pools = ReplicaPools.of(name, dataSource, routing, waits);
     if (pools) found.set(name, pools);
   }
+  // Data sources on one primary server share its WAL positions (see `ReplicaPools.siblings`).
+  const servers = new Map<string, string[]>();
+  for (const name of found.keys()) {
+    const server = primaryServer(dataSources.get(name)!);
+    servers.set(server, [...(servers.get(server) ?? []), name]);
+  }
+  for (const [name, pools] of found)
+    pools.siblings = servers.get(primaryServer(dataSources.get(name)!))!;
   return found;
+}
+
+/** The primary server of a replicated data source, as its options name it: `host:port`. */
+function primaryServer(dataSource: DataSource): string {
+  const { replication } = dataSource.options as {
+    replication?: { master?: { url?: string; host?: string; port?: number } };
+  };
+  const master = replication?.master ?? {};
+  let { host, port } = master;
+  if (master.url !== undefined) {
+    try {
+      const url = new URL(master.url);
+      // TypeORM lets the URL's parts win over host and port.
+      host = url.hostname || host;
+      port = url.port === '' ? port : Number(url.port);
+    } catch {
+      return master.url; // not a URL pg reads alike: only the same string is the same server
+    }
+  }
+  return `${host ?? 'localhost'}:${port ?? 5432}`;
 }

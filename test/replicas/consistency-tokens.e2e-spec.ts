@@ -299,12 +299,12 @@ describe('Read replicas: consistency tokens (read-your-writes across requests)',
         expect(() => context.consistentWith('nonsense')).toThrow(/is not a consistency token/);
         expect(() => context.consistentWith(undefined)).not.toThrow();
       });
-      expect(() => factory.runInNewContext(() => 1, { consistencyToken: 'x' })).toThrow(
+      await expect(factory.runInNewContext(() => 1, { consistencyToken: 'x' })).rejects.toThrow(
         InvalidOptionError,
       );
-      expect(() => factory.runInNewContext(() => 1, { consistencytoken: 'x' } as never)).toThrow(
-        /consistencytoken/,
-      );
+      await expect(
+        factory.runInNewContext(() => 1, { consistencytoken: 'x' } as never),
+      ).rejects.toThrow(/consistencytoken/);
     });
   });
 });

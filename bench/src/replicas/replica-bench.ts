@@ -53,6 +53,7 @@ async function main(): Promise<void> {
   const order = (round: number) => (round % 2 ? [...MODES] : [...MODES].reverse());
   const results: Result[] = [];
   const version = await sql(primary, 'SHOW server_version');
+  let commits: CommitCost[] = [];
   try {
     for (let round = 1; round <= ROUNDS; round++) {
       for (const mode of order(round)) {
@@ -61,11 +62,69 @@ async function main(): Promise<void> {
         results.push(result);
       }
     }
+    commits = await commitCost(primary);
   } finally {
     await standby.stop();
     await primaryPg.stop();
   }
-  await report(results, version);
+  await report(results, version, commits);
+}
+
+/** What a COMMIT costs, plain and with the WAL position of a replicated primary's (µs per commit). */
+interface CommitCost {
+  commit: string;
+  wrote: boolean;
+  micros: number;
+}
+
+const COMMITS = Number(process.env.BENCH_COMMITS ?? 2000);
+/** As src/session/wal-position.ts sends it. */
+const WITH_POSITION =
+  'SELECT txid_current_if_assigned() IS NOT NULL AS wrote; COMMIT; ' +
+  'SELECT p::text AS position, (pg_walfile_name_offset(p)).file_offset AS offset, ' +
+  "current_setting('wal_block_size')::int AS page FROM pg_current_wal_insert_lsn() AS p";
+
+/**
+ * Times the COMMIT statement alone over one pg connection (client and server on this machine),
+ * for a transaction that wrote one row and one that only read, plain and as the library sends it
+ * on a primary with replicas; the four cells alternate, best of three runs each.
+ */
+async function commitCost(url: string): Promise<CommitCost[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  const cells: Array<[string, string, boolean]> = [
+    ['COMMIT', 'COMMIT', true],
+    ['with position', WITH_POSITION, true],
+    ['COMMIT', 'COMMIT', false],
+    ['with position', WITH_POSITION, false],
+  ];
+  const best = new Map<string, number>();
+  try {
+    for (let run = 0; run < 3; run++) {
+      for (const [name, commit, wrote] of cells) {
+        let spent = 0;
+        for (let i = 0; i < COMMITS; i++) {
+          await client.query('BEGIN');
+          await client.query(
+            wrote ? "INSERT INTO replica_bench_item (name) VALUES ('c')" : 'SELECT 1',
+          );
+          const started = performance.now();
+          await client.query(commit);
+          spent += performance.now() - started;
+        }
+        const key = `${name}|${wrote}`;
+        const micros = (spent / COMMITS) * 1000;
+        best.set(key, Math.min(best.get(key) ?? Infinity, micros));
+      }
+    }
+  } finally {
+    await client.end();
+  }
+  return cells.map(([name, , wrote]) => ({
+    commit: name,
+    wrote,
+    micros: Number(best.get(`${name}|${wrote}`)!.toFixed(1)),
+  }));
 }
 
 async function measure(
@@ -236,7 +295,7 @@ function stop(server: ChildProcess): Promise<void> {
   });
 }
 
-async function report(results: Result[], pgVersion: string): Promise<void> {
+async function report(results: Result[], pgVersion: string, commits: CommitCost[]): Promise<void> {
   const git = (args: string[]) => execFileSync('git', args).toString().trim();
   const lines = [
     `# Replicas bench (${new Date().toISOString().slice(0, 10)})`,
@@ -250,6 +309,16 @@ async function report(results: Result[], pgVersion: string): Promise<void> {
       const c = (name: string) =>
         r.connections[name] ? `${r.connections[name].mean} / ${r.connections[name].peak}` : '0 / 0';
       return `| ${r.mode} | ${r.rps} | ${r.p50} | ${r.p99} | ${r.errors} | ${r.stale} / ${r.checked} | ${c('primary')} | ${c('replica')} | ${r.placement.primary ?? 0} | ${r.placement.replica ?? 0} |`;
+    }),
+    '',
+    `COMMIT alone, ${COMMITS} per cell over one connection, best of 3 (µs per commit; \`with position\` is what the library sends on a primary with replicas):`,
+    '',
+    '| transaction | COMMIT | with position |',
+    '|---|---:|---:|',
+    ...[true, false].map((wrote) => {
+      const cell = (commit: string) =>
+        commits.find((c) => c.commit === commit && c.wrote === wrote)?.micros ?? '';
+      return `| ${wrote ? 'wrote a row' : 'read only'} | ${cell('COMMIT')} | ${cell('with position')} |`;
     }),
     '',
   ];
