@@ -1,4 +1,3 @@
-import type { LoggerService } from '@nestjs/common';
 import {
   InvalidOptionError,
   NoSessionContextError,
@@ -7,6 +6,7 @@ import {
   SessionFactory,
 } from '../../src/index.js';
 import {
+  captureLogs,
   createReplicaApp,
   pair,
   pauseReplay,
@@ -21,14 +21,6 @@ import { eventually } from '../support/create-app.js';
 
 const HEADER = 'x-consistency-token';
 const TOKEN = /^default=[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/;
-
-/** Log lines, by level. */
-function capture(): LoggerService & { lines: string[] } {
-  const lines: string[] = [];
-  const keep = (level: string) => (message: unknown) =>
-    void lines.push(`${level} ${String(message)}`);
-  return { lines, log: keep('log'), warn: keep('warn'), error: keep('error') };
-}
 
 /** Whether the primary's WAL position `token` names is at most the primary's insert position. */
 async function tokenOnPrimary(token: string): Promise<boolean> {
@@ -57,7 +49,7 @@ describe('Read replicas: consistency tokens (read-your-writes across requests)',
 
   describe('in a header', () => {
     let t: ReplicaApp;
-    const logs = capture();
+    const logs = captureLogs();
     beforeAll(async () => {
       t = await createReplicaApp({
         context: { consistency: { header: HEADER } },

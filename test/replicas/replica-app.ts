@@ -149,3 +149,11 @@ export async function pauseReplay(url = pair().replica): Promise<void> {
 export async function resumeReplay(url = pair().replica): Promise<void> {
   await runOn(url, 'SELECT pg_wal_replay_resume()');
 }
+
+/** A logger that keeps the lines it is given (`'warn <message>'`), for the log assertions. */
+export function captureLogs(): LoggerService & { lines: string[] } {
+  const lines: string[] = [];
+  const keep = (level: string) => (message: unknown) =>
+    void lines.push(`${level} ${String(message)}`);
+  return { lines, log: keep('log'), warn: keep('warn'), error: keep('error') };
+}

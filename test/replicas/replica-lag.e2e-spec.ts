@@ -1,9 +1,9 @@
-import type { LoggerService } from '@nestjs/common';
 import { ReplicaUnavailableError, SessionFactory } from '../../src/index.js';
 import { eventually } from '../support/create-app.js';
 import { freePort } from '../support/free-port.js';
 import { type Standby, startStandby } from '../support/standby.js';
 import {
+  captureLogs,
   createReplicaApp,
   pair,
   pauseReplay,
@@ -16,13 +16,6 @@ import { TokenController } from './token-app.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const HEADER = 'x-consistency-token';
-
-function capture(): LoggerService & { lines: string[] } {
-  const lines: string[] = [];
-  const keep = (level: string) => (message: unknown) =>
-    void lines.push(`${level} ${String(message)}`);
-  return { lines, log: keep('log'), warn: keep('warn'), error: keep('error') };
-}
 
 /** Makes the standby at `url` lag: replay paused, then a commit it receives but does not apply. */
 async function lagging(t: ReplicaApp, url: string, ms: number): Promise<void> {
@@ -38,7 +31,7 @@ describe('Read replicas: lag-aware routing (maxReplicaLag)', () => {
   describe('one replica', () => {
     let t: ReplicaApp;
     let factory: SessionFactory;
-    const logs = capture();
+    const logs = captureLogs();
     beforeAll(async () => {
       t = await createReplicaApp({
         context: { maxReplicaLag: 300, consistency: { refresh: 25 } },
