@@ -299,6 +299,12 @@ export const messages = {
     "replicaDown is 'fail'. Set replicaDown: 'primary' in TypeOrmContextModule.forRoot() to run " +
     'read-only transactions on the primary during an outage, or pass { readOnly: true, ' +
     'replica: false } to keep this one on the primary.',
+  tokensUnavailable: (dataSource: string, reason: unknown) =>
+    `The primary of data source '${dataSource}' cannot tell its WAL position (${String(reason)}): ` +
+    'its commits make no consistency tokens, and reads of clients that wrote may be stale on its ' +
+    'replicas. Grant the role EXECUTE on pg_current_wal_insert_lsn(), pg_walfile_name_offset() ' +
+    'and txid_current_if_assigned(), or read with { readOnly: true, replica: false } where a read ' +
+    'must see the latest write.',
   replicaLagging: (dataSource: string, replica: string, lag: number, max: number) =>
     `The ${replica} of data source '${dataSource}' replays ${lag} ms behind the primary, more than ` +
     `maxReplicaLag (${max} ms): it gets no reads until it catches up.`,

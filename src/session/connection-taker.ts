@@ -106,7 +106,9 @@ export class ConnectionTaker {
       if (this.replicas && !lender && !this.connection.onReplica) {
         own?.unit?.notePrimary(name);
         // Its commit tells the unit the WAL position to hand on (see `consistencyToken()`).
-        if (this.connection.statements === undefined) this.committer = own?.unit;
+        if (this.connection.statements === undefined && this.replicas.tokens) {
+          this.committer = own?.unit;
+        }
       }
       if (message) this.connection.trace(message);
       return;

@@ -69,6 +69,11 @@ export class ReplicaPools {
    * so a position committed through any of them is one reads of this one must see.
    */
   siblings: readonly string[];
+  /**
+   * Whether commits on the primary learn their WAL position (consistency tokens): once the
+   * primary answered `POSITION_PROBE` at startup (see `probePositions()`).
+   */
+  tokens = false;
 
   private constructor(
     private readonly name: string,

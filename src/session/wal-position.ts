@@ -64,3 +64,12 @@ export function committedPosition(results: unknown): bigint | undefined {
   if (offset % page === PAGE_HEADER) return position - PAGE_HEADER;
   return position;
 }
+
+/**
+ * Asks a primary whether it can tell WAL positions the way `COMMIT_WITH_POSITION` asks (a managed
+ * PostgreSQL may not: Aurora refuses the WAL functions, a role may be denied them).
+ */
+export const POSITION_PROBE =
+  'SELECT txid_current_if_assigned() AS xid, p::text AS position, ' +
+  "(pg_walfile_name_offset(p)).file_offset AS offset, current_setting('wal_block_size')::int AS page " +
+  'FROM pg_current_wal_insert_lsn() AS p';

@@ -209,6 +209,51 @@ describe('Read replicas: consistency tokens (read-your-writes across requests)',
     });
   });
 
+  it('a primary that cannot tell its WAL position (a role denied the function): a warning at startup, plain commits, no token', async () => {
+    const { primary, replica } = pair();
+    await runOn(
+      primary,
+      "DROP ROLE IF EXISTS ntc_tokenless; CREATE ROLE ntc_tokenless LOGIN PASSWORD 'tokenless'; " +
+        'GRANT ALL ON replica_item TO ntc_tokenless; GRANT ALL ON SEQUENCE replica_item_id_seq TO ntc_tokenless; ' +
+        'REVOKE EXECUTE ON FUNCTION pg_current_wal_insert_lsn() FROM PUBLIC',
+    );
+    const as = (url: string) => {
+      const parsed = new URL(url);
+      parsed.username = 'ntc_tokenless';
+      parsed.password = 'tokenless';
+      return parsed.toString();
+    };
+    const logs = captureLogs();
+    const t = await createReplicaApp({
+      primary: as(primary),
+      slaves: [as(replica)],
+      context: { consistency: { header: HEADER } },
+      controllers: [TokenController],
+      logger: logs,
+    });
+    try {
+      expect(
+        logs.lines.filter((line) => line.includes('cannot tell its WAL position')),
+      ).toHaveLength(1);
+      const write = await t.http().post('/tok/write/denied').expect(201);
+      expect(write.headers[HEADER]).toBeUndefined();
+      const rows = await runOn(
+        primary,
+        "SELECT count(*)::int AS n FROM replica_item WHERE text = 'denied'",
+      );
+      expect(rows[0]!.n).toBe(1);
+      await t.expectClean();
+    } finally {
+      await t.close();
+      await runOn(
+        primary,
+        'GRANT EXECUTE ON FUNCTION pg_current_wal_insert_lsn() TO PUBLIC; ' +
+          'REVOKE ALL ON replica_item FROM ntc_tokenless; REVOKE ALL ON SEQUENCE replica_item_id_seq FROM ntc_tokenless; ' +
+          'DROP ROLE ntc_tokenless',
+      );
+    }
+  });
+
   describe('the API: consistencyToken(), consistentWith(), runInNewContext({ consistencyToken })', () => {
     let t: ReplicaApp;
     let other: ReplicaApp;

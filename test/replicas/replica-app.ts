@@ -41,13 +41,16 @@ export async function createReplicaApp(
     logger?: LoggerService;
     /** Connections per pool (the primary's and each replica's). Default: 10. */
     poolSize?: number;
+    /** The primary's URL. Default: the pair's. */
+    primary?: string;
     /** More modules, controllers and providers for the app. */
     imports?: Array<DynamicModule | (new (...args: any[]) => unknown)>;
     controllers?: Array<new (...args: any[]) => unknown>;
     providers?: Array<new (...args: any[]) => unknown>;
   } = {},
 ): Promise<ReplicaApp> {
-  const { primary, replica } = pair();
+  const { replica } = pair();
+  const primary = options.primary ?? pair().primary;
   const moduleRef = await Test.createTestingModule({
     imports: [
       TypeOrmModule.forRoot({
