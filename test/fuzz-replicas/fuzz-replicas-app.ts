@@ -113,6 +113,14 @@ export class FuzzReplicaService {
     return sight(this.context.session(), prefix);
   }
 
+  /** A read-only `sessionFactory.open()`, committed and closed. */
+  async openRead(prefix: string): Promise<Sight> {
+    await using session = this.factory.open({ readOnly: true });
+    const seen = await sight(session.manager, prefix);
+    await session.commit();
+    return seen;
+  }
+
   /** A read-only `sessionFactory.atomic()`. */
   atomicRead(prefix: string): Promise<Sight> {
     return this.factory.atomic((manager) => sight(manager, prefix), { readOnly: true });
@@ -135,11 +143,19 @@ export class FuzzReplicaController {
     private readonly service: FuzzReplicaService,
   ) {}
 
-  /** Writes in the request's unit (maybe a NESTED block), then ok or failing. */
+  /**
+   * Writes in the request's unit (maybe a NESTED block), then ok or failing; with no rows, reads
+   * the client's rows in the request's own transaction instead.
+   */
   @Post('request')
   async request(
-    @Body() body: { tag: string; rows: number; nested?: Nested; fail: boolean },
+    @Body() body: { tag: string; client: string; rows: number; nested?: Nested; fail: boolean },
   ): Promise<WriteAnswer> {
+    if (body.rows === 0) {
+      const read = await sight(this.context.session(), body.client);
+      if (body.fail) throw new PlannedFailure(failure(body.tag), read);
+      return { read };
+    }
     const inner = await this.service.writeWithNested(body.tag, body.rows, body.nested);
     if (body.fail) throw new Error(failure(body.tag));
     return { inner };

@@ -25,7 +25,10 @@ export interface Nested {
 
 /** A write of a client; `app` is the index in APPS it runs on. */
 export type Write =
-  /** An HTTP request writing in its own unit of work (maybe with a NESTED block), ok or failing. */
+  /**
+   * An HTTP request writing in its own unit of work (maybe with a NESTED block), ok or failing;
+   * with no rows, it only reads in its own (read-write) transaction: on the primary, no token.
+   */
   | { kind: 'request'; app: number; rows: number; nested?: Nested; fail: boolean }
   /**
    * An HTTP request: writes, `sessionContext.commit()`, maybe a read-only atomic (must run on the
@@ -61,15 +64,21 @@ export type ReadVia =
   /** Outside HTTP: `runInNewContext()` + read-only `sessionFactory.atomic()`. */
   | 'directAtomic'
   /** Outside HTTP: `runInNewContext()` + the read-only REQUIRES_NEW method. */
-  | 'directReport';
+  | 'directReport'
+  /** Outside HTTP: `runInNewContext()` + `sessionFactory.open({ readOnly: true })`, committed. */
+  | 'directOpen';
 
-/** A read of the client's rows, with the client's latest token or without any. */
+/**
+ * A read of the client's rows, with the client's latest token or without any; `copies` of it at
+ * once (a page that fires several requests with the same token).
+ */
 export interface Read {
   kind: 'read';
   app: number;
   via: ReadVia;
   carry: Carry;
   withToken: boolean;
+  copies: number;
 }
 
 /** One operation of a client, and the milliseconds it waits before it starts. */
@@ -120,7 +129,8 @@ export function expectedWrite(tag: string, op: Write): WriteModel {
     case 'request':
       return {
         ok: !op.fail,
-        groups: op.fail ? [] : [[...texts(tag, 'w', op.rows), ...nestedRows(op.nested)]],
+        groups:
+          op.fail || op.rows === 0 ? [] : [[...texts(tag, 'w', op.rows), ...nestedRows(op.nested)]],
         inner: op.fail ? undefined : nestedInner(op.nested),
       };
     case 'commitMid':
@@ -173,16 +183,19 @@ const failArb = fc.oneof({ weight: 3, arbitrary: fc.constant(false) }, fc.consta
 const writeArb: fc.Arbitrary<Write> = fc.oneof(
   {
     weight: 3,
-    arbitrary: fc.record(
-      {
-        kind: fc.constant('request' as const),
-        app: appArb,
-        rows: fc.integer({ min: 1, max: 3 }),
-        nested: nestedArb,
-        fail: failArb,
-      },
-      { requiredKeys: ['kind', 'app', 'rows', 'fail'] },
-    ),
+    arbitrary: fc
+      .record(
+        {
+          kind: fc.constant('request' as const),
+          app: appArb,
+          rows: fc.integer({ min: 0, max: 3 }),
+          nested: nestedArb,
+          fail: failArb,
+        },
+        { requiredKeys: ['kind', 'app', 'rows', 'fail'] },
+      )
+      // No rows: a request that only reads (a NESTED block alone could commit an empty write).
+      .map((op) => (op.rows === 0 ? { ...op, nested: undefined } : op)),
   },
   {
     weight: 2,
@@ -231,9 +244,11 @@ const readArb: fc.Arbitrary<Read> = fc.record({
     'httpChild',
     'directAtomic',
     'directReport',
+    'directOpen',
   ),
   carry: carryArb,
   withToken: fc.oneof({ weight: 2, arbitrary: fc.constant(true) }, fc.constant(false)),
+  copies: fc.oneof({ weight: 3, arbitrary: fc.constant(1) }, fc.integer({ min: 2, max: 4 })),
 });
 
 const stepArb: fc.Arbitrary<ClientStep> = fc.record({

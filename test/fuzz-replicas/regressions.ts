@@ -28,7 +28,14 @@ export const regressions: Regression[] = [
           { delay: 5, op: { kind: 'request', app: 1, rows: 2, fail: false } },
           {
             delay: 0,
-            op: { kind: 'read', app: 0, via: 'httpAtomic', carry: 'option', withToken: true },
+            op: {
+              kind: 'read',
+              app: 0,
+              via: 'httpAtomic',
+              carry: 'option',
+              withToken: true,
+              copies: 1,
+            },
           },
           {
             delay: 0,
@@ -38,11 +45,19 @@ export const regressions: Regression[] = [
               via: 'directReport',
               carry: 'consistentWith',
               withToken: true,
+              copies: 3,
             },
           },
           {
             delay: 0,
-            op: { kind: 'read', app: 3, via: 'httpChild', carry: 'option', withToken: false },
+            op: {
+              kind: 'read',
+              app: 3,
+              via: 'httpChild',
+              carry: 'option',
+              withToken: false,
+              copies: 2,
+            },
           },
         ],
         [
@@ -63,7 +78,14 @@ export const regressions: Regression[] = [
           },
           {
             delay: 0,
-            op: { kind: 'read', app: 1, via: 'directAtomic', carry: 'option', withToken: true },
+            op: {
+              kind: 'read',
+              app: 1,
+              via: 'directAtomic',
+              carry: 'option',
+              withToken: true,
+              copies: 1,
+            },
           },
         ],
       ],
@@ -92,7 +114,14 @@ export const regressions: Regression[] = [
           },
           {
             delay: 0,
-            op: { kind: 'read', app: 0, via: 'httpReport', carry: 'option', withToken: true },
+            op: {
+              kind: 'read',
+              app: 0,
+              via: 'httpReport',
+              carry: 'option',
+              withToken: true,
+              copies: 1,
+            },
           },
         ],
         [
@@ -102,7 +131,14 @@ export const regressions: Regression[] = [
           },
           {
             delay: 0,
-            op: { kind: 'read', app: 1, via: 'directAtomic', carry: 'option', withToken: true },
+            op: {
+              kind: 'read',
+              app: 1,
+              via: 'directAtomic',
+              carry: 'option',
+              withToken: true,
+              copies: 1,
+            },
           },
         ],
       ],

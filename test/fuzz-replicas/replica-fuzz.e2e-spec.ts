@@ -150,8 +150,10 @@ describe('randomized model-based test of read replicas and consistency tokens', 
       if (delay > 0) await sleep(delay);
       const tag = `${client.prefix}${i}`;
       try {
-        if (op.kind === 'read') checkRead(client, tag, op, await runRead(client, op), problems);
-        else await runWrite(client, tag, op, tokens, problems);
+        if (op.kind === 'read') {
+          const copies = Array.from({ length: op.copies ?? 1 }, () => runRead(client, op));
+          for (const seen of await Promise.all(copies)) checkRead(client, tag, op, seen, problems);
+        } else await runWrite(client, tag, op, tokens, problems);
       } catch (error) {
         problems.push(`${tag} ${JSON.stringify(op)} threw: ${messageOf(error)}`);
       }
@@ -218,15 +220,17 @@ describe('randomized model-based test of read replicas and consistency tokens', 
       token = response.headers[HEADER] as string | undefined;
       if (model.groups.length === 0 && token !== undefined)
         say(`nothing committed, yet the response sent the token ${token}`);
-      if (op.kind === 'commitMid' && op.readAfter) {
-        // After the commit the unit used the primary: its read stays there and sees the commit.
-        const committed = [...client.groups.flat(), ...model.groups[0]!].sort();
+      const readsOwn = op.kind === 'request' && op.rows === 0;
+      if ((op.kind === 'commitMid' && op.readAfter) || readsOwn) {
+        // The request's own transaction, or a read-only one after its commit (the unit used the
+        // primary): the primary, seeing every commit of the client so far.
+        const committed = [...client.groups.flat(), ...(model.groups[0] ?? [])].sort();
         const read = body.read;
-        if (read === undefined) say('its read after the commit reported nothing');
+        if (read === undefined) say('its read reported nothing');
         else if (read.replica || read.port !== primaryPort)
-          say(`its read after the commit ran on ${read.port} (replica: ${read.replica})`);
+          say(`its read ran on ${read.port} (replica: ${read.replica})`);
         else if (JSON.stringify([...read.texts].sort()) !== JSON.stringify(committed))
-          say(`its read after the commit saw ${read.texts}, committed: ${committed}`);
+          say(`its read saw ${read.texts}, committed: ${committed}`);
       }
     }
     if (model.groups.length > 0) {
@@ -258,7 +262,11 @@ describe('randomized model-based test of read replicas and consistency tokens', 
     const context = t.app.get(SessionContext);
     const service = t.app.get(FuzzReplicaService);
     const read = () =>
-      op.via === 'directAtomic' ? service.atomicRead(client.prefix) : service.report(client.prefix);
+      op.via === 'directAtomic'
+        ? service.atomicRead(client.prefix)
+        : op.via === 'directOpen'
+          ? service.openRead(client.prefix)
+          : service.report(client.prefix);
     if (op.carry === 'option') return factory.runInNewContext(read, { consistencyToken: token });
     return factory.runInNewContext(() => {
       context.consistentWith(token);
@@ -382,7 +390,10 @@ describe('randomized model-based test of read replicas and consistency tokens', 
       await clean().catch((error: unknown) => problems.push(messageOf(error)));
       await new Promise((resolve) => setImmediate(resolve));
       problems.push(...unhandled.map((reason) => `unhandled rejection: ${reason}`));
-      if (problems.length > 0) throw new Error(`program ${program}:\n${problems.join('\n')}`);
+      if (problems.length > 0)
+        throw new Error(
+          `program ${program}: ${JSON.stringify(p)}\n(FUZZ_REPLICAS_PROGRAM takes it as it is)\n${problems.join('\n')}`,
+        );
     } finally {
       process.off('unhandledRejection', onUnhandled);
     }
