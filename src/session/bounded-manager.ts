@@ -95,6 +95,23 @@ export function bounded(
     const opened = await stream.apply(this, args);
     // Ended by the library when the connection is lost: pg-query-stream would wait forever.
     const lose = losable(opened);
+    // The driver's own error of the stream can come first (mysql2: the KILL's "Connection was
+    // killed"): its reader gets the same ConnectionLostError as from the connection's event.
+    const emit = opened.emit;
+    opened.emit = function (this: typeof opened, event: string | symbol, ...rest: unknown[]) {
+      const [error] = rest;
+      if (
+        event === 'error' &&
+        !(error instanceof ConnectionLostError) &&
+        isConnectionLost(dataSource.options.type, error)
+      ) {
+        if (held) held.failure ??= error as Error;
+        rest[0] = new ConnectionLostError(messages.notSupportedConnectionLost(name), {
+          cause: error,
+        });
+      }
+      return emit.call(this, event, ...rest);
+    } as typeof opened.emit;
     if (held) {
       held.onError = (error) =>
         lose(new ConnectionLostError(messages.notSupportedConnectionLost(name), { cause: error }));
