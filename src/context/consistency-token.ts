@@ -16,9 +16,15 @@ export function encodeToken(positions: ReadonlyMap<string, bigint>): string | un
   return entries.join('&');
 }
 
+/**
+ * The longest token read: Node's own limit on a request's headers (16 KiB); a gateway's token of
+ * many services' positions is longer than one app's, and the app hands it back whole.
+ */
+const MAX_TOKEN = 16_384;
+
 /** The positions `token` names, or undefined when it is not a token (nothing of it is used then). */
 export function decodeToken(token: unknown): Map<string, bigint> | undefined {
-  if (typeof token !== 'string' || token.length === 0 || token.length > 4096) return undefined;
+  if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN) return undefined;
   const positions = new Map<string, bigint>();
   for (const entry of token.split('&')) {
     const at = entry.lastIndexOf('=');

@@ -53,8 +53,8 @@ export class SessionContext {
    * (`consistentWith()`, `runInNewContext(fn, { consistencyToken })`): that unit's read-only
    * transactions then run only on replicas that replayed it. Undefined when the unit wrote nothing
    * on a replicated data source and carried nothing in. Read it after the commit (in
-   * `afterCommit`, or after `sessionContext.commit()`); the interceptor's `consistency.header` /
-   * `cookie` options send it for you. Throws `NoSessionContextError` outside any unit of work.
+   * `afterCommit`, or after `sessionContext.commit()`); the `consistency.header` / `cookie`
+   * options send it on HTTP responses for you. Throws `NoSessionContextError` outside any unit of work.
    */
   consistencyToken(): string | undefined {
     const unit = this.runtime.frame()?.routingUnit;

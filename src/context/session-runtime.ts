@@ -22,8 +22,7 @@ import { SlowTransactionLog } from '../diagnostics/slow-transactions.js';
 import { ConnectionWaits } from '../session/connection-wait.js';
 import { guardPool } from '../session/pool-guard.js';
 import { queueSqlite } from '../session/sqlite-setup.js';
-import type { ReplicaPools } from '../session/replica-pools.js';
-import { probePositions, replicaPoolsOf } from '../session/replica-setup.js';
+import { replicaPoolsOf } from '../session/replica-setup.js';
 import { LazySession } from '../session/lazy-session.js';
 import { Lenders } from '../session/lenders.js';
 import type { UnitOfWork } from './unit-of-work.js';
@@ -110,7 +109,6 @@ export class SessionRuntime
     }
     const replicas = replicaPoolsOf(this.dataSources, this.options, this.hooks.waits);
     if (replicas.size > 0) this.hooks.replicas = (name) => replicas.get(name);
-    this.replicas = replicas;
     this.initialized = true;
     addLiveDataSources(this, this.dataSources);
     enableFor(this, this.options.instrumentations);
@@ -118,16 +116,9 @@ export class SessionRuntime
     recordInstances(this.modules, this, this.globalInterceptors());
   }
 
-  /** The replicas of each data source that has any (set at `onModuleInit()`). */
-  private replicas: ReadonlyMap<string, ReplicaPools> = new Map();
-
-  /**
-   * Records this app for global interceptors `app.useGlobalInterceptors()` got after its modules
-   * initialized, and asks each replicated primary whether its commits can make consistency tokens.
-   */
-  async onApplicationBootstrap(): Promise<void> {
+  /** Records this app for global interceptors `app.useGlobalInterceptors()` got after its modules initialized. */
+  onApplicationBootstrap(): void {
     recordInstances(undefined, this, this.globalInterceptors());
-    if (this.replicas.size > 0) await probePositions(this.dataSources, this.replicas);
   }
 
   /** Refuses new work once the application shuts down, and stops the slow-transaction log. */

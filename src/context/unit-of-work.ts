@@ -83,12 +83,8 @@ export class UnitOfWork implements LogUnit {
   }
   /** The HTTP request the unit serves, for the `requestId` option (read only when a line is logged). */
   request?: unknown;
-  /**
-   * The HTTP response of the request the unit serves, kept by the middleware only where
-   * consistency tokens travel over HTTP: who ends the unit without an interceptor (a GraphQL
-   * operation) sends the new token on it.
-   */
-  response?: unknown;
+  /** The consistency token last sent on the unit's HTTP response (sent once, whoever sends it). */
+  sentToken?: string;
   private ownId?: number;
   private tag?: string;
   /** The operation that owns ending this unit, when handlers share it (GraphQL). */

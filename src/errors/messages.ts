@@ -21,7 +21,8 @@ export const messages = {
     `Plain TypeORM code of data source '${dataSource}' (${method}() of a repository from ` +
     `TypeOrmModule.forFeature(), of the DataSource or its manager) ran inside a unit of work, at ` +
     `${site}: it runs on a connection of its own and commits on its own, outside the unit's ` +
-    "transaction, so a rollback of the unit does not undo it. Use the unit's session: " +
+    'transaction, so a rollback of the unit does not undo it (and a read TypeORM sends to a ' +
+    "replica sees neither the unit's writes nor its consistency token). Use the unit's session: " +
     'TypeOrmContextModule.forFeature([...]) instead of TypeOrmModule.forFeature([...]) for ' +
     '@InjectRepository(), @InjectSession() or sessionContext.session() instead of the ' +
     "DataSource's manager; or set plainTypeorm: 'join' in TypeOrmContextModule.forRoot() to " +

@@ -6,7 +6,6 @@ import { type JoinedHandler, UnitOfWork, type UnitOperation } from '../context/u
 import type { ResolvedModuleOptions } from '../typeorm-context.options.js';
 import { messages } from '../errors/messages.js';
 import { reportError } from '../logger.js';
-import { sendToken } from '../interceptors/consistency-carrier.js';
 
 /** The part of a GraphQL result (`{ data, errors }`) that decides how its unit ends. */
 export interface OperationResult {
@@ -130,10 +129,6 @@ export class OperationUnit implements UnitOperation {
       await this.unit.end(commit);
     } catch (error) {
       failure ??= { error };
-    }
-    const consistency = this.options?.consistency;
-    if (this.unit.advanced && consistency !== undefined && this.unit.response !== undefined) {
-      sendToken(this.unit, this.unit.response, consistency);
     }
     if (failure === undefined) return undefined;
     reportError(messages.graphqlEndFailed(), failure.error, this.unit);

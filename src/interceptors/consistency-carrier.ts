@@ -52,21 +52,70 @@ function carryAll(unit: UnitOfWork, values: string | string[] | undefined): void
  * cookie or both), while the response's headers are not sent yet (not after a streamed body or
  * an SSE stream began).
  */
-export function sendToken(unit: UnitOfWork, response: unknown, options: Carried): void {
+export function sendToken(
+  unit: UnitOfWork,
+  response: unknown,
+  options: Carried,
+  /** The headers `writeHead()` was given, which win over those set before: set there. */
+  into?: Record<string, unknown>,
+): void {
   if (!unit.advanced) return;
   const reply = response as HeaderedResponse | null | undefined;
   if (reply === null || reply === undefined) return;
   if (reply.sent === true || reply.headersSent === true || reply.raw?.headersSent === true) return;
   const token = encodeToken(unit.allPositions());
-  if (token === undefined) return;
-  if (options.header !== false) set(reply, options.header, token);
+  if (token === undefined || token === unit.sentToken) return;
+  unit.sentToken = token;
+  if (options.header !== false) set(reply, options.header, token, into);
   if (options.cookie !== false) {
-    set(reply, 'set-cookie', `${options.cookie}=${token}; Path=/; HttpOnly; SameSite=Lax`);
+    set(reply, 'set-cookie', `${options.cookie}=${token}; Path=/; HttpOnly; SameSite=Lax`, into);
   }
 }
 
-/** Sets a header on Fastify's reply or a Node response; `set-cookie` is added to those set. */
-function set(reply: HeaderedResponse, name: string, value: string): void {
+/**
+ * Sends `unit`'s new token as `response`'s headers go out, whoever writes them: the interceptor's
+ * answer, an exception filter's after a guard that committed and threw, a route without the
+ * interceptor (`autoCommit: false`), a handler with `@Res()`, a GraphQL operation. Wraps the
+ * response's `writeHead()` (Node calls it for an implicit head too), once.
+ */
+export function sendOnHead(unit: UnitOfWork, response: unknown, options: Carried): void {
+  const res = response as { writeHead?: (...args: unknown[]) => unknown } | null | undefined;
+  const writeHead = res?.writeHead;
+  if (res === null || res === undefined || typeof writeHead !== 'function') return;
+  res.writeHead = function (this: unknown, ...args: unknown[]) {
+    res.writeHead = writeHead;
+    if (unit.advanced) {
+      const last = args[args.length - 1];
+      const into =
+        typeof last === 'object' && last !== null && !Array.isArray(last)
+          ? (last as Record<string, unknown>)
+          : undefined;
+      sendToken(unit, this, options, into);
+    }
+    return writeHead.apply(this, args);
+  };
+}
+
+/**
+ * Sets a header on Fastify's reply or a Node response (or in the headers `writeHead()` got);
+ * `set-cookie` is added to those set.
+ */
+function set(
+  reply: HeaderedResponse,
+  name: string,
+  value: string,
+  into: Record<string, unknown> | undefined,
+): void {
+  if (into !== undefined) {
+    const key = Object.keys(into).find((known) => known.toLowerCase() === name);
+    // A cookie goes with those `writeHead()` got, or else with those set before (below).
+    if (key !== undefined || name !== 'set-cookie') {
+      const given = key === undefined ? undefined : into[key];
+      if (key !== undefined) delete into[key];
+      into[name] = name === 'set-cookie' ? [...asList(given), value] : value;
+      return;
+    }
+  }
   if (typeof reply.header === 'function' && reply.raw !== undefined) {
     reply.header(name, value); // Fastify adds set-cookie values to those already set
     return;
@@ -76,9 +125,13 @@ function set(reply: HeaderedResponse, name: string, value: string): void {
     reply.setHeader(name, value);
     return;
   }
-  const before = reply.getHeader?.(name);
-  const cookies = before === undefined ? [] : Array.isArray(before) ? before : [String(before)];
-  reply.setHeader(name, [...(cookies as string[]), value]);
+  reply.setHeader(name, [...asList(reply.getHeader?.(name)), value]);
+}
+
+/** A header's values as a list. */
+function asList(value: unknown): string[] {
+  if (value === undefined) return [];
+  return Array.isArray(value) ? value.map(String) : [String(value)];
 }
 
 /** The values of cookie `name` in `Cookie` headers, without the double quotes a value may have. */

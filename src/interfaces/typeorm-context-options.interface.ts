@@ -21,12 +21,12 @@ export interface GraphqlUnitOptions {
  */
 export interface ConsistencyOptions {
   /**
-   * The HTTP header the interceptor reads a request's token from and sends the unit's new token
-   * in, once a commit moved it (e.g. `'x-consistency-token'`). Default: `false` (none).
+   * The HTTP header a request's token is read from and the unit's new token is sent in, once a
+   * commit moved it (e.g. `'x-consistency-token'`). Default: `false` (none).
    */
   header?: string | false;
   /**
-   * The cookie the interceptor reads a request's token from and sets (`Path=/; HttpOnly;
+   * The cookie a request's token is read from and that is set (`Path=/; HttpOnly;
    * SameSite=Lax`) once a commit moved it. Default: `false` (none).
    */
   cookie?: string | false;

@@ -4,7 +4,7 @@ import { contextStorage } from '../context/context-storage.js';
 import { reportError } from '../logger.js';
 import { SessionRuntime } from '../context/session-runtime.js';
 import { UnitOfWork } from '../context/unit-of-work.js';
-import { carryRequestToken } from '../interceptors/consistency-carrier.js';
+import { carryRequestToken, sendOnHead } from '../interceptors/consistency-carrier.js';
 
 /** The part of a Node response the middleware needs (Express and Fastify raw responses alike). */
 export interface ClosableResponse {
@@ -33,7 +33,7 @@ export function openRequestContext(
   const consistency = runtime?.options.consistency;
   if (consistency !== undefined && (consistency.header !== false || consistency.cookie !== false)) {
     carryRequestToken(unit, request, consistency);
-    unit.response = response; // a GraphQL operation that ends the unit sends the new token here
+    sendOnHead(unit, response, consistency); // whoever writes the response (see there)
   }
   unit.onFirstSession = () => {
     if (unit.claimed) return;

@@ -9,6 +9,9 @@ const PROBES = new Set<PropertyKey>([
   'onModuleDestroy',
   'beforeApplicationShutdown',
   'onApplicationShutdown',
+  // The mark of instances with @Transactional() methods, read for every provider at startup
+  // (also when the data source is initialized after app.init()).
+  Symbol.for('nestjs-typeorm-context.transactional'),
 ]);
 
 /**

@@ -13,6 +13,7 @@ import { replicaFor } from './connection-route.js';
 import type { LazySession } from './lazy-session.js';
 import type { TestRun } from './lenders.js';
 import type { ReplicaPools } from './replica-pools.js';
+import type { StatusClient } from './replica-status.js';
 import type { SessionConnection } from './session-connection.js';
 import type { FrameUnit, SessionFrame } from './session-frames.js';
 import type { SessionHooks } from './session-hooks.js';
@@ -70,6 +71,19 @@ export class ConnectionTaker {
     );
   }
 
+  /**
+   * Makes the transaction's commit note its WAL position on `unit`, where the primary can tell it
+   * (asked on this connection before the first such transaction, see `askPositions()`).
+   */
+  private async notePositions(unit: FrameUnit | undefined): Promise<void> {
+    const replicas = this.replicas!;
+    if (replicas.tokens === undefined) {
+      const client = this.connection.runner.databaseConnection as StatusClient;
+      await replicas.askPositions(client).catch(() => undefined); // the BEGIN meets a broken one
+    }
+    if (replicas.tokens === true) this.committer = unit;
+  }
+
   /** Takes it; a traced take (`message`) notes whether it asked a replica, and when it got it. */
   private async takeNow(message?: ConnectionMessage): Promise<void> {
     if (!this.dataSource.isInitialized) throw new ModuleNotInitializedError(messages.shutDown());
@@ -100,16 +114,15 @@ export class ConnectionTaker {
             : messages.acquireTimeout(name, ms, poolSize(this.dataSource), held),
       );
     }
+    this.committer = undefined;
+    const primary = this.replicas !== undefined && !lender && !this.connection.onReplica;
+    // Its commit tells the unit the WAL position to hand on (see `consistencyToken()`).
+    if (primary && this.connection.statements === undefined) {
+      await this.notePositions(own?.unit);
+    }
     const ended = this.ended();
     if (ended === undefined) {
-      this.committer = undefined;
-      if (this.replicas && !lender && !this.connection.onReplica) {
-        own?.unit?.notePrimary(name);
-        // Its commit tells the unit the WAL position to hand on (see `consistencyToken()`).
-        if (this.connection.statements === undefined && this.replicas.tokens) {
-          this.committer = own?.unit;
-        }
-      }
+      if (primary) own?.unit?.notePrimary(name);
       if (message) this.connection.trace(message);
       return;
     }

@@ -7,7 +7,7 @@ import { connectPg, type PgPool, type PooledConnection } from './pooled-connecti
 import { ReplicaStatus, type StatusClient } from './replica-status.js';
 import type { FrameUnit } from './session-frames.js';
 import { pgServesAtOnce } from './transaction-dialect.js';
-import { formatLsn } from './wal-position.js';
+import { formatLsn, POSITION_PROBE } from './wal-position.js';
 
 /** pg-pool's counters, to know whether a connect waits for another connection to come back. */
 interface CountedPool extends PgPool {
@@ -63,42 +63,73 @@ export class ReplicaPools {
   /** Reads sent to the primary since the last line about it, and when that line was logged. */
   private behindReads = 0;
   private behindLoggedAt = -BEHIND_LOG_MS;
-  private readonly statuses: readonly ReplicaStatus[];
+  private statuses: readonly ReplicaStatus[] = [];
   /**
    * The data sources (this one included) whose primary is the same server: they share its WAL,
    * so a position committed through any of them is one reads of this one must see.
    */
   siblings: readonly string[];
   /**
-   * Whether commits on the primary learn their WAL position (consistency tokens): once the
-   * primary answered `POSITION_PROBE` at startup (see `probePositions()`).
+   * Whether commits on the primary learn their WAL position (consistency tokens): undefined until
+   * the primary was asked (`askPositions()`), false where it refused.
    */
-  tokens = false;
+  tokens: boolean | undefined;
+  private asking?: Promise<void>;
 
   private constructor(
     private readonly name: string,
-    private readonly pools: readonly CountedPool[],
+    private readonly dataSource: DataSource,
     private readonly routing: ReplicaRouting,
     private readonly waits: ConnectionWaits,
   ) {
     this.siblings = [name];
-    this.statuses = pools.map((pool, index) => {
-      const { host, port } = pool.options ?? {};
-      const where = host === undefined ? '' : ` (${String(host)}:${String(port ?? 5432)})`;
-      return new ReplicaStatus(`replica ${index + 1}${where}`);
-    });
   }
 
-  /** The replica pools of `dataSource`, or undefined when it has none. */
+  /**
+   * TypeORM's pools of the replicas, read when used: a data source initialized after the app
+   * (`manualInitialization`) has them only then.
+   */
+  private get pools(): readonly CountedPool[] {
+    const pools = (this.dataSource.driver as unknown as { slaves?: CountedPool[] }).slaves ?? [];
+    if (this.statuses.length !== pools.length) {
+      this.statuses = pools.map((pool, index) => {
+        const { host, port } = pool.options ?? {};
+        const where = host === undefined ? '' : ` (${String(host)}:${String(port ?? 5432)})`;
+        return new ReplicaStatus(`replica ${index + 1}${where}`);
+      });
+    }
+    return pools;
+  }
+
+  /** The replica pools of `dataSource` (TypeORM `replication`), which it may have only once initialized. */
   static of(
     name: string,
     dataSource: DataSource,
     routing: ReplicaRouting,
     waits: ConnectionWaits,
-  ): ReplicaPools | undefined {
-    const slaves = (dataSource.driver as unknown as { slaves?: CountedPool[] }).slaves;
-    if (!slaves || slaves.length === 0) return undefined;
-    return new ReplicaPools(name, slaves, routing, waits);
+  ): ReplicaPools {
+    return new ReplicaPools(name, dataSource, routing, waits);
+  }
+
+  /**
+   * Asks the primary, once, on `client` (a connection of its pool taken for a transaction, before
+   * its BEGIN), whether it can tell WAL positions the way commits ask. Where it refuses (SQLSTATE
+   * class 42 or 0A: Aurora, a role denied the WAL functions) commits stay a plain COMMIT and a
+   * warning says why; where the question failed otherwise (the connection broke) it is asked
+   * again at the next transaction. One round trip, once per data source and app.
+   */
+  askPositions(client: StatusClient): Promise<void> {
+    return (this.asking ??= client.query(POSITION_PROBE).then(
+      () => void (this.tokens = true),
+      (error: unknown) => {
+        this.asking = undefined;
+        const code = String((error as { code?: unknown } | null)?.code ?? '');
+        if (!/^(42|0A)/.test(code)) return;
+        this.tokens = false;
+        const reason = error instanceof Error ? error.message : String(error);
+        logger.warn(messages.tokensUnavailable(this.name, reason));
+      },
+    ));
   }
 
   /**
@@ -122,6 +153,7 @@ export class ReplicaPools {
    */
   async take(ms: number, need?: bigint): Promise<ReplicaTake> {
     if (this.down && this.routing.fallBack && Date.now() < this.retryAt) return 'down';
+    if (this.pools.length === 0) return 'down'; // `replication` without slaves: the primary
     if (need === undefined && this.routing.maxLag === undefined) {
       return this.pass(ms) as Promise<ReplicaTake>; // unchecked: never 'behind'
     }
@@ -146,10 +178,11 @@ export class ReplicaPools {
     let answered = false;
     let behind = false;
     const now = Date.now();
+    const pools = this.pools;
     // Each replica once, from the next one's turn on (concurrent passes each start one further).
     const start = this.turn++;
-    for (let tried = 0; tried < this.pools.length; tried++) {
-      const index = (start + tried) % this.pools.length;
+    for (let tried = 0; tried < pools.length; tried++) {
+      const index = (start + tried) % pools.length;
       const status = this.statuses[index]!;
       const known = !checked || !status.stale(now, this.routing.refresh);
       if (checked && known && !this.fits(status, need)) {
@@ -159,7 +192,7 @@ export class ReplicaPools {
       }
       let pooled: PooledConnection | undefined;
       try {
-        const pool = this.pools[index]!;
+        const pool = pools[index]!;
         const connecting = connectPg(pool);
         pooled = pgServesAtOnce(pool)
           ? await connecting

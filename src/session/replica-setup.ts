@@ -6,7 +6,6 @@ import type { ResolvedModuleOptions } from '../typeorm-context.options.js';
 import type { ConnectionWaits } from './connection-wait.js';
 import { ReplicaPools } from './replica-pools.js';
 import { isPostgres } from './transaction-dialect.js';
-import { POSITION_PROBE } from './wal-position.js';
 
 /**
  * The replica pools of each data source that has TypeORM `replication` and may use them
@@ -42,8 +41,7 @@ export function replicaPoolsOf(
       behind,
       refresh,
     };
-    const pools = ReplicaPools.of(name, dataSource, routing, waits);
-    if (pools) found.set(name, pools);
+    found.set(name, ReplicaPools.of(name, dataSource, routing, waits));
   }
   // Data sources on one primary server share its WAL positions (see `ReplicaPools.siblings`).
   const servers = new Map<string, string[]>();
@@ -74,23 +72,4 @@ function primaryServer(dataSource: DataSource): string {
     }
   }
   return `${host ?? 'localhost'}:${port ?? 5432}`;
-}
-
-/**
- * Checks, once at startup, that the primary of each replicated data source can tell WAL
- * positions, and turns consistency tokens on where it can; where it cannot (Aurora, a role denied
- * the WAL functions), commits stay plain and a warning says why. Never fails the startup.
- */
-export async function probePositions(
-  dataSources: ReadonlyMap<string, DataSource>,
-  replicas: ReadonlyMap<string, ReplicaPools>,
-): Promise<void> {
-  for (const [name, pools] of replicas) {
-    try {
-      await dataSources.get(name)!.query(POSITION_PROBE);
-      pools.tokens = true;
-    } catch (error) {
-      logger.warn(messages.tokensUnavailable(name, error instanceof Error ? error.message : error));
-    }
-  }
 }
