@@ -83,8 +83,6 @@ export class UnitOfWork implements LogUnit {
   }
   /** The HTTP request the unit serves, for the `requestId` option (read only when a line is logged). */
   request?: unknown;
-  /** The consistency token last sent on the unit's HTTP response (sent once, whoever sends it). */
-  sentToken?: string;
   private ownId?: number;
   private tag?: string;
   /** The operation that owns ending this unit, when handlers share it (GraphQL). */

@@ -15,6 +15,7 @@ interface HeaderedResponse {
   headersSent?: boolean;
   getHeader?: (name: string) => unknown;
   setHeader?: (name: string, value: string | string[]) => unknown;
+  removeHeader?: (name: string) => unknown;
 }
 
 /** The consistency options, resolved. */
@@ -49,83 +50,108 @@ function carryAll(unit: UnitOfWork, values: string | string[] | undefined): void
 
 /**
  * Sends `unit`'s consistency token on its HTTP response once a commit moved it (the header, the
- * cookie or both), while the response's headers are not sent yet (not after a streamed body or
- * an SSE stream began).
+ * cookie or both, replacing what an earlier send set), while the response's headers are not sent
+ * yet (not after a streamed body or an SSE stream began).
  */
-export function sendToken(
-  unit: UnitOfWork,
-  response: unknown,
-  options: Carried,
-  /** The headers `writeHead()` was given, which win over those set before: set there. */
-  into?: Record<string, unknown>,
-): void {
-  if (!unit.advanced) return;
+export function sendToken(unit: UnitOfWork, response: unknown, options: Carried): void {
   const reply = response as HeaderedResponse | null | undefined;
   if (reply === null || reply === undefined) return;
   if (reply.sent === true || reply.headersSent === true || reply.raw?.headersSent === true) return;
-  const token = encodeToken(unit.allPositions());
-  if (token === undefined || token === unit.sentToken) return;
-  unit.sentToken = token;
-  if (options.header !== false) set(reply, options.header, token, into);
-  if (options.cookie !== false) {
-    set(reply, 'set-cookie', `${options.cookie}=${token}; Path=/; HttpOnly; SameSite=Lax`, into);
-  }
+  for (const [name, value] of tokenHeaders(unit, options)) set(reply, name, value, options);
 }
 
 /**
- * Sends `unit`'s new token as `response`'s headers go out, whoever writes them: the interceptor's
+ * Sends `unit`'s token as `response`'s headers go out, whoever writes them: the interceptor's
  * answer, an exception filter's after a guard that committed and threw, a route without the
  * interceptor (`autoCommit: false`), a handler with `@Res()`, a GraphQL operation. Wraps the
- * response's `writeHead()` (Node calls it for an implicit head too), once.
+ * response's `writeHead()` (Node calls it for an implicit head too), once; headers given to it
+ * (an object or a flat array, which win over those set before) are copied with the token's, never
+ * changed: an app may reuse or freeze them.
  */
 export function sendOnHead(unit: UnitOfWork, response: unknown, options: Carried): void {
-  const res = response as { writeHead?: (...args: unknown[]) => unknown } | null | undefined;
+  const res = response as (HeaderedResponse & { writeHead?: WriteHead }) | null | undefined;
   const writeHead = res?.writeHead;
   if (res === null || res === undefined || typeof writeHead !== 'function') return;
-  res.writeHead = function (this: unknown, ...args: unknown[]) {
+  res.writeHead = function (this: HeaderedResponse, ...args: unknown[]) {
     res.writeHead = writeHead;
-    if (unit.advanced) {
-      const last = args[args.length - 1];
-      const into =
-        typeof last === 'object' && last !== null && !Array.isArray(last)
-          ? (last as Record<string, unknown>)
-          : undefined;
-      sendToken(unit, this, options, into);
+    const headers = tokenHeaders(unit, options);
+    if (headers.length === 0) return writeHead.apply(this, args);
+    const at = args.length - 1;
+    const given = args[at];
+    if (Array.isArray(given)) {
+      args[at] = withToken(given, headers, options);
+    } else if (at > 0 && typeof given === 'object' && given !== null) {
+      const copy: Record<string, unknown> = { ...(given as Record<string, unknown>) };
+      for (const [name, value] of headers) {
+        const key = Object.keys(copy).find((known) => known.toLowerCase() === name);
+        const before = key === undefined ? undefined : copy[key];
+        if (key !== undefined) delete copy[key];
+        // A cookie goes with those given here, or, when none is, with those set before.
+        if (name === 'set-cookie' && before === undefined) set(this, name, value, options);
+        else copy[name] = name === 'set-cookie' ? [...others(before, options), value] : value;
+      }
+      args[at] = copy;
+    } else {
+      for (const [name, value] of headers) set(this, name, value, options);
     }
     return writeHead.apply(this, args);
   };
 }
 
+type WriteHead = (...args: unknown[]) => unknown;
+
+/** The headers that carry `unit`'s token, if a commit moved it: `[name, value]` pairs. */
+function tokenHeaders(unit: UnitOfWork, options: Carried): Array<[string, string]> {
+  if (!unit.advanced) return [];
+  const token = encodeToken(unit.allPositions());
+  if (token === undefined) return [];
+  const headers: Array<[string, string]> = [];
+  if (options.header !== false) headers.push([options.header, token]);
+  if (options.cookie !== false) {
+    headers.push(['set-cookie', `${options.cookie}=${token}; Path=/; HttpOnly; SameSite=Lax`]);
+  }
+  return headers;
+}
+
+/** Cookies of `value` but an earlier token cookie (a later send replaces it). */
+function others(value: unknown, options: Carried): string[] {
+  const mine = `${String(options.cookie)}=`;
+  return asList(value).filter((cookie) => !cookie.startsWith(mine));
+}
+
 /**
- * Sets a header on Fastify's reply or a Node response (or in the headers `writeHead()` got);
- * `set-cookie` is added to those set.
+ * A flat `writeHead()` header list with the token's headers: an earlier token header or cookie
+ * replaced, and every cookie in one entry (Node keeps only the last of a name repeated there).
  */
-function set(
-  reply: HeaderedResponse,
-  name: string,
-  value: string,
-  into: Record<string, unknown> | undefined,
-): void {
-  if (into !== undefined) {
-    const key = Object.keys(into).find((known) => known.toLowerCase() === name);
-    // A cookie goes with those `writeHead()` got, or else with those set before (below).
-    if (key !== undefined || name !== 'set-cookie') {
-      const given = key === undefined ? undefined : into[key];
-      if (key !== undefined) delete into[key];
-      into[name] = name === 'set-cookie' ? [...asList(given), value] : value;
-      return;
-    }
+function withToken(list: unknown[], headers: Array<[string, string]>, options: Carried): unknown[] {
+  const kept: unknown[] = [];
+  const cookies: string[] = [];
+  for (let i = 0; i + 1 < list.length; i += 2) {
+    const name = String(list[i]).toLowerCase();
+    if (name === 'set-cookie') cookies.push(...others(list[i + 1], options));
+    else if (name !== options.header) kept.push(list[i], list[i + 1]);
   }
-  if (typeof reply.header === 'function' && reply.raw !== undefined) {
-    reply.header(name, value); // Fastify adds set-cookie values to those already set
-    return;
+  for (const [name, value] of headers) {
+    if (name === 'set-cookie') cookies.push(value);
+    else kept.push(name, value);
   }
-  if (typeof reply.setHeader !== 'function') return;
+  if (cookies.length > 0) kept.push('set-cookie', cookies);
+  return kept;
+}
+
+/** Sets a header on Fastify's reply or a Node response; the token cookie replaces an earlier one. */
+function set(reply: HeaderedResponse, name: string, value: string, options: Carried): void {
+  const fastify = typeof reply.header === 'function' && reply.raw !== undefined;
   if (name !== 'set-cookie') {
-    reply.setHeader(name, value);
+    if (fastify) reply.header!(name, value);
+    else reply.setHeader?.(name, value);
     return;
   }
-  reply.setHeader(name, [...asList(reply.getHeader?.(name)), value]);
+  const cookies = [...others(reply.getHeader?.(name), options), value];
+  if (fastify) {
+    reply.removeHeader?.(name);
+    reply.header!(name, cookies as unknown as string);
+  } else reply.setHeader?.(name, cookies);
 }
 
 /** A header's values as a list. */

@@ -6,7 +6,7 @@ import { type ConnectionWaits, releaseLate } from './connection-wait.js';
 import { connectPg, type PgPool, type PooledConnection } from './pooled-connection.js';
 import { ReplicaStatus, type StatusClient } from './replica-status.js';
 import type { FrameUnit } from './session-frames.js';
-import { pgServesAtOnce } from './transaction-dialect.js';
+import { isConnectionLost, pgServesAtOnce } from './transaction-dialect.js';
 import { formatLsn, POSITION_PROBE } from './wal-position.js';
 
 /** pg-pool's counters, to know whether a connect waits for another connection to come back. */
@@ -113,18 +113,20 @@ export class ReplicaPools {
 
   /**
    * Asks the primary, once, on `client` (a connection of its pool taken for a transaction, before
-   * its BEGIN), whether it can tell WAL positions the way commits ask. Where it refuses (SQLSTATE
-   * class 42 or 0A: Aurora, a role denied the WAL functions) commits stay a plain COMMIT and a
-   * warning says why; where the question failed otherwise (the connection broke) it is asked
-   * again at the next transaction. One round trip, once per data source and app.
+   * its BEGIN), whether it can tell WAL positions the way commits ask. Where it answers with an
+   * error (Aurora, a role denied the WAL functions, a standby configured as the primary) commits
+   * stay a plain COMMIT and a warning says why; where the connection broke under the question it
+   * is asked again at the next transaction. One round trip, once per data source and app.
    */
   askPositions(client: StatusClient): Promise<void> {
     return (this.asking ??= client.query(POSITION_PROBE).then(
       () => void (this.tokens = true),
       (error: unknown) => {
         this.asking = undefined;
-        const code = String((error as { code?: unknown } | null)?.code ?? '');
-        if (!/^(42|0A)/.test(code)) return;
+        // The server answered with an error (a refusal, a standby as the primary): for good.
+        // Only a question the connection broke under is asked again.
+        const code = (error as { code?: unknown } | null)?.code;
+        if (typeof code !== 'string' || isConnectionLost('postgres', error)) return;
         this.tokens = false;
         const reason = error instanceof Error ? error.message : String(error);
         logger.warn(messages.tokensUnavailable(this.name, reason));
