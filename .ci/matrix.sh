@@ -58,7 +58,8 @@ node20=$(command -v node)
 node24="$root/bench/node_modules/node/bin/node"
 
 # TypeORM 0.3.20's peer range for better-sqlite3 is ^7 || ^8 || ^9 (later 0.3 releases take 12): 9
-# is installed so that npm resolves; the suite runs SQLite there through sql.js only (engines.ts).
+# is installed so that npm resolves; the suite runs SQLite there through sql.js only (engines.ts:
+# better-sqlite3 is claimed with TypeORM 1.x on Node before 24 only).
 row 'Nest 11 + @nestjs/typeorm 11 + TypeORM 0.3.20' "$node20" "${nest11[@]}" typeorm@0.3.20 better-sqlite3@9
 row 'Nest 12 + TypeORM 0.3 (latest)' "$node20" typeorm@0.3
 row 'Nest 12 + TypeORM 1.x (the lockfile)' "$node24"

@@ -2,6 +2,7 @@ import type { INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
+import { betterSqlite3Claimed } from '../../test/support/engines.js';
 import { AppModule } from '../src/app.module.js';
 import { AuditEntry, Note } from '../src/entities.js';
 
@@ -10,7 +11,8 @@ import { AuditEntry, Note } from '../src/entities.js';
  * caller's rollback only through a COMMIT of its own. Against the real pool, cleaning up itself.
  */
 /** PostgreSQL (the suite's database), and SQLite in memory (`DB=sqlite npm start`). */
-const databases = [process.env.DATABASE_URL!, 'sqlite::memory:'];
+// SQLite runs on better-sqlite3, where the suite claims it (TypeORM 1.x, Node before 24).
+const databases = [process.env.DATABASE_URL!, ...(betterSqlite3Claimed ? ['sqlite::memory:'] : [])];
 
 describe.each(databases)('sample app, against the real pool (%s)', (database) => {
   let app: INestApplication;

@@ -3,7 +3,7 @@ import { TypeOrmModule, getDataSourceToken } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { SessionContext, SessionFactory, TypeOrmContextModule } from '../../src/index.js';
 import { type TestApp, typeormOptions, wrap } from '../support/create-app.js';
-import { betterSqlite3, sqliteEngines } from '../support/engines.js';
+import { betterSqlite3, describeBetterSqlite3, sqliteEngines } from '../support/engines.js';
 import { Example } from '../support/example.entity.js';
 
 const ACQUIRE = 600;
@@ -97,55 +97,59 @@ describe.each(sqliteEngines)('SQLite review 2: the shared statement cache ($name
   });
 });
 
-describe('SQLite review 2: statementCacheSize and two data sources (better-sqlite3)', () => {
-  let t: TestApp | undefined;
-  afterEach(() => t?.close());
+// better-sqlite3 only where the suite claims it (see engines.ts).
+describeBetterSqlite3(
+  'SQLite review 2: statementCacheSize and two data sources (better-sqlite3)',
+  () => {
+    let t: TestApp | undefined;
+    afterEach(() => t?.close());
 
-  it('statementCacheSize: 0 works', async () => {
-    const moduleRef = await Test.createTestingModule({
-      imports: [
-        TypeOrmModule.forRoot({ ...typeormOptions(betterSqlite3), statementCacheSize: 0 }),
-        TypeOrmContextModule.forRoot({ acquireTimeout: ACQUIRE }),
-      ],
-    }).compile();
-    const app = moduleRef.createNestApplication({ logger: false });
-    await app.init();
-    t = wrap(app, betterSqlite3, app.get(DataSource));
-    const factory = app.get(SessionFactory);
-    const context = app.get(SessionContext);
-    for (let i = 0; i < 3; i++) {
-      await factory.runInNewContext(() => context.session().insert(Example, { text: `r${i}` }));
-    }
-    expect(await t.texts()).toEqual(['r0', 'r1', 'r2']);
-  });
-
-  it('two data sources on two databases never share a cached statement', async () => {
-    const moduleRef = await Test.createTestingModule({
-      imports: [
-        TypeOrmModule.forRoot(typeormOptions(betterSqlite3)),
-        TypeOrmModule.forRoot(typeormOptions(betterSqlite3, 10, 'second')),
-        TypeOrmContextModule.forRoot({
-          acquireTimeout: ACQUIRE,
-          dataSources: ['default', 'second'],
-        }),
-      ],
-    }).compile();
-    const app = moduleRef.createNestApplication({ logger: false });
-    await app.init();
-    t = wrap(app, betterSqlite3, app.get(DataSource));
-    const second = app.get<DataSource>(getDataSourceToken('second'));
-    const factory = app.get(SessionFactory);
-    const context = app.get(SessionContext);
-    await factory.runInNewContext(async () => {
-      await context.session().insert(Example, { text: 'first db' });
-      await context.session('second').insert(Example, { text: 'second db' });
+    it('statementCacheSize: 0 works', async () => {
+      const moduleRef = await Test.createTestingModule({
+        imports: [
+          TypeOrmModule.forRoot({ ...typeormOptions(betterSqlite3), statementCacheSize: 0 }),
+          TypeOrmContextModule.forRoot({ acquireTimeout: ACQUIRE }),
+        ],
+      }).compile();
+      const app = moduleRef.createNestApplication({ logger: false });
+      await app.init();
+      t = wrap(app, betterSqlite3, app.get(DataSource));
+      const factory = app.get(SessionFactory);
+      const context = app.get(SessionContext);
+      for (let i = 0; i < 3; i++) {
+        await factory.runInNewContext(() => context.session().insert(Example, { text: `r${i}` }));
+      }
+      expect(await t.texts()).toEqual(['r0', 'r1', 'r2']);
     });
-    const read = (name: string) =>
-      factory.runInNewContext(
-        () => context.session(name).query('SELECT text FROM example') as Promise<object[]>,
-      );
-    expect(await read('default')).toEqual([{ text: 'first db' }]);
-    expect(await read('second')).toEqual([{ text: 'second db' }]);
-    expect(await second.query('SELECT text FROM example')).toEqual([{ text: 'second db' }]);
-  });
-});
+
+    it('two data sources on two databases never share a cached statement', async () => {
+      const moduleRef = await Test.createTestingModule({
+        imports: [
+          TypeOrmModule.forRoot(typeormOptions(betterSqlite3)),
+          TypeOrmModule.forRoot(typeormOptions(betterSqlite3, 10, 'second')),
+          TypeOrmContextModule.forRoot({
+            acquireTimeout: ACQUIRE,
+            dataSources: ['default', 'second'],
+          }),
+        ],
+      }).compile();
+      const app = moduleRef.createNestApplication({ logger: false });
+      await app.init();
+      t = wrap(app, betterSqlite3, app.get(DataSource));
+      const second = app.get<DataSource>(getDataSourceToken('second'));
+      const factory = app.get(SessionFactory);
+      const context = app.get(SessionContext);
+      await factory.runInNewContext(async () => {
+        await context.session().insert(Example, { text: 'first db' });
+        await context.session('second').insert(Example, { text: 'second db' });
+      });
+      const read = (name: string) =>
+        factory.runInNewContext(
+          () => context.session(name).query('SELECT text FROM example') as Promise<object[]>,
+        );
+      expect(await read('default')).toEqual([{ text: 'first db' }]);
+      expect(await read('second')).toEqual([{ text: 'second db' }]);
+      expect(await second.query('SELECT text FROM example')).toEqual([{ text: 'second db' }]);
+    });
+  },
+);

@@ -60,21 +60,32 @@ export const betterSqlite3: Engine = {
 /** sql.js (WebAssembly), in memory. */
 export const sqljs: Engine = { name: 'sqljs', options: { type: 'sqljs' }, ...sqliteProbes };
 
-/**
- * better-sqlite3's major version installed: 12 is what the library claims (TypeORM 1.x and the
- * later 0.3 releases); TypeORM 0.3.20 installs 9 (its peer range), whose TypeORM driver differs
- * (errors surface unwrapped, query events not awaited): not claimed, not run.
- */
-const betterSqlite3Major = Number(
-  (
-    JSON.parse(readFileSync('node_modules/better-sqlite3/package.json', 'utf8')) as {
-      version: string;
-    }
-  ).version.split('.')[0],
-);
+/** The major version of an installed package. */
+const majorOf = (name: string): number =>
+  Number(
+    (
+      JSON.parse(readFileSync(`node_modules/${name}/package.json`, 'utf8')) as { version: string }
+    ).version.split('.')[0],
+  );
 
-/** The SQLite engines: no server needed, so always (better-sqlite3 from 12). */
-export const sqliteEngines: Engine[] = betterSqlite3Major >= 12 ? [betterSqlite3, sqljs] : [sqljs];
+/**
+ * Where better-sqlite3 is claimed and run: TypeORM 1.x (whose driver wraps its errors and awaits
+ * query events; TypeORM 0.3's does neither, so 0.3 runs SQLite through sql.js), better-sqlite3 12,
+ * and Node before 24 (better-sqlite3 12 aborts the process on Node 24 in its native Statement
+ * finalizer, WiseLibs/better-sqlite3#1515, not fixed upstream).
+ */
+export const betterSqlite3Claimed =
+  majorOf('typeorm') >= 1 &&
+  majorOf('better-sqlite3') >= 12 &&
+  Number(process.versions.node.split('.')[0]) < 24;
+
+/** A describe block on better-sqlite3 itself (a file database, its own options), where it is claimed. */
+export function describeBetterSqlite3(name: string, tests: () => void): void {
+  if (betterSqlite3Claimed) describe(name, tests);
+}
+
+/** The SQLite engines: no server needed, so always (better-sqlite3 where it is claimed). */
+export const sqliteEngines: Engine[] = betterSqlite3Claimed ? [betterSqlite3, sqljs] : [sqljs];
 
 /** The server engines, then the SQLite ones: for specs whose every test makes sense on SQLite. */
 export const enginesAndSqlite: Engine[] = [...engines, ...sqliteEngines];
