@@ -77,9 +77,14 @@ class NotSupportedController {
   }
 
   /** A request that holds its turn a while. */
+  /** Resolved once a slow request wrote (a test waits for it, whatever the machine's load). */
+  static wrote: Promise<void> = Promise.resolve();
+  static noteWrite: () => void = () => undefined;
+
   @Post('slow')
   async slow() {
     await this.context.session().insert(Example, { text: 'slow' });
+    NotSupportedController.noteWrite();
     await sleep(150);
     return 'ok';
   }
@@ -160,6 +165,9 @@ describe.each(sqliteEngines)(
 
     it('under the kit: a test that leaves a request running fails clearly, the next test starts clean', async () => {
       const tx = await TestTransaction.start(t.app, { settleTimeout: 20 });
+      NotSupportedController.wrote = new Promise(
+        (resolve) => (NotSupportedController.noteWrite = resolve),
+      );
       const leftover = t
         .http()
         .post('/ns/slow')
@@ -167,7 +175,7 @@ describe.each(sqliteEngines)(
           (response) => response.status,
           () => 'failed',
         );
-      await sleep(30); // the request is in (it wrote), not done
+      await NotSupportedController.wrote; // the request is in (it wrote), not done (150 ms left)
       await expect(tx.rollback()).rejects.toThrow();
       const next = await TestTransaction.start(t.app);
       try {
