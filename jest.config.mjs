@@ -39,6 +39,12 @@ export default {
   // TypeORM keeps its decorator metadata in one process-wide global by design (as it does in an
   // app): Jest's clean-up of globals between files would only warn that it is still read.
   testEnvironmentOptions: { globalsCleanup: 'off' },
+  // One test file at a time (they share the databases), in a worker Jest replaces once it holds
+  // more than 2 GB after a file: one process running every file in band kept each file's module
+  // graph (TypeORM's and Nest's metadata) and grew past 6 GB, where garbage collection pauses made
+  // hooks time out. `--runInBand` on the command line still runs a focused set in this process.
+  maxWorkers: 1,
+  workerIdleMemoryLimit: '2GB',
   rootDir: '.',
   roots: ['<rootDir>/src', '<rootDir>/test', '<rootDir>/sample'],
   testMatch: ['**/*.spec.ts', '**/*.e2e-spec.ts'],
