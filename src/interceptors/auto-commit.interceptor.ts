@@ -18,7 +18,7 @@ import { logger, reportError } from '../logger.js';
 import { SessionRuntime } from '../context/session-runtime.js';
 import { OpenBlocks } from '../context/open-blocks.js';
 import { type UnitOperation, UnitOfWork } from '../context/unit-of-work.js';
-import { carryRequestToken, sendToken } from './consistency-carrier.js';
+import { carryRequestToken, overHttp, sendToken } from './consistency-carrier.js';
 import { endAfterSending, readsDatabase } from './streamed-file.js';
 import { type Batch, ValueQueue } from './value-queue.js';
 
@@ -317,9 +317,8 @@ export class AutoCommitInterceptor implements NestInterceptor {
 
   /** Reads an HTTP request's consistency token into `unit` (options `consistency.header` / `cookie`). */
   private carryToken(unit: UnitOfWork, context: ExecutionContext): void {
-    const options = unit.runtime?.options.consistency;
-    if (options === undefined || (options.header === false && options.cookie === false)) return;
-    if (context.getType() === 'http') {
+    const options = overHttp(unit.runtime?.options.consistency);
+    if (options !== undefined && context.getType() === 'http') {
       carryRequestToken(unit, context.switchToHttp().getRequest(), options);
     }
   }
@@ -327,9 +326,8 @@ export class AutoCommitInterceptor implements NestInterceptor {
   /** Sends `unit`'s consistency token on the HTTP response, once a commit moved it. */
   private sendToken(unit: UnitOfWork, context: ExecutionContext): void {
     if (!unit.advanced) return;
-    const options = unit.runtime?.options.consistency;
-    if (options === undefined || (options.header === false && options.cookie === false)) return;
-    if (context.getType() === 'http') {
+    const options = overHttp(unit.runtime?.options.consistency);
+    if (options !== undefined && context.getType() === 'http') {
       sendToken(unit, context.switchToHttp().getResponse(), options);
     }
   }

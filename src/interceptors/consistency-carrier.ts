@@ -21,6 +21,13 @@ interface HeaderedResponse {
 /** The consistency options, resolved. */
 type Carried = Required<ConsistencyOptions>;
 
+/** The consistency options where tokens travel over HTTP (a header or a cookie is set), else undefined. */
+export function overHttp(options: Carried | undefined): Carried | undefined {
+  return options !== undefined && (options.header !== false || options.cookie !== false)
+    ? options
+    : undefined;
+}
+
 /**
  * Reads the consistency tokens an HTTP request carries (the `consistency.header`, the
  * `consistency.cookie`) into `unit`: its read-only transactions then run only on replicas that

@@ -4,7 +4,7 @@ import { contextStorage } from '../context/context-storage.js';
 import { reportError } from '../logger.js';
 import { SessionRuntime } from '../context/session-runtime.js';
 import { UnitOfWork } from '../context/unit-of-work.js';
-import { carryRequestToken, sendOnHead } from '../interceptors/consistency-carrier.js';
+import { carryRequestToken, overHttp, sendOnHead } from '../interceptors/consistency-carrier.js';
 
 /** The part of a Node response the middleware needs (Express and Fastify raw responses alike). */
 export interface ClosableResponse {
@@ -30,8 +30,8 @@ export function openRequestContext(
   unit.setKind('http');
   unit.request = request;
   // Read here, so that guards' reads honour it too (the interceptor reads it again, harmlessly).
-  const consistency = runtime?.options.consistency;
-  if (consistency !== undefined && (consistency.header !== false || consistency.cookie !== false)) {
+  const consistency = overHttp(runtime?.options.consistency);
+  if (consistency !== undefined) {
     carryRequestToken(unit, request, consistency);
     sendOnHead(unit, response, consistency); // whoever writes the response (see there)
   }
