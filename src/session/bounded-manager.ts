@@ -5,6 +5,7 @@ import { messages } from '../errors/messages.js';
 import type { ConnectionWaits } from './connection-wait.js';
 import type { TakenConnection } from './pooled-connection.js';
 import type { SessionFrame } from './session-frames.js';
+import { CREATE_RUNNER } from './session-connection.js';
 import { losable } from './session-streams.js';
 import { isConnectionLost, isSqlite, poolSize } from './transaction-dialect.js';
 
@@ -36,9 +37,10 @@ export function boundedManager(
   const source = new Proxy(dataSource, {
     get(target, key) {
       if (key !== 'createQueryRunner') return Reflect.get(target, key) as unknown;
-      // The testing kit replaced it (an own property): its runners wait at most acquireTimeout,
-      // and run in the turn of the transaction the block suspends (the one connection it holds).
-      if (Object.hasOwn(target, 'createQueryRunner')) {
+      // A test of the testing kit runs (it keeps the own one aside): its runners wait at most
+      // acquireTimeout, and run in the turn of the transaction the block suspends (the one
+      // connection it holds).
+      if (Object.hasOwn(target, CREATE_RUNNER)) {
         return (mode?: ReplicationMode) =>
           Object.assign(target.createQueryRunner(mode), { [SUSPENDED_IN]: suspended });
       }

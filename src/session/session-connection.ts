@@ -19,8 +19,8 @@ export type QueryArgs = Parameters<QueryRunner['query']>;
 export type StreamArgs = Parameters<QueryRunner['stream']>;
 
 /**
- * Where a test transaction keeps a data source's own `createQueryRunner` while it replaces it on
- * that instance (the test body's runners share the test's connection; sessions take theirs here).
+ * Where a test transaction keeps a data source's own `createQueryRunner` while it runs (the test
+ * body's runners share the test's connection; sessions take theirs here). Set only then.
  */
 export const CREATE_RUNNER = Symbol('nestjs-typeorm-context.createQueryRunner');
 

@@ -38,7 +38,8 @@ type Replaceable = DataSource &
  * repositories) and every query of the test body through the app's `DataSource` runs on one
  * connection per data source, inside one transaction, each unit of work as a SAVEPOINT of it.
  * `rollback()` undoes all of it. Nothing of TypeORM's is patched: only this app's `DataSource`
- * instances are changed, and only until `rollback()`.
+ * instances are changed (their `createQueryRunner`: between tests it only refuses the work of
+ * ended tests, see `routeRunners()`).
  *
  * ```ts
  * beforeEach(async () => { tx = await TestTransaction.start(app); });
@@ -76,19 +77,8 @@ export class TestTransaction implements AsyncDisposable {
     runtime.lenders.begin(new Map(held.map(({ name, shared }) => [name, shared])));
     // From the app's first test on, each session notes the test it was born in (none before).
     runtime.hooks.testRun ??= () => runtime.lenders.current;
-    const run = runtime.lenders.current;
-    for (const { dataSource, shared } of held) {
-      const source = dataSource as Replaceable;
-      const create = dataSource.createQueryRunner;
-      source[CREATE_RUNNER] = create;
-      // An own property of this instance, shadowing the prototype's until rollback(). Plain
-      // TypeORM of work an earlier test left running (its unit born there) is refused here.
-      source.createQueryRunner = (mode) => {
-        const runner = create.call(dataSource, mode);
-        const born = runtime.frame()?.routingUnit?.born;
-        return born === undefined || born === run ? shareRunner(runner, shared) : refuse(runner);
-      };
-    }
+    for (const { name, dataSource, shared } of held)
+      routeRunners(runtime, name, dataSource, shared);
     return new TestTransaction(runtime, held, settleTimeout);
   }
 
@@ -102,11 +92,9 @@ export class TestTransaction implements AsyncDisposable {
     this.ended = true;
     const settled = await this.settle();
     this.runtime.lenders.end({ lend: () => Promise.reject(testEnded()) });
-    for (const { dataSource, shared } of this.held) {
+    for (const { name, dataSource, shared } of this.held) {
       shared.end(testEnded);
-      const source = dataSource as Replaceable;
-      delete (source as Partial<DataSource>).createQueryRunner; // back to the prototype's
-      delete source[CREATE_RUNNER];
+      routeRunners(this.runtime, name, dataSource); // until the next test: refuses the ended ones' work
     }
     await Promise.all(this.held.map(letGo));
     if (!settled) throw new TestTransactionError(messages.testStillRunning(this.settleTimeout));
@@ -144,8 +132,11 @@ async function hold(
     if (pooled === undefined) {
       throw new ConnectionAcquireTimeoutError(messages.testStartTimeout(name, wait.ms));
     }
+    const own = (dataSource as { [OWN_CREATE]?: DataSource['createQueryRunner'] })[OWN_CREATE];
     const runner = (writerOf(dataSource)?.ownRunner(dataSource) ??
-      dataSource.createQueryRunner('master')) as QueryRunner & { databaseConnection: unknown };
+      (own ?? dataSource.createQueryRunner).call(dataSource, 'master')) as QueryRunner & {
+      databaseConnection: unknown;
+    };
     runner.databaseConnection = pooled.raw;
     try {
       if (pooled.failure) throw pooled.failure;
@@ -172,6 +163,40 @@ async function letGo({ pooled, shared }: Held): Promise<void> {
   } catch (error) {
     await pooled.destroy(error as Error);
   }
+}
+
+/** Where the kit keeps a data source's own `createQueryRunner`, the one it found at its first test. */
+const OWN_CREATE = Symbol('nestjs-typeorm-context.ownCreateQueryRunner');
+
+/**
+ * Gives `dataSource` (called `name`) a `createQueryRunner` of its own (an own property of the
+ * instance, from the app's first test on) that decides whose runner plain TypeORM gets: work
+ * born in an ended test that covered the data source gets a refusing one (never the pool, where
+ * it would commit for real, nor a later test's connection); work of the running test (or born
+ * outside any test) shares its connection, `shared`, while a test runs; the rest gets the data
+ * source's own. `CREATE_RUNNER` keeps the own one for sessions (and says a test runs) while
+ * `shared` is given.
+ */
+function routeRunners(
+  runtime: SessionRuntime,
+  name: string,
+  dataSource: DataSource,
+  shared?: SharedConnection,
+): void {
+  const source = dataSource as Replaceable & { [OWN_CREATE]?: DataSource['createQueryRunner'] };
+  const create = (source[OWN_CREATE] ??= dataSource.createQueryRunner);
+  const run = runtime.lenders.current;
+  if (shared === undefined) delete source[CREATE_RUNNER];
+  else source[CREATE_RUNNER] = create;
+  source.createQueryRunner = (mode) => {
+    const runner = create.call(dataSource, mode);
+    const born = runtime.frame()?.routingUnit?.born;
+    if (born !== undefined && born !== run) {
+      // Sessions of work born in a test that did not cover the data source use its pool: so does it.
+      return born.lenders.has(name) ? refuse(runner) : runner;
+    }
+    return shared === undefined ? runner : shareRunner(runner, shared);
+  };
 }
 
 /** The error of work that goes on after its test transaction ended. */
