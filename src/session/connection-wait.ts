@@ -1,4 +1,5 @@
 import type { DataSource } from 'typeorm';
+import { contextStorage } from '../context/context-storage.js';
 import { type TakenConnection, takeConnection } from './pooled-connection.js';
 import { poolHasRoom } from './transaction-dialect.js';
 
@@ -68,7 +69,9 @@ export class ConnectionWaits {
   private watch(waiter: Waiter): void {
     this.waiters.add(waiter);
     if (this.timer === undefined) {
-      this.timer = setInterval(() => this.sweep(), TICK);
+      // Outside the unit that happens to start it: the timer outlives it, and expires the waits
+      // of every unit.
+      this.timer = contextStorage.exit(() => setInterval(() => this.sweep(), TICK));
       this.timer.unref();
     }
   }

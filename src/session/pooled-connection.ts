@@ -1,4 +1,5 @@
 import type { DataSource } from 'typeorm';
+import { contextStorage } from '../context/context-storage.js';
 import { writerOf } from './sqlite-writer.js';
 import { isPostgres } from './transaction-dialect.js';
 
@@ -80,22 +81,32 @@ export class PooledConnection implements TakenConnection {
     raw.on('error', this.guard);
   }
 
-  /** Gives it back to the pool, healthy. */
+  /**
+   * Gives it back to the pool, healthy, outside the caller's context: pg-pool starts the
+   * connection's idle timer there, which would keep the whole unit (its request, session and
+   * runner) reachable until the connection is taken again.
+   */
   release(): void {
     this.raw.removeListener('error', this.guard);
-    this.giveBack();
+    contextStorage.exit(this.giveBack);
   }
 
-  /** Makes the pool drop it (its state is unknown); the server rolls back what was open. */
+  /**
+   * Makes the pool drop it (its state is unknown); the server rolls back what was open. Outside
+   * the caller's context too: the pool may open the connection that replaces it for an ask
+   * waiting in the queue right then (mysql2), and that socket would keep the unit.
+   */
   destroy(error: Error): Promise<void> {
     // Keep listening: a connection on its way down may still report errors.
-    if (this.drop) return this.drop(error);
-    try {
-      this.giveBack(error);
-    } catch (failure) {
-      return Promise.reject(failure as Error);
-    }
-    return Promise.resolve();
+    return contextStorage.exit(() => {
+      if (this.drop) return this.drop(error);
+      try {
+        this.giveBack(error);
+      } catch (failure) {
+        return Promise.reject(failure as Error);
+      }
+      return Promise.resolve();
+    });
   }
 }
 
@@ -128,27 +139,62 @@ export function takeConnection(dataSource: DataSource): Promise<TakenConnection>
   const writer = writerOf(dataSource);
   if (writer !== undefined) return writer.take();
   // mysql2: TypeORM's own callback attaches a listener for the connection's whole life.
-  return driver.obtainMasterConnection().then((connection) => {
-    const raw = connection as DriverConnection;
-    return new PooledConnection(
-      raw,
-      () => raw.release?.(),
-      async () => {
-        raw.destroy?.();
-        await killOnServer(driver, raw);
-      },
+  return contextStorage
+    .exit(() => driver.obtainMasterConnection())
+    .then((connection) => {
+      const raw = connection as DriverConnection;
+      return new PooledConnection(
+        raw,
+        () => raw.release?.(),
+        async () => {
+          raw.destroy?.();
+          await killOnServer(driver, raw);
+        },
+      );
+    });
+}
+
+/**
+ * Takes a connection from a pg pool (the primary's or a replica's), guarded. Asked outside the
+ * caller's context (see `outsideContext`).
+ */
+export function connectPg(pool: PgPool): Promise<PooledConnection> {
+  return new Promise((resolve, reject) => {
+    const ask = new PgAsk(resolve, reject);
+    contextStorage.exit(outsideContext, pool, (error, client, release) =>
+      ask.answer(error, client, release),
     );
   });
 }
 
-/** Takes a connection from a pg pool (the primary's or a replica's), guarded. */
-export function connectPg(pool: PgPool): Promise<PooledConnection> {
-  return new Promise((resolve, reject) =>
-    pool.connect((error, client, release) => {
-      if (error) return reject(error);
-      resolve(new PooledConnection(client, release));
-    }),
-  );
+/**
+ * One ask of a pg pool, forgotten once answered: pg keeps the callback of the ask that opened a
+ * connection for as long as the connection lives, and it must not keep the asker's promise (and
+ * through it the unit awaiting it) with it.
+ */
+class PgAsk {
+  constructor(
+    private resolve?: (connection: PooledConnection) => void,
+    private reject?: (error: Error) => void,
+  ) {}
+
+  /** Settles the ask with the pool's answer, once, and lets go of the asker. */
+  answer(error: Error | undefined, client: DriverConnection, release: (error?: Error) => void) {
+    const { resolve, reject } = this;
+    this.resolve = this.reject = undefined;
+    if (error) reject?.(error);
+    else resolve?.(new PooledConnection(client, release));
+  }
+}
+
+/**
+ * Asks `pool` for a connection with no unit current: a connection the pool opens for the ask
+ * keeps the context its socket was made in for its whole life, and would keep the unit that
+ * happened to ask first (its request, session and runner) reachable as long as the connection
+ * lives, and run the socket's later events (an error on an idle connection) in it.
+ */
+function outsideContext(pool: PgPool, callback: Parameters<PgPool['connect']>[0]): void {
+  pool.connect(callback);
 }
 
 /** A mysql2 connection class, enough to open a short-lived side connection. */
