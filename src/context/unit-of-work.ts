@@ -88,7 +88,7 @@ export class UnitOfWork implements LogUnit {
   /** The operation that owns ending this unit, when handlers share it (GraphQL). */
   operation?: UnitOperation;
   /** Units of REQUIRES_NEW blocks running in this unit right now (each ends with its block). */
-  readonly blocks = new Set<UnitOfWork>();
+  private blocks?: Set<UnitOfWork>;
   /**
    * The test transaction the unit was born in: its parent's, else the one running when it began
    * (see `Lenders`). Its sessions stay in it, also once it ended.
@@ -105,7 +105,9 @@ export class UnitOfWork implements LogUnit {
    */
   begin?: (dataSource: string) => BeginOptions | undefined;
   /** Called once, when the first session is created (the middleware arms its cleanup here). */
-  onFirstSession?: () => void;
+  onFirstSession?: (unit: UnitOfWork) => void;
+  /** The HTTP response of a unit the middleware opened (its cleanup waits for it to close). */
+  response?: unknown;
   private ending?: Promise<void>;
   /** Data sources with replicas whose primary a transaction of this unit used (see `connection-route.ts`). */
   private primaries?: Set<string>;
@@ -171,7 +173,7 @@ export class UnitOfWork implements LogUnit {
   /** A unit for a REQUIRES_NEW block run in this one: a fresh context for every data source. */
   openBlock(): UnitOfWork {
     const block = new UnitOfWork(this, this.runtime, this);
-    this.blocks.add(block);
+    (this.blocks ??= new Set()).add(block);
     return block;
   }
 
@@ -251,7 +253,7 @@ export class UnitOfWork implements LogUnit {
       const armCleanup = this.onFirstSession;
       if (armCleanup) {
         this.onFirstSession = undefined;
-        armCleanup();
+        armCleanup(this);
       }
     }
     return session;
@@ -287,7 +289,7 @@ export class UnitOfWork implements LogUnit {
     for (const session of this.sessions.values()) {
       if (session.dataSourceName === dataSource && session.connected) held++;
     }
-    for (const block of this.blocks) held += block.heldWithBlocks(dataSource);
+    if (this.blocks) for (const block of this.blocks) held += block.heldWithBlocks(dataSource);
     return held;
   }
 
@@ -323,7 +325,7 @@ export class UnitOfWork implements LogUnit {
           commit,
         );
     }
-    this.enclosing?.blocks.delete(this);
+    this.enclosing?.blocks?.delete(this);
     return this.ending ?? RESOLVED;
   }
 

@@ -8,7 +8,13 @@ import {
   Optional,
   StreamableFile,
 } from '@nestjs/common';
-import { Observable, type Subscriber, type Subscription } from 'rxjs';
+import {
+  Observable,
+  type Observer,
+  type Subscriber,
+  type Subscription,
+  type Unsubscribable,
+} from 'rxjs';
 import { ContextFrame } from '../context/context-frame.js';
 import { contextStorage } from '../context/context-storage.js';
 import { markTransactional, runtimeOf } from '../context/instance-runtime.js';
@@ -23,6 +29,8 @@ import { endAfterSending, readsDatabase } from './streamed-file.js';
 import { type Batch, ValueQueue } from './value-queue.js';
 
 const NO_VALUES: readonly unknown[] = [];
+/** The last value of a handler that sent none. */
+const NO_ANSWER = Symbol('no answer');
 /** Nest's `SSE_METADATA`: set on the handler by `@Sse()`. */
 const SSE_METADATA = '__sse__';
 
@@ -41,6 +49,12 @@ export class AutoCommitInterceptor implements NestInterceptor {
   @Optional() @Inject(SessionRuntime) private readonly runtime?: SessionRuntime;
   /** Whether the warning of a GraphQL operation without a unit of its own was logged. */
   private warnedUnowned = false;
+  /** How a plain HTTP handler's `Answer` ends its unit: through this interceptor (one per instance). */
+  private readonly answerEnds: AnswerEnds = {
+    end: (unit, context, subscriber, last) =>
+      this.end(unit, context, subscriber, last === NO_ANSWER ? NO_VALUES : [last], last),
+    fail: (unit, error, context, subscriber) => this.fail(unit, error, context, subscriber),
+  };
 
   /** Wraps the handler in the unit of work. */
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
@@ -158,14 +172,19 @@ export class AutoCommitInterceptor implements NestInterceptor {
     } catch (error) {
       return new Observable((subscriber) => this.fail(unit, error, context, subscriber));
     }
+    // Plain HTTP: one answer, sent once the unit ended (one object per request, no closures).
+    if (!everyValue) {
+      return new Observable((subscriber) =>
+        new Answer(this.answerEnds, unit, context, subscriber).start(source),
+      );
+    }
     // Only where every value is sent do blocks count and values queue behind commits.
-    const blocks = everyValue ? (unit.openBlocks ??= new OpenBlocks()) : undefined;
+    const blocks = (unit.openBlocks ??= new OpenBlocks());
     return new Observable((subscriber) => {
       let done = false;
-      let seen = false;
       let last: unknown;
       let commit: boolean | undefined;
-      const sending = everyValue ? new ValueQueue() : undefined;
+      const sending = new ValueQueue();
       /** The batch values of this tick join until its commit starts. */
       let fresh: Batch | undefined;
       const failWith = (error: unknown) => {
@@ -178,8 +197,8 @@ export class AutoCommitInterceptor implements NestInterceptor {
         if (fresh === batch) fresh = undefined;
         if (batch.taken || done) return;
         // Never split a block: its writes are committed (or not) together, after it ended.
-        while (blocks!.any) {
-          await blocks!.noneOpen();
+        while (blocks.any) {
+          await blocks.noneOpen();
           if (done) return;
         }
         if (!unit.streaming && !unit.settled) {
@@ -197,35 +216,28 @@ export class AutoCommitInterceptor implements NestInterceptor {
       subscription = source.subscribe({
         next: (value) => {
           last = value;
-          seen = true;
-          if (!everyValue) return; // only the last value is sent: it waits for the unit's end
           if (fresh !== undefined) return void fresh.values.push(value);
           // Nothing to commit (a database stream holds its transaction until it closes): send now.
-          if (sending!.idle && !blocks!.any && (unit.streaming || unit.settled)) {
+          if (sending.idle && !blocks.any && (unit.streaming || unit.settled)) {
             return subscriber.next(value);
           }
           // The commit starts a microtask later: a completion in this tick takes the batch.
-          const first = sending!.idle;
+          const first = sending.idle;
           const batch: Batch = (fresh = { values: [value], taken: false, first });
-          sending!.add(() => send(batch));
+          sending.add(() => send(batch));
         },
         error: (error: unknown) => {
           fresh = undefined;
-          if (sending) sending.add(() => failWith(error), true);
-          else failWith(error);
+          sending.add(() => failWith(error), true);
         },
         complete: () => {
-          if (!everyValue) {
-            done = true;
-            return this.end(unit, context, subscriber, seen ? [last] : NO_VALUES, last, commit);
-          }
           const tail = fresh;
           fresh = undefined;
           if (tail) tail.taken = true;
           const end = async () => {
             // The unit ends once no block is open, like any value's commit: never split one.
-            while (blocks!.any) {
-              await blocks!.noneOpen();
+            while (blocks.any) {
+              await blocks.noneOpen();
               if (done) return;
             }
             if (done) return;
@@ -234,7 +246,7 @@ export class AutoCommitInterceptor implements NestInterceptor {
           };
           // A handler's one answer (its value and completion in one tick) ends without a wait.
           if (tail?.first) void end();
-          else sending!.add(end, true);
+          else sending.add(end, true);
         },
       });
       return () => {
@@ -262,7 +274,7 @@ export class AutoCommitInterceptor implements NestInterceptor {
     subscriber: Subscriber<unknown>,
     tail: readonly unknown[],
     last: unknown,
-    decided: boolean | undefined,
+    decided?: boolean,
   ): void {
     let commit: boolean;
     try {
@@ -344,3 +356,74 @@ export class AutoCommitInterceptor implements NestInterceptor {
 
 // Recorded at startup like the instances with `@Transactional()` methods, for the app that holds it.
 markTransactional(AutoCommitInterceptor.prototype);
+
+/** What an `Answer` calls to end its unit: the interceptor's own ending (see `answerEnds`). */
+interface AnswerEnds {
+  /** The handler completed: ends the unit, then sends `last` (unless `NO_ANSWER`). */
+  end(
+    unit: UnitOfWork,
+    context: ExecutionContext,
+    subscriber: Subscriber<unknown>,
+    last: unknown,
+  ): void;
+  /** The handler failed: rolls back, then errors. */
+  fail(
+    unit: UnitOfWork,
+    error: unknown,
+    context: ExecutionContext,
+    subscriber: Subscriber<unknown>,
+  ): void;
+}
+
+/**
+ * A plain HTTP handler's subscription (the transport sends only its last value, the answer):
+ * observer and teardown in one object, so that a request allocates no closures for it. Keeps the
+ * last value, and on completion ends the unit before sending it; on error rolls back; a consumer
+ * that leaves first (the client went away) rolls back too.
+ */
+class Answer implements Observer<unknown>, Unsubscribable {
+  private last: unknown = NO_ANSWER;
+  private done = false;
+  private subscription?: Subscription;
+
+  constructor(
+    private readonly ends: AnswerEnds,
+    private readonly unit: UnitOfWork,
+    private readonly context: ExecutionContext,
+    private readonly subscriber: Subscriber<unknown>,
+  ) {}
+
+  /** Subscribes to the handler's `source`; returns the teardown (itself). */
+  start(source: Observable<unknown>): Unsubscribable {
+    this.subscription = source.subscribe(this);
+    return this;
+  }
+
+  next(value: unknown): void {
+    this.last = value;
+  }
+
+  error(error: unknown): void {
+    if (this.done) return;
+    this.done = true;
+    // The handler's teardown (its finalize(), inner interceptors) runs in the live unit, first.
+    this.subscription?.unsubscribe(); // undefined when the source failed while subscribing
+    this.ends.fail(this.unit, error, this.context, this.subscriber);
+  }
+
+  complete(): void {
+    this.done = true;
+    this.ends.end(this.unit, this.context, this.subscriber, this.last);
+  }
+
+  unsubscribe(): void {
+    this.subscription?.unsubscribe();
+    if (this.done) return;
+    this.done = true;
+    // A value whose COMMIT was not sent yet reached no one: roll it back too.
+    this.unit.abandonCommits();
+    this.unit
+      .end(false)
+      .catch((error: unknown) => reportError('Rollback on unsubscribe failed', error, this.unit));
+  }
+}

@@ -35,14 +35,18 @@ export function openRequestContext(
     carryRequestToken(unit, request, consistency);
     sendOnHead(unit, response, consistency); // whoever writes the response (see there)
   }
-  unit.onFirstSession = () => {
-    if (unit.claimed) return;
-    response.once('close', () => {
-      if (unit.claimed) return;
-      unit.end(false).catch((error: unknown) => reportError('Request cleanup failed', error, unit));
-    });
-  };
+  unit.response = response;
+  unit.onFirstSession = armCleanup; // shared: no closure per request
   contextStorage.run(ContextFrame.forUnit(unit), next);
+}
+
+/** Rolls back and releases, when the response closes, a request's unit no handler claimed. */
+function armCleanup(unit: UnitOfWork): void {
+  if (unit.claimed) return;
+  (unit.response as ClosableResponse).once('close', () => {
+    if (unit.claimed) return;
+    unit.end(false).catch((error: unknown) => reportError('Request cleanup failed', error, unit));
+  });
 }
 
 /**

@@ -45,8 +45,6 @@ export class ConnectionTaker {
     private readonly replicas: ReplicaPools | undefined,
     private readonly request: BeginOptions,
     private readonly acquireTimeout: number,
-    /** The error of a use after the session ended, if it ended. */
-    private readonly ended: () => Error | undefined,
   ) {
     if (hooks.testRun) this.born = this.ownFrame()?.routingUnit?.born ?? hooks.testRun();
   }
@@ -120,7 +118,7 @@ export class ConnectionTaker {
     if (primary && this.connection.statements === undefined) {
       await this.notePositions(own?.unit);
     }
-    const ended = this.ended();
+    const ended = this.session.endedError();
     if (ended === undefined) {
       if (primary) own?.unit?.notePrimary(name);
       if (message) this.connection.trace(message);

@@ -69,19 +69,22 @@ export class LazySession {
     begin: BeginOptions = {},
   ) {
     this.end = new SessionEnd(dataSourceName, owner);
-    this.wire = new TransactionWire(this, dataSource, hooks, begin, () => this.end.error());
+    this.wire = new TransactionWire(this, dataSource, hooks, begin);
     this.manager = this.wire.runner.manager;
     this.dueCallbacks = new DueCallbacks(hooks);
-    this.work = new SessionWork(
-      this,
-      this.wire,
-      this.streams,
-      hooks.frames,
-      () => this.current,
-      () => this.end.error(),
-    );
+    this.work = new SessionWork(this, this.wire, this.streams, hooks.frames);
     this.ends = new SessionCommits(this, this.wire, this.dueCallbacks);
     installRunner(this, this.wire, hooks.app);
+  }
+
+  /** The transaction work joins now, begun on the server or not yet (for `SessionWork`). */
+  get currentBlock(): Block {
+    return this.current;
+  }
+
+  /** The error of a use after the session ended, if it ended. */
+  endedError(): Error | undefined {
+    return this.end.error();
   }
 
   /** The app (its runtime) whose session this is. */

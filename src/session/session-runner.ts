@@ -21,43 +21,91 @@ type TransactionCallback = (manager: EntityManager) => Promise<unknown>;
  * block there: only `manager.transaction()` and NESTED give a savepoint its own.)
  */
 export function installRunner(session: LazySession, wire: TransactionWire, app: object): void {
-  const runner = wire.runner;
-  const savepoints: Block[] = [];
+  const runner = wire.runner as unknown as SessionRunner;
+  runner[SESSION] = { session, wire, app, savepoints: [] };
   (runner as { isTransactionActive: boolean }).isTransactionActive = true;
-  runner.query = ((...args: QueryArgs) => session.query(args)) as QueryRunner['query'];
-  runner.stream = (...args: StreamArgs) => session.stream(args);
-  runner.release = () => session.close('released');
-  runner.connect = () => {
-    if (wire.held) return Promise.resolve(wire.driverConnection);
-    // TypeORM's own query() asks for every statement the session sends, from inside the task
-    // sending it: a connection lost meanwhile fails that statement, it never queues behind it.
-    if (wire.sending) return Promise.reject(session.refusal() ?? wire.lostError());
-    return session.inTransaction(async () => wire.driverConnection);
-  };
-  runner.startTransaction = () =>
-    session.inTransaction(async (lane, block) => {
-      savepoints.push(await wire.savepoints.open(lane, block));
-    });
-  runner.commitTransaction = () => {
-    const block = savepoints.pop();
-    if (block === undefined) return session.dueCallbacks.around(() => session.commit());
-    return block.lane!.parent!.open.run(() => wire.savepoints.end(block, true));
-  };
-  runner.rollbackTransaction = () => {
-    const block = savepoints.pop();
-    if (block === undefined) return session.dueCallbacks.around(() => session.rollback());
-    return block.lane!.parent!.open.run(() => wire.savepoints.end(block, false));
-  };
-  runner.manager.transaction = ((
-    isolationOrCallback: string | TransactionCallback,
-    callback?: TransactionCallback,
-  ) => {
-    if (typeof isolationOrCallback === 'function') return session.nested(isolationOrCallback);
-    warnIsolationIgnored(app, isolationOrCallback);
-    return session.nested(callback!);
-  }) as EntityManager['transaction'];
+  runner.query = runnerQuery;
+  runner.stream = runnerStream;
+  runner.release = runnerRelease;
+  runner.connect = runnerConnect;
+  runner.startTransaction = runnerStart;
+  runner.commitTransaction = runnerCommit;
+  runner.rollbackTransaction = runnerRollback;
+  runner.manager.transaction = managerTransaction;
   runner.manager.preload = sessionPreload as EntityManager['preload'];
 }
+
+/** Where a session's runner keeps what its methods act on. */
+const SESSION = Symbol('nestjs-typeorm-context.sessionRunner');
+
+/** What a session's runner methods act on (one object per session, the methods are shared). */
+interface RunnerState {
+  session: LazySession;
+  wire: TransactionWire;
+  app: object;
+  /** Blocks opened by `startTransaction()` on the runner, innermost last. */
+  savepoints: Block[];
+}
+
+/** A session's QueryRunner. */
+type SessionRunner = QueryRunner & { [SESSION]: RunnerState };
+
+// The runner's methods: one function each for every session (none made per session), acting on
+// the session the runner they are called on belongs to.
+
+function runnerQuery(this: SessionRunner, ...args: QueryArgs): Promise<any> {
+  return this[SESSION].session.query(args);
+}
+
+function runnerStream(this: SessionRunner, ...args: StreamArgs): ReturnType<QueryRunner['stream']> {
+  return this[SESSION].session.stream(args);
+}
+
+function runnerRelease(this: SessionRunner): Promise<void> {
+  return this[SESSION].session.close('released');
+}
+
+function runnerConnect(this: SessionRunner): Promise<unknown> {
+  const { session, wire } = this[SESSION];
+  if (wire.held) return Promise.resolve(wire.driverConnection);
+  // TypeORM's own query() asks for every statement the session sends, from inside the task
+  // sending it: a connection lost meanwhile fails that statement, it never queues behind it.
+  if (wire.sending) return Promise.reject(session.refusal() ?? wire.lostError());
+  return session.inTransaction(async () => wire.driverConnection);
+}
+
+function runnerStart(this: SessionRunner): Promise<void> {
+  const { session, wire, savepoints } = this[SESSION];
+  return session.inTransaction(async (lane, block) => {
+    savepoints.push(await wire.savepoints.open(lane, block));
+  });
+}
+
+function runnerCommit(this: SessionRunner): Promise<void> {
+  const { session, wire, savepoints } = this[SESSION];
+  const block = savepoints.pop();
+  if (block === undefined) return session.dueCallbacks.around(() => session.commit());
+  return block.lane!.parent!.open.run(() => wire.savepoints.end(block, true));
+}
+
+function runnerRollback(this: SessionRunner): Promise<void> {
+  const { session, wire, savepoints } = this[SESSION];
+  const block = savepoints.pop();
+  if (block === undefined) return session.dueCallbacks.around(() => session.rollback());
+  return block.lane!.parent!.open.run(() => wire.savepoints.end(block, false));
+}
+
+/** `manager.transaction()` of a session's manager: a savepoint block of its transaction. */
+const managerTransaction = function (
+  this: EntityManager,
+  isolationOrCallback: string | TransactionCallback,
+  callback?: TransactionCallback,
+) {
+  const { session, app } = (this.queryRunner as SessionRunner)[SESSION];
+  if (typeof isolationOrCallback === 'function') return session.nested(isolationOrCallback);
+  warnIsolationIgnored(app, isolationOrCallback);
+  return session.nested(callback!);
+} as EntityManager['transaction'];
 
 /**
  * TypeORM's `preload()` reads through the data source's own manager (`dataSource.manager`), not

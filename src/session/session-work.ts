@@ -28,11 +28,17 @@ export class SessionWork {
     private readonly wire: TransactionWire,
     private readonly streams: SessionStreams,
     private readonly frames: SessionFrames,
-    /** The transaction work joins now, begun on the server or not yet. */
-    private readonly current: () => Block,
-    /** The error of a use after the session ended, if it ended. */
-    private readonly ended: () => Error | undefined,
   ) {}
+
+  /** The transaction work joins now, begun on the server or not yet. */
+  private current(): Block {
+    return this.session.currentBlock;
+  }
+
+  /** The error of a use after the session ended, if it ended. */
+  private ended(): Error | undefined {
+    return this.session.endedError();
+  }
 
   /** Runs a statement after the work queued before it, beginning the transaction if needed. */
   query(args: QueryArgs): Promise<unknown> {

@@ -10,7 +10,6 @@ import type { Lane } from './lane.js';
 import type { LazySession } from './lazy-session.js';
 import type { SessionConnection } from './session-connection.js';
 import type { SessionHooks } from './session-hooks.js';
-import type { SessionSteps } from './session-steps.js';
 import { isConnectionLost } from './transaction-dialect.js';
 import { COMMIT_WITH_POSITION, committedPosition } from './wal-position.js';
 import type { TransactionWire } from './transaction-wire.js';
@@ -27,8 +26,6 @@ export class TransactionBounds {
     private readonly connection: SessionConnection,
     private readonly taker: ConnectionTaker,
     private readonly hooks: SessionHooks,
-    /** The session's hook and event steps (made at first use). */
-    private readonly steps: () => SessionSteps,
     private readonly type: string,
     private readonly beginSql: readonly string[],
     /** How long a pooler may take to answer BEGIN. */
@@ -40,7 +37,8 @@ export class TransactionBounds {
     await this.taker.take();
     let waited = false;
     try {
-      if (this.connection.observed) await this.steps().event(lane, block, 'BeforeTransactionStart');
+      if (this.connection.observed)
+        await this.wire.steps.event(lane, block, 'BeforeTransactionStart');
       // A pooler in transaction mode (PgBouncer) hands out a server connection at the first
       // statement: a BEGIN it queues is a wait for a connection, bounded like the pool's.
       const stop = this.connection.statements
@@ -59,11 +57,12 @@ export class TransactionBounds {
       this.wire.open = true;
       this.wire.failures.opened = block;
       this.wire.runner.transactionDepth = 1;
-      if (this.connection.observed) await this.steps().event(lane, block, 'AfterTransactionStart');
+      if (this.connection.observed)
+        await this.wire.steps.event(lane, block, 'AfterTransactionStart');
       const hook = this.hooks.onSessionStart;
       if (hook) {
         const run = () =>
-          this.steps().run(lane, block, () => hook(this.wire.runner.manager, this.wire.name));
+          this.wire.steps.run(lane, block, () => hook(this.wire.runner.manager, this.wire.name));
         if (!callbackChannel.hasSubscribers) await run();
         else await traceCallback({ name: 'onSessionStart', dataSource: this.wire.name }, run);
       }
@@ -90,7 +89,7 @@ export class TransactionBounds {
     if (hook && block.broken === undefined) {
       try {
         const run = () =>
-          this.steps().run(lane, block, () => hook(this.wire.runner.manager, this.wire.name));
+          this.wire.steps.run(lane, block, () => hook(this.wire.runner.manager, this.wire.name));
         if (!callbackChannel.hasSubscribers) await run();
         else await traceCallback({ name: 'beforeCommit', dataSource: this.wire.name }, run);
       } catch (error) {
@@ -113,7 +112,7 @@ export class TransactionBounds {
     let sent = false;
     try {
       if (this.connection.observed)
-        await this.steps().event(lane, block, 'BeforeTransactionCommit');
+        await this.wire.steps.event(lane, block, 'BeforeTransactionCommit');
       sent = true;
       const committer = this.taker.committer;
       if (committer === undefined) {
@@ -137,7 +136,8 @@ export class TransactionBounds {
     }
     this.wire.open = false;
     try {
-      if (this.connection.observed) await this.steps().event(lane, block, 'AfterTransactionCommit');
+      if (this.connection.observed)
+        await this.wire.steps.event(lane, block, 'AfterTransactionCommit');
     } catch (error) {
       this.wire.report(
         `An afterTransactionCommit subscriber of '${this.wire.name}' failed (the commit stands)`,
@@ -154,7 +154,7 @@ export class TransactionBounds {
     const lane = this.session.lane;
     try {
       if (this.connection.observed)
-        await this.steps().event(lane, block, 'BeforeTransactionRollback');
+        await this.wire.steps.event(lane, block, 'BeforeTransactionRollback');
       await this.wire.exec(this.connection.statements?.rollback ?? 'ROLLBACK', lane, block);
     } catch (error) {
       const dropped = !this.connection.held; // by the driver's 'error' event, meanwhile
@@ -167,7 +167,7 @@ export class TransactionBounds {
     this.wire.open = false;
     try {
       if (this.connection.observed)
-        await this.steps().event(lane, block, 'AfterTransactionRollback');
+        await this.wire.steps.event(lane, block, 'AfterTransactionRollback');
     } finally {
       this.connection.release();
     }

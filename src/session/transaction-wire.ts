@@ -44,8 +44,6 @@ export class TransactionWire {
     dataSource: DataSource,
     private readonly hooks: SessionHooks,
     begin: BeginOptions,
-    /** The error of a use after the session ended, if it ended. */
-    private readonly ended: () => Error | undefined,
   ) {
     this.connection = new SessionConnection(
       dataSource,
@@ -88,7 +86,6 @@ export class TransactionWire {
       replicas,
       this.request,
       acquireTimeout,
-      ended,
     );
     this.bounds = new TransactionBounds(
       this,
@@ -96,7 +93,6 @@ export class TransactionWire {
       this.connection,
       taker,
       hooks,
-      () => this.steps,
       this.type,
       beginSql,
       acquireTimeout,
@@ -108,8 +104,8 @@ export class TransactionWire {
     return (this.madeSavepoints ??= new Savepoints(this, this.steps));
   }
 
-  /** Hooks and TypeORM's transaction events, as steps of the task running them. */
-  private get steps(): SessionSteps {
+  /** Hooks and TypeORM's transaction events, as steps of the task running them (made at first use). */
+  get steps(): SessionSteps {
     return (this.madeSteps ??= new SessionSteps(this.session, this.connection, this.hooks.frames));
   }
 
@@ -226,7 +222,7 @@ export class TransactionWire {
 
   /** Why a statement of `block` must not be sent, if anything forbids it. */
   refusal(block: Block, inStep = false): Error | undefined {
-    const ended = inStep ? undefined : this.ended();
+    const ended = inStep ? undefined : this.session.endedError();
     if (ended !== undefined) return ended;
     return block.root.broken;
   }
@@ -238,7 +234,7 @@ export class TransactionWire {
   exec(sql: string, lane: Lane, block: Block): Promise<unknown> {
     if (!this.connection.held) {
       // Dropped by the driver's 'error' event (a server connection killed as the session begins).
-      return Promise.reject(this.ended() ?? this.lostError());
+      return Promise.reject(this.session.endedError() ?? this.lostError());
     }
     // A step when anyone subscribed to TypeORM's events: a subscriber may query through the
     // event's runner while it handles the statement's `beforeQuery` or `afterQuery`, and that query
