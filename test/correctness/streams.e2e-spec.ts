@@ -25,6 +25,8 @@ const kept: {
   streamErrors: Error[];
   manager?: EntityManager;
   late?: Promise<Readable>;
+  /** Lets the handler's late work start: the test saw the request's context end. */
+  contextEnded?: () => void;
 } = { streamErrors: [] };
 
 /** Every stream the tests and handlers opened: a hung test drains them so nothing stays blocked. */
@@ -95,10 +97,12 @@ class StreamsController {
     stream.on('error', (error: Error) => kept.streamErrors.push(error));
     kept.stream = stream;
     kept.manager = this.context.session();
-    // A timer of the request: it fires after the request's context ended.
-    kept.late = new Promise((resolve) => setTimeout(resolve, 200)).then(() =>
-      this.examples.createQueryBuilder('e').stream(),
-    );
+    // A timer of the request, armed once the test has seen the request's context end (a fixed
+    // delay could fire before that on a loaded machine): its callback runs in that context.
+    const ended = new Promise<void>((resolve) => (kept.contextEnded = resolve));
+    kept.late = ended
+      .then(() => new Promise((resolve) => setTimeout(resolve, 0)))
+      .then(() => this.examples.createQueryBuilder('e').stream());
     kept.late.then(
       (late) => track(late).destroy(),
       () => undefined,
@@ -125,6 +129,7 @@ describe.each(engines)('query-builder streams in sessions ($name)', (engine: Eng
     kept.streamErrors = [];
     kept.manager = undefined;
     kept.late = undefined;
+    kept.contextEnded = undefined;
     await t.dataSource.query('DELETE FROM example');
     await insertRows(t.dataSource, ROWS);
   });
@@ -257,6 +262,7 @@ describe.each(engines)('query-builder streams in sessions ($name)', (engine: Eng
         Promise.resolve().then(() => kept.manager!.createQueryBuilder(Example, 'e').stream()),
       ),
     ).rejects.toMatchObject({ name: 'SessionContextEndedError' });
+    kept.contextEnded!();
     await expect(
       within(HANG_MS, 'stream() from a timer of an ended request', kept.late!),
     ).rejects.toMatchObject({ name: 'SessionContextEndedError' });

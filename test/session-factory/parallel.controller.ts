@@ -5,11 +5,41 @@ import { Example } from '../support/example.entity.js';
 
 export const engineRef: { engine?: Engine } = {};
 
-/** One branch's evidence: which backend ran it and when its sleep started and ended. */
+/** One branch's evidence: which backend ran it and how many branches held a connection with it. */
 interface Branch {
   backend: string;
-  start: number;
-  end: number;
+  together: number;
+}
+
+/**
+ * Five branches meet here while each holds its connection: the barrier opens only when all five
+ * have arrived, so a run that serialized them (or queued one behind another) fails at the deadline
+ * instead of passing on a lucky clock.
+ */
+class Barrier {
+  private arrived = 0;
+  private open!: () => void;
+  private readonly opened = new Promise<void>((resolve) => (this.open = resolve));
+
+  constructor(private readonly parties: number) {}
+
+  async arrive(): Promise<number> {
+    this.arrived += 1;
+    if (this.arrived === this.parties) this.open();
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`only ${this.arrived} of ${this.parties} branches ran at once`)),
+        10_000,
+      );
+    });
+    try {
+      await Promise.race([this.opened, deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+    return this.arrived;
+  }
 }
 
 /** The seed page's handler_multiple_sessions: five branches, five connections, at once. */
@@ -20,8 +50,11 @@ export class ParallelController {
     private readonly factory: SessionFactory,
   ) {}
 
+  private barrier?: Barrier;
+
   @Get('multiple-sessions')
   async multipleSessions() {
+    this.barrier = new Barrier(5);
     const branches = await Promise.all([
       this.insert('context_session'),
       this.factory.runInNewContext(() => this.insert('new_context')),
@@ -49,10 +82,9 @@ export class ParallelController {
   private async work(manager: import('typeorm').EntityManager, text: string): Promise<Branch> {
     const engine = engineRef.engine!;
     const backend = await backendId(engine, manager);
-    const start = Date.now();
-    await manager.query(engine.sleepSql(0.3));
-    const end = Date.now();
+    const together = await this.barrier!.arrive();
+    await manager.query(engine.sleepSql(0.05));
     await manager.insert(Example, { text });
-    return { backend, start, end };
+    return { backend, together };
   }
 }
