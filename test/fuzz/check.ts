@@ -13,7 +13,7 @@ import { type DataSource, QueryFailedError } from 'typeorm';
 import { TypeOrmContextError } from '../../src/index.js';
 import { TestTransaction } from '../../src/testing/index.js';
 import { type Engine, checkedOut, idleInTransaction } from '../support/engines.js';
-import type { FuzzApp } from './fuzz-app.js';
+import { ACQUIRE_TIMEOUT, type FuzzApp } from './fuzz-app.js';
 import { HttpFailure, type Row, UserError } from './interpreter.js';
 import { type Program, type Report, type Verdict, demand, judge } from './model.js';
 
@@ -265,12 +265,20 @@ export async function runProgram(
       const kit = tx;
       tx = undefined;
       await bounded(kit.rollback(), 'tx.rollback()', BOUND_MS);
+      interpreter.recorder.endTest();
+      const after = interpreter.recorder.afterTestWork;
+      await bounded(Promise.all(after), 'work after the test', BOUND_MS);
+      for (const [tag, outcome] of interpreter.recorder.afterTest)
+        if (outcome === 'ok') problems.push(`${tag}: work of an ended test wrote a row`);
       const left = await readRows(admin);
       if (left.length > 0) problems.push(`after tx.rollback() ${left.length} row(s) remain`);
     }
     const dirty = await clean(engine, fuzz, admin);
     if (dirty) problems.push(`after the program: ${dirty}`);
-    if (program.traced) problems.push(...tracing.stop());
+    if (program.traced) {
+      await tracing.quiet(ACQUIRE_TIMEOUT + 1000);
+      problems.push(...tracing.stop());
+    }
     await new Promise((resolve) => setImmediate(resolve));
     for (const reason of unhandled)
       problems.push(
@@ -283,6 +291,7 @@ export async function runProgram(
     if (program.traced) tracing.stop();
     process.off('unhandledRejection', onUnhandled);
     if (tx) await bounded(tx.rollback(), 'tx.rollback()', 5000).catch(() => undefined);
+    interpreter.recorder.endTest();
     await bounded(admin.query('DELETE FROM fuzz_row'), 'DELETE', BOUND_MS).catch(() => undefined);
   }
   if (problems.length > 0) {

@@ -22,6 +22,9 @@ import type { Engine } from '../support/engines.js';
 import { Blocks, HttpFailure, Interpreter, UserError, unitStore } from './interpreter.js';
 import { scopeKey } from './model.js';
 
+/** The fuzz app's `acquireTimeout` (ms): a wait for a full pool fails after it. */
+export const ACQUIRE_TIMEOUT = 800;
+
 /** Answers every error with 500 and its class name, and records it for the error-class check. */
 @Catch()
 class RecordingFilter implements ExceptionFilter {
@@ -67,7 +70,7 @@ export async function createFuzzApp(engine: Engine, pool: number): Promise<FuzzA
     imports: [
       TypeOrmModule.forRoot({ ...engine.options, entities: [], poolSize: pool, logging: false }),
       TypeOrmContextModule.forRoot({
-        acquireTimeout: 800,
+        acquireTimeout: ACQUIRE_TIMEOUT,
         // Plain TypeORM steps (the DataSource's own manager) join the unit like session() ones.
         plainTypeorm: 'join',
         onSessionStart: () => {

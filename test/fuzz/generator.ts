@@ -86,6 +86,14 @@ function bodyArb(
         { t: 'late', how: 'plain' },
       ),
     );
+    if (kit)
+      plain.push(
+        fc.constantFrom<Step>(
+          { t: 'afterTest', how: 'builder' },
+          { t: 'afterTest', how: 'runner' },
+          { t: 'afterTest', how: 'transaction' },
+        ),
+      );
   }
   const ending: Array<fc.Arbitrary<Step[]>> = [
     fc.constant([]),

@@ -43,6 +43,12 @@ export class Recorder {
   late = new Map<string, string>();
   /** The `late` steps' work, awaited before the database is checked. */
   pending: Array<Promise<void>> = [];
+  /** Per `afterTest` step's tag: what its write after the test transaction's rollback reported. */
+  afterTest = new Map<string, string>();
+  /** The `afterTest` steps' work, awaited after the rollback. */
+  afterTestWork: Array<Promise<void>> = [];
+  private testEnds: () => void = () => undefined;
+  private testEnded = new Promise<void>((resolve) => (this.testEnds = resolve));
   private ends = new Map<number, () => void>();
   private ended = new Map<number, Promise<void>>();
 
@@ -54,10 +60,23 @@ export class Recorder {
     this.errors = [];
     this.late = new Map();
     this.pending = [];
+    this.afterTest = new Map();
+    this.afterTestWork = [];
+    this.testEnded = new Promise<void>((resolve) => (this.testEnds = resolve));
     this.ends = new Map();
     this.ended = new Map(
       program.units.map((_, u) => [u, new Promise<void>((resolve) => this.ends.set(u, resolve))]),
     );
+  }
+
+  /** The program's test transaction rolled back (or the program ended without one). */
+  endTest(): void {
+    this.testEnds();
+  }
+
+  /** Resolves once the program's test transaction rolled back. */
+  get afterTestStarts(): Promise<void> {
+    return this.testEnded;
   }
 
   /** Resolves once unit `u` reported its outcome. */
@@ -296,6 +315,34 @@ export class Interpreter {
         return;
       case 'stream':
         return this.stream(unit, here, step.n);
+      case 'afterTest': {
+        const tag = `${tagOf(unit, here)}/after-test`;
+        const engine = this.engine;
+        // Made now, in the unit: executed only after the test.
+        const builder = this.dataSource
+          .createQueryBuilder()
+          .insert()
+          .into('fuzz_row')
+          .values({ tag, backend: 'builder' });
+        const write = (): Promise<unknown> => {
+          if (step.how === 'builder') return builder.execute();
+          if (step.how === 'transaction')
+            return this.dataSource.transaction((manager) => insert(engine, manager, tag));
+          const runner = this.dataSource.createQueryRunner();
+          return insert(engine, runner.manager, tag).finally(() => runner.release());
+        };
+        const work = async () => {
+          await this.recorder.afterTestStarts;
+          try {
+            await write();
+            this.recorder.afterTest.set(tag, 'ok');
+          } catch (error) {
+            this.recorder.afterTest.set(tag, error instanceof Error ? error.name : String(error));
+          }
+        };
+        this.recorder.afterTestWork.push(work());
+        return;
+      }
       case 'late': {
         const tag = lateTag(unit, here);
         const kept = step.how === 'manager' ? this.session() : undefined;

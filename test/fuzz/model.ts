@@ -44,6 +44,12 @@ export type Step =
    * manager, or the DataSource's own manager (plain TypeORM, joined: it must fail the same way).
    */
   | { t: 'late'; how: 'session' | 'manager' | 'plain' }
+  /**
+   * Work of the unit that runs only once the program's test transaction rolled back (kit only):
+   * a query builder the unit made, a query runner of its own, or `dataSource.transaction()`. The
+   * kit must refuse it (never commit it on the pool).
+   */
+  | { t: 'afterTest'; how: 'builder' | 'runner' | 'transaction' }
   /** A row that makes `beforeCommit` throw, or (PostgreSQL) a row whose deferred constraint fails at COMMIT. */
   | { t: 'arm'; hook: 'beforeCommit' | 'deferred' }
   /** Throws the user's own error. */
@@ -222,6 +228,7 @@ export function judge(program: Program, report: Report): Verdict {
           began = false;
           break;
         case 'late':
+        case 'afterTest':
           break;
         case 'afterCommit': {
           row(tagOf(unit, here));

@@ -400,4 +400,30 @@ export const regressions: Regression[] = [
       kill: { afterMs: 1, victim: 0 },
     },
   },
+  {
+    // Found by review, not by the fuzz (its afterTest step came with it): plain TypeORM of a unit
+    // born in a test, run after rollback() and before the next start(), committed on the pool.
+    name: 'work of an ended test between tests: own runner, transaction, query builder',
+    program: {
+      pool: 2,
+      kit: true,
+      units: [
+        {
+          kind: 'newContext',
+          body: [
+            { t: 'insert' },
+            { t: 'afterTest', how: 'runner' },
+            { t: 'afterTest', how: 'transaction' },
+            { t: 'afterTest', how: 'builder' },
+          ],
+          failBegin: false,
+        },
+        {
+          kind: 'http',
+          body: [{ t: 'afterTest', how: 'runner' }, { t: 'throw' }],
+          failBegin: false,
+        },
+      ],
+    },
+  },
 ];

@@ -23,6 +23,18 @@ export class FuzzTracing {
     this.instrumentation.enable();
   }
 
+  /**
+   * Waits up to `ms` for the spans still open to end. A session that ended while it waited for a
+   * connection keeps waiting until one arrives (to give it back) or its `acquireTimeout` passes,
+   * so its `connection.acquire` span may end after the program's own work settled: it must end,
+   * not end first.
+   */
+  async quiet(ms: number): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (this.counter.open().length > 0 && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+
   /** Stops tracing; returns what is wrong with the spans the program made. */
   stop(): string[] {
     this.instrumentation.disable();
