@@ -5,6 +5,8 @@
 # Prints the main thread's instructions per request (the request path itself) and the whole
 # process's (with the compiler and GC threads). Scavenges land in the window or not: differences
 # under about 3% are noise. Under valgrind a request takes ~0.1 s; startup ~1 min.
+# KEEP=1 keeps the dumps (for callgrind_annotate).
+# CONCURRENCY=50 BENCH_POOL=10: 50 requests in flight on a pool of 10 (what waiting costs).
 set -euo pipefail
 variant=$1 endpoint=$2 n=${3:-500} library=${4:-dist}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -19,4 +21,4 @@ dump=$(ls "$out"/cg.*.1 | head -1)
 total=$(grep -E '^summary' "$dump" | awk '{print $2}')
 main=$(callgrind_annotate --inclusive=yes --threshold=100 "$dump" 2>/dev/null | grep 'node::Start' | head -1 | awk '{gsub(",","",$1); print $1}')
 echo "$variant /$endpoint ($library, $n requests): main thread $((main / n)) instructions/request, process $((total / n))"
-rm -rf "$out"
+if [ -n "${KEEP:-}" ]; then echo "callgrind dumps kept in $out"; else rm -rf "$out"; fi

@@ -4,7 +4,8 @@
  * (`node_modules/<name>`, this library's `dist/`, the bench app, Node's own modules by area, the
  * garbage collector and V8's builtins) and divided by the requests served. `npm run bench:profile`;
  * BENCH_VARIANTS, BENCH_ENDPOINTS (default noop,read,deep,fanout), BENCH_NODES, BENCH_REQUESTS
- * (default 4000) and BENCH_PROFILE_INTERVAL (µs, default 100) choose what it runs.
+ * (default 4000), BENCH_CONNECTIONS (default 10; 50 with BENCH_POOL=10 for a full pool) and
+ * BENCH_PROFILE_INTERVAL (µs, default 100) choose what it runs.
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -17,7 +18,7 @@ import { ALL_ENDPOINTS, type Endpoint, MAIN_VARIANTS } from './shared.js';
 const PORT = Number(process.env.BENCH_PORT ?? 3917);
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 4000);
 const INTERVAL = Number(process.env.BENCH_PROFILE_INTERVAL ?? 100);
-const CONNECTIONS = 10;
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
 const pick = (env: string | undefined, all: string[]) =>
   env ? env.split(',').filter((name) => all.includes(name)) : all;
 const VARIANTS = pick(process.env.BENCH_VARIANTS, MAIN_VARIANTS);

@@ -1,9 +1,11 @@
 /**
- * Rewrites the performance table of the root README.md from a results file, so that the table
- * is never typed by hand: `npm run bench:readme [-- bench/results/<file>.md] [-- --with-previous]`.
+ * Rewrites the performance table of the root README.md from results files, so that the table
+ * is never typed by hand: `npm run bench:readme [-- bench/results/<file>.md ...] [-- --with-previous]`.
  * Without a file it takes the newest run (by its "Run started" time) under bench/results/ that
  * has a Node 24 and a Node 20 section with /read measured and is not a quick run (Node 22's is
- * shown when the run has one). The block
+ * shown when the run has one). Several files (runs of one set of endpoints at different pool
+ * sizes, say) share one table per Node, each endpoint's column repeated per file and headed with
+ * its pool size. The block
  * between `<!-- bench:start -->` and `<!-- bench:end -->` is replaced; nothing else is touched.
  */
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -34,6 +36,8 @@ interface Section {
 interface Results {
   file: string;
   started: string;
+  pool: string;
+  connections: string;
   commit: string;
   quick: boolean;
   sections: Section[];
@@ -85,6 +89,8 @@ function parse(file: string): Results {
   return {
     file,
     started: /^Run started (\S+?),/m.exec(text)?.[1] ?? '',
+    pool: /pool size (\d+)/.exec(text)?.[1] ?? '?',
+    connections: /with (\d+) connections/.exec(text)?.[1] ?? '?',
     commit: /built from commit ([^)`]+)\)/.exec(text)?.[1] ?? 'unknown',
     quick: /Quick mode/.test(text),
     sections,
@@ -130,72 +136,120 @@ function readmeName(label: string): string {
 const signed = (value: number) =>
   Number.isFinite(value) ? `${value >= 0 ? '+' : '−'}${Math.abs(value).toFixed(0)}` : '–';
 
-function sectionTable(section: Section, withPrevious: boolean): string[] {
-  const floorLabel = [...section.rps.keys()].find((label) => label.startsWith(FLOOR));
-  if (!floorLabel) throw new Error(`${section.node}: no ${FLOOR} row to compare with`);
-  const floorRps = section.rps.get(floorLabel)!;
-  const floorCpu = section.cpu.get(floorLabel)!;
+/** One Node's sections, one per results file, side by side: endpoint columns per file. */
+function nodeTable(
+  node: string,
+  parts: Array<{ section: Section; pool: string }>,
+  withPrevious: boolean,
+): string[] {
+  const many = parts.length > 1;
+  const columns = parts[0].section.endpoints.flatMap((endpoint) =>
+    parts.map((part) => ({ endpoint, part })),
+  );
+  const head = ({ endpoint, part }: (typeof columns)[number]) =>
+    many ? `${endpoint}, pool ${part.pool}` : endpoint;
+  const floorOf = (section: Section) => {
+    const label = [...section.rps.keys()].find((key) => key.startsWith(FLOOR));
+    if (!label) throw new Error(`${section.node}: no ${FLOOR} row to compare with`);
+    return label;
+  };
+  const cell = (
+    { endpoint, part }: (typeof columns)[number],
+    show: (rps: number, cpu: number, floorRps: number, floorCpu: number) => string,
+    label?: string,
+  ) => {
+    const { section } = part;
+    const floor = floorOf(section);
+    const at = section.endpoints.indexOf(endpoint);
+    const rps = section.rps.get(label ?? floor)?.[at];
+    const cpu = section.cpu.get(label ?? floor)?.[at];
+    const floorRps = section.rps.get(floor)![at];
+    const floorCpu = section.cpu.get(floor)![at];
+    if (at < 0 || rps === undefined || cpu === undefined || !Number.isFinite(rps / floorRps))
+      return '–';
+    return show(rps, cpu, floorRps, floorCpu);
+  };
   const lines = [
-    `| ${section.node} (${section.version}) | ${section.endpoints.join(' | ')} |`,
-    `|---|${section.endpoints.map(() => '---:').join('|')}|`,
-    `| ${FLOOR}: req/s (CPU µs/req) | ${section.endpoints
-      .map((_, i) => `${floorRps[i].toFixed(0)} (${floorCpu[i].toFixed(0)})`)
+    `| ${node} (${parts[0].section.version}) | ${columns.map(head).join(' | ')} |`,
+    `|---|${columns.map(() => '---:').join('|')}|`,
+    `| ${FLOOR}: req/s (CPU µs/req) | ${columns
+      .map((column) => cell(column, (_, __, rps, cpu) => `${rps.toFixed(0)} (${cpu.toFixed(0)})`))
       .join(' | ')} |`,
   ];
-  for (const [label, rps] of section.rps) {
-    if (label === floorLabel || label.startsWith('baseline')) continue;
+  const labels = [...new Set(parts.flatMap(({ section }) => [...section.rps.keys()]))];
+  for (const label of labels) {
+    if (label.startsWith(FLOOR) || label.startsWith('baseline')) continue;
     if (!withPrevious && label.includes('previous build')) continue;
-    const cpu = section.cpu.get(label);
-    if (!cpu) continue; // did not run
-    const cells = section.endpoints.map((_, i) => {
-      const ratio = rps[i] / floorRps[i];
-      if (!Number.isFinite(ratio)) return '–';
-      return `${ratio.toFixed(2)}x (${signed(cpu[i] - floorCpu[i])})`;
-    });
+    const cells = columns.map((column) =>
+      cell(
+        column,
+        (rps, cpu, floorRps, floorCpu) =>
+          `${(rps / floorRps).toFixed(2)}x (${signed(cpu - floorCpu)})`,
+        label,
+      ),
+    );
+    if (cells.every((text) => text === '–')) continue; // did not run
     lines.push(`| ${readmeName(label)} | ${cells.join(' | ')} |`);
   }
   return lines;
 }
 
-function block(results: Results, withPrevious: boolean): string {
-  const relative = path.relative(rootDir, results.file).split(path.sep).join('/');
+/** A results file's path from the repository root, with forward slashes (as the README links it). */
+const relativeOf = (results: Results) =>
+  path.relative(rootDir, results.file).split(path.sep).join('/');
+
+const link = (results: Results) => {
+  const relative = relativeOf(results);
+  return (
+    `[${relative}](${relative}) (pool ${results.pool}, \`dist/\` of commit ${results.commit}, ` +
+    `run ${results.started.slice(0, 10)})`
+  );
+};
+
+function block(files: Results[], withPrevious: boolean): string {
+  const relatives = files.map(relativeOf);
   const lines = [
     START,
-    `<!-- generated by \`npm run bench:readme\` from ${relative}; do not edit by hand -->`,
+    `<!-- generated by \`npm run bench:readme\` from ${relatives.join(', ')}; do not edit by hand -->`,
     '',
     'Requests/s as a ratio to `context-floor`, and in parentheses server CPU µs per request over ' +
-      "`context-floor`'s (first row: its absolute figures), medians over rounds:",
+      "`context-floor`'s (first row: its absolute figures), medians over rounds" +
+      (files.length > 1
+        ? `, ${files[0].connections} connections; each endpoint at pool ${files.map((f) => f.pool).join(' and ')}:`
+        : ':'),
     '',
   ];
   for (const node of NODES) {
-    const section = results.sections.find((s) => s.node === node);
-    if (section) lines.push(...sectionTable(section, withPrevious), '');
+    const parts = files.flatMap((results) => {
+      const section = results.sections.find((s) => s.node === node);
+      return section ? [{ section, pool: results.pool }] : [];
+    });
+    if (parts.length) lines.push(...nodeTable(node, parts, withPrevious), '');
   }
-  lines.push(
-    `From [${relative}](${relative}) (\`dist/\` of commit ${results.commit}, run ` +
-      `${results.started.slice(0, 10)}).`,
-    END,
-  );
+  lines.push(`From ${files.map(link).join(' and ')}.`, END);
   return lines.join('\n');
 }
 
 function main(): void {
   const args = process.argv.slice(2);
   const withPrevious = args.includes('--with-previous');
-  const fileArg = args.find((arg) => !arg.startsWith('--'));
+  const fileArgs = args.filter((arg) => !arg.startsWith('--'));
   const base = process.env.INIT_CWD ?? process.cwd();
-  const results = fileArg ? parse(path.resolve(base, fileArg)) : newest();
-  if (!usable(results))
-    throw new Error(`${results.file}: needs Node 24 and Node 20 sections with /read, not quick`);
+  const files = fileArgs.length
+    ? fileArgs.map((file) => parse(path.resolve(base, file)))
+    : [newest()];
+  for (const results of files)
+    if (!usable(results))
+      throw new Error(`${results.file}: needs Node 24 and Node 20 sections with /read, not quick`);
   const readmePath = path.join(rootDir, 'README.md');
   const readme = readFileSync(readmePath, 'utf8');
   const start = readme.indexOf(START);
   const end = readme.indexOf(END);
   if (start < 0 || end < start) throw new Error(`README.md has no ${START} … ${END} block`);
   const updated =
-    readme.slice(0, start) + block(results, withPrevious) + readme.slice(end + END.length);
+    readme.slice(0, start) + block(files, withPrevious) + readme.slice(end + END.length);
   writeFileSync(readmePath, updated);
-  console.log(`README.md: performance table from ${path.relative(rootDir, results.file)}`);
+  console.log(`README.md: performance table from ${files.map(relativeOf).join(', ')}`);
 }
 
 main();

@@ -24,6 +24,8 @@ import {
 } from './shared.js';
 
 const rootDir = path.resolve(benchDir, '..');
+/** The commit `dist/` was built from, read when the run starts (commits made meanwhile do not count). */
+const built = `${gitCommit()}${gitDirty()}`;
 const smoke = process.argv.includes('--smoke');
 const quick = process.env.BENCH_QUICK === '1';
 const CONNECTIONS = 50;
@@ -704,7 +706,7 @@ function report(
     '',
     '## Versions',
     '',
-    `- nestjs-typeorm-context ${root.version} (\`dist/\` built from commit ${gitCommit()}${gitDirty()})`,
+    `- nestjs-typeorm-context ${root.version} (\`dist/\` built from commit ${built})`,
     ...runs.map((r) => `- ${r.node.label}: ${r.node.version} (${r.node.path})`),
     ...[
       '@nestjs/core',
