@@ -54,7 +54,10 @@ export class ConnectionTaker {
     return frame?.ownedBy(this.hooks.app);
   }
 
-  /** Takes a pooled connection within `acquireTimeout`; gives it back if the session ended meanwhile. */
+  /**
+   * Takes a pooled connection within `acquireTimeout`; stops waiting when the session ends, and
+   * gives back one that came after that.
+   */
   take(): Promise<void> {
     if (!connectionChannel.hasSubscribers) return this.takeNow();
     const message: ConnectionMessage = {
@@ -103,6 +106,9 @@ export class ConnectionTaker {
         throw new ConnectionLostError(messages.connectionLost(name), { cause: error });
       });
     if (!acquired) {
+      // The session ended while it waited: the wait stopped then (see `LazySession.close()`).
+      const ended = this.session.endedError();
+      if (ended !== undefined) throw ended;
       const held = own?.unit?.connectionsHeld(name) ?? 0;
       throw new ConnectionAcquireTimeoutError(
         lender

@@ -12,6 +12,17 @@ interface Waiter {
 }
 
 /**
+ * Who waits for a connection and may stop wanting it (a session whose context ended): `within`
+ * gives it a way to end the wait at once, as its timeout would.
+ */
+export interface WaitOwner {
+  /** Set by `within` while a wait of this owner lasts: ends it now (a no-op once it ended). */
+  stopWait?: () => void;
+  /** True once the owner wants no connection any more: a wait it starts gives up at once. */
+  readonly waitStopped: boolean;
+}
+
+/**
  * The waits for connections of one app (its runtime owns it): one timer watches every waiter, so
  * a saturated pool costs no timer per connect. Per app, so that nothing of one app's sessions is
  * process-wide state another app shares.
@@ -24,18 +35,31 @@ export class ConnectionWaits {
    * A pooled connection of `dataSource`: at once while the pool has room, else within `ms`
    * (`undefined` after that; one that comes later goes back to the pool).
    */
-  take(dataSource: DataSource, ms: number): Promise<TakenConnection | undefined> {
+  take(
+    dataSource: DataSource,
+    ms: number,
+    owner?: WaitOwner,
+  ): Promise<TakenConnection | undefined> {
     // Asked first: whether the pool has room is read right after the ask (see poolHasRoom).
     const connecting = takeConnection(dataSource);
-    return poolHasRoom(dataSource) ? connecting : this.within(connecting, ms, releaseLate);
+    return poolHasRoom(dataSource) ? connecting : this.within(connecting, ms, releaseLate, owner);
   }
 
   /**
-   * Waits at most `ms` (± 25 ms) for `connecting`. Resolves `undefined` on timeout, after arranging
-   * for a connection that arrives later to be handed to `late` (which gives it back). Sessions call
-   * it only when the pool is full.
+   * Waits at most `ms` (± 25 ms) for `connecting`, or until `owner` stops the wait. Resolves
+   * `undefined` then, after arranging for a connection that arrives later to be handed to `late`
+   * (which gives it back). Sessions call it only when the pool is full.
    */
-  within<T>(connecting: Promise<T>, ms: number, late: (value: T) => void): Promise<T | undefined> {
+  within<T>(
+    connecting: Promise<T>,
+    ms: number,
+    late: (value: T) => void,
+    owner?: WaitOwner,
+  ): Promise<T | undefined> {
+    if (owner?.waitStopped) {
+      connecting.then(late, () => undefined);
+      return Promise.resolve(undefined);
+    }
     return new Promise<T | undefined>((resolve, reject) => {
       const waiter: Waiter = {
         deadline: Date.now() + ms,
@@ -45,6 +69,7 @@ export class ConnectionWaits {
         },
       };
       this.watch(waiter);
+      if (owner) owner.stopWait = () => this.expireNow(waiter);
       connecting.then(
         (value) => {
           if (this.waiters.delete(waiter)) resolve(value);
@@ -64,6 +89,11 @@ export class ConnectionWaits {
     const waiter: Waiter = { deadline: Date.now() + ms, expire };
     this.watch(waiter);
     return () => void this.waiters.delete(waiter);
+  }
+
+  /** Ends `waiter`'s wait now, as its deadline would (unless it ended already). */
+  private expireNow(waiter: Waiter): void {
+    if (this.waiters.delete(waiter)) waiter.expire();
   }
 
   private watch(waiter: Waiter): void {

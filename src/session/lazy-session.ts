@@ -210,7 +210,9 @@ export class LazySession {
     if (refused) return Promise.reject(refused);
     this.end.mark(reason);
     this.streams.destroy(() => this.end.error()!);
-    // A session still waiting for a connection gives it back when it arrives (`TransactionWire`).
+    // A session still waiting for a connection stops waiting: its statement fails now, and the
+    // connection goes back to the pool when it arrives (see `ConnectionTaker`).
+    if (this.wire.acquiring) this.wire.stopAcquiring();
     const busy = this.wire.open || (this.lane.busy && !this.wire.acquiring);
     if (!busy) this.dueCallbacks.note(this.take(), 'rolled back');
     this.closing = busy ? this.lane.run(() => this.ends.rollback(this.take())) : RESOLVED;
@@ -222,6 +224,7 @@ export class LazySession {
     if (!this.end.mark(error)) return;
     this.streams.destroy(() => error);
     this.dueCallbacks.note(this.take(), 'rolled back');
+    this.wire.stopAcquiring();
     this.wire.drop(error);
   }
 

@@ -2,7 +2,7 @@ import type { DataSource } from 'typeorm';
 import { logger } from '../logger.js';
 import { messages } from '../errors/messages.js';
 import { ReplicaUnavailableError } from '../errors/replica-unavailable.error.js';
-import { type ConnectionWaits, releaseLate } from './connection-wait.js';
+import { type ConnectionWaits, releaseLate, type WaitOwner } from './connection-wait.js';
 import { connectPg, type PgPool, type PooledConnection } from './pooled-connection.js';
 import { ReplicaStatus, type StatusClient } from './replica-status.js';
 import type { FrameUnit } from './session-frames.js';
@@ -151,18 +151,20 @@ export class ReplicaPools {
   /**
    * A connection of a replica that replayed the primary up to `need` (when the unit carries a
    * token) and does not lag beyond `maxReplicaLag`: at once when its pool has room, else within
-   * `ms` (`'busy'` on timeout). `'down'` or `'primary'` when the transaction runs on the primary.
+   * `ms` (`'busy'` on timeout, or once `owner` stopped waiting). `'down'` or `'primary'` when the
+   * transaction runs on the primary.
    */
-  async take(ms: number, need?: bigint): Promise<ReplicaTake> {
+  async take(ms: number, need?: bigint, owner?: WaitOwner): Promise<ReplicaTake> {
     if (this.down && this.routing.fallBack && Date.now() < this.retryAt) return 'down';
     if (this.pools.length === 0) return 'down'; // `replication` without slaves: the primary
     if (need === undefined && this.routing.maxLag === undefined) {
-      return this.pass(ms) as Promise<ReplicaTake>; // unchecked: never 'behind'
+      return this.pass(ms, undefined, false, owner) as Promise<ReplicaTake>; // never 'behind'
     }
     const deadline = Date.now() + (need === undefined ? 0 : this.routing.wait);
     for (;;) {
-      const taken = await this.pass(ms, need, true);
+      const taken = await this.pass(ms, need, true, owner);
       if (taken !== 'behind') return taken;
+      if (owner?.waitStopped) return 'busy'; // the session ended: it waits for nothing
       const left = deadline - Date.now();
       if (left <= 0) return this.behind(need!);
       // What the replicas said is trusted for `refresh` ms: they are asked again after it.
@@ -175,7 +177,12 @@ export class ReplicaPools {
    * if it replayed past `need` and does not lag (it is asked first when what it said is stale);
    * `'behind'` when one answered but none replayed `need` yet.
    */
-  private async pass(ms: number, need?: bigint, checked = false): Promise<ReplicaTake | 'behind'> {
+  private async pass(
+    ms: number,
+    need?: bigint,
+    checked = false,
+    owner?: WaitOwner,
+  ): Promise<ReplicaTake | 'behind'> {
     let failure: unknown;
     let answered = false;
     let behind = false;
@@ -198,7 +205,7 @@ export class ReplicaPools {
         const connecting = connectPg(pool);
         pooled = pgServesAtOnce(pool)
           ? await connecting
-          : await this.waits.within(connecting, ms, releaseLate);
+          : await this.waits.within(connecting, ms, releaseLate, owner);
         if (pooled === undefined) return 'busy';
         if (pooled.failure !== undefined) throw pooled.failure;
         if (!known) {

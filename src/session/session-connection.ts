@@ -1,6 +1,6 @@
 import type { DataSource, QueryRunner } from 'typeorm';
 import { type ConnectionMessage, releaseConnection } from '../diagnostics/channels.js';
-import { type ConnectionWaits, releaseLate } from './connection-wait.js';
+import { type ConnectionWaits, releaseLate, type WaitOwner } from './connection-wait.js';
 import type {
   ConnectionLender,
   HeldConnection,
@@ -47,7 +47,7 @@ export type TransactionEvent =
  * transaction is open, and gives it back or has the pool drop it. `LazySession` decides when;
  * this does it, and owns the connection: nothing else releases it.
  */
-export class SessionConnection {
+export class SessionConnection implements WaitOwner {
   /** The runner, whose methods the session replaces. */
   readonly runner: RunnerInternals & QueryRunner;
   /** TypeORM's own `query()` and `stream()` of the runner. */
@@ -56,6 +56,10 @@ export class SessionConnection {
   private pooled?: HeldConnection;
   /** True while a connection is on its way from the pool. */
   acquiring = false;
+  /** Ends the wait for a full pool under way (see `ConnectionWaits.within`). */
+  stopWait?: () => void;
+  /** True once `stopAcquiring()` was called during this acquire: no wait starts any more. */
+  waitStopped = false;
   /** True while the held connection is a replica's. */
   onReplica = false;
 
@@ -119,7 +123,7 @@ export class SessionConnection {
     this.acquiring = true;
     try {
       if (replicas) {
-        const taken = await replicas.take(ms, need);
+        const taken = await replicas.take(ms, need, this);
         if (taken === 'busy') return false;
         if (typeof taken !== 'string') {
           this.lend(taken);
@@ -128,13 +132,13 @@ export class SessionConnection {
         }
       }
       if (lender) {
-        const lent = await this.waits.within(lender.lend(session, frame), ms, releaseLate);
+        const lent = await this.waits.within(lender.lend(session, frame), ms, releaseLate, this);
         if (lent === undefined) return false;
         this.lend(lent);
         return true;
       }
       for (let attempt = 1; ; attempt++) {
-        const pooled = await this.waits.take(this.dataSource, ms);
+        const pooled = await this.waits.take(this.dataSource, ms, this);
         if (pooled === undefined) return false;
         if (pooled.failure === undefined) {
           this.lend(pooled);
@@ -145,7 +149,19 @@ export class SessionConnection {
       }
     } finally {
       this.acquiring = false;
+      this.waitStopped = false;
+      this.stopWait = undefined;
     }
+  }
+
+  /**
+   * Gives up the acquire under way, if any, as its timeout would (it resolves `false`): the
+   * session ended and wants no connection. One that arrives later goes back to the pool.
+   */
+  stopAcquiring(): void {
+    if (!this.acquiring) return;
+    this.waitStopped = true;
+    this.stopWait?.();
   }
 
   /**

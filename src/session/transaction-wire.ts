@@ -149,6 +149,11 @@ export class TransactionWire {
     return this.connection.acquiring;
   }
 
+  /** Stops waiting for a connection, if it waits: the session ended (see `ConnectionTaker`). */
+  stopAcquiring(): void {
+    this.connection.stopAcquiring();
+  }
+
   /**
    * A user's statement in `block`, sent by a task on `lane`; refused once the session ended
    * (unless a hook or subscriber sends it in a step of the ending itself) or the server rolled

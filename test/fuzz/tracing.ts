@@ -24,10 +24,9 @@ export class FuzzTracing {
   }
 
   /**
-   * Waits up to `ms` for the spans still open to end. A session that ended while it waited for a
-   * connection keeps waiting until one arrives (to give it back) or its `acquireTimeout` passes,
-   * so its `connection.acquire` span may end after the program's own work settled: it must end,
-   * not end first.
+   * Waits up to `ms` for the spans still open to end. A `connection.acquire` span ends when its
+   * wait does, which may be after the program's own work settled (a wait ends when a connection
+   * comes, its session ends or its `acquireTimeout` passes): it must end, not end first.
    */
   async quiet(ms: number): Promise<void> {
     const deadline = Date.now() + ms;

@@ -178,6 +178,19 @@ export function checkedOut(dataSource: DataSource): number {
   throw new Error('unknown pool');
 }
 
+/** Asks for a connection of the data source's pool waiting right now (its pool is full). */
+export function waitingForPool(dataSource: DataSource): number {
+  const writer = writerOf(dataSource);
+  if (writer !== undefined) return writer.queued;
+  const driver = dataSource.driver as unknown as {
+    master?: { waitingCount: number };
+    pool?: { _connectionQueue: { length: number } };
+  };
+  if (driver.master) return driver.master.waitingCount;
+  if (driver.pool) return driver.pool._connectionQueue.length;
+  throw new Error('unknown pool');
+}
+
 /** Sessions the server sees open inside a transaction but doing nothing, for this database. */
 export async function idleInTransaction(engine: Engine, dataSource: DataSource): Promise<number> {
   if (isSqliteEngine(engine)) {
