@@ -6,7 +6,8 @@ import { poolHasRoom } from './transaction-dialect.js';
 /** How often the one timer looks for waiters past their deadline (ms). */
 const TICK = 25;
 
-interface Waiter {
+/** A wait the one timer watches: `expire` runs once its deadline passed (see `deadline()`). */
+export interface Waiter {
   deadline: number;
   expire(): void;
 }
@@ -82,13 +83,24 @@ export class ConnectionWaits {
   }
 
   /**
-   * Calls `expire` once `ms` (± 25 ms) have passed, unless the returned function is called first.
-   * On the same timer as `within`, and without a promise of its own: it watches every BEGIN.
+   * Calls `expire` once `ms` (± 25 ms) have passed, unless `cancel()` gets the returned waiter
+   * first (`hasten()` brings it forward). On the same timer as `within`, and without a promise
+   * of its own: it watches every BEGIN.
    */
-  deadline(ms: number, expire: () => void): () => void {
+  deadline(ms: number, expire: () => void): Waiter {
     const waiter: Waiter = { deadline: Date.now() + ms, expire };
     this.watch(waiter);
-    return () => void this.waiters.delete(waiter);
+    return waiter;
+  }
+
+  /** Stops watching `waiter`: its `expire` is not called. */
+  cancel(waiter: Waiter): void {
+    this.waiters.delete(waiter);
+  }
+
+  /** Brings `waiter`'s deadline forward to at most `ms` (± 25 ms) from now. */
+  hasten(waiter: Waiter, ms: number): void {
+    waiter.deadline = Math.min(waiter.deadline, Date.now() + ms);
   }
 
   /** Ends `waiter`'s wait now, as its deadline would (unless it ended already). */

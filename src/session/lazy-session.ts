@@ -212,7 +212,7 @@ export class LazySession {
     this.streams.destroy(() => this.end.error()!);
     // A session still waiting for a connection stops waiting: its statement fails now, and the
     // connection goes back to the pool when it arrives (see `ConnectionTaker`).
-    if (this.wire.acquiring) this.wire.stopAcquiring();
+    this.wire.stopWaiting();
     const busy = this.wire.open || (this.lane.busy && !this.wire.acquiring);
     if (!busy) this.dueCallbacks.note(this.take(), 'rolled back');
     this.closing = busy ? this.lane.run(() => this.ends.rollback(this.take())) : RESOLVED;
@@ -224,7 +224,7 @@ export class LazySession {
     if (!this.end.mark(error)) return;
     this.streams.destroy(() => error);
     this.dueCallbacks.note(this.take(), 'rolled back');
-    this.wire.stopAcquiring();
+    this.wire.stopWaiting();
     this.wire.drop(error);
   }
 

@@ -6,12 +6,19 @@ import { messages } from '../errors/messages.js';
 import { TransactionAbortedError } from '../errors/transaction-aborted.error.js';
 import type { Block } from './block.js';
 import type { ConnectionTaker } from './connection-taker.js';
+import type { Waiter } from './connection-wait.js';
 import type { Lane } from './lane.js';
 import type { LazySession } from './lazy-session.js';
 import type { SessionConnection } from './session-connection.js';
 import type { SessionHooks } from './session-hooks.js';
 import { isConnectionLost } from './transaction-dialect.js';
 import { COMMIT_WITH_POSITION, committedPosition } from './wal-position.js';
+
+/**
+ * How long (ms) a BEGIN sent for a session that ended since may still take before its connection
+ * is dropped: a server answers well within it, a pooler that queues the BEGIN does not.
+ */
+const ENDED_BEGIN_GRACE = 250;
 import type { TransactionWire } from './transaction-wire.js';
 
 /**
@@ -32,6 +39,18 @@ export class TransactionBounds {
     private readonly acquireTimeout: number,
   ) {}
 
+  /** The deadline of a BEGIN sent and not answered yet (a pooler may queue it, see `begin()`). */
+  private beginWait?: Waiter;
+
+  /**
+   * Gives a BEGIN still waiting for its answer `ENDED_BEGIN_GRACE` ms more at most, then cuts it
+   * as its deadline would: the session ended and wants no server connection (behind PgBouncer
+   * the BEGIN is where it waits for one). A server that answers at once keeps its connection.
+   */
+  stopBegin(): void {
+    if (this.beginWait) this.hooks.waits.hasten(this.beginWait, ENDED_BEGIN_GRACE);
+  }
+
   /** Takes a connection and begins a transaction: BEGIN, TypeORM's start events, `onSessionStart`. */
   async begin(lane: Lane, block: Block): Promise<void> {
     await this.taker.take();
@@ -40,19 +59,24 @@ export class TransactionBounds {
       if (this.connection.observed)
         await this.wire.steps.event(lane, block, 'BeforeTransactionStart');
       // A pooler in transaction mode (PgBouncer) hands out a server connection at the first
-      // statement: a BEGIN it queues is a wait for a connection, bounded like the pool's.
-      const stop = this.connection.statements
+      // statement: a BEGIN it queues is a wait for a connection, bounded like the pool's, and
+      // stopped like it when the session ends (`stopBegin()`).
+      const wait = this.connection.statements
         ? undefined
         : this.hooks.waits.deadline(this.acquireTimeout, () => {
             waited = true;
             void this.connection.destroy(new Error('BEGIN got no answer within acquireTimeout'));
           });
+      this.beginWait = wait;
       try {
         for (const sql of this.connection.statements?.begin ?? this.beginSql) {
           await this.wire.exec(sql, lane, block);
         }
       } finally {
-        stop?.();
+        if (wait) {
+          this.beginWait = undefined;
+          this.hooks.waits.cancel(wait);
+        }
       }
       this.wire.open = true;
       this.wire.failures.opened = block;
@@ -72,6 +96,9 @@ export class TransactionBounds {
         throw new ConnectionLostError(messages.connectionLost(this.wire.name), { cause: error });
       }
       if (!waited) throw error;
+      // Cut because the session ended while it waited (`stopBegin()`), or timed out.
+      const ended = this.session.endedError();
+      if (ended !== undefined) throw ended;
       throw new ConnectionAcquireTimeoutError(
         messages.beginTimeout(this.wire.name, this.acquireTimeout),
         {

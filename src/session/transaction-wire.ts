@@ -149,9 +149,13 @@ export class TransactionWire {
     return this.connection.acquiring;
   }
 
-  /** Stops waiting for a connection, if it waits: the session ended (see `ConnectionTaker`). */
-  stopAcquiring(): void {
+  /**
+   * Stops waiting for a connection, if it waits (for the pool's, or for a pooler's answer to its
+   * BEGIN): the session ended (see `ConnectionTaker`, `TransactionBounds.stopBegin()`).
+   */
+  stopWaiting(): void {
     this.connection.stopAcquiring();
+    this.bounds.stopBegin();
   }
 
   /**
