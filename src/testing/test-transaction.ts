@@ -1,3 +1,4 @@
+import * as realTimers from 'node:timers';
 import type { INestApplicationContext } from '@nestjs/common';
 import type { DataSource, QueryRunner } from 'typeorm';
 import { SessionRuntime } from '../context/session-runtime.js';
@@ -105,14 +106,24 @@ export class TestTransaction implements AsyncDisposable {
     return this.ended ? Promise.resolve() : this.rollback();
   }
 
-  /** Waits until nothing runs on the test's connections; false if something still did at the timeout. */
+  /**
+   * Waits until nothing runs on the test's connections; false if something still did at the
+   * timeout. On Node's own timers (`node:timers`), which a test's fake timers do not replace.
+   */
   private async settle(): Promise<boolean> {
-    const deadline = Date.now() + this.settleTimeout;
-    while (this.held.some(({ shared }) => shared.busy)) {
-      if (Date.now() > deadline) return false;
-      await new Promise((resolve) => setTimeout(resolve, 5));
+    const busy = () => this.held.some(({ shared }) => shared.busy);
+    if (!busy()) return true;
+    let late = false;
+    const timer = realTimers.setTimeout(() => (late = true), this.settleTimeout);
+    try {
+      while (busy()) {
+        if (late) return false;
+        await new Promise((resolve) => realTimers.setTimeout(resolve, 5));
+      }
+      return true;
+    } finally {
+      realTimers.clearTimeout(timer);
     }
-    return true;
   }
 }
 
