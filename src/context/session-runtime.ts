@@ -20,6 +20,7 @@ import { PlainTypeorm, type PlainTypeormRoutes } from './plain-typeorm.js';
 import { logger, reportError } from '../logger.js';
 import { SlowTransactionLog } from '../diagnostics/slow-transactions.js';
 import { ConnectionWaits } from '../session/connection-wait.js';
+import { detachPlainConnects } from '../session/plain-connects.js';
 import { guardPool } from '../session/pool-guard.js';
 import { queueSqlite } from '../session/sqlite-setup.js';
 import { replicaPoolsOf } from '../session/replica-setup.js';
@@ -103,6 +104,7 @@ export class SessionRuntime
           logger.warn(`A connection of ${pool}data source '${name}' failed: ${error.message}`);
         });
       }
+      detachPlainConnects(dataSource);
       this.plain.install(name, dataSource);
       this.plain.installProvided(name, dataSource, this.modules);
       this.dataSources.set(name, dataSource);

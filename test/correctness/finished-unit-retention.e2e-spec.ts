@@ -1,6 +1,7 @@
 import { Controller, Get } from '@nestjs/common';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { DataSource } from 'typeorm';
 import { SessionContext } from '../../src/index.js';
 import { createTestApp, type TestApp } from '../support/create-app.js';
 import { engines } from '../support/engines.js';
@@ -16,7 +17,19 @@ let gate: Promise<void> = Promise.resolve();
 
 @Controller('retention')
 class RetentionController {
-  constructor(private readonly context: SessionContext) {}
+  constructor(
+    private readonly context: SessionContext,
+    private readonly dataSource: DataSource,
+  ) {}
+
+  /** Plain TypeORM in the request (`plainTypeorm: 'warn'`, the default: TypeORM's own runner). */
+  @Get('plain')
+  async plain() {
+    sessions.push(new WeakRef(this.context.session())); // reachable while the unit is
+    await gate;
+    await this.dataSource.query('SELECT 1');
+    return 'ok';
+  }
 
   @Get('read')
   async read() {
@@ -69,6 +82,21 @@ describe.each(engines)('A finished unit is not kept by the pool ($name)', (engin
     await app.expectClean();
     expect(sessions).toHaveLength(12);
     // The four connections are still open and idle in the pool: none keeps a unit of the past.
+    expect(await survivors()).toBe(0);
+  });
+
+  it("plain TypeORM's connections (opened, given back and waited for inside requests) keep no request", async () => {
+    app = await createTestApp(engine, { controllers: [RetentionController], poolSize: 2 });
+    for (let round = 0; round < 2; round++) {
+      let open!: () => void;
+      gate = new Promise((resolve) => (open = resolve));
+      const responses = Array.from({ length: 6 }, () => app.http().get('/retention/plain'));
+      const sent = Promise.all(responses.map((response) => response.then((r) => r.status)));
+      setTimeout(open, 50);
+      expect(await sent).toEqual(Array.from({ length: 6 }, () => 200));
+    }
+    await app.expectClean();
+    expect(sessions).toHaveLength(12);
     expect(await survivors()).toBe(0);
   });
 
